@@ -1,0 +1,12 @@
+//! `clusterops bench …`: micro-benchmarks against the real services. Each
+//! prints one JSON object with the figure, a raw-client baseline measured in
+//! the same run, and their ratio.
+
+use color_eyre::eyre::Result;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {}
+
+pub async fn run(cmd: BenchCommand) -> Result<i32> {
+    match cmd {}
+}

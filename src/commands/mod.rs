@@ -1,0 +1,61 @@
+//! The command line: one module per subcommand. Each returns the process
+//! exit code; errors are reported by `color-eyre` at the edge.
+
+mod bench;
+mod config;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::Result;
+use std::path::PathBuf;
+
+/// Run one application as a cluster of identical nodes.
+#[derive(Debug, Parser)]
+#[command(name = "clusterops", version, about)]
+pub struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command that reads the cluster configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnvArgs {
+    /// The cluster's .env file (the one the nodes use). The process
+    /// environment overrides it.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the validated configuration (secrets masked) and its fingerprint.
+    Config(config::ConfigArgs),
+    /// Micro-benchmarks against the real services; each prints one JSON object.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Set up `tracing` on stderr.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,clusterops=info",
+        1 => "info,clusterops=debug",
+        _ => "debug,clusterops=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Dispatch to the subcommand; returns the exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Config(args) => config::run(args),
+        Command::Bench(cmd) => bench::run(cmd).await,
+    }
+}

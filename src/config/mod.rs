@@ -1,0 +1,566 @@
+//! Cluster configuration: reads the operators' environment variables (and an
+//! optional `.env` file), validates every value, masks secrets and computes
+//! the fingerprint that every node of one cluster must share.
+
+mod env_file;
+mod secret;
+
+pub use env_file::{EnvFileError, parse_env_text, read_env_file};
+pub use secret::{AppKey, SecretUrl, mask_url_text, short_hash};
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+/// The default Redis URL of the sync-signal, lock and queue adapters, as in
+/// the deployment guide.
+pub const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/0";
+/// The default namespace (`CLUSTER_NAME`).
+pub const DEFAULT_CLUSTER_NAME: &str = "clusterops";
+
+const REDIS_SCHEMES: &[&str] = &["redis", "rediss"];
+const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
+const REDIS_URL_SHAPE: &str = "redis://[user:password@]host[:port][/db] or rediss://…";
+const AMQP_URL_SHAPE: &str = "amqp://user:password@host[:port][/vhost] or amqps://…";
+
+/// Every variable this module reads, in the order of the configuration table.
+pub const VARIABLES: &[&str] = &[
+    "CLUSTER_NAME",
+    "CACHE_DEFAULT_STORE",
+    "CACHE_REDIS_URL",
+    "PUBSUB_ADAPTER_REDIS_URL",
+    "QUEUE_ADAPTER",
+    "QUEUE_ADAPTER_REDIS_URL",
+    "QUEUE_ADAPTER_RABBITMQ_URL",
+    "LOCK_ADAPTER_DEFAULT",
+    "LOCK_ADAPTER_REDIS_URL",
+    "REDIS_URL",
+    "APP_KEY",
+];
+
+/// The key prefix of everything this project writes in Redis (and the prefix
+/// of its RabbitMQ queue names): `CLUSTER_NAME` followed by `:`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Namespace(String);
+
+impl Namespace {
+    /// A namespace from a validated name (see [`Namespace::validate`]).
+    pub fn new(name: &str) -> Result<Self, String> {
+        Self::validate(name)?;
+        Ok(Self(name.to_string()))
+    }
+
+    /// Accepted: 1 to 64 of `A-Z a-z 0-9 _ . -`, starting with a letter or
+    /// digit. No `:` (the separator) and no glob characters (SCAN patterns).
+    pub fn validate(name: &str) -> Result<(), String> {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err("1 to 64 of A-Z a-z 0-9 _ . - starting with a letter or digit".to_string())
+        }
+    }
+
+    /// The bare name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// `name:suffix`.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}:{}", self.0, suffix)
+    }
+
+    /// A SCAN pattern under this namespace: `name:suffix_glob`.
+    pub fn pattern(&self, suffix_glob: &str) -> String {
+        format!("{}:{}", self.0, suffix_glob)
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the cache lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "store", content = "url", rename_all = "lowercase")]
+pub enum CacheStore {
+    /// In-process, per node.
+    Memory,
+    /// Shared Redis.
+    Redis(SecretUrl),
+}
+
+/// Which message-queue backend nodes use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "adapter", content = "url", rename_all = "lowercase")]
+pub enum QueueAdapter {
+    /// In-process, per node.
+    Memory,
+    /// Redis Streams with one consumer group.
+    Redis(SecretUrl),
+    /// RabbitMQ.
+    Rabbitmq(SecretUrl),
+}
+
+/// Which distributed-lock backend nodes use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "adapter", content = "url", rename_all = "lowercase")]
+pub enum LockAdapter {
+    /// In-process only: not a cluster lock.
+    Local,
+    /// Redis, with fencing tokens.
+    Redis(SecretUrl),
+}
+
+/// Which sync-signal backend nodes use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "adapter", content = "url", rename_all = "lowercase")]
+pub enum PubsubAdapter {
+    /// In-process broadcast (single node).
+    Memory,
+    /// Redis Streams.
+    Redis(SecretUrl),
+}
+
+/// One wrong variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    /// The variable, e.g. `CACHE_DEFAULT_STORE`.
+    pub variable: String,
+    /// What was given, quoted, password masked; `None` when it was missing.
+    pub given: Option<String>,
+    /// Why it is wrong, when more can be said than "not accepted".
+    pub reason: Option<String>,
+    /// What is accepted.
+    pub accepted: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.given, &self.reason) {
+            (Some(given), Some(reason)) => write!(
+                f,
+                "{}: {given} is not accepted ({reason}); expected {}",
+                self.variable, self.accepted
+            ),
+            (Some(given), None) => write!(
+                f,
+                "{}: {given} is not accepted; expected {}",
+                self.variable, self.accepted
+            ),
+            (None, _) => write!(f, "{}: missing; expected {}", self.variable, self.accepted),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded. Each wrong value is one line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    /// One or more variables have wrong values.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigProblem>),
+    /// The `.env` file could not be read.
+    #[error("env file {0}")]
+    EnvFile(#[from] EnvFileError),
+}
+
+impl ConfigError {
+    /// The wrong variables (empty for an env-file error).
+    pub fn problems(&self) -> &[ConfigProblem] {
+        match self {
+            ConfigError::Invalid(p) => p,
+            ConfigError::EnvFile(_) => &[],
+        }
+    }
+}
+
+/// The validated configuration of one node (or of the console watching it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// Prefix of every key and queue name this project writes.
+    pub namespace: Namespace,
+    /// `CACHE_DEFAULT_STORE` and `CACHE_REDIS_URL`.
+    pub cache: CacheStore,
+    /// Sync signals: Redis when `PUBSUB_ADAPTER_REDIS_URL` is set or when any
+    /// other adapter uses Redis (cluster mode); memory otherwise.
+    pub pubsub: PubsubAdapter,
+    /// `QUEUE_ADAPTER` and its URL.
+    pub queue: QueueAdapter,
+    /// `LOCK_ADAPTER_DEFAULT` and `LOCK_ADAPTER_REDIS_URL`.
+    pub lock: LockAdapter,
+    /// `REDIS_URL`: the worker-ID allocator's Redis; `None` means a random
+    /// worker ID (single node only).
+    pub worker_id_redis: Option<SecretUrl>,
+    /// `APP_KEY`, shown only as a fingerprint.
+    pub app_key: Option<AppKey>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: Namespace(DEFAULT_CLUSTER_NAME.to_string()),
+            cache: CacheStore::Memory,
+            pubsub: PubsubAdapter::Memory,
+            queue: QueueAdapter::Memory,
+            lock: LockAdapter::Local,
+            worker_id_redis: None,
+            app_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// Load from the process environment, with `env_file` (if given) read
+    /// first: a variable set in the process environment overrides the file.
+    pub fn load(env_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut vars = match env_file {
+            Some(path) => read_env_file(path)?,
+            None => BTreeMap::new(),
+        };
+        for name in VARIABLES {
+            if let Ok(value) = std::env::var(name) {
+                vars.insert((*name).to_string(), value);
+            }
+        }
+        Self::from_vars(&vars)
+    }
+
+    /// Validate a set of variables. Empty values count as unset.
+    /// Every problem found is reported, one line each.
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut problems = Vec::new();
+        let mut problem = |variable: &str, given: Option<&str>, accepted: &str| {
+            problems.push(ConfigProblem {
+                variable: variable.to_string(),
+                given: given.map(|g| format!("{:?}", mask_url_text(g))),
+                reason: None,
+                accepted: accepted.to_string(),
+            });
+        };
+        let mut url_problems: Vec<ConfigProblem> = Vec::new();
+        let mut parse_url =
+            |variable: &str, raw: &str, schemes: &[&str], shape: &str| -> Option<SecretUrl> {
+                match SecretUrl::parse(raw, schemes) {
+                    Ok(u) => Some(u),
+                    Err(why) => {
+                        url_problems.push(ConfigProblem {
+                            variable: variable.to_string(),
+                            given: Some(format!("{:?}", mask_url_text(raw))),
+                            reason: Some(why),
+                            accepted: shape.to_string(),
+                        });
+                        None
+                    }
+                }
+            };
+
+        let namespace = match get("CLUSTER_NAME") {
+            None => Some(Namespace(DEFAULT_CLUSTER_NAME.to_string())),
+            Some(name) => match Namespace::new(name) {
+                Ok(ns) => Some(ns),
+                Err(accepted) => {
+                    problem("CLUSTER_NAME", Some(name), &accepted);
+                    None
+                }
+            },
+        };
+
+        let cache = match get("CACHE_DEFAULT_STORE")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("memory") => Some(CacheStore::Memory),
+            Some("redis") => match get("CACHE_REDIS_URL") {
+                Some(raw) => parse_url("CACHE_REDIS_URL", raw, REDIS_SCHEMES, REDIS_URL_SHAPE)
+                    .map(CacheStore::Redis),
+                None => {
+                    problem(
+                        "CACHE_REDIS_URL",
+                        None,
+                        &format!("{REDIS_URL_SHAPE} (required when CACHE_DEFAULT_STORE=redis)"),
+                    );
+                    None
+                }
+            },
+            Some(_) => {
+                problem(
+                    "CACHE_DEFAULT_STORE",
+                    get("CACHE_DEFAULT_STORE"),
+                    "memory or redis",
+                );
+                None
+            }
+        };
+
+        let queue = match get("QUEUE_ADAPTER").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("memory") => Some(QueueAdapter::Memory),
+            Some("redis") => {
+                let raw = get("QUEUE_ADAPTER_REDIS_URL").unwrap_or(DEFAULT_REDIS_URL);
+                parse_url(
+                    "QUEUE_ADAPTER_REDIS_URL",
+                    raw,
+                    REDIS_SCHEMES,
+                    REDIS_URL_SHAPE,
+                )
+                .map(QueueAdapter::Redis)
+            }
+            Some("rabbitmq") => match get("QUEUE_ADAPTER_RABBITMQ_URL") {
+                Some(raw) => parse_url(
+                    "QUEUE_ADAPTER_RABBITMQ_URL",
+                    raw,
+                    AMQP_SCHEMES,
+                    AMQP_URL_SHAPE,
+                )
+                .map(QueueAdapter::Rabbitmq),
+                None => {
+                    problem(
+                        "QUEUE_ADAPTER_RABBITMQ_URL",
+                        None,
+                        &format!("{AMQP_URL_SHAPE} (required when QUEUE_ADAPTER=rabbitmq)"),
+                    );
+                    None
+                }
+            },
+            Some(_) => {
+                problem(
+                    "QUEUE_ADAPTER",
+                    get("QUEUE_ADAPTER"),
+                    "memory, redis or rabbitmq",
+                );
+                None
+            }
+        };
+
+        let lock = match get("LOCK_ADAPTER_DEFAULT")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("local") | Some("memory") => Some(LockAdapter::Local),
+            Some("redis") => {
+                let raw = get("LOCK_ADAPTER_REDIS_URL").unwrap_or(DEFAULT_REDIS_URL);
+                parse_url(
+                    "LOCK_ADAPTER_REDIS_URL",
+                    raw,
+                    REDIS_SCHEMES,
+                    REDIS_URL_SHAPE,
+                )
+                .map(LockAdapter::Redis)
+            }
+            Some(_) => {
+                problem(
+                    "LOCK_ADAPTER_DEFAULT",
+                    get("LOCK_ADAPTER_DEFAULT"),
+                    "local or redis",
+                );
+                None
+            }
+        };
+
+        let worker_id_redis = match get("REDIS_URL") {
+            None => Some(None),
+            Some(raw) => parse_url("REDIS_URL", raw, REDIS_SCHEMES, REDIS_URL_SHAPE).map(Some),
+        };
+
+        let explicit_pubsub = match get("PUBSUB_ADAPTER_REDIS_URL") {
+            None => Some(None),
+            Some(raw) => parse_url(
+                "PUBSUB_ADAPTER_REDIS_URL",
+                raw,
+                REDIS_SCHEMES,
+                REDIS_URL_SHAPE,
+            )
+            .map(Some),
+        };
+
+        let app_key = get("APP_KEY").map(AppKey::new);
+
+        problems.extend(url_problems);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        // Every Option below is Some when no problem was recorded.
+        let (
+            Some(namespace),
+            Some(cache),
+            Some(queue),
+            Some(lock),
+            Some(worker_id_redis),
+            Some(explicit_pubsub),
+        ) = (
+            namespace,
+            cache,
+            queue,
+            lock,
+            worker_id_redis,
+            explicit_pubsub,
+        )
+        else {
+            return Err(ConfigError::Invalid(Vec::new()));
+        };
+        let clustered = !matches!(cache, CacheStore::Memory)
+            || !matches!(queue, QueueAdapter::Memory)
+            || !matches!(lock, LockAdapter::Local);
+        let pubsub = match explicit_pubsub {
+            Some(url) => PubsubAdapter::Redis(url),
+            None if clustered => match SecretUrl::parse(DEFAULT_REDIS_URL, REDIS_SCHEMES) {
+                Ok(url) => PubsubAdapter::Redis(url),
+                Err(_) => PubsubAdapter::Memory,
+            },
+            None => PubsubAdapter::Memory,
+        };
+        Ok(Self {
+            namespace,
+            cache,
+            pubsub,
+            queue,
+            lock,
+            worker_id_redis,
+            app_key,
+        })
+    }
+}
+
+impl Config {
+    /// Configuration for tests and tools: every adapter on Redis at `url`,
+    /// under `namespace`.
+    pub fn all_redis(url: &str, namespace: &str) -> Result<Self, ConfigError> {
+        let vars: BTreeMap<String, String> = [
+            ("CLUSTER_NAME", namespace),
+            ("CACHE_DEFAULT_STORE", "redis"),
+            ("CACHE_REDIS_URL", url),
+            ("PUBSUB_ADAPTER_REDIS_URL", url),
+            ("QUEUE_ADAPTER", "redis"),
+            ("QUEUE_ADAPTER_REDIS_URL", url),
+            ("LOCK_ADAPTER_DEFAULT", "redis"),
+            ("LOCK_ADAPTER_REDIS_URL", url),
+            ("REDIS_URL", url),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Self::from_vars(&vars)
+    }
+
+    /// True when any adapter is shared (Redis or RabbitMQ): the node can run
+    /// beside others.
+    pub fn is_clustered(&self) -> bool {
+        !matches!(self.cache, CacheStore::Memory)
+            || !matches!(self.queue, QueueAdapter::Memory)
+            || !matches!(self.lock, LockAdapter::Local)
+    }
+
+    /// The adapters still on memory/local (what stops a node from being
+    /// clustered), by variable name.
+    pub fn local_adapters(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if matches!(self.cache, CacheStore::Memory) {
+            out.push("CACHE_DEFAULT_STORE");
+        }
+        if matches!(self.queue, QueueAdapter::Memory) {
+            out.push("QUEUE_ADAPTER");
+        }
+        if matches!(self.lock, LockAdapter::Local) {
+            out.push("LOCK_ADAPTER_DEFAULT");
+        }
+        if matches!(self.pubsub, PubsubAdapter::Memory) {
+            out.push("PUBSUB_ADAPTER_REDIS_URL");
+        }
+        if self.worker_id_redis.is_none() {
+            out.push("REDIS_URL");
+        }
+        out
+    }
+
+    /// Every Redis URL in use, by the variable that names it.
+    pub fn redis_urls(&self) -> Vec<(&'static str, &SecretUrl)> {
+        let mut out = Vec::new();
+        if let CacheStore::Redis(u) = &self.cache {
+            out.push(("CACHE_REDIS_URL", u));
+        }
+        if let PubsubAdapter::Redis(u) = &self.pubsub {
+            out.push(("PUBSUB_ADAPTER_REDIS_URL", u));
+        }
+        if let QueueAdapter::Redis(u) = &self.queue {
+            out.push(("QUEUE_ADAPTER_REDIS_URL", u));
+        }
+        if let LockAdapter::Redis(u) = &self.lock {
+            out.push(("LOCK_ADAPTER_REDIS_URL", u));
+        }
+        if let Some(u) = &self.worker_id_redis {
+            out.push(("REDIS_URL", u));
+        }
+        out
+    }
+
+    /// Per setting, a short hash of its value (secrets included, but only
+    /// hashed). Two nodes that disagree on a setting differ in that entry, so
+    /// the console can name the setting without showing either value.
+    pub fn fingerprint_parts(&self) -> BTreeMap<&'static str, String> {
+        fn url_of(u: Option<&SecretUrl>) -> &str {
+            u.map(SecretUrl::expose).unwrap_or("")
+        }
+        let cache = match &self.cache {
+            CacheStore::Memory => "memory".to_string(),
+            CacheStore::Redis(u) => format!("redis {}", u.expose()),
+        };
+        let pubsub = match &self.pubsub {
+            PubsubAdapter::Memory => "memory".to_string(),
+            PubsubAdapter::Redis(u) => format!("redis {}", u.expose()),
+        };
+        let queue = match &self.queue {
+            QueueAdapter::Memory => "memory".to_string(),
+            QueueAdapter::Redis(u) => format!("redis {}", u.expose()),
+            QueueAdapter::Rabbitmq(u) => format!("rabbitmq {}", u.expose()),
+        };
+        let lock = match &self.lock {
+            LockAdapter::Local => "local".to_string(),
+            LockAdapter::Redis(u) => format!("redis {}", u.expose()),
+        };
+        let entries: [(&'static str, String); 7] = [
+            ("CLUSTER_NAME", self.namespace.name().to_string()),
+            ("CACHE", cache),
+            ("PUBSUB", pubsub),
+            ("QUEUE", queue),
+            ("LOCK", lock),
+            (
+                "REDIS_URL",
+                url_of(self.worker_id_redis.as_ref()).to_string(),
+            ),
+            (
+                "APP_KEY",
+                self.app_key
+                    .as_ref()
+                    .map(|k| k.expose().to_string())
+                    .unwrap_or_default(),
+            ),
+        ];
+        entries
+            .into_iter()
+            .map(|(name, value)| (name, short_hash(format!("{name}={value}").as_bytes())))
+            .collect()
+    }
+
+    /// One short hash over every setting that must be identical on all nodes
+    /// of a cluster. Reveals nothing about the values.
+    pub fn fingerprint(&self) -> String {
+        let joined: String = self
+            .fingerprint_parts()
+            .iter()
+            .map(|(k, v)| format!("{k}={v};"))
+            .collect();
+        short_hash(joined.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests;

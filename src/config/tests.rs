@@ -1,0 +1,183 @@
+use super::*;
+
+fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn one_problem(pairs: &[(&str, &str)]) -> String {
+    let err = Config::from_vars(&vars(pairs)).unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+    let line = err.to_string();
+    assert!(!line.contains('\n'), "one line: {line}");
+    line
+}
+
+#[test]
+fn empty_environment_is_all_memory_and_local() {
+    let c = Config::from_vars(&BTreeMap::new()).unwrap();
+    assert_eq!(c, Config::default());
+    assert!(!c.is_clustered());
+    assert_eq!(c.namespace.name(), "clusterops");
+}
+
+#[test]
+fn cluster_mode_fills_the_documented_defaults() {
+    let c = Config::from_vars(&vars(&[
+        ("CACHE_DEFAULT_STORE", "redis"),
+        ("CACHE_REDIS_URL", "redis://localhost:6379/1"),
+        ("QUEUE_ADAPTER", "redis"),
+        ("LOCK_ADAPTER_DEFAULT", "redis"),
+    ]))
+    .unwrap();
+    assert!(c.is_clustered());
+    assert_eq!(
+        c.queue,
+        QueueAdapter::Redis(SecretUrl::parse(DEFAULT_REDIS_URL, &["redis"]).unwrap())
+    );
+    assert_eq!(
+        c.lock,
+        LockAdapter::Redis(SecretUrl::parse(DEFAULT_REDIS_URL, &["redis"]).unwrap())
+    );
+    assert!(matches!(c.pubsub, PubsubAdapter::Redis(_)));
+    assert_eq!(c.worker_id_redis, None);
+    assert_eq!(c.local_adapters(), vec!["REDIS_URL"]);
+}
+
+#[test]
+fn unknown_cache_store_names_the_variable_and_the_choices() {
+    let line = one_problem(&[("CACHE_DEFAULT_STORE", "memcached")]);
+    assert!(line.starts_with("CACHE_DEFAULT_STORE:"), "{line}");
+    assert!(
+        line.contains("memcached") && line.contains("memory or redis"),
+        "{line}"
+    );
+}
+
+#[test]
+fn redis_cache_without_url_is_an_error_not_a_default() {
+    let line = one_problem(&[("CACHE_DEFAULT_STORE", "redis")]);
+    assert!(line.starts_with("CACHE_REDIS_URL: missing"), "{line}");
+    assert!(line.contains("CACHE_DEFAULT_STORE=redis"), "{line}");
+}
+
+#[test]
+fn unknown_queue_and_lock_adapters_are_named() {
+    assert!(one_problem(&[("QUEUE_ADAPTER", "kafka")]).starts_with("QUEUE_ADAPTER:"));
+    assert!(
+        one_problem(&[("LOCK_ADAPTER_DEFAULT", "zookeeper")]).starts_with("LOCK_ADAPTER_DEFAULT:")
+    );
+    let line = one_problem(&[("QUEUE_ADAPTER", "rabbitmq")]);
+    assert!(
+        line.starts_with("QUEUE_ADAPTER_RABBITMQ_URL: missing"),
+        "{line}"
+    );
+}
+
+#[test]
+fn each_url_variable_rejects_a_bad_url_by_name_with_the_password_masked() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "CACHE_REDIS_URL",
+            &[
+                ("CACHE_DEFAULT_STORE", "redis"),
+                ("CACHE_REDIS_URL", "http://u:topsecret@h/0"),
+            ],
+        ),
+        (
+            "PUBSUB_ADAPTER_REDIS_URL",
+            &[("PUBSUB_ADAPTER_REDIS_URL", "redis//:topsecret@h")],
+        ),
+        (
+            "QUEUE_ADAPTER_REDIS_URL",
+            &[
+                ("QUEUE_ADAPTER", "redis"),
+                ("QUEUE_ADAPTER_REDIS_URL", "amqp://u:topsecret@h"),
+            ],
+        ),
+        (
+            "QUEUE_ADAPTER_RABBITMQ_URL",
+            &[
+                ("QUEUE_ADAPTER", "rabbitmq"),
+                ("QUEUE_ADAPTER_RABBITMQ_URL", "redis://u:topsecret@h"),
+            ],
+        ),
+        (
+            "LOCK_ADAPTER_REDIS_URL",
+            &[
+                ("LOCK_ADAPTER_DEFAULT", "redis"),
+                ("LOCK_ADAPTER_REDIS_URL", "redis://:topsecret@"),
+            ],
+        ),
+        ("REDIS_URL", &[("REDIS_URL", "localhost:6379")]),
+    ];
+    for (variable, pairs) in cases {
+        let line = one_problem(pairs);
+        assert!(line.starts_with(&format!("{variable}:")), "{line}");
+        assert!(!line.contains("topsecret"), "{line}");
+        assert!(line.contains("expected"), "{line}");
+    }
+}
+
+#[test]
+fn bad_cluster_name_is_rejected() {
+    for bad in ["a:b", "prod*", "-x", &"x".repeat(65)] {
+        assert!(one_problem(&[("CLUSTER_NAME", bad)]).starts_with("CLUSTER_NAME:"));
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = Config::from_vars(&vars(&[
+        ("CACHE_DEFAULT_STORE", "x"),
+        ("QUEUE_ADAPTER", "y"),
+        ("REDIS_URL", "z"),
+    ]))
+    .unwrap_err();
+    assert_eq!(err.problems().len(), 3);
+    assert_eq!(err.to_string().lines().count(), 3);
+}
+
+#[test]
+fn fingerprint_is_stable_and_names_the_differing_setting() {
+    let a = Config::all_redis("redis://:pw@127.0.0.1:6379/0", "prod").unwrap();
+    let b = Config::all_redis("redis://:pw@127.0.0.1:6379/0", "prod").unwrap();
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let mut c = b.clone();
+    c.app_key = Some(AppKey::new("other"));
+    assert_ne!(a.fingerprint(), c.fingerprint());
+    let differing: Vec<_> = a
+        .fingerprint_parts()
+        .into_iter()
+        .filter(|(k, v)| c.fingerprint_parts()[k] != *v)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(differing, vec!["APP_KEY"]);
+    assert!(!a.fingerprint().contains("pw"));
+}
+
+#[test]
+fn serialized_config_has_no_secrets() {
+    let mut c = Config::all_redis("redis://:hunter2@127.0.0.1:6379/0", "prod").unwrap();
+    c.app_key = Some(AppKey::new("app-key-value"));
+    let json = serde_json::to_string(&c).unwrap();
+    let debug = format!("{c:?}");
+    for shown in [json, debug] {
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("app-key-value"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn process_environment_overrides_the_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    std::fs::write(&path, "CLUSTER_NAME=fromfile\nQUEUE_ADAPTER=memory\n").unwrap();
+    let c = Config::load(Some(&path)).unwrap();
+    // CLUSTER_NAME is not set in the test process environment.
+    assert_eq!(c.namespace.name(), "fromfile");
+}

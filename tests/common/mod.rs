@@ -1,0 +1,161 @@
+//! Shared test helpers: a unique key namespace per test on the shared Redis
+//! (cleaned up on drop), and private redis-server processes that a test may
+//! kill and restart.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shared Redis of the machine (override with CLUSTEROPS_TEST_REDIS_URL).
+pub fn redis_url() -> String {
+    std::env::var("CLUSTEROPS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
+}
+
+/// The shared RabbitMQ (override with CLUSTEROPS_TEST_AMQP_URL).
+pub fn amqp_url() -> String {
+    std::env::var("CLUSTEROPS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+/// A unique namespace for one test; every key under it is deleted on drop.
+pub struct TestNs {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestNs {
+    pub fn new(label: &str) -> Self {
+        Self::on(label, &redis_url())
+    }
+
+    pub fn on(label: &str, url: &str) -> Self {
+        let name = format!("t-{label}-{:08x}", rand::random::<u32>());
+        Self {
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    pub fn namespace(&self) -> clusterops::config::Namespace {
+        clusterops::config::Namespace::new(&self.name).expect("test namespace is valid")
+    }
+
+    /// Keys currently under the namespace.
+    pub fn keys(&self) -> Vec<String> {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return Vec::new();
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return Vec::new();
+        };
+        let pattern = format!("{}:*", self.name);
+        let iter: redis::RedisResult<redis::Iter<String>> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter(&mut conn);
+        match iter {
+            Ok(it) => it.filter_map(Result::ok).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(client) = redis::Client::open(self.url.as_str())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            for chunk in keys.chunks(500) {
+                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+            }
+        }
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// A private redis-server on a free loopback port, killed on drop.
+pub struct PrivateRedis {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut me = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        me.spawn();
+        me
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut c) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut c).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("private redis-server on port {} did not start", self.port);
+    }
+
+    /// Kill the server (SIGKILL); its data is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
