@@ -22,6 +22,8 @@ pub const DEFAULT_CLUSTER_NAME: &str = "clusterops";
 const REDIS_SCHEMES: &[&str] = &["redis", "rediss"];
 const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
 const REDIS_URL_SHAPE: &str = "redis://[user:password@]host[:port][/db] or rediss://…";
+const DB_SCHEMES: &[&str] = &["postgres", "postgresql"];
+const DB_URL_SHAPE: &str = "postgres://user[:password]@host[:port]/database";
 const AMQP_URL_SHAPE: &str = "amqp://user:password@host[:port][/vhost] or amqps://…";
 
 /// Every variable this module reads, in the order of the configuration table.
@@ -37,6 +39,8 @@ pub const VARIABLES: &[&str] = &[
     "LOCK_ADAPTER_REDIS_URL",
     "REDIS_URL",
     "APP_KEY",
+    "DB_URL",
+    "STORAGE_PATH",
 ];
 
 /// The key prefix of everything this project writes in Redis (and the prefix
@@ -202,6 +206,10 @@ pub struct Config {
     pub worker_id_redis: Option<SecretUrl>,
     /// `APP_KEY`, shown only as a fingerprint.
     pub app_key: Option<AppKey>,
+    /// `DB_URL`: the app's PostgreSQL database (reference node, backups).
+    pub db_url: Option<SecretUrl>,
+    /// `STORAGE_PATH`: the storage folder all nodes must share.
+    pub storage_path: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -214,6 +222,8 @@ impl Default for Config {
             lock: LockAdapter::Local,
             worker_id_redis: None,
             app_key: None,
+            db_url: None,
+            storage_path: None,
         }
     }
 }
@@ -384,6 +394,21 @@ impl Config {
 
         let app_key = get("APP_KEY").map(AppKey::new);
 
+        let db_url = match get("DB_URL") {
+            None => Some(None),
+            Some(raw) => parse_url("DB_URL", raw, DB_SCHEMES, DB_URL_SHAPE).map(Some),
+        };
+        let storage_path = get("STORAGE_PATH").map(std::path::PathBuf::from);
+        if let Some(path) = &storage_path
+            && !path.is_absolute()
+        {
+            problem(
+                "STORAGE_PATH",
+                get("STORAGE_PATH"),
+                "an absolute path to the folder shared by every node",
+            );
+        }
+
         problems.extend(url_problems);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -396,6 +421,7 @@ impl Config {
             Some(lock),
             Some(worker_id_redis),
             Some(explicit_pubsub),
+            Some(db_url),
         ) = (
             namespace,
             cache,
@@ -403,6 +429,7 @@ impl Config {
             lock,
             worker_id_redis,
             explicit_pubsub,
+            db_url,
         )
         else {
             return Err(ConfigError::Invalid(Vec::new()));
@@ -426,6 +453,8 @@ impl Config {
             lock,
             worker_id_redis,
             app_key,
+            db_url,
+            storage_path,
         })
     }
 }
@@ -481,6 +510,24 @@ impl Config {
         out
     }
 
+    /// The Redis that holds cluster coordination (node registry, maintenance
+    /// flag, runbook journal): `REDIS_URL`, else the lock's, else the sync
+    /// signals', else the queue's, else the cache's. `None` on a memory-only
+    /// configuration.
+    pub fn coordination_redis(&self) -> Option<(&'static str, &SecretUrl)> {
+        let order = [
+            "REDIS_URL",
+            "LOCK_ADAPTER_REDIS_URL",
+            "PUBSUB_ADAPTER_REDIS_URL",
+            "QUEUE_ADAPTER_REDIS_URL",
+            "CACHE_REDIS_URL",
+        ];
+        let urls = self.redis_urls();
+        order
+            .iter()
+            .find_map(|name| urls.iter().find(|(n, _)| n == name).map(|(n, u)| (*n, *u)))
+    }
+
     /// Every Redis URL in use, by the variable that names it.
     pub fn redis_urls(&self) -> Vec<(&'static str, &SecretUrl)> {
         let mut out = Vec::new();
@@ -526,7 +573,7 @@ impl Config {
             LockAdapter::Local => "local".to_string(),
             LockAdapter::Redis(u) => format!("redis {}", u.expose()),
         };
-        let entries: [(&'static str, String); 7] = [
+        let entries: [(&'static str, String); 8] = [
             ("CLUSTER_NAME", self.namespace.name().to_string()),
             ("CACHE", cache),
             ("PUBSUB", pubsub),
@@ -536,6 +583,7 @@ impl Config {
                 "REDIS_URL",
                 url_of(self.worker_id_redis.as_ref()).to_string(),
             ),
+            ("DB_URL", url_of(self.db_url.as_ref()).to_string()),
             (
                 "APP_KEY",
                 self.app_key

@@ -181,3 +181,32 @@ fn process_environment_overrides_the_env_file() {
     // CLUSTER_NAME is not set in the test process environment.
     assert_eq!(c.namespace.name(), "fromfile");
 }
+
+#[test]
+fn db_url_and_storage_path_are_validated() {
+    let line = one_problem(&[("DB_URL", "mysql://root:secretpw@h/db")]);
+    assert!(
+        line.starts_with("DB_URL:") && !line.contains("secretpw"),
+        "{line}"
+    );
+    let line = one_problem(&[("STORAGE_PATH", "relative/dir")]);
+    assert!(line.starts_with("STORAGE_PATH:"), "{line}");
+    let c = Config::from_vars(&vars(&[
+        ("DB_URL", "postgres://postgres@127.0.0.1/app"),
+        ("STORAGE_PATH", "/srv/app"),
+    ]))
+    .unwrap();
+    assert!(c.db_url.is_some() && c.storage_path.is_some());
+}
+
+#[test]
+fn coordination_redis_prefers_redis_url() {
+    let c = Config::all_redis("redis://127.0.0.1:6379/4", "x").unwrap();
+    assert_eq!(c.coordination_redis().map(|(n, _)| n), Some("REDIS_URL"));
+    let c = Config::from_vars(&vars(&[("LOCK_ADAPTER_DEFAULT", "redis")])).unwrap();
+    assert_eq!(
+        c.coordination_redis().map(|(n, _)| n),
+        Some("LOCK_ADAPTER_REDIS_URL")
+    );
+    assert_eq!(Config::default().coordination_redis(), None);
+}

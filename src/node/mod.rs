@@ -1,0 +1,11 @@
+//! The reference node (`clusterops node`): a small but honest app node built
+//! on the adapter library, with HTTP health and status, heartbeats into the
+//! cluster registry, the maintenance flag, and schema migrations.
+
+pub mod maintenance;
+pub mod metrics;
+pub mod migrations;
+pub mod registry;
+pub mod state;
+pub mod storage;
+pub mod version;

@@ -1,0 +1,218 @@
+//! Cluster membership: each node's registry record in Redis, refreshed by
+//! heartbeats with a TTL of about three heartbeats so a killed node
+//! disappears by itself, plus a sorted-set index so readers need no SCAN.
+//!
+//! Keys (see docs/redis-keys.md): `{ns}:node:{node_id}` (string, JSON
+//! [`NodeRecord`], PX ttl) and `{ns}:nodes` (zset: node id → last heartbeat ms).
+
+use crate::config::Namespace;
+use redis::aio::ConnectionLike;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What a node says about itself, every heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Unique node id.
+    pub node_id: String,
+    /// Host name of the machine.
+    pub host: String,
+    /// `host:port` the node's HTTP server listens on.
+    pub http_addr: String,
+    /// OS process id.
+    pub pid: u32,
+    /// Version of the app binary.
+    pub app_version: String,
+    /// Schema version found in the database (`None` without a database).
+    pub schema_version: Option<String>,
+    /// Worker ID held, if any.
+    pub worker_id: Option<u16>,
+    /// `starting`, `running`, `maintenance`, `draining` or `error`.
+    pub state: String,
+    /// One-line reason for the state.
+    pub state_reason: String,
+    /// Unix ms when the node started.
+    pub started_at_ms: u64,
+    /// Unix ms of this heartbeat.
+    pub heartbeat_at_ms: u64,
+    /// The node's configuration fingerprint.
+    pub config_fingerprint: String,
+    /// Per-setting fingerprints, to name the setting that drifted.
+    #[serde(default)]
+    pub config_parts: BTreeMap<String, String>,
+    /// `STORAGE_PATH` marker check: `Some(true)` shared, `Some(false)` not,
+    /// `None` unknown (no storage configured or alone).
+    #[serde(default)]
+    pub storage_shared: Option<bool>,
+    /// When `storage_shared` is false: which markers are missing.
+    #[serde(default)]
+    pub storage_reason: Option<String>,
+}
+
+/// A registry entry as read back: a record, or a key that could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RegistryEntry {
+    /// A live node's record and the TTL left on it.
+    Live {
+        /// The record.
+        record: NodeRecord,
+        /// Milliseconds before it expires without a heartbeat.
+        ttl_left_ms: i64,
+    },
+    /// A key holding something that is not a [`NodeRecord`].
+    Unreadable {
+        /// The key.
+        key: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+}
+
+/// The registry of one cluster.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    ns: Namespace,
+    ttl: Duration,
+}
+
+impl Registry {
+    /// A registry under `ns` whose records live `ttl` without a heartbeat.
+    pub fn new(ns: Namespace, ttl: Duration) -> Self {
+        Self { ns, ttl }
+    }
+
+    /// `{ns}:node:{node_id}`.
+    pub fn record_key(&self, node_id: &str) -> String {
+        self.ns.key(&format!("node:{node_id}"))
+    }
+
+    /// `{ns}:nodes`.
+    pub fn index_key(&self) -> String {
+        self.ns.key("nodes")
+    }
+
+    /// Write a heartbeat: the record with a fresh TTL, its index entry, and
+    /// prune index entries whose records must have expired. One round trip.
+    pub async fn heartbeat<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        record: &NodeRecord,
+    ) -> redis::RedisResult<()> {
+        let json = serde_json::to_string(record).map_err(|e| {
+            redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "cannot encode the registry record",
+                e.to_string(),
+            ))
+        })?;
+        let ttl_ms = self.ttl.as_millis() as u64;
+        let stale_before = record.heartbeat_at_ms.saturating_sub(ttl_ms * 3);
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.record_key(&record.node_id))
+            .arg(json)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .cmd("ZADD")
+            .arg(self.index_key())
+            .arg(record.heartbeat_at_ms)
+            .arg(&record.node_id)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.index_key())
+            .arg("-inf")
+            .arg(format!("({stale_before}"))
+            .ignore()
+            .query_async(conn)
+            .await
+    }
+
+    /// Remove a node's record and index entry (clean shutdown).
+    pub async fn remove<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        node_id: &str,
+    ) -> redis::RedisResult<()> {
+        redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(self.record_key(node_id))
+            .ignore()
+            .cmd("ZREM")
+            .arg(self.index_key())
+            .arg(node_id)
+            .ignore()
+            .query_async(conn)
+            .await
+    }
+
+    /// Read every live record: two round trips (index, then a pipeline of
+    /// GET and PTTL), read commands only. Index entries whose record has
+    /// expired are left out; garbage is reported as unreadable.
+    pub async fn read_all<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+    ) -> redis::RedisResult<Vec<RegistryEntry>> {
+        let ids: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.index_key())
+            .arg(0)
+            .arg(-1)
+            .query_async(conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for id in &ids {
+            let key = self.record_key(id);
+            pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        let mut out = Vec::new();
+        for (id, pair) in ids.iter().zip(replies.chunks(2)) {
+            let key = self.record_key(id);
+            let [value, ttl] = pair else { continue };
+            out.extend(parse_entry(&key, value, ttl));
+        }
+        Ok(out)
+    }
+}
+
+/// Decode one GET + PTTL pair. `None` when the key has expired.
+pub fn parse_entry(key: &str, value: &redis::Value, ttl: &redis::Value) -> Option<RegistryEntry> {
+    let ttl_left_ms = match ttl {
+        redis::Value::Int(n) => *n,
+        _ => -2,
+    };
+    let bytes = match value {
+        redis::Value::Nil => return None,
+        redis::Value::BulkString(b) => b,
+        redis::Value::ServerError(e) => {
+            return Some(RegistryEntry::Unreadable {
+                key: key.to_string(),
+                reason: format!("not a string key ({})", e.details().unwrap_or("wrong type")),
+            });
+        }
+        other => {
+            return Some(RegistryEntry::Unreadable {
+                key: key.to_string(),
+                reason: format!("unexpected reply {other:?}"),
+            });
+        }
+    };
+    Some(match serde_json::from_slice::<NodeRecord>(bytes) {
+        Ok(record) => RegistryEntry::Live {
+            record,
+            ttl_left_ms,
+        },
+        Err(e) => RegistryEntry::Unreadable {
+            key: key.to_string(),
+            reason: format!("not a node record: {e}"),
+        },
+    })
+}
