@@ -2,10 +2,13 @@
 //! on the adapter library, with HTTP health and status, heartbeats into the
 //! cluster registry, the maintenance flag, and schema migrations.
 
+pub mod heartbeat;
+pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrations;
 pub mod registry;
+pub mod shared;
 pub mod state;
 pub mod storage;
 pub mod version;

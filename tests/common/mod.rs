@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 /// The shared Redis of the machine (override with CLUSTEROPS_TEST_REDIS_URL).
 pub fn redis_url() -> String {
-    std::env::var("CLUSTEROPS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
+    std::env::var("CLUSTEROPS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
 }
 
 /// The shared RabbitMQ (override with CLUSTEROPS_TEST_AMQP_URL).
 pub fn amqp_url() -> String {
-    std::env::var("CLUSTEROPS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+    std::env::var("CLUSTEROPS_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
 }
 
 /// A unique namespace for one test; every key under it is deleted on drop.
@@ -114,7 +116,16 @@ impl PrivateRedis {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -158,4 +169,80 @@ impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A PostgreSQL database of its own for one test, dropped on drop.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn create(label: &str) -> Self {
+        let name = format!(
+            "t_{}_{:08x}",
+            label.replace('-', "_"),
+            rand::random::<u32>()
+        );
+        psql(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+
+    /// `postgres://postgres@127.0.0.1:5432/{name}`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Run one SQL statement in this database and return psql's unaligned output.
+    pub fn query(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                &self.name,
+                "-tA",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql is installed");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql is installed");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

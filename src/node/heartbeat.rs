@@ -1,0 +1,128 @@
+//! The node's background loop: a registry heartbeat every interval, a poll
+//! of the maintenance flag (so every node goes 503 within one heartbeat),
+//! and the shared-storage check against the other live nodes' markers.
+
+use super::maintenance::{self, MaintenanceRead};
+use super::metrics::inc;
+use super::registry::{Registry, RegistryEntry};
+use super::shared::NodeShared;
+use super::state::NodeState;
+use super::storage;
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Timing of the loop.
+#[derive(Debug, Clone, Copy)]
+pub struct HeartbeatTiming {
+    /// Registry heartbeat interval; the record's TTL is three of these.
+    pub interval: Duration,
+    /// Maintenance-flag poll interval.
+    pub maintenance_poll: Duration,
+}
+
+impl Default for HeartbeatTiming {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(2),
+            maintenance_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Apply a maintenance read to the node's state.
+pub fn apply_maintenance(node: &NodeShared, read: MaintenanceRead) {
+    let (state, _) = node.state.get();
+    match read {
+        MaintenanceRead::Clear => {
+            *node.maintenance.write() = None;
+            if state == NodeState::Maintenance {
+                node.state.set(NodeState::Running, "ready");
+            }
+        }
+        MaintenanceRead::Set(flag) => {
+            let reason = format!("maintenance set by {}: {}", flag.by, flag.reason);
+            *node.maintenance.write() = Some(flag);
+            if matches!(state, NodeState::Running | NodeState::Maintenance) {
+                node.state.set(NodeState::Maintenance, reason);
+            }
+        }
+        MaintenanceRead::Unreadable { key, reason } => {
+            if matches!(state, NodeState::Running | NodeState::Maintenance) {
+                node.state.set(
+                    NodeState::Maintenance,
+                    format!("maintenance key {key} is unreadable ({reason}); treated as set"),
+                );
+            }
+        }
+    }
+}
+
+/// Run until `stop` turns true. Redis errors are counted and logged (at
+/// most once per 30 s), never fatal: the loop retries on the next tick.
+pub async fn run(
+    node: Arc<NodeShared>,
+    mut conn: ConnectionManager,
+    registry: Registry,
+    timing: HeartbeatTiming,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ns = node.config.namespace.clone();
+    let mut beat = tokio::time::interval(timing.interval);
+    let mut poll = tokio::time::interval(timing.maintenance_poll);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_warn: Option<Instant> = None;
+    let mut warn = |what: &str, err: &dyn std::fmt::Display| {
+        if last_warn.is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
+            tracing::warn!(node = %node.node_id, "{what}: {err}");
+            last_warn = Some(Instant::now());
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() { break; }
+            }
+            _ = poll.tick() => {
+                match maintenance::read(&mut conn, &ns).await {
+                    Ok(read) => apply_maintenance(&node, read),
+                    Err(e) => warn("cannot read the maintenance flag", &e),
+                }
+            }
+            _ = beat.tick() => {
+                if let Some(root) = node.config.storage_path.as_deref() {
+                    match registry.read_all(&mut conn).await {
+                        Ok(entries) => {
+                            let others: Vec<String> = entries.iter().filter_map(|e| match e {
+                                RegistryEntry::Live { record, .. } if record.node_id != node.node_id => Some(record.node_id.clone()),
+                                _ => None,
+                            }).collect();
+                            let verdict = if others.is_empty() {
+                                (None, None)
+                            } else {
+                                match storage::check_shared(root, others.iter().map(String::as_str)) {
+                                    Ok(()) => (Some(true), None),
+                                    Err(missing) => (Some(false), Some(format!(
+                                        "storage is not shared: {} cannot see the marker of {}",
+                                        root.display(), missing.join(", ")))),
+                                }
+                            };
+                            *node.storage.write() = verdict;
+                        }
+                        Err(e) => warn("cannot read the registry", &e),
+                    }
+                }
+                let record = node.registry_record();
+                match registry.heartbeat(&mut conn, &record).await {
+                    Ok(()) => inc(&node.metrics.heartbeats),
+                    Err(e) => {
+                        inc(&node.metrics.heartbeat_failures);
+                        warn("heartbeat failed", &e);
+                    }
+                }
+            }
+        }
+    }
+}

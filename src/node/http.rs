@@ -1,0 +1,124 @@
+//! The node's HTTP surface that does not depend on the app: the health
+//! check, the status report, Prometheus metrics, and the gate that turns app
+//! routes into a 503 maintenance page unless the node is running.
+
+use super::metrics::inc;
+use super::shared::NodeShared;
+use super::state::NodeState;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// `GET /api/__health_check`: 200 `ok` when running; 503 and a one-line
+/// reason otherwise.
+pub async fn health(State(node): State<Arc<NodeShared>>) -> Response {
+    let (state, reason) = node.state.get();
+    if state == NodeState::Running {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        inc(&node.metrics.http_unavailable);
+        unavailable(
+            format!("{state}: {}\n", one_line(&reason)),
+            "text/plain; charset=utf-8",
+        )
+    }
+}
+
+/// `GET /api/status`: the status report as JSON (no secrets).
+pub async fn status(State(node): State<Arc<NodeShared>>) -> Json<super::shared::StatusReport> {
+    Json(node.status())
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(node): State<Arc<NodeShared>>) -> Response {
+    let body = node.metrics.render(
+        &node.node_id,
+        node.worker_id_renewals.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Middleware counting every request and the ones in flight.
+pub async fn count_requests(
+    State(node): State<Arc<NodeShared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    inc(&node.metrics.http_requests);
+    node.in_flight.fetch_add(1, Ordering::Relaxed);
+    let resp = next.run(req).await;
+    node.in_flight.fetch_sub(1, Ordering::Relaxed);
+    resp
+}
+
+/// Middleware in front of app routes: unless the node is running, answer
+/// 503 with the maintenance page (maintenance) or a one-line reason.
+pub async fn gate_app_routes(
+    State(node): State<Arc<NodeShared>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (state, reason) = node.state.get();
+    if state == NodeState::Running {
+        return next.run(req).await;
+    }
+    inc(&node.metrics.http_unavailable);
+    if state == NodeState::Maintenance {
+        let flag = node.maintenance.read().clone();
+        let (why, since) = match flag {
+            Some(f) => (f.reason, f.since_ms),
+            None => (reason, 0),
+        };
+        return unavailable(maintenance_page(&why, since), "text/html; charset=utf-8");
+    }
+    unavailable(
+        format!("{state}: {}\n", one_line(&reason)),
+        "text/plain; charset=utf-8",
+    )
+}
+
+fn unavailable(body: String, content_type: &'static str) -> Response {
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// A short HTML page for users while the cluster is in maintenance.
+pub fn maintenance_page(reason: &str, since_ms: u64) -> String {
+    let reason = html_escape(&one_line(reason));
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Maintenance</title></head>\n\
+         <body><h1>Down for maintenance</h1><p>{reason}</p><p>We will be back shortly.</p>\n\
+         <!-- maintenance since {since_ms} --></body></html>\n"
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_page_escapes_the_reason() {
+        let page = maintenance_page("<script>x</script> upgrade\nsecond line", 5);
+        assert!(page.contains("&lt;script&gt;"));
+        assert!(!page.contains("second line"));
+    }
+}

@@ -1,0 +1,226 @@
+//! What every part of a running node shares: identity, state, status facts
+//! and counters. Adapter handles live in [`super::app::AppHandles`].
+
+use super::metrics::Metrics;
+use super::state::{NodeState, StateCell};
+use super::version::AppVersion;
+use crate::config::Config;
+use parking_lot::RwLock;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Identity, state and facts of one node.
+#[derive(Debug)]
+pub struct NodeShared {
+    /// Unique node id.
+    pub node_id: String,
+    /// Host name.
+    pub host: String,
+    /// The address the HTTP server listens on.
+    pub http_addr: String,
+    /// The binary's app version.
+    pub app_version: AppVersion,
+    /// The validated configuration.
+    pub config: Config,
+    /// Unix ms at start.
+    pub started_at_ms: u64,
+    /// Monotonic start, for uptime.
+    pub started: Instant,
+    /// Lifecycle state.
+    pub state: StateCell,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Schema version found in the database.
+    pub schema_version: RwLock<Option<String>>,
+    /// Worker ID held (-1: none).
+    pub worker_id: AtomicI32,
+    /// Worker-ID lease renewals so far.
+    pub worker_id_renewals: AtomicU64,
+    /// Shared-storage check: (shared?, reason).
+    pub storage: RwLock<(Option<bool>, Option<String>)>,
+    /// The maintenance flag as last seen: (by, reason, since).
+    pub maintenance: RwLock<Option<super::maintenance::MaintenanceFlag>>,
+    /// Warnings found at start (e.g. memory adapters), shown in status.
+    pub warnings: RwLock<Vec<String>>,
+    /// Whether this node has been asked to stop.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Requests being served right now.
+    pub in_flight: AtomicU64,
+}
+
+/// `GET /api/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// Unique node id.
+    pub node_id: String,
+    /// Host name.
+    pub host: String,
+    /// HTTP address.
+    pub http_addr: String,
+    /// OS pid.
+    pub pid: u32,
+    /// App version.
+    pub app_version: String,
+    /// Schema version in the database.
+    pub schema_version: Option<String>,
+    /// Worker ID held.
+    pub worker_id: Option<u16>,
+    /// Lifecycle state.
+    pub state: NodeState,
+    /// Why.
+    pub state_reason: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Unix ms at start.
+    pub started_at_ms: u64,
+    /// Configuration fingerprint.
+    pub config_fingerprint: String,
+    /// Per-setting fingerprints.
+    pub config_parts: BTreeMap<String, String>,
+    /// Adapters in use (no secrets).
+    pub adapters: BTreeMap<String, String>,
+    /// Shared storage seen?
+    pub storage_shared: Option<bool>,
+    /// Which markers are missing.
+    pub storage_reason: Option<String>,
+    /// Maintenance flag, if set.
+    pub maintenance: Option<super::maintenance::MaintenanceFlag>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+impl NodeShared {
+    /// A node in state `starting`.
+    pub fn new(
+        node_id: String,
+        host: String,
+        http_addr: String,
+        app_version: AppVersion,
+        config: Config,
+    ) -> Self {
+        Self {
+            node_id,
+            host,
+            http_addr,
+            app_version,
+            config,
+            started_at_ms: now_ms(),
+            started: Instant::now(),
+            state: StateCell::default(),
+            metrics: Metrics::default(),
+            schema_version: RwLock::new(None),
+            worker_id: AtomicI32::new(-1),
+            worker_id_renewals: AtomicU64::new(0),
+            storage: RwLock::new((None, None)),
+            maintenance: RwLock::new(None),
+            warnings: RwLock::new(Vec::new()),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// The worker ID, if one is held.
+    pub fn worker_id(&self) -> Option<u16> {
+        u16::try_from(self.worker_id.load(Ordering::Relaxed)).ok()
+    }
+
+    /// The status report.
+    pub fn status(&self) -> StatusReport {
+        let (state, state_reason) = self.state.get();
+        let (storage_shared, storage_reason) = self.storage.read().clone();
+        let mut adapters = BTreeMap::new();
+        let c = &self.config;
+        adapters.insert(
+            "cache".into(),
+            match &c.cache {
+                crate::config::CacheStore::Memory => "memory".into(),
+                crate::config::CacheStore::Redis(u) => format!("redis {u}"),
+            },
+        );
+        adapters.insert(
+            "sync_signals".into(),
+            match &c.pubsub {
+                crate::config::PubsubAdapter::Memory => "memory".into(),
+                crate::config::PubsubAdapter::Redis(u) => format!("redis {u}"),
+            },
+        );
+        adapters.insert(
+            "queue".into(),
+            match &c.queue {
+                crate::config::QueueAdapter::Memory => "memory".into(),
+                crate::config::QueueAdapter::Redis(u) => format!("redis {u}"),
+                crate::config::QueueAdapter::Rabbitmq(u) => format!("rabbitmq {u}"),
+            },
+        );
+        adapters.insert(
+            "lock".into(),
+            match &c.lock {
+                crate::config::LockAdapter::Local => "local".into(),
+                crate::config::LockAdapter::Redis(u) => format!("redis {u}"),
+            },
+        );
+        adapters.insert(
+            "worker_id".into(),
+            match &c.worker_id_redis {
+                None => "random".into(),
+                Some(u) => format!("redis {u}"),
+            },
+        );
+        StatusReport {
+            node_id: self.node_id.clone(),
+            host: self.host.clone(),
+            http_addr: self.http_addr.clone(),
+            pid: std::process::id(),
+            app_version: self.app_version.to_string(),
+            schema_version: self.schema_version.read().clone(),
+            worker_id: self.worker_id(),
+            state,
+            state_reason,
+            uptime_s: self.started.elapsed().as_secs(),
+            started_at_ms: self.started_at_ms,
+            config_fingerprint: c.fingerprint(),
+            config_parts: c
+                .fingerprint_parts()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            adapters,
+            storage_shared,
+            storage_reason,
+            maintenance: self.maintenance.read().clone(),
+            warnings: self.warnings.read().clone(),
+        }
+    }
+
+    /// The registry record for a heartbeat now.
+    pub fn registry_record(&self) -> super::registry::NodeRecord {
+        let s = self.status();
+        super::registry::NodeRecord {
+            node_id: s.node_id,
+            host: s.host,
+            http_addr: s.http_addr,
+            pid: s.pid,
+            app_version: s.app_version,
+            schema_version: s.schema_version,
+            worker_id: s.worker_id,
+            state: s.state.as_str().to_string(),
+            state_reason: s.state_reason,
+            started_at_ms: s.started_at_ms,
+            heartbeat_at_ms: now_ms(),
+            config_fingerprint: s.config_fingerprint,
+            config_parts: s.config_parts,
+            storage_shared: s.storage_shared,
+            storage_reason: s.storage_reason,
+        }
+    }
+}
