@@ -57,7 +57,7 @@ pub enum RegistryEntry {
     /// A live node's record and the TTL left on it.
     Live {
         /// The record.
-        record: NodeRecord,
+        record: Box<NodeRecord>,
         /// Milliseconds before it expires without a heartbeat.
         ttl_left_ms: i64,
     },
