@@ -207,7 +207,7 @@ pub fn parse_entry(key: &str, value: &redis::Value, ttl: &redis::Value) -> Optio
     };
     Some(match serde_json::from_slice::<NodeRecord>(bytes) {
         Ok(record) => RegistryEntry::Live {
-            record,
+            record: Box::new(record),
             ttl_left_ms,
         },
         Err(e) => RegistryEntry::Unreadable {
