@@ -37,7 +37,9 @@ pub const MIGRATIONS: &[Migration] = &[
               CREATE TABLE IF NOT EXISTS record_events (
                 message_id TEXT PRIMARY KEY,
                 record_id BIGINT NOT NULL,
+                revision INT NOT NULL,
                 handled_by TEXT NOT NULL,
+                deliveries INT NOT NULL DEFAULT 1,
                 handled_at TIMESTAMPTZ NOT NULL DEFAULT now()
               );
               CREATE TABLE IF NOT EXISTS counters (
@@ -77,6 +79,9 @@ pub enum MigrationError {
         /// The token recorded in the schema table.
         recorded: i64,
     },
+    /// The migration lock could not be taken.
+    #[error("cannot take the schema-migration lock: {0}")]
+    Lock(String),
     /// The recorded schema version does not parse.
     #[error("clusterops_schema.version holds {0:?}, which is not a version; fix the row by hand")]
     BadRecordedVersion(String),

@@ -12,3 +12,6 @@ pub mod shared;
 pub mod state;
 pub mod storage;
 pub mod version;
+pub mod store;
+pub mod app;
+pub mod runtime;

@@ -1,0 +1,77 @@
+//! `clusterops node`: run one reference app node until SIGTERM or SIGINT.
+
+use super::EnvArgs;
+use clusterops::config::Config;
+use clusterops::node::heartbeat::HeartbeatTiming;
+use clusterops::node::runtime::{self, NodeOptions};
+use color_eyre::eyre::Result;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Address of the HTTP server (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:13000")]
+    listen: SocketAddr,
+    /// Node id (default: host name and a random suffix).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// App version this node reports and migrates to.
+    #[arg(long, default_value = runtime::APP_VERSION)]
+    app_version: String,
+    /// Registry heartbeat interval in milliseconds (the record lives three).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    heartbeat_ms: u64,
+    /// Seconds in-flight requests may take to finish on shutdown.
+    #[arg(long, default_value_t = 10)]
+    drain_timeout: u64,
+}
+
+pub async fn run(args: NodeArgs) -> Result<i32> {
+    let config = match Config::load(args.env.env_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            return Ok(2);
+        }
+    };
+    let opts = NodeOptions {
+        listen: args.listen,
+        node_id: args.node_id,
+        app_version: Some(args.app_version),
+        timing: HeartbeatTiming {
+            interval: Duration::from_millis(args.heartbeat_ms),
+            maintenance_poll: Duration::from_millis((args.heartbeat_ms / 4).clamp(100, 500)),
+        },
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        ..NodeOptions::default()
+    };
+    match runtime::run(opts, config, shutdown_signal()).await {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Running one node: start-up in the order that keeps the cluster safe
+//! (adapters, schema check and migration under the lock, worker ID,
+//! subscriptions, registry), serving, and the clean shutdown on SIGTERM.
+
+use super::app::{self, App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
+use super::heartbeat::{self, HeartbeatTiming};
+use super::migrations::{self, MigrationError};
+use super::registry::Registry;
+use super::shared::NodeShared;
+use super::state::NodeState;
+use super::store::Store;
+use super::version::AppVersion;
+use super::{http, maintenance, storage};
+use crate::adapters::{cache, lock, pubsub, queue, redis_conn, snowflake, worker_id};
+use crate::config::Config;
+use axum::Router;
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The reference app's own version: the newest migration it carries.
+pub const APP_VERSION: &str = "2";
+/// Name of the lock that serialises schema migrations.
+pub const MIGRATION_LOCK: &str = "schema-migration";
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Node id; generated from the host name when `None`.
+    pub node_id: Option<String>,
+    /// App version; [`APP_VERSION`] when `None`.
+    pub app_version: Option<String>,
+    /// Heartbeat timing.
+    pub timing: HeartbeatTiming,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub drain_timeout: Duration,
+    /// Concurrency of the record-events consumer.
+    pub queue_concurrency: usize,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 13000)),
+            node_id: None,
+            app_version: None,
+            timing: HeartbeatTiming::default(),
+            drain_timeout: Duration::from_secs(10),
+            queue_concurrency: 4,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A wrong option.
+    #[error("{0}")]
+    Option(String),
+    /// The listen address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An adapter could not start.
+    #[error("{adapter}: {message}")]
+    Adapter {
+        /// Which adapter.
+        adapter: &'static str,
+        /// Its error.
+        message: String,
+    },
+    /// The database could not be reached.
+    #[error("DB_URL {url}: {source}")]
+    Database {
+        /// Masked URL.
+        url: String,
+        /// Why.
+        source: tokio_postgres::Error,
+    },
+    /// The storage folder is not writable.
+    #[error("STORAGE_PATH {path}: cannot write the node marker: {source}")]
+    Storage {
+        /// Folder.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+fn adapter_err(adapter: &'static str) -> impl Fn(&dyn std::fmt::Display) -> NodeError {
+    move |e| NodeError::Adapter {
+        adapter,
+        message: e.to_string(),
+    }
+}
+
+/// Accepted node ids: 1 to 64 of `A-Z a-z 0-9 _ . -`.
+pub fn validate_node_id(id: &str) -> Result<(), NodeError> {
+    crate::config::Namespace::validate(id).map_err(|accepted| NodeError::Option(format!("--node-id {id:?}: expected {accepted}")))
+}
+
+fn generated_node_id() -> String {
+    let host: String = gethostname::gethostname()
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(40)
+        .collect();
+    let host = host.trim_matches('-');
+    let host = if host.is_empty() { "node" } else { host };
+    format!("{host}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// Start a node and serve until `shutdown` resolves; then drain, release the
+/// worker ID and locks, remove the registry record and return.
+pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), NodeError> {
+    let node_id = match &opts.node_id {
+        Some(id) => {
+            validate_node_id(id)?;
+            id.clone()
+        }
+        None => generated_node_id(),
+    };
+    let version_text = opts.app_version.clone().unwrap_or_else(|| APP_VERSION.to_string());
+    let app_version = AppVersion::parse(&version_text).map_err(|e| NodeError::Option(format!("--app-version: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| NodeError::Listen { addr: opts.listen, source })?;
+    let local_addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: opts.listen, source })?;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let node = Arc::new(NodeShared::new(node_id.clone(), host, local_addr.to_string(), app_version.clone(), config.clone()));
+    if !config.is_clustered() {
+        let msg = format!(
+            "single-node configuration ({} on memory/local): this node cannot be clustered",
+            config.local_adapters().join(", ")
+        );
+        tracing::warn!("{msg}");
+        node.warnings.write().push(msg);
+    } else if !config.local_adapters().is_empty() {
+        let msg = format!("still memory/local: {}", config.local_adapters().join(", "));
+        tracing::warn!("{msg}");
+        node.warnings.write().push(msg);
+    }
+    tracing::info!(node = %node_id, version = %app_version, addr = %local_addr, fingerprint = %config.fingerprint(), "node starting");
+
+    // Adapters.
+    let shared_cache = cache::from_config(&config, &node_id).await.map_err(|e| adapter_err("cache")(&e))?;
+    let local_cache: Arc<dyn cache::Cache> = Arc::new(cache::MemoryCache::new(node_id.clone()));
+    let locks = lock::from_config(&config, &node_id).await.map_err(|e| adapter_err("lock")(&e))?;
+    let signals = pubsub::from_config(&config, &node_id).await.map_err(|e| adapter_err("sync signals")(&e))?;
+    let queue = queue::from_config(&config, &node_id).await.map_err(|e| adapter_err("queue")(&e))?;
+
+    // Database and schema.
+    let store = match &config.db_url {
+        None => {
+            let msg = "DB_URL unset: records are kept in memory on this node only".to_string();
+            tracing::warn!("{msg}");
+            node.warnings.write().push(msg);
+            Store::Memory(Default::default())
+        }
+        Some(url) => {
+            let (mut client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+                .await
+                .map_err(|source| NodeError::Database { url: url.to_string(), source })?;
+            let masked = url.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::error!(db = %masked, "database connection lost: {e}");
+                }
+            });
+            match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
+                Ok(version) => *node.schema_version.write() = version,
+                Err(MigrationError::SchemaNewer { schema, app }) => {
+                    *node.schema_version.write() = Some(schema.clone());
+                    let err = MigrationError::SchemaNewer { schema, app };
+                    tracing::error!("refusing to serve: {err}");
+                    node.state.force_set(NodeState::Error, err.to_string());
+                }
+                Err(e) => {
+                    tracing::error!("schema migration failed: {e}");
+                    node.state.force_set(NodeState::Error, format!("schema migration failed: {e}"));
+                }
+            }
+            Store::Postgres(client)
+        }
+    };
+    let in_error = node.state.get().0 == NodeState::Error;
+
+    // Worker ID and snowflake ids (not taken by a node that refuses to serve).
+    let worker_ids = if in_error {
+        None
+    } else {
+        Some(worker_id::from_config(&config, &node_id).await.map_err(|e| adapter_err("worker ID")(&e))?)
+    };
+    let lease = match &worker_ids {
+        Some(w) => w.lease(),
+        None => worker_id::WorkerLease::fixed(0),
+    };
+    if let Some(id) = lease.worker_id() {
+        node.worker_id.store(i32::from(id), std::sync::atomic::Ordering::Relaxed);
+    }
+    let ids = Arc::new(snowflake::Snowflake::new(lease.clone()));
+
+    // Shared storage marker.
+    if let Some(root) = &config.storage_path {
+        storage::write_marker(root, &node_id, node.started_at_ms).map_err(|source| NodeError::Storage {
+            path: root.display().to_string(),
+            source,
+        })?;
+    }
+
+    let app = Arc::new(App {
+        node: node.clone(),
+        local: local_cache,
+        cache: shared_cache,
+        signals: signals.clone(),
+        queue: queue.clone(),
+        locks: locks.clone(),
+        ids,
+        store: Arc::new(store),
+    });
+
+    // Subscriptions: only a node that may serve consumes work.
+    let mut queue_sub = None;
+    let mut signal_task = None;
+    if !in_error {
+        let mut sub = signals
+            .subscribe(RECORDS_CHANNEL, pubsub::SubscribeOptions::default())
+            .await
+            .map_err(|e| adapter_err("sync signals")(&e))?;
+        let app_for_signals = app.clone();
+        signal_task = Some(tokio::spawn(async move {
+            while let Some(signal) = sub.recv().await {
+                app_for_signals.on_record_signal(&signal.payload).await;
+            }
+        }));
+        let app_for_queue = app.clone();
+        let handler = queue::handler(move |msg: queue::Message| {
+            let app = app_for_queue.clone();
+            async move {
+                let result = app.on_record_event(&msg.id, &msg.payload).await;
+                match &result {
+                    Ok(()) => super::metrics::inc(&app.node.metrics.queue_handled),
+                    Err(_) => super::metrics::inc(&app.node.metrics.queue_failed),
+                }
+                result
+            }
+        });
+        queue_sub = Some(
+            queue
+                .subscribe(RECORD_EVENTS_QUEUE, opts.queue_concurrency.max(1), handler)
+                .await
+                .map_err(|e| adapter_err("queue")(&e))?,
+        );
+    }
+
+    // Registry, maintenance flag and heartbeats.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut coordination = None;
+    if let Some((_, url)) = config.coordination_redis() {
+        let mut conn = redis_conn::connect(url).await.map_err(|e| adapter_err("registry")(&e))?;
+        if let Ok(read) = maintenance::read(&mut conn, &config.namespace).await {
+            if !in_error {
+                node.state.set(NodeState::Running, "ready");
+            }
+            heartbeat::apply_maintenance(&node, read);
+        }
+        let registry = Registry::new(config.namespace.clone(), opts.timing.interval * 3);
+        coordination = Some((conn.clone(), registry.clone()));
+        tokio::spawn(heartbeat::run(node.clone(), conn, registry, opts.timing, stop_rx.clone()));
+    }
+    if !in_error {
+        node.state.set(NodeState::Running, "ready");
+        if coordination.is_some()
+            && let Some(flag) = node.maintenance.read().clone()
+        {
+            node.state.set(NodeState::Maintenance, format!("maintenance set by {}: {}", flag.by, flag.reason));
+        }
+    }
+
+    // HTTP.
+    let router = router(node.clone(), app.clone());
+    let (drain_tx, mut drain_rx) = watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = drain_rx.wait_for(|d| *d).await;
+    });
+    let server_task = tokio::spawn(async move { server.await });
+    tracing::info!(node = %node_id, addr = %local_addr, state = %node.state.get().0, "node serving");
+
+    shutdown.await;
+
+    // Drain: 503 on health so the load balancer stops sending, finish
+    // in-flight requests (bounded), then release what this node holds.
+    tracing::info!(node = %node_id, "shutting down: draining");
+    node.state.force_set(NodeState::Draining, "shutting down");
+    let _ = drain_tx.send(true);
+    match tokio::time::timeout(opts.drain_timeout, server_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
+        Ok(Err(e)) => tracing::warn!("HTTP server task: {e}"),
+        Err(_) => tracing::warn!(in_flight = node.in_flight.load(std::sync::atomic::Ordering::Relaxed), "drain timeout: requests still in flight are cut"),
+    }
+    if let Some(sub) = queue_sub {
+        sub.shutdown().await;
+    }
+    signals.shutdown().await;
+    if let Some(task) = signal_task {
+        task.abort();
+    }
+    let _ = stop_tx.send(true);
+    if let Some(w) = &worker_ids
+        && let Err(e) = w.release().await
+    {
+        tracing::warn!("worker-ID release failed (the lease expires by itself): {e}");
+    }
+    if let Some((mut conn, registry)) = coordination
+        && let Err(e) = registry.remove(&mut conn, &node_id).await
+    {
+        tracing::warn!("registry record not removed (it expires by itself): {e}");
+    }
+    if let Some(root) = &config.storage_path {
+        storage::remove_marker(root, &node_id);
+    }
+    tracing::info!(node = %node_id, "node stopped");
+    Ok(())
+}
+
+/// Check the schema; migrate under the cluster lock when this binary is
+/// newer. Returns the schema version now recorded.
+async fn prepare_schema(
+    client: &mut tokio_postgres::Client,
+    app_version: &AppVersion,
+    node: &NodeShared,
+    locks: &dyn lock::LockBackend,
+) -> Result<Option<String>, MigrationError> {
+    if migrations::needs_migration(client, app_version).await? {
+        node.state.set(NodeState::Starting, "waiting for the schema-migration lock");
+        let guard = locks
+            .acquire(MIGRATION_LOCK, Duration::from_secs(60), Duration::from_secs(600))
+            .await
+            .map_err(|e| MigrationError::Lock(e.to_string()))?;
+        node.state.set(NodeState::Starting, format!("migrating the schema to {app_version}"));
+        let outcome = migrations::migrate(client, app_version, &node.node_id, guard.fencing_token()).await;
+        if let Err(e) = guard.release().await {
+            tracing::warn!("migration lock release failed: {e}");
+        }
+        let outcome = outcome?;
+        if outcome.applied.is_empty() {
+            tracing::info!(schema = %outcome.schema_version, "schema already migrated by another node");
+        } else {
+            tracing::info!(applied = ?outcome.applied, schema = %outcome.schema_version, "schema migrated");
+        }
+    }
+    Ok(migrations::schema_version(client).await?.map(|v| v.to_string()))
+}
+
+/// The node's routes: health, status and metrics always answer; app routes
+/// sit behind the maintenance gate.
+pub fn router(node: Arc<NodeShared>, app: Arc<App>) -> Router {
+    let app_routes = Router::new()
+        .route("/api/records", post(app::create_record))
+        .route("/api/records/{id}", get(app::get_record).put(app::update_record))
+        .route("/api/counters/{name}", get(app::read_counter))
+        .route("/api/counters/{name}/increment", post(app::increment_counter))
+        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(node.clone(), http::gate_app_routes));
+    Router::new()
+        .route("/api/__health_check", get(http::health))
+        .route("/api/status", get(http::status))
+        .route("/metrics", get(http::metrics))
+        .with_state(node.clone())
+        .merge(app_routes)
+        .layer(axum::middleware::from_fn_with_state(node, http::count_requests))
+}

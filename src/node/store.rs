@@ -1,0 +1,204 @@
+//! The reference app's data: records, record events (what the queue
+//! handler writes) and counters (what the lock protects), in PostgreSQL, or
+//! in memory when no `DB_URL` is set (single node, demo).
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tokio_postgres::Client;
+
+/// One record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Snowflake id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: String,
+    /// Incremented on every update.
+    pub revision: i32,
+    /// Node that created it.
+    pub created_by: String,
+}
+
+/// A store error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// A counter write carried an older fencing token than the last one.
+    #[error("stale fencing token {token} for counter {name} (last seen {last})")]
+    StaleToken {
+        /// Counter.
+        name: String,
+        /// Offered token.
+        token: i64,
+        /// Last accepted token.
+        last: i64,
+    },
+}
+
+/// Where the app keeps its data.
+pub enum Store {
+    /// PostgreSQL (`DB_URL`).
+    Postgres(Client),
+    /// In memory: one node only.
+    Memory(Mutex<MemoryData>),
+}
+
+/// The memory store's tables.
+#[derive(Debug, Default)]
+pub struct MemoryData {
+    records: HashMap<i64, Record>,
+    events: HashMap<String, i32>,
+    counters: HashMap<String, (i64, i64)>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Postgres(_) => f.write_str("Store::Postgres"),
+            Store::Memory(_) => f.write_str("Store::Memory"),
+        }
+    }
+}
+
+impl Store {
+    /// Insert a new record.
+    pub async fn insert(&self, r: &Record) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(c) => {
+                c.execute(
+                    "INSERT INTO records (id, name, value, revision, created_by) VALUES ($1, $2, $3, $4, $5)",
+                    &[&r.id, &r.name, &r.value, &r.revision, &r.created_by],
+                )
+                .await?;
+            }
+            Store::Memory(m) => {
+                m.lock().records.insert(r.id, r.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Read a record.
+    pub async fn get(&self, id: i64) -> Result<Option<Record>, StoreError> {
+        match self {
+            Store::Postgres(c) => {
+                let row = c
+                    .query_opt("SELECT id, name, value, revision, created_by FROM records WHERE id = $1", &[&id])
+                    .await?;
+                Ok(row.map(|row| Record {
+                    id: row.get(0),
+                    name: row.get(1),
+                    value: row.get(2),
+                    revision: row.get(3),
+                    created_by: row.get(4),
+                }))
+            }
+            Store::Memory(m) => Ok(m.lock().records.get(&id).cloned()),
+        }
+    }
+
+    /// Set a record's value; returns the new revision, `None` if absent.
+    pub async fn update(&self, id: i64, value: &str) -> Result<Option<i32>, StoreError> {
+        match self {
+            Store::Postgres(c) => {
+                let row = c
+                    .query_opt(
+                        "UPDATE records SET value = $2, revision = revision + 1, updated_at = now()
+                         WHERE id = $1 RETURNING revision",
+                        &[&id, &value],
+                    )
+                    .await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+            Store::Memory(m) => Ok(m.lock().records.get_mut(&id).map(|r| {
+                r.value = value.to_string();
+                r.revision += 1;
+                r.revision
+            })),
+        }
+    }
+
+    /// Record that a queue message was handled; returns how many times it
+    /// has been delivered (1 unless redelivered).
+    pub async fn record_event(&self, message_id: &str, record_id: i64, revision: i32, node: &str) -> Result<i32, StoreError> {
+        match self {
+            Store::Postgres(c) => {
+                let row = c
+                    .query_one(
+                        "INSERT INTO record_events (message_id, record_id, revision, handled_by) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (message_id) DO UPDATE SET deliveries = record_events.deliveries + 1
+                         RETURNING deliveries",
+                        &[&message_id, &record_id, &revision, &node],
+                    )
+                    .await?;
+                Ok(row.get(0))
+            }
+            Store::Memory(m) => {
+                let mut data = m.lock();
+                let n = data.events.entry(message_id.to_string()).or_insert(0);
+                *n += 1;
+                Ok(*n)
+            }
+        }
+    }
+
+    /// Write a counter's new value, guarded by the lock's fencing token: a
+    /// write with a token older than the last accepted one is refused.
+    pub async fn write_counter(&self, name: &str, value: i64, token: i64) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(c) => {
+                let row = c
+                    .query_opt(
+                        "INSERT INTO counters (name, value, fencing_token) VALUES ($1, $2, $3)
+                         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, fencing_token = EXCLUDED.fencing_token
+                         WHERE counters.fencing_token <= EXCLUDED.fencing_token
+                         RETURNING value",
+                        &[&name, &value, &token],
+                    )
+                    .await?;
+                if row.is_none() {
+                    let last: i64 = c
+                        .query_one("SELECT fencing_token FROM counters WHERE name = $1", &[&name])
+                        .await?
+                        .get(0);
+                    return Err(StoreError::StaleToken {
+                        name: name.to_string(),
+                        token,
+                        last,
+                    });
+                }
+                Ok(())
+            }
+            Store::Memory(m) => {
+                let mut data = m.lock();
+                let entry = data.counters.entry(name.to_string()).or_insert((0, 0));
+                if entry.1 > token {
+                    return Err(StoreError::StaleToken {
+                        name: name.to_string(),
+                        token,
+                        last: entry.1,
+                    });
+                }
+                *entry = (value, token);
+                Ok(())
+            }
+        }
+    }
+
+    /// A counter's value (0 when absent).
+    pub async fn read_counter(&self, name: &str) -> Result<i64, StoreError> {
+        match self {
+            Store::Postgres(c) => Ok(c
+                .query_opt("SELECT value FROM counters WHERE name = $1", &[&name])
+                .await?
+                .map(|r| r.get(0))
+                .unwrap_or(0)),
+            Store::Memory(m) => Ok(m.lock().counters.get(name).map(|c| c.0).unwrap_or(0)),
+        }
+    }
+}
