@@ -6,3 +6,4 @@
 
 pub mod adapters;
 pub mod config;
+pub mod inspect;
