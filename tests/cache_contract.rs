@@ -62,6 +62,7 @@ contract!(
     clear_empties_the_cache_but_keeps_the_bloom_filters,
     fifty_concurrent_callers_of_get_or_compute_compute_once,
     a_failed_compute_reaches_every_waiter_and_is_not_cached,
+    a_cancelled_computation_hands_over_to_a_waiting_caller,
     get_or_compute_stores_with_the_ttl,
     json_helpers_round_trip_and_name_the_key_of_undecodable_values,
     bloom_has_no_false_negatives_and_about_the_configured_false_positive_rate,
@@ -270,6 +271,39 @@ async fn a_failed_compute_reaches_every_waiter_and_is_not_cached(cache: Arc<dyn 
         .await
         .unwrap();
     assert_eq!(ok, b"fine");
+}
+
+async fn a_cancelled_computation_hands_over_to_a_waiting_caller(cache: Arc<dyn Cache>) {
+    let c = cache.clone();
+    let leader = tokio::spawn(async move {
+        let slow = compute(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, std::io::Error>(b"slow".to_vec())
+        });
+        c.get_or_compute("handover", None, slow).await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let c = cache.clone();
+    let follower = tokio::spawn(async move {
+        let fast = compute(|| async { Ok::<_, std::io::Error>(b"fast".to_vec()) });
+        c.get_or_compute("handover", None, fast).await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !follower.is_finished(),
+        "the second caller waits for the first"
+    );
+    leader.abort();
+    let value = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("the waiter takes over within 5 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(value, b"fast");
+    assert_eq!(
+        cache.get("handover").await.unwrap().as_deref(),
+        Some(&b"fast"[..])
+    );
 }
 
 async fn get_or_compute_stores_with_the_ttl(cache: Arc<dyn Cache>) {
