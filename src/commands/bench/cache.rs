@@ -21,6 +21,9 @@ pub struct CacheArgs {
     /// Operations per measurement.
     #[arg(long, default_value_t = 20_000)]
     ops: usize,
+    /// Rounds, alternating the adapter and the raw baseline; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Concurrent tasks issuing them.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -50,6 +53,33 @@ where
     Ok((per_task * concurrency) as f64 / elapsed)
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `rounds` alternating measurements of `a` and `b`; their medians.
+async fn pair<A, AF, B, BF>(
+    rounds: usize,
+    ops: usize,
+    conc: usize,
+    a: A,
+    b: B,
+) -> Result<(f64, f64)>
+where
+    A: Fn(usize) -> AF + Clone + Send + 'static,
+    AF: Future<Output = Result<()>> + Send,
+    B: Fn(usize) -> BF + Clone + Send + 'static,
+    BF: Future<Output = Result<()>> + Send,
+{
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        xs.push(measure(ops, conc, a.clone()).await?);
+        ys.push(measure(ops, conc, b.clone()).await?);
+    }
+    Ok((median(xs), median(ys)))
+}
+
 fn entry(name: &str, figure: f64, baseline: f64, baseline_name: &str) -> serde_json::Value {
     json!({
         "op": name,
@@ -69,7 +99,7 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
     let bloom_impl = redis_cache.bloom_impl().await?.as_str();
     let cache: Arc<dyn Cache> = redis_cache;
     let raw = redis_conn::connect(&url).await?;
-    let (ops, conc) = (args.ops.max(1), args.concurrency.max(1));
+    let (ops, conc, rounds) = (args.ops.max(1), args.concurrency.max(1), args.rounds.max(1));
     let ttl = Some(Duration::from_secs(60));
     let value = vec![b'x'; 100];
 
@@ -83,7 +113,7 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
     let bits_key = ns.key("bench-raw-bits");
 
     let c = cache.clone();
-    let get = measure(ops, conc, move |_| {
+    let get_op = move |_| {
         let c = c.clone();
         async move {
             c.get("hot")
@@ -91,8 +121,7 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
                 .ok_or_else(|| eyre!("hot key missing"))?;
             Ok(())
         }
-    })
-    .await?;
+    };
     redis::cmd("SET")
         .arg(&raw_key)
         .arg(&value)
@@ -101,27 +130,25 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
         .query_async::<()>(&mut raw.clone())
         .await?;
     let (r, k) = (raw.clone(), raw_key.clone());
-    let raw_get = measure(ops, conc, move |_| {
+    let raw_get_op = move |_| {
         let (mut r, k) = (r.clone(), k.clone());
         async move {
             let v: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query_async(&mut r).await?;
             v.ok_or_else(|| eyre!("raw key missing"))?;
             Ok(())
         }
-    })
-    .await?;
+    };
 
     let (c, v) = (cache.clone(), value.clone());
-    let set = measure(ops, conc, move |i| {
+    let set_op = move |i| {
         let (c, v) = (c.clone(), v.clone());
         async move {
             c.set(&format!("k{}", i % 1000), &v, ttl).await?;
             Ok(())
         }
-    })
-    .await?;
+    };
     let (r, k, v) = (raw.clone(), raw_key.clone(), value.clone());
-    let raw_set = measure(ops, conc, move |i| {
+    let raw_set_op = move |i| {
         let (mut r, k, v) = (r.clone(), k.clone(), v.clone());
         async move {
             redis::cmd("SET")
@@ -133,19 +160,17 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
                 .await?;
             Ok(())
         }
-    })
-    .await?;
+    };
 
     let c = cache.clone();
-    let exists = measure(ops, conc, move |i| {
+    let exists_op = move |i| {
         let c = c.clone();
         async move {
             c.bloom_exists("bench", format!("item-{}", i % 2000).as_bytes())
                 .await?;
             Ok(())
         }
-    })
-    .await?;
+    };
     redis::cmd("SETBIT")
         .arg(&bits_key)
         .arg(958_505)
@@ -153,7 +178,7 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
         .query_async::<()>(&mut raw.clone())
         .await?;
     let (r, k) = (raw.clone(), bits_key.clone());
-    let raw_getbit = measure(ops, conc, move |i| {
+    let raw_getbit_op = move |i| {
         let (mut r, k) = (r.clone(), k.clone());
         async move {
             let _: i64 = redis::cmd("GETBIT")
@@ -163,8 +188,11 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
                 .await?;
             Ok(())
         }
-    })
-    .await?;
+    };
+
+    let (get, raw_get) = pair(rounds, ops, conc, get_op, raw_get_op).await?;
+    let (set, raw_set) = pair(rounds, ops, conc, set_op, raw_set_op).await?;
+    let (exists, raw_getbit) = pair(rounds, ops, conc, exists_op, raw_getbit_op).await?;
 
     let memory: Arc<dyn Cache> = Arc::new(MemoryCache::new("bench"));
     memory.set("hot", &value, ttl).await?;
@@ -194,6 +222,7 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
         "redis": url.masked(),
         "ops": ops,
         "concurrency": conc,
+        "rounds": rounds,
         "value_bytes": value.len(),
         "bloom_impl": bloom_impl,
         "results": [
