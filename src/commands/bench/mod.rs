@@ -2,11 +2,18 @@
 //! prints one JSON object with the figure, a raw-client baseline measured in
 //! the same run, and their ratio.
 
+mod cache;
+
 use color_eyre::eyre::Result;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// The Redis cache: get, set with TTL and bloom_exists against raw GET/SET/GETBIT.
+    Cache(cache::CacheArgs),
+}
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
-    match cmd {}
+    match cmd {
+        BenchCommand::Cache(args) => cache::run(args).await,
+    }
 }
