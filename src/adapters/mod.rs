@@ -2,3 +2,5 @@
 //! its trait and its memory/local and Redis (or RabbitMQ) backends.
 
 pub mod redis_conn;
+pub mod snowflake;
+pub mod worker_id;
