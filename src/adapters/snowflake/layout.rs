@@ -146,7 +146,10 @@ mod tests {
         ] {
             let id = compose(sec, worker, seq);
             let d = decode(id).unwrap();
-            assert_eq!((d.unix_seconds, d.worker_id, d.sequence), (sec, worker, seq));
+            assert_eq!(
+                (d.unix_seconds, d.worker_id, d.sequence),
+                (sec, worker, seq)
+            );
             assert_eq!(d.timestamp, rfc3339(sec));
         }
     }
@@ -155,7 +158,8 @@ mod tests {
     fn ids_match_the_nocobase_arithmetic() {
         // NocoBase: (ts - epoch) * 32 * 65536 + workerId * 65536 + sequence.
         let (sec, worker, seq) = (1_717_171_717_u64, 19_u8, 4242_u16);
-        let js = (sec - EPOCH_UNIX_SECONDS) * 32 * 65_536 + u64::from(worker) * 65_536 + u64::from(seq);
+        let js =
+            (sec - EPOCH_UNIX_SECONDS) * 32 * 65_536 + u64::from(worker) * 65_536 + u64::from(seq);
         assert_eq!(compose(sec, worker, seq), js);
     }
 
@@ -164,8 +168,14 @@ mod tests {
         assert!(matches!(decode_str("abc"), Err(DecodeError::NotANumber(_))));
         assert!(matches!(decode_str("-5"), Err(DecodeError::NotANumber(_))));
         assert!(matches!(decode_str(""), Err(DecodeError::NotANumber(_))));
-        assert!(matches!(decode_str("9007199254740992"), Err(DecodeError::TooLarge(_))));
-        assert!(matches!(decode_str("99999999999999999999999999999999999999999"), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            decode_str("9007199254740992"),
+            Err(DecodeError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode_str("99999999999999999999999999999999999999999"),
+            Err(DecodeError::TooLarge(_))
+        ));
         assert_eq!(decode_str(" 9007199254740991 ").unwrap().worker_id, 31);
     }
 }

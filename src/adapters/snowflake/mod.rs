@@ -9,8 +9,7 @@ mod tests;
 
 pub use layout::{
     DecodeError, DecodedId, EPOCH_UNIX_SECONDS, LAST_UNIX_SECOND, MAX_ID, MAX_OFFSET_SECONDS,
-    MAX_SEQUENCE, SEQUENCE_BITS, TIMESTAMP_BITS, WORKER_BITS, compose, decode, decode_str,
-    rfc3339,
+    MAX_SEQUENCE, SEQUENCE_BITS, TIMESTAMP_BITS, WORKER_BITS, compose, decode, decode_str, rfc3339,
 };
 
 use crate::adapters::worker_id::WorkerLease;

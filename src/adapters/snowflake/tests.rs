@@ -16,7 +16,8 @@ impl FakeClock {
         c
     }
     fn set(&self, secs: u64, millis: u64) {
-        self.0.store(secs * 1_000_000_000 + millis * 1_000_000, Ordering::SeqCst);
+        self.0
+            .store(secs * 1_000_000_000 + millis * 1_000_000, Ordering::SeqCst);
     }
 }
 
@@ -44,7 +45,10 @@ fn the_sequence_runs_through_65536_ids_then_waits_for_the_next_second() {
         assert!(id > last, "IDs strictly increase");
         last = id;
         let d = decode(id).unwrap();
-        assert_eq!((d.unix_seconds, d.worker_id, u32::from(d.sequence)), (T, 3, expected_seq));
+        assert_eq!(
+            (d.unix_seconds, d.worker_id, u32::from(d.sequence)),
+            (T, 3, expected_seq)
+        );
     }
     match gen_.try_next_id() {
         Err(SnowflakeError::MustWait { wait, reason }) => {
@@ -85,7 +89,12 @@ fn a_clock_step_back_of_more_than_two_seconds_is_refused() {
     gen_.try_next_id().unwrap();
     clock.set(T - 3, 0);
     match gen_.try_next_id() {
-        Err(e @ SnowflakeError::ClockBackwards { worker_id: 1, behind }) => {
+        Err(
+            e @ SnowflakeError::ClockBackwards {
+                worker_id: 1,
+                behind,
+            },
+        ) => {
             assert_eq!(behind, Duration::from_secs(3));
             assert!(e.to_string().contains("NTP"), "{e}");
         }
@@ -105,7 +114,10 @@ fn a_reused_worker_id_waits_until_the_clock_passes_its_last_ts() {
         other => panic!("expected a wait, got {other:?}"),
     }
     clock.set(T + 1, 999);
-    assert!(matches!(gen_.try_next_id(), Err(SnowflakeError::MustWait { .. })));
+    assert!(matches!(
+        gen_.try_next_id(),
+        Err(SnowflakeError::MustWait { .. })
+    ));
     clock.set(T + 2, 0);
     let d = decode(gen_.try_next_id().unwrap()).unwrap();
     assert_eq!((d.unix_seconds, d.worker_id, d.sequence), (T + 2, 9, 0));
@@ -116,7 +128,13 @@ fn a_reused_worker_id_far_in_the_future_is_refused_with_the_date() {
     let clock = FakeClock::at(T, 0);
     let gen_ = Snowflake::with_clock(leased(4, T + 30, T + 40), clock);
     match gen_.try_next_id() {
-        Err(e @ SnowflakeError::WorkerIdUsedUntil { worker_id: 4, until_unix, .. }) => {
+        Err(
+            e @ SnowflakeError::WorkerIdUsedUntil {
+                worker_id: 4,
+                until_unix,
+                ..
+            },
+        ) => {
             assert_eq!(until_unix, T + 30);
             assert!(e.to_string().contains(&rfc3339(T + 30)), "{e}");
         }
@@ -138,14 +156,20 @@ fn seconds_past_the_persisted_cap_are_refused() {
     ));
     // A renewal raises the cap.
     gen_.lease().extend(T + 5, mono_ns() + 60_000_000_000);
-    assert_eq!(decode(gen_.try_next_id().unwrap()).unwrap().unix_seconds, T + 2);
+    assert_eq!(
+        decode(gen_.try_next_id().unwrap()).unwrap().unix_seconds,
+        T + 2
+    );
 }
 
 #[test]
 fn a_fenced_lease_issues_nothing_and_says_why() {
     let lease = Arc::new(WorkerLease::acquiring());
     let gen_ = Snowflake::with_clock(Arc::clone(&lease), FakeClock::at(T, 0));
-    assert!(matches!(gen_.try_next_id(), Err(SnowflakeError::NoLease { .. })));
+    assert!(matches!(
+        gen_.try_next_id(),
+        Err(SnowflakeError::NoLease { .. })
+    ));
     lease.install(5, 0, u64::MAX, mono_ns() + 60_000_000_000);
     gen_.try_next_id().unwrap();
     lease.fence_lost();
@@ -155,7 +179,10 @@ fn a_fenced_lease_issues_nothing_and_says_why() {
     }
     // An expired deadline fences too, even with the worker ID still set.
     lease.install(6, 0, u64::MAX, mono_ns());
-    assert!(matches!(gen_.try_next_id(), Err(SnowflakeError::NoLease { .. })));
+    assert!(matches!(
+        gen_.try_next_id(),
+        Err(SnowflakeError::NoLease { .. })
+    ));
 }
 
 #[test]
@@ -172,10 +199,22 @@ fn a_new_worker_id_restarts_the_sequence_and_keeps_its_floor() {
 
 #[test]
 fn clocks_outside_the_snowflake_range_are_refused() {
-    let gen_ = Snowflake::with_clock(WorkerLease::fixed(0), FakeClock::at(EPOCH_UNIX_SECONDS - 1, 0));
-    assert!(matches!(gen_.try_next_id(), Err(SnowflakeError::OutOfRange(_))));
-    let gen_ = Snowflake::with_clock(WorkerLease::fixed(0), FakeClock::at(LAST_UNIX_SECOND + 1, 0));
-    assert!(matches!(gen_.try_next_id(), Err(SnowflakeError::OutOfRange(_))));
+    let gen_ = Snowflake::with_clock(
+        WorkerLease::fixed(0),
+        FakeClock::at(EPOCH_UNIX_SECONDS - 1, 0),
+    );
+    assert!(matches!(
+        gen_.try_next_id(),
+        Err(SnowflakeError::OutOfRange(_))
+    ));
+    let gen_ = Snowflake::with_clock(
+        WorkerLease::fixed(0),
+        FakeClock::at(LAST_UNIX_SECOND + 1, 0),
+    );
+    assert!(matches!(
+        gen_.try_next_id(),
+        Err(SnowflakeError::OutOfRange(_))
+    ));
     let gen_ = Snowflake::with_clock(WorkerLease::fixed(31), FakeClock::at(LAST_UNIX_SECOND, 0));
     assert_eq!(gen_.try_next_id().unwrap(), (1 << 53) - 1 - 65_535);
 }
@@ -186,5 +225,8 @@ fn a_released_fixed_lease_stops_issuing() {
     let gen_ = Snowflake::with_clock(Arc::clone(&lease), FakeClock::at(T, 0));
     gen_.try_next_id().unwrap();
     assert_eq!(lease.close(), Some((0, T)));
-    assert!(matches!(gen_.try_next_id(), Err(SnowflakeError::NoLease { .. })));
+    assert!(matches!(
+        gen_.try_next_id(),
+        Err(SnowflakeError::NoLease { .. })
+    ));
 }

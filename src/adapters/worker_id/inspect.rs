@@ -119,7 +119,9 @@ fn slot(
             },
             Some(raw) => match HolderInfo::parse(&raw) {
                 None => SlotLease::Unreadable {
-                    reason: format!("{key}: not a lease holder (JSON with node, pid, host, acquired_at_ms, token)"),
+                    reason: format!(
+                        "{key}: not a lease holder (JSON with node, pid, host, acquired_at_ms, token)"
+                    ),
                     raw: Some(raw),
                 },
                 Some(_) if ttl_ms.is_none() => SlotLease::Unreadable {
@@ -136,7 +138,9 @@ fn slot(
     };
     let last_ts = match last {
         Ok(Value::Nil) => SlotLastTs::Unset,
-        Ok(v) => match as_string(v).filter(|s| s.len() <= 15 && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(v) => match as_string(v)
+            .filter(|s| s.len() <= 15 && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        {
             Some(s) => match s.parse() {
                 Ok(unix_seconds) => SlotLastTs::At { unix_seconds },
                 Err(_) => SlotLastTs::Unreadable {
@@ -155,7 +159,11 @@ fn slot(
         worker_id,
         key,
         lease,
-        ttl_ms: if matches!(get, Ok(Value::Nil)) { None } else { ttl_ms },
+        ttl_ms: if matches!(get, Ok(Value::Nil)) {
+            None
+        } else {
+            ttl_ms
+        },
         last_ts_key,
         last_ts,
     }

@@ -147,7 +147,9 @@ impl WorkerLease {
         };
         lease.worker_id.store(u32::from(id), Ordering::Release);
         lease.generation.store(1, Ordering::Release);
-        lease.status.store(LeaseStatus::Fixed.as_u8(), Ordering::Release);
+        lease
+            .status
+            .store(LeaseStatus::Fixed.as_u8(), Ordering::Release);
         lease.valid_until.store(FOREVER, Ordering::Release);
         std::sync::Arc::new(lease)
     }
@@ -199,9 +201,7 @@ impl WorkerLease {
                  the allocator is re-acquiring a free ID"
                     .to_string()
             }
-            (LeaseStatus::Released, _) => {
-                "the worker-ID lease was released (shutdown)".to_string()
-            }
+            (LeaseStatus::Released, _) => "the worker-ID lease was released (shutdown)".to_string(),
             (_, Some(id)) => format!(
                 "the lease on worker ID {id} was not renewed in time (Redis unreachable?); \
                  IDs resume after the next successful renewal"
@@ -251,7 +251,8 @@ impl WorkerLease {
             *w = Window::EMPTY;
         }
         self.worker_id.store(NO_WORKER, Ordering::Release);
-        self.status.store(LeaseStatus::Lost.as_u8(), Ordering::Release);
+        self.status
+            .store(LeaseStatus::Lost.as_u8(), Ordering::Release);
     }
 
     /// Stop issuing for good (release) and return the highest second any

@@ -17,6 +17,7 @@ pub use inspect::{LeaseSlot, SlotLastTs, SlotLease, force_free, read_leases};
 pub use lease::{LeaseStatus, WorkerLease};
 pub use local::RandomWorkerId;
 pub use redis::{RedisWorkerIds, RedisWorkerIdsBuilder};
+
 pub use scripts::{last_ts_key, lease_key};
 
 #[cfg(test)]

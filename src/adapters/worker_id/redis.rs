@@ -4,9 +4,7 @@
 
 use super::lease::mono_at;
 use super::scripts::{self, ACQUIRE, RELEASE, RENEW};
-use super::{
-    DEFAULT_TTL, HolderInfo, WORKER_IDS, WorkerIdAllocator, WorkerIdError, WorkerLease,
-};
+use super::{DEFAULT_TTL, HolderInfo, WORKER_IDS, WorkerIdAllocator, WorkerIdError, WorkerLease};
 use crate::config::Namespace;
 use parking_lot::Mutex;
 use redis::Value;
@@ -249,7 +247,8 @@ fn ceil_secs(d: Duration) -> u64 {
 impl Shared {
     /// The monotonic deadline of a lease whose (re)newal was sent at `sent`.
     fn deadline(&self, sent: Instant) -> u64 {
-        mono_at(sent).saturating_add(u64::try_from((self.ttl - self.margin).as_nanos()).unwrap_or(0))
+        mono_at(sent)
+            .saturating_add(u64::try_from((self.ttl - self.margin).as_nanos()).unwrap_or(0))
     }
 
     /// The `last_ts` this holder asks to persist: a second no ID issued
@@ -268,7 +267,10 @@ impl Shared {
         for key in &self.all_keys {
             invocation.key(key);
         }
-        invocation.arg(&value).arg(self.ttl_ms()).arg(self.cap_now());
+        invocation
+            .arg(&value)
+            .arg(self.ttl_ms())
+            .arg(self.cap_now());
         let mut conn = self.conn.clone();
         let sent = Instant::now();
         let reply: Vec<Value> =
@@ -283,7 +285,10 @@ impl Shared {
             key: self.ns.key("worker:*"),
             reason: format!("acquire script replied {reply:?}: {reason}"),
         };
-        let first = reply.first().and_then(as_i64).ok_or_else(|| bad("no status"))?;
+        let first = reply
+            .first()
+            .and_then(as_i64)
+            .ok_or_else(|| bad("no status"))?;
         if first < 0 {
             return Err(self.no_free_id(&reply[1..]));
         }
@@ -291,7 +296,10 @@ impl Shared {
             .ok()
             .filter(|id| *id < WORKER_IDS)
             .ok_or_else(|| bad("ID out of range"))?;
-        let floor = reply.get(1).and_then(as_u64).ok_or_else(|| bad("no last_ts"))?;
+        let floor = reply
+            .get(1)
+            .and_then(as_u64)
+            .ok_or_else(|| bad("no last_ts"))?;
         let cap = reply.get(2).and_then(as_u64).ok_or_else(|| bad("no cap"))?;
         self.lease.install(id, floor, cap, self.deadline(sent));
         *self.held.lock() = Some(Held { id, value });
@@ -334,7 +342,9 @@ impl Shared {
     }
 
     async fn renew(&self, held: Held) {
-        let cap = self.cap_now().max(self.lease.window_snapshot().issued_bound());
+        let cap = self
+            .cap_now()
+            .max(self.lease.window_snapshot().issued_bound());
         let mut conn = self.conn.clone();
         let sent = Instant::now();
         let reply: Result<Vec<Value>, _> = RENEW
@@ -346,7 +356,10 @@ impl Shared {
             .invoke_async(&mut conn)
             .await;
         match reply {
-            Ok(values) => match (values.first().and_then(as_i64), values.get(1).and_then(as_u64)) {
+            Ok(values) => match (
+                values.first().and_then(as_i64),
+                values.get(1).and_then(as_u64),
+            ) {
                 (Some(1), Some(persisted)) => {
                     self.lease.extend(persisted, self.deadline(sent));
                 }

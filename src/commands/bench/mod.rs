@@ -2,11 +2,19 @@
 //! prints one JSON object with the figure, a raw-client baseline measured in
 //! the same run, and their ratio.
 
+mod snowflake;
+
 use color_eyre::eyre::Result;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Snowflake IDs: ns per ID below the per-worker limit, and a
+    /// saturation run reaching 65,536 IDs/s per worker.
+    Snowflake(snowflake::SnowflakeArgs),
+}
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
-    match cmd {}
+    match cmd {
+        BenchCommand::Snowflake(args) => snowflake::run(args).await,
+    }
 }
