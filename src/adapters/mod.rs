@@ -3,3 +3,5 @@
 
 pub mod cache;
 pub mod redis_conn;
+pub mod snowflake;
+pub mod worker_id;

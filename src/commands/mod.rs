@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod id;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
@@ -32,6 +33,9 @@ pub struct EnvArgs {
 pub enum Command {
     /// Show the validated configuration (secrets masked) and its fingerprint.
     Config(config::ConfigArgs),
+    /// Snowflake IDs: decode one into its time, worker ID and sequence.
+    #[command(subcommand)]
+    Id(id::IdCommand),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -56,6 +60,7 @@ pub fn init_tracing(verbose: u8) {
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Config(args) => config::run(args),
+        Command::Id(cmd) => id::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

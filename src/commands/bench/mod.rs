@@ -3,6 +3,7 @@
 //! the same run, and their ratio.
 
 mod cache;
+mod snowflake;
 
 use color_eyre::eyre::Result;
 
@@ -10,10 +11,14 @@ use color_eyre::eyre::Result;
 pub enum BenchCommand {
     /// The Redis cache: get, set with TTL and bloom_exists against raw GET/SET/GETBIT.
     Cache(cache::CacheArgs),
+    /// Snowflake IDs: ns per ID below the per-worker limit, and a
+    /// saturation run reaching 65,536 IDs/s per worker.
+    Snowflake(snowflake::SnowflakeArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Cache(args) => cache::run(args).await,
+        BenchCommand::Snowflake(args) => snowflake::run(args).await,
     }
 }
