@@ -466,3 +466,73 @@ async fn a_new_channel_is_read_at_once_even_while_the_reader_is_blocked() {
     assert_eq!(index(&recv(&mut second).await), 0);
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_key_overwritten_by_another_type_does_not_stop_the_other_channels() {
+    let ns = TestNs::new("ps-wrongtype");
+    let a: Arc<dyn SyncSignals> = Arc::new(redis_node(&ns, "a").await);
+    let b = redis_node(&ns, "b").await;
+    let mut one = b
+        .subscribe("one", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let mut two = b
+        .subscribe("two", SubscribeOptions::default())
+        .await
+        .unwrap();
+    publish_range(&a, "one", 0..1).await;
+    assert_eq!(index(&recv(&mut one).await), 0);
+
+    let key = format!("{}:signal:one", ns.name);
+    let mut raw = redis::Client::open(ns.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::pipe()
+        .atomic()
+        .del(&key)
+        .set(&key, "not a stream")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let err = a.publish("one", json!(1).into()).await.unwrap_err();
+    assert!(err.to_string().contains(&key), "{err}");
+
+    publish_range(&a, "two", 0..3).await;
+    let got: Vec<i64> = recv_n(&mut two, 3).await.iter().map(index).collect();
+    assert_eq!(got, [0, 1, 2]);
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_config_picks_the_backend() {
+    use clusterops::adapters::pubsub::from_config;
+    use clusterops::config::{Config, PubsubAdapter};
+    let memory = from_config(&Config::default(), "n1").await.unwrap();
+    assert_eq!(memory.node_id(), "n1");
+    let mut sub = memory
+        .subscribe("c", SubscribeOptions::including_own())
+        .await
+        .unwrap();
+    assert_eq!(memory.publish("c", json!(1).into()).await.unwrap(), "1");
+    assert_eq!(recv(&mut sub).await.payload, Payload::Json(json!(1)));
+
+    let ns = TestNs::new("ps-config");
+    let config = Config {
+        namespace: ns.namespace(),
+        pubsub: PubsubAdapter::Redis(url(&ns.url)),
+        ..Config::default()
+    };
+    let redis = from_config(&config, "n2").await.unwrap();
+    let id = redis.publish("c", json!(2).into()).await.unwrap();
+    let keys = ns.keys();
+    assert!(
+        keys.contains(&format!("{}:signal:c", ns.name)),
+        "{keys:?} after {id}"
+    );
+    assert!(matches!(
+        from_config(&config, " ").await,
+        Err(PubsubError::EmptyNodeId)
+    ));
+}

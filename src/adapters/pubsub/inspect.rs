@@ -179,7 +179,12 @@ pub async fn read_streams<C: ConnectionLike + Send>(
         };
         match role {
             Role::Stream => match stream_summary(value) {
-                Ok((length, first, last, last_seq)) => {
+                Ok(Summary {
+                    length,
+                    first,
+                    last,
+                    last_seq,
+                }) => {
                     info.length = length;
                     info.first_id = first;
                     info.last_id = last;
@@ -246,10 +251,17 @@ pub async fn read_streams<C: ConnectionLike + Send>(
     Ok(channels.into_values().collect())
 }
 
+/// What XINFO STREAM tells about one stream.
+struct Summary {
+    length: u64,
+    first: Option<String>,
+    last: Option<String>,
+    /// The last entry's `seq` field.
+    last_seq: Option<u64>,
+}
+
 /// Length, first and last IDs and the last entry's `seq` from XINFO STREAM.
-fn stream_summary(
-    value: Value,
-) -> Result<(u64, Option<String>, Option<String>, Option<u64>), String> {
+fn stream_summary(value: Value) -> Result<Summary, String> {
     let pairs = reply::value_pairs(value).ok_or("XINFO STREAM reply is not a map")?;
     let mut length = None;
     let (mut first, mut last, mut last_seq) = (None, None, None);
@@ -271,7 +283,12 @@ fn stream_summary(
         }
     }
     let length = length.ok_or("XINFO STREAM has no length")?;
-    Ok((length, first, last, last_seq))
+    Ok(Summary {
+        length,
+        first,
+        last,
+        last_seq,
+    })
 }
 
 /// Remove node `node`'s cursor from every channel under `ns` (for a node

@@ -23,6 +23,7 @@ mod envelope;
 pub mod inspect;
 pub mod memory;
 pub mod redis;
+mod redis_cursor;
 mod redis_reader;
 mod reply;
 mod subscription;

@@ -9,8 +9,7 @@
 //! cursors at most every [`RedisSignalsOptions::cursor_flush_interval`] and
 //! once more on shutdown.
 
-use super::envelope::{EntryId, Position, decode_cursor, encode_cursor, encode_envelope};
-use super::reply::{self, RawEntry};
+use super::envelope::{EntryId, Position, encode_envelope};
 use super::subscription::{SubSender, Tracker, pair};
 use super::{
     Payload, PubsubError, SubscribeOptions, Subscription, SyncSignals, check_node_id, now_ms,
@@ -71,6 +70,10 @@ impl Default for RedisSignalsOptions {
     }
 }
 
+/// An unchanged cursor is written again this often, so that a Redis that
+/// lost its data gets it back even from an idle node.
+pub const CURSOR_REFRESH: Duration = Duration::from_secs(30);
+
 /// INCR the channel's counter and XADD the entry, atomically, so the
 /// counter value in an entry is its publish number (lag = counter − cursor).
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
@@ -110,7 +113,7 @@ pub(crate) struct Inner {
     pub(crate) reader_started: Notify,
     pub(crate) shutdown: watch::Sender<bool>,
     unblock_warned: AtomicBool,
-    flush_failing: AtomicBool,
+    pub(crate) flush_failing: AtomicBool,
 }
 
 pub(crate) struct State {
@@ -127,7 +130,19 @@ pub(crate) struct ChannelState {
     pub(crate) pos: Position,
     pub(crate) subs: Vec<RedisSub>,
     /// The cursor last written to Redis.
-    written: Option<Position>,
+    pub(crate) written: Option<Written>,
+    /// Not read until then: the key holds something else than a stream.
+    pub(crate) paused_until: Option<tokio::time::Instant>,
+}
+
+/// A cursor as last written.
+#[derive(Clone, Copy)]
+pub(crate) struct Written {
+    pub(crate) pos: Position,
+    /// When it last moved (Unix ms): the `at_ms` written with it.
+    pub(crate) moved_at_ms: u64,
+    /// When it was last written.
+    pub(crate) at: tokio::time::Instant,
 }
 
 pub(crate) struct RedisSub {
@@ -141,7 +156,7 @@ pub(crate) struct RedisSub {
 impl ChannelState {
     /// The node's cursor: just before the oldest message some subscription
     /// has not finished, else the read position.
-    fn cursor(&self) -> Position {
+    pub(crate) fn cursor(&self) -> Position {
         let mut c = self.pos;
         for s in &self.subs {
             if let Some(front) = s.pending.lock().front()
@@ -206,137 +221,6 @@ impl Inner {
     fn closed(&self) -> bool {
         self.state.lock().closed
     }
-
-    /// Write every cursor that changed since it was last written.
-    pub(crate) async fn flush_cursors(&self) {
-        let at_ms = now_ms();
-        let changes: Vec<(String, String, Position)> = {
-            let st = self.state.lock();
-            st.channels
-                .iter()
-                .filter_map(|(name, ch)| {
-                    let c = ch.cursor();
-                    (ch.written != Some(c)).then(|| (name.clone(), cursors_key(&self.ns, name), c))
-                })
-                .collect()
-        };
-        if changes.is_empty() {
-            return;
-        }
-        let mut pipe = ::redis::pipe();
-        for (_, key, pos) in &changes {
-            pipe.hset(key, &self.node, encode_cursor(*pos, at_ms))
-                .ignore();
-        }
-        match pipe.query_async::<()>(&mut self.conn.clone()).await {
-            Ok(()) => {
-                if self.flush_failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!(url = %self.url, "sync-signal cursors are written again");
-                }
-                let mut st = self.state.lock();
-                for (name, _, pos) in changes {
-                    if let Some(ch) = st.channels.get_mut(&name) {
-                        ch.written = Some(pos);
-                    }
-                }
-            }
-            Err(e) => {
-                if !self.flush_failing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        url = %self.url,
-                        key = %changes[0].1,
-                        "cannot write sync-signal cursors ({e}); retrying every flush interval"
-                    );
-                }
-            }
-        }
-    }
-
-    /// Where a node starts reading `channel` when it has no local state:
-    /// its recorded cursor if readable, else the stream's last entry.
-    async fn resolve_start(&self, channel: &str) -> Result<Position, PubsubError> {
-        let key = stream_key(&self.ns, channel);
-        let ckey = cursors_key(&self.ns, channel);
-        let skey = seq_key(&self.ns, channel);
-        let (cursor, first, last, seq): (Option<Vec<u8>>, Value, Value, Option<Vec<u8>>) =
-            ::redis::pipe()
-                .atomic()
-                .hget(&ckey, &self.node)
-                .cmd("XRANGE")
-                .arg(&key)
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(1)
-                .cmd("XREVRANGE")
-                .arg(&key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .get(&skey)
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(|source| PubsubError::Redis {
-                    key: key.clone(),
-                    source,
-                })?;
-        let first = one_entry(&key, first)?;
-        if let Some(raw) = cursor {
-            match decode_cursor(&raw) {
-                Ok((pos, _)) => {
-                    warn_if_trimmed(&key, &self.node, pos, first.as_ref());
-                    return Ok(pos);
-                }
-                Err(reason) => tracing::warn!(
-                    key = %ckey,
-                    field = %self.node,
-                    "unreadable sync-signal cursor ({reason}); reading new messages only"
-                ),
-            }
-        }
-        let last = one_entry(&key, last)?.map_or(EntryId::ZERO, |e| e.id);
-        let seq = match seq {
-            None => 0,
-            Some(raw) => std::str::from_utf8(&raw)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| PubsubError::Unreadable {
-                    key: skey,
-                    reason: "not an integer counter".to_string(),
-                })?,
-        };
-        Ok(Position { id: last, seq })
-    }
-}
-
-fn one_entry(key: &str, v: Value) -> Result<Option<RawEntry>, PubsubError> {
-    reply::entries(v)
-        .map(|e| e.into_iter().next())
-        .map_err(|reason| PubsubError::Unreadable {
-            key: key.to_string(),
-            reason,
-        })
-}
-
-fn warn_if_trimmed(key: &str, node: &str, cursor: Position, first: Option<&RawEntry>) {
-    let Some(first) = first else { return };
-    let first_seq = first.fields.as_ref().ok().and_then(|f| {
-        f.iter()
-            .find(|(k, _)| k.as_slice() == b"seq")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
-    });
-    if first.id > cursor.id
-        && let Some(first_seq) = first_seq
-        && first_seq > cursor.seq + 1
-    {
-        tracing::warn!(
-            stream = %key,
-            node = %node,
-            missed = first_seq - cursor.seq - 1,
-            "this node resumes after messages that were already trimmed from the stream"
-        );
-    }
 }
 
 impl RedisSignals {
@@ -381,7 +265,7 @@ impl RedisSignals {
             flush_failing: AtomicBool::new(false),
         });
         let reader = tokio::spawn(super::redis_reader::run(inner.clone()));
-        let flusher = tokio::spawn(run_flusher(inner.clone()));
+        let flusher = tokio::spawn(super::redis_cursor::run_flusher(inner.clone()));
         Ok(Self {
             inner,
             tasks: Mutex::new(vec![reader, flusher]),
@@ -433,23 +317,6 @@ impl RedisSignals {
             let _ = tokio::time::timeout(wait, started).await;
         }
     }
-}
-
-async fn run_flusher(inner: Arc<Inner>) {
-    let mut shutdown = inner.shutdown.subscribe();
-    let mut tick = tokio::time::interval(inner.options.cursor_flush_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let stop = tokio::select! {
-            _ = tick.tick() => false,
-            _ = shutdown.wait_for(|stop| *stop) => true,
-        };
-        if stop {
-            break;
-        }
-        inner.flush_cursors().await;
-    }
-    inner.flush_cursors().await;
 }
 
 #[async_trait::async_trait]
@@ -513,6 +380,7 @@ impl SyncSignals for RedisSignals {
                     }),
                     subs: Vec::new(),
                     written: None,
+                    paused_until: None,
                 }),
             };
             let first = ch.subs.is_empty();

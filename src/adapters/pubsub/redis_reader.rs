@@ -16,6 +16,11 @@
 //! names an explicit last-handled ID per stream, never `$`, so nothing
 //! published between two reads is missed, whatever interrupted them.
 //!
+//! A stream key that another writer replaced by a different type makes the
+//! whole XREAD fail with WRONGTYPE: the reader then finds the key with TYPE,
+//! logs an error naming it and leaves that channel out of its reads for a
+//! while (checking again later), so the other channels keep flowing.
+//!
 //! When Redis drops the connection (or does not answer within the block time
 //! plus a margin), the reader reconnects with exponential backoff (50 ms to
 //! 1 s, jittered) and resumes from the last IDs it dispatched.
@@ -35,6 +40,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Client-side margin over the XREAD block time before the connection is
 /// considered dead.
 const READ_MARGIN: Duration = Duration::from_secs(3);
+/// How long a channel whose key is not a stream is left out of the reads.
+const WRONG_TYPE_PAUSE: Duration = Duration::from_secs(10);
 
 /// One stream of a read: channel, key and the ID it reads after.
 struct Target {
@@ -44,11 +51,12 @@ struct Target {
 }
 
 fn snapshot(inner: &Inner) -> (u64, Vec<Target>) {
+    let now = tokio::time::Instant::now();
     let st = inner.state.lock();
     let targets = st
         .channels
         .iter()
-        .filter(|(_, ch)| !ch.subs.is_empty())
+        .filter(|(_, ch)| !ch.subs.is_empty() && ch.paused_until.is_none_or(|t| t <= now))
         .map(|(name, ch)| Target {
             channel: name.clone(),
             key: ch.key.clone(),
@@ -151,6 +159,15 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                     }
                 }
             }
+            Ok(Err(e)) if e.code() == Some("WRONGTYPE") => {
+                // A stream key was replaced by another type: stop reading
+                // that channel for a while, keep reading the others.
+                if !pause_wrong_types(&inner, &targets).await
+                    && sleep_or_stop(&mut shutdown, BACKOFF_MAX).await
+                {
+                    break;
+                }
+            }
             Ok(Err(e)) => {
                 conn = None;
                 fail(&inner, &mut failures, &format!("XREAD failed: {e}"));
@@ -166,6 +183,43 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
     }
     *inner.reader_client.lock() = None;
+}
+
+/// Pause the channels whose key is not a stream (checked with TYPE on the
+/// shared connection); true when at least one was found.
+async fn pause_wrong_types(inner: &Inner, targets: &[Target]) -> bool {
+    let mut pipe = ::redis::pipe();
+    for t in targets {
+        pipe.cmd("TYPE").arg(&t.key);
+    }
+    let types: Vec<String> = match pipe.query_async(&mut inner.conn.clone()).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!("TYPE check of sync-signal streams failed: {e}");
+            return false;
+        }
+    };
+    let until = tokio::time::Instant::now() + WRONG_TYPE_PAUSE;
+    let mut st = inner.state.lock();
+    let mut found = false;
+    for (t, kind) in targets.iter().zip(types) {
+        if kind == "stream" || kind == "none" {
+            continue;
+        }
+        found = true;
+        tracing::error!(
+            stream = %t.key,
+            "{} holds a {kind}, not a stream: channel {:?} is not read (checked again every {:?}); \
+             delete the key to resume",
+            t.key,
+            t.channel,
+            WRONG_TYPE_PAUSE
+        );
+        if let Some(ch) = st.channels.get_mut(&t.channel) {
+            ch.paused_until = Some(until);
+        }
+    }
+    found
 }
 
 fn fail(inner: &Inner, failures: &mut u32, error: &str) {

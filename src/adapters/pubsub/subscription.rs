@@ -41,7 +41,7 @@ impl SubSender {
             return false;
         }
         let n = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % BACKLOG_WARN_EVERY == 0 {
+        if n.is_multiple_of(BACKLOG_WARN_EVERY) {
             tracing::warn!(
                 channel = %channel,
                 backlog = n,

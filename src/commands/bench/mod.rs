@@ -2,11 +2,18 @@
 //! prints one JSON object with the figure, a raw-client baseline measured in
 //! the same run, and their ratio.
 
+mod pubsub;
+
 use color_eyre::eyre::Result;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Sync signals: node-to-node latency on Redis vs raw XADD + XREAD BLOCK.
+    Pubsub(pubsub::PubsubArgs),
+}
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
-    match cmd {}
+    match cmd {
+        BenchCommand::Pubsub(args) => pubsub::run(args).await,
+    }
 }
