@@ -4,7 +4,7 @@
 //!
 //! Each subscription has its own unbounded queue: a slow subscriber never
 //! loses a message, its backlog grows (and is logged, see
-//! [`super::subscription::BACKLOG_WARN_EVERY`]). Nothing is persisted.
+//! [`super::BACKLOG_WARN_EVERY`]). Nothing is persisted.
 
 use super::subscription::{SubSender, Tracker, pair};
 use super::{

@@ -32,7 +32,7 @@ pub use envelope::{ENVELOPE_VERSION, EntryId};
 pub use inspect::{NodeLag, StreamInfo, Unreadable, forget_node, read_streams};
 pub use memory::{MemoryHub, MemorySignals};
 pub use redis::{RedisSignals, RedisSignalsOptions};
-pub use subscription::Subscription;
+pub use subscription::{BACKLOG_WARN_EVERY, Subscription};
 
 use crate::adapters::redis_conn::ConnectError;
 use crate::config::{Config, PubsubAdapter};

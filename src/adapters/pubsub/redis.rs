@@ -4,10 +4,17 @@
 //! `{ns}:signal:{channel}:cursors` so a restarted node resumes where it
 //! stopped and the inspector can compute each node's lag.
 //!
-//! Tasks per adapter: one reader (see [`super::redis_reader`] for why one
-//! reader serves every channel) and one cursor flusher that writes changed
+//! Tasks per adapter: one reader and one cursor flusher that writes changed
 //! cursors at most every [`RedisSignalsOptions::cursor_flush_interval`] and
 //! once more on shutdown.
+//!
+//! One reader per node, not one per subscription: it holds one dedicated
+//! blocking connection and sends one `XREAD BLOCK … STREAMS` naming every
+//! subscribed channel, so Redis sees one blocked client per node whatever
+//! the number of channels, one round trip brings news from all of them, and
+//! several subscriptions to a channel share one read. A channel subscribed
+//! while the read is blocked is added by kicking the read with
+//! `CLIENT UNBLOCK` (details in `redis_reader.rs`).
 
 use super::envelope::{EntryId, Position, encode_envelope};
 use super::subscription::{SubSender, Tracker, pair};
