@@ -50,20 +50,29 @@ struct Target {
     after: EntryId,
 }
 
-fn snapshot(inner: &Inner) -> (u64, Vec<Target>) {
+/// The streams to read now, the generation they belong to, and when the
+/// earliest paused channel may be read again.
+fn snapshot(inner: &Inner) -> (u64, Vec<Target>, Option<tokio::time::Instant>) {
     let now = tokio::time::Instant::now();
     let st = inner.state.lock();
-    let targets = st
-        .channels
-        .iter()
-        .filter(|(_, ch)| !ch.subs.is_empty() && ch.paused_until.is_none_or(|t| t <= now))
-        .map(|(name, ch)| Target {
-            channel: name.clone(),
-            key: ch.key.clone(),
-            after: ch.pos.id,
-        })
-        .collect();
-    (st.generation, targets)
+    let mut resume = None;
+    let mut targets = Vec::new();
+    for (name, ch) in &st.channels {
+        if ch.subs.is_empty() {
+            continue;
+        }
+        match ch.paused_until {
+            Some(t) if t > now => {
+                resume = Some(resume.map_or(t, |r: tokio::time::Instant| r.min(t)));
+            }
+            _ => targets.push(Target {
+                channel: name.clone(),
+                key: ch.key.clone(),
+                after: ch.pos.id,
+            }),
+        }
+    }
+    (st.generation, targets, resume)
 }
 
 async fn open(inner: &Inner) -> Result<MultiplexedConnection, String> {
@@ -103,12 +112,14 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         let changed = inner.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let (generation, targets) = snapshot(&inner);
+        let (generation, targets, resume) = snapshot(&inner);
         if targets.is_empty() {
             inner.reader_gen.store(generation, Ordering::Release);
             inner.reader_started.notify_waiters();
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 _ = &mut changed => continue,
+                _ = tokio::time::sleep_until(resume.unwrap_or(far)) => continue,
                 _ = shutdown.wait_for(|stop| *stop) => break,
             }
         }
