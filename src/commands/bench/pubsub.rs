@@ -74,7 +74,7 @@ pub async fn run(args: PubsubArgs) -> Result<i32> {
         "publisher": "sequential (each publish awaits its reply)",
         "adapter": adapter,
         "raw_xadd_xread": raw,
-        "p99_ratio_adapter_to_raw": if raw_p99 > 0.0 { round1(p99 / raw_p99 * 100.0) / 100.0 } else { 0.0 },
+        "p99_ratio_adapter_to_raw": if raw_p99 > 0.0 { (p99 / raw_p99 * 100.0).round() / 100.0 } else { 0.0 },
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": p99 < TARGET_P99_MS * 1000.0,
     });
