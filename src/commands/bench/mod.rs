@@ -3,6 +3,7 @@
 //! the same run, and their ratio.
 
 mod cache;
+mod pubsub;
 mod snowflake;
 
 use color_eyre::eyre::Result;
@@ -14,11 +15,14 @@ pub enum BenchCommand {
     /// Snowflake IDs: ns per ID below the per-worker limit, and a
     /// saturation run reaching 65,536 IDs/s per worker.
     Snowflake(snowflake::SnowflakeArgs),
+    /// Sync signals: node-to-node latency on Redis vs raw XADD + XREAD BLOCK.
+    Pubsub(pubsub::PubsubArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Cache(args) => cache::run(args).await,
         BenchCommand::Snowflake(args) => snowflake::run(args).await,
+        BenchCommand::Pubsub(args) => pubsub::run(args).await,
     }
 }
