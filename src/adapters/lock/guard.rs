@@ -1,6 +1,7 @@
 //! [`LockGuard`]: a held lock with its fencing token, the watchdog that
 //! renews its TTL, lost detection, explicit and on-drop release.
 
+use super::watchdog::{Registration, Watchdogs};
 use super::{LockError, validate_ttl};
 use parking_lot::Mutex;
 use std::fmt;
@@ -8,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
-use tokio::task::AbortHandle;
 
 /// What a guard needs from its backend: compare-and-renew and
 /// compare-and-delete of exactly this holder's entry.
@@ -22,43 +22,82 @@ pub(crate) trait Lease: Send + Sync + 'static {
     async fn release(&self) -> Result<bool, LockError>;
 }
 
-struct Shared {
-    name: String,
+pub(crate) struct Shared {
+    pub(crate) name: String,
     token: u64,
-    lease: Box<dyn Lease>,
+    pub(crate) lease: Box<dyn Lease>,
     /// Sticky: once lost, always lost.
     lost: AtomicBool,
-    /// Released or dropped: the watchdog stops.
+    /// Released or dropped: no more renewals.
     done: AtomicBool,
-    /// The TTL the watchdog renews with, and the instant until which the
-    /// lock is known to be ours (send time of the last confirmed write plus
-    /// its TTL: the server applied it no earlier than we sent it).
-    timing: Mutex<(Duration, Instant)>,
+    /// A renewal is in flight (set and cleared by the watchdog).
+    pub(crate) renewing: AtomicBool,
+    timing: Mutex<Timing>,
+}
+
+struct Timing {
+    /// The TTL renewals use.
+    ttl: Duration,
+    /// Until when the lock is known to be ours: send time of the last
+    /// confirmed write plus its TTL (the server applied it no earlier).
+    valid_until: Instant,
+    /// When the watchdog renews next.
+    next_renewal: Instant,
 }
 
 impl Shared {
-    fn is_lost(&self) -> bool {
+    pub(crate) fn is_lost(&self) -> bool {
         if self.lost.load(Ordering::Acquire) {
             return true;
         }
-        if Instant::now() >= self.timing.lock().1 {
+        if Instant::now() >= self.timing.lock().valid_until {
             self.mark_lost("its TTL passed without a confirmed renewal");
             return true;
         }
         false
     }
 
-    fn mark_lost(&self, why: &str) {
+    /// Released, dropped or lost: nothing more to renew.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.done.load(Ordering::Acquire) || self.is_lost()
+    }
+
+    pub(crate) fn mark_lost(&self, why: &str) {
         if !self.lost.swap(true, Ordering::AcqRel) {
             tracing::warn!(lock = %self.name, token = self.token, "lock lost: {why}");
         }
     }
 
-    /// A renewal sent at `sent` with `ttl` was confirmed.
-    fn confirm(&self, sent: Instant, ttl: Duration) {
+    pub(crate) fn ttl(&self) -> Duration {
+        self.timing.lock().ttl
+    }
+
+    pub(crate) fn next_renewal(&self) -> Instant {
+        self.timing.lock().next_renewal
+    }
+
+    pub(crate) fn set_next_renewal(&self, at: Instant) {
+        self.timing.lock().next_renewal = at;
+    }
+
+    /// How long the lock is still known to be ours.
+    pub(crate) fn valid_for(&self) -> Duration {
+        self.timing
+            .lock()
+            .valid_until
+            .saturating_duration_since(Instant::now())
+    }
+
+    /// A write of `ttl` sent at `sent` was confirmed: valid until
+    /// `sent + ttl`, next renewal at `sent + ttl / 3`.
+    pub(crate) fn confirm(&self, sent: Instant, ttl: Duration) {
         let mut timing = self.timing.lock();
         if !self.lost.load(Ordering::Acquire) {
-            *timing = (ttl, sent + ttl);
+            *timing = Timing {
+                ttl,
+                valid_until: sent + ttl,
+                next_renewal: sent + ttl / 3,
+            };
         }
     }
 
@@ -74,12 +113,13 @@ impl Shared {
 /// tokio runtime is available; otherwise the lock expires after its TTL);
 /// [`LockGuard::release`] releases it and reports the outcome.
 ///
-/// While the guard lives, a watchdog task renews the TTL every `ttl / 3`.
+/// While the guard lives, the backend's watchdog renews the TTL every
+/// `ttl / 3`.
 /// Leaking the guard (`std::mem::forget`) keeps the lock held for as long
 /// as the runtime runs; it expires one TTL after the process dies.
 pub struct LockGuard {
     shared: Arc<Shared>,
-    watchdog: Option<AbortHandle>,
+    watchdog: Option<Registration>,
 }
 
 impl LockGuard {
@@ -90,6 +130,7 @@ impl LockGuard {
         ttl: Duration,
         sent: Instant,
         lease: Box<dyn Lease>,
+        watchdogs: &Watchdogs,
     ) -> Self {
         let shared = Arc::new(Shared {
             name: name.to_string(),
@@ -97,18 +138,20 @@ impl LockGuard {
             lease,
             lost: AtomicBool::new(false),
             done: AtomicBool::new(false),
-            timing: Mutex::new((ttl, sent + ttl)),
+            renewing: AtomicBool::new(false),
+            timing: Mutex::new(Timing {
+                ttl,
+                valid_until: sent + ttl,
+                next_renewal: sent + ttl / 3,
+            }),
         });
-        let watchdog = match Handle::try_current() {
-            Ok(handle) => Some(handle.spawn(watchdog(Arc::clone(&shared))).abort_handle()),
-            Err(_) => {
-                tracing::warn!(
-                    lock = name,
-                    "no tokio runtime: the lock will not be renewed"
-                );
-                None
-            }
-        };
+        let watchdog = watchdogs.register(&shared);
+        if watchdog.is_none() {
+            tracing::warn!(
+                lock = name,
+                "no tokio runtime: the lock will not be renewed"
+            );
+        }
         Self { shared, watchdog }
     }
 
@@ -126,7 +169,7 @@ impl LockGuard {
     /// The TTL the watchdog renews with (the acquire TTL, or the last
     /// [`LockGuard::extend`]).
     pub fn ttl(&self) -> Duration {
-        self.shared.timing.lock().0
+        self.shared.ttl()
     }
 
     /// Whether the lock is known to be lost (a renewal found it gone or
@@ -156,6 +199,9 @@ impl LockGuard {
         let sent = Instant::now();
         if self.shared.lease.renew(ttl).await? {
             self.shared.confirm(sent, ttl);
+            if let Some(watchdog) = &self.watchdog {
+                watchdog.reschedule(self.shared.next_renewal());
+            }
             self.check()
         } else {
             self.shared.mark_lost("extend found it gone or taken");
@@ -168,9 +214,7 @@ impl LockGuard {
     /// longer ours (whatever was done under it was not exclusive until the
     /// end), or with a Redis error (the lock then expires after its TTL).
     pub async fn release(mut self) -> Result<(), LockError> {
-        if let Some(watchdog) = self.watchdog.take() {
-            watchdog.abort();
-        }
+        self.watchdog = None;
         self.shared.done.store(true, Ordering::Release);
         if self.shared.is_lost() {
             // Not ours any more as far as we know; with the watchdog
@@ -188,9 +232,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if let Some(watchdog) = self.watchdog.take() {
-            watchdog.abort();
-        }
+        self.watchdog = None;
         if self.shared.done.swap(true, Ordering::AcqRel) || self.shared.is_lost() {
             return;
         }
@@ -220,47 +262,5 @@ impl fmt::Debug for LockGuard {
             .field("fencing_token", &self.shared.token)
             .field("lost", &self.shared.lost.load(Ordering::Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-/// Renew every `ttl / 3` until released; on failure, retry more often until
-/// the TTL may have passed, then mark the guard lost.
-async fn watchdog(shared: Arc<Shared>) {
-    let mut pause = shared.timing.lock().0 / 3;
-    loop {
-        tokio::time::sleep(pause).await;
-        if shared.done.load(Ordering::Acquire) || shared.is_lost() {
-            return;
-        }
-        let ttl = shared.timing.lock().0;
-        let sent = Instant::now();
-        match shared.lease.renew(ttl).await {
-            Ok(true) => {
-                shared.confirm(sent, ttl);
-                pause = ttl / 3;
-            }
-            Ok(false) => {
-                if !shared.done.load(Ordering::Acquire) {
-                    shared.mark_lost("renewal found it gone or taken");
-                }
-                return;
-            }
-            Err(e) => {
-                if shared.is_lost() {
-                    return;
-                }
-                let left = shared
-                    .timing
-                    .lock()
-                    .1
-                    .saturating_duration_since(Instant::now());
-                tracing::warn!(
-                    lock = %shared.name,
-                    error = %e,
-                    "lock renewal failed; retrying while {left:?} of TTL may be left"
-                );
-                pause = (ttl / 10).min(left).max(Duration::from_millis(1));
-            }
-        }
     }
 }

@@ -5,6 +5,7 @@
 use super::guard::Lease;
 use super::inspect::LockHolderInfo;
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
+use super::watchdog::Watchdogs;
 use super::{LockBackend, LockError, LockGuard, validate_name, validate_node_id, validate_ttl};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ struct Inner {
     node_id: String,
     slots: Mutex<HashMap<String, Slot>>,
     waiters: Arc<Waiters>,
+    watchdogs: Watchdogs,
 }
 
 /// One lock name: its fencing counter (kept after release, like the Redis
@@ -56,6 +58,7 @@ impl LocalLock {
                 node_id: validate_node_id(node_id.into())?,
                 slots: Mutex::new(HashMap::new()),
                 waiters: Arc::default(),
+                watchdogs: Watchdogs::default(),
             }),
         })
     }
@@ -131,6 +134,7 @@ impl Acquirer for LocalLock {
             ttl,
             now,
             Box::new(lease),
+            &self.inner.watchdogs,
         )))
     }
 

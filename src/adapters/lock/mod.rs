@@ -20,6 +20,7 @@ mod inspect;
 mod local;
 mod redis;
 mod waiters;
+mod watchdog;
 
 pub use guard::LockGuard;
 pub use inspect::{

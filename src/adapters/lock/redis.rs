@@ -7,6 +7,7 @@
 use super::guard::Lease;
 use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
+use super::watchdog::Watchdogs;
 use super::{
     LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, validate_name, validate_node_id,
     validate_ttl,
@@ -101,6 +102,7 @@ struct Inner {
     url: String,
     channel: String,
     waiters: Arc<Waiters>,
+    watchdogs: Watchdogs,
     listener: Mutex<Option<(AbortHandle, watch::Receiver<bool>)>>,
 }
 
@@ -135,6 +137,7 @@ impl RedisLock {
                 client,
                 url: url.masked().to_string(),
                 waiters: Arc::default(),
+                watchdogs: Watchdogs::default(),
                 listener: Mutex::new(None),
             }),
         })
@@ -284,6 +287,7 @@ impl Acquirer for RedisLock {
                         ttl,
                         sent,
                         Box::new(lease),
+                        &self.inner.watchdogs,
                     )))
                 }
                 _ => Err(unexpected(&key, "acquire")),
