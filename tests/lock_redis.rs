@@ -340,3 +340,39 @@ async fn waiters_on_two_instances_share_one_subscription_each_and_all_get_the_lo
     tokens.dedup();
     assert_eq!(tokens.len(), 8, "each waiter got its own token");
 }
+
+#[tokio::test]
+async fn from_config_picks_the_configured_backend() {
+    use clusterops::adapters::lock::from_config;
+    use clusterops::config::{Config, LockAdapter};
+    let ns = TestNs::new("lock-config");
+    let url = SecretUrl::parse(&ns.url, &["redis"]).unwrap();
+    let config = Config {
+        namespace: ns.namespace(),
+        lock: LockAdapter::Redis(url),
+        ..Config::default()
+    };
+    let redis_lock = from_config(&config, "node-cfg").await.unwrap();
+    assert_eq!(
+        (redis_lock.kind(), redis_lock.node_id()),
+        ("redis", "node-cfg")
+    );
+    let guard = redis_lock
+        .try_acquire("cfg", LONG_TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let holder = read_holder(&mut raw(&ns).await, &ns.namespace(), "cfg")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(holder.holder_node, "node-cfg");
+    guard.release().await.unwrap();
+
+    let local = from_config(&Config::default(), "node-cfg").await.unwrap();
+    assert_eq!(local.kind(), "local");
+    assert!(matches!(
+        from_config(&config, "bad\nnode").await,
+        Err(LockError::InvalidNodeId { .. })
+    ));
+}

@@ -346,3 +346,35 @@ pub async fn force_release<C: ConnectionLike + Send>(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::HolderValue;
+
+    #[test]
+    fn a_holder_value_round_trips_and_keeps_pipes_in_the_node_id() {
+        let v = HolderValue::parse(b"42|1700000000123|0123456789abcdef|node|a|b").unwrap();
+        assert_eq!(v.fencing_token, 42);
+        assert_eq!(v.acquired_at_ms, 1_700_000_000_123);
+        assert_eq!(v.guard_id, "0123456789abcdef");
+        assert_eq!(v.holder_node, "node|a|b");
+        assert_eq!(v.encode(), "42|1700000000123|0123456789abcdef|node|a|b");
+    }
+
+    #[test]
+    fn malformed_holder_values_say_which_field_is_wrong() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"garbage", "4 fields"),
+            (b"0|1|0123456789abcdef|n", "fencing token"),
+            (b"+1|1|0123456789abcdef|n", "fencing token"),
+            (b"1|x|0123456789abcdef|n", "acquired_ms"),
+            (b"1|1|0123456789ABCDEF|n", "guard_id"),
+            (b"1|1|0123456789abcdef|", "node_id"),
+            (b"1|1|\xff|n", "UTF-8"),
+        ];
+        for (raw, expected) in cases {
+            let err = HolderValue::parse(raw).unwrap_err();
+            assert!(err.contains(expected), "{raw:?}: {err}");
+        }
+    }
+}
