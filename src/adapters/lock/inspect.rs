@@ -20,8 +20,8 @@ const PREVIEW_LEN: usize = 80;
 /// The value of a lock key: `{token}|{acquired_ms}|{guard_id}|{node_id}`.
 ///
 /// - `token`: the fencing token, decimal, ≥ 1;
-/// - `acquired_ms`: Unix time in milliseconds of the acquire, from the Redis
-///   server clock (`TIME`), decimal;
+/// - `acquired_ms`: Unix time in milliseconds of the acquire by the
+///   acquiring node's clock, decimal;
 /// - `guard_id`: 16 lowercase hex digits, random per acquire;
 /// - `node_id`: the holder node's id, the rest of the value (it may itself
 ///   contain `|`).
@@ -29,7 +29,7 @@ const PREVIEW_LEN: usize = 80;
 pub struct HolderValue {
     /// The fencing token.
     pub fencing_token: u64,
-    /// Unix milliseconds of the acquire (Redis server clock).
+    /// Unix milliseconds of the acquire (the acquiring node's clock).
     pub acquired_at_ms: u64,
     /// Random id of the holding guard.
     pub guard_id: String,
@@ -99,7 +99,7 @@ pub struct LockHolderInfo {
     pub holder_node: String,
     /// Random id of the holding guard.
     pub guard_id: String,
-    /// Unix milliseconds of the acquire.
+    /// Unix milliseconds of the acquire (the acquiring node's clock).
     pub acquired_at_ms: u64,
     /// The fencing token of the current holder.
     pub fencing_token: u64,

@@ -6,11 +6,13 @@ use super::guard::Lease;
 use super::inspect::LockHolderInfo;
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
-use super::{LockBackend, LockError, LockGuard, validate_name, validate_node_id, validate_ttl};
+use super::{
+    LockBackend, LockError, LockGuard, unix_ms, validate_name, validate_node_id, validate_ttl,
+};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// In-process locks. Clones share the same locks.
 #[derive(Clone)]
@@ -93,13 +95,6 @@ impl LocalLock {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 impl Acquirer for LocalLock {

@@ -9,8 +9,8 @@ use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
 use super::{
-    LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, validate_name, validate_node_id,
-    validate_ttl,
+    LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, unix_ms, validate_name,
+    validate_node_id, validate_ttl,
 };
 use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT, ConnectError};
 use crate::config::{Namespace, SecretUrl};
@@ -39,20 +39,17 @@ pub(crate) fn release_channel(ns: &Namespace) -> String {
     ns.key("lock-released")
 }
 
-/// KEYS: lock, fence. ARGV: ttl ms, guard id, node id.
-/// Held: returns the holder's PTTL (-1: no expiry). Free: sets the lock and
-/// returns {token, value}.
+/// KEYS: lock, fence. ARGV: ttl ms, value suffix `|{acquired_ms}|{guard_id}|{node_id}`.
+/// Free: sets the lock to `{token}{suffix}` and returns the token (≥ 1).
+/// Held: returns `{pttl}` (a one-element array; -1: no expiry).
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local pttl = redis.call('PTTL', KEYS[1])
-if pttl ~= -2 then return pttl end
+if pttl ~= -2 then return {pttl} end
 local token = redis.call('INCR', KEYS[2])
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local value = string.format('%d|%d|%s|%s', token, now_ms, ARGV[2], ARGV[3])
-redis.call('SET', KEYS[1], value, 'PX', ARGV[1])
-return {token, value}
+redis.call('SET', KEYS[1], string.format('%d', token) .. ARGV[2], 'PX', ARGV[1])
+return token
 ",
     )
 });
@@ -256,40 +253,39 @@ async fn listen(
 impl Acquirer for RedisLock {
     async fn attempt(&self, name: &str, ttl: Duration) -> Result<Attempt, LockError> {
         let key = lock_key(&self.inner.namespace, name);
-        let guard_id = new_guard_id();
+        let suffix = format!("|{}|{}|{}", unix_ms(), new_guard_id(), self.inner.node_id);
         let mut conn = self.inner.conn.clone();
         let sent = Instant::now();
         let reply: Value = ACQUIRE
             .key(&key)
             .key(fence_key(&self.inner.namespace, name))
             .arg(ttl_ms(ttl))
-            .arg(&guard_id)
-            .arg(&self.inner.node_id)
+            .arg(&suffix)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LockError::redis(format!("acquiring lock {name:?}"), e))?;
         match reply {
-            Value::Int(pttl) => Ok(Attempt::Held {
-                ttl_left: u64::try_from(pttl).ok().map(Duration::from_millis),
-            }),
+            Value::Int(token) if token > 0 => {
+                let token = token.unsigned_abs();
+                let lease = RedisLease {
+                    inner: Arc::clone(&self.inner),
+                    key,
+                    name: name.to_string(),
+                    value: format!("{token}{suffix}"),
+                };
+                Ok(Attempt::Acquired(LockGuard::new(
+                    name,
+                    token,
+                    ttl,
+                    sent,
+                    Box::new(lease),
+                    &self.inner.watchdogs,
+                )))
+            }
             Value::Array(items) => match items.as_slice() {
-                [Value::Int(token), Value::BulkString(value)] if *token > 0 => {
-                    let lease = RedisLease {
-                        inner: Arc::clone(&self.inner),
-                        key,
-                        name: name.to_string(),
-                        value: value.clone(),
-                    };
-                    let token = token.unsigned_abs();
-                    Ok(Attempt::Acquired(LockGuard::new(
-                        name,
-                        token,
-                        ttl,
-                        sent,
-                        Box::new(lease),
-                        &self.inner.watchdogs,
-                    )))
-                }
+                [Value::Int(pttl)] => Ok(Attempt::Held {
+                    ttl_left: u64::try_from(*pttl).ok().map(Duration::from_millis),
+                }),
                 _ => Err(unexpected(&key, "acquire")),
             },
             _ => Err(unexpected(&key, "acquire")),
@@ -353,7 +349,7 @@ struct RedisLease {
     inner: Arc<Inner>,
     key: String,
     name: String,
-    value: Vec<u8>,
+    value: String,
 }
 
 #[async_trait::async_trait]

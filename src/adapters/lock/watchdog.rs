@@ -13,6 +13,9 @@ use tokio::runtime::{Handle, Id};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+/// How often an idle watchdog looks anyway.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// The watchdogs of one backend instance, one per runtime it is used on
 /// (usually one). A watchdog dies with its runtime, like the guards'
 /// holder would.
@@ -89,7 +92,7 @@ pub(crate) struct Watchdog {
 struct State {
     guards: HashMap<u64, Weak<Shared>>,
     next_key: u64,
-    /// When the task will look again (`None`: when woken).
+    /// When the task will look again (`None`: not planned yet).
     next_wake: Option<Instant>,
 }
 
@@ -132,20 +135,19 @@ async fn run(watchdog: Arc<Watchdog>) {
                 }
                 true
             });
-            state.next_wake = next;
+            // With nothing due, still look again within IDLE_TICK: a new
+            // guard is then due later than the planned look and needs no
+            // wake-up (a steady stream of acquires wakes nothing).
+            let next = next.unwrap_or(now + IDLE_TICK);
+            state.next_wake = Some(next);
             next
         };
         for shared in due {
             tokio::spawn(renew(shared, Arc::clone(&watchdog)));
         }
-        match next {
-            Some(at) => {
-                tokio::select! {
-                    _ = watchdog.wake.notified() => {}
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                }
-            }
-            None => watchdog.wake.notified().await,
+        tokio::select! {
+            _ = watchdog.wake.notified() => {}
+            _ = tokio::time::sleep_until(next.into()) => {}
         }
     }
 }

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Lock TTL used by both sides (never reached: every lock is released).
 const TTL: Duration = Duration::from_secs(10);
-/// Measured rounds per side, interleaved (lock, baseline, lock, …) so that
-/// both sides see the same background load.
-const ROUNDS: u64 = 10;
+/// Operations per measured block; blocks of the two sides alternate.
+const BLOCK: u64 = 100;
 const TARGET_RATIO: f64 = 0.8;
 
 #[derive(Debug, clap::Args)]
@@ -27,8 +26,8 @@ pub struct LockBenchArgs {
         default_value = "redis://127.0.0.1:6379/0"
     )]
     redis_url: String,
-    /// Acquire+release operations per side, split into 10 interleaved
-    /// rounds; the best round of each side gives the headline ratio.
+    /// Acquire+release operations per side, measured in interleaved blocks
+    /// of 100 (lock, baseline, baseline, lock, …).
     #[arg(long, default_value_t = 20_000)]
     ops: u64,
 }
@@ -52,7 +51,7 @@ pub async fn run(args: LockBenchArgs) -> Result<i32> {
     let raw_key = ns.key("lock:bench-raw");
     let raw_value = format!("1|{}|{:016x}|bench-node", 0, rand::random::<u64>());
 
-    let lock_round = |n: u64| {
+    let lock_block = |n: u64| {
         let lock = lock.clone();
         async move {
             let start = Instant::now();
@@ -60,10 +59,10 @@ pub async fn run(args: LockBenchArgs) -> Result<i32> {
                 let guard = lock.acquire("bench", TTL, Duration::from_secs(1)).await?;
                 guard.release().await?;
             }
-            Ok::<f64, color_eyre::Report>(n as f64 / start.elapsed().as_secs_f64())
+            Ok::<Duration, color_eyre::Report>(start.elapsed())
         }
     };
-    let baseline_round = |n: u64| {
+    let baseline_block = |n: u64| {
         let mut raw = raw.clone();
         let (key, value, release) = (raw_key.clone(), raw_value.clone(), release.clone());
         async move {
@@ -85,21 +84,31 @@ pub async fn run(args: LockBenchArgs) -> Result<i32> {
                     color_eyre::eyre::bail!("baseline compare-and-delete failed on {key}");
                 }
             }
-            Ok::<f64, color_eyre::Report>(n as f64 / start.elapsed().as_secs_f64())
+            Ok::<Duration, color_eyre::Report>(start.elapsed())
         }
     };
 
     // Warm up both paths (script loading, connections, allocator).
     let warm = (ops / 10).clamp(100, 1_000);
-    lock_round(warm).await.wrap_err("lock warm-up")?;
-    baseline_round(warm).await.wrap_err("baseline warm-up")?;
+    lock_block(warm).await.wrap_err("lock warm-up")?;
+    baseline_block(warm).await.wrap_err("baseline warm-up")?;
 
-    let per_round = (ops / ROUNDS).max(1);
-    let mut lock_rates = Vec::new();
-    let mut baseline_rates = Vec::new();
-    for _ in 0..ROUNDS {
-        lock_rates.push(lock_round(per_round).await?);
-        baseline_rates.push(baseline_round(per_round).await?);
+    // Short blocks, interleaved and alternating which side goes first, so
+    // both sides see the same background load.
+    let blocks = ops.div_ceil(BLOCK);
+    let (mut lock_total, mut baseline_total) = (Duration::ZERO, Duration::ZERO);
+    let mut paired = Vec::new();
+    for i in 0..blocks {
+        let (l, b) = if i % 2 == 0 {
+            let l = lock_block(BLOCK).await?;
+            (l, baseline_block(BLOCK).await?)
+        } else {
+            let b = baseline_block(BLOCK).await?;
+            (lock_block(BLOCK).await?, b)
+        };
+        lock_total += l;
+        baseline_total += b;
+        paired.push(b.as_secs_f64() / l.as_secs_f64().max(1e-9));
     }
 
     let _: i64 = redis::cmd("DEL")
@@ -109,31 +118,26 @@ pub async fn run(args: LockBenchArgs) -> Result<i32> {
         .query_async(&mut raw)
         .await?;
 
-    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let ratio_of = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    let (lock_best, baseline_best) = (best(&lock_rates), best(&baseline_rates));
-    let ratio = ratio_of(lock_best, baseline_best);
-    let ratio_median = ratio_of(median(&lock_rates), median(&baseline_rates));
-    let round = |x: f64| (x * 10.0).round() / 10.0;
+    let done = (blocks * BLOCK) as f64;
+    let lock_rate = done / lock_total.as_secs_f64();
+    let baseline_rate = done / baseline_total.as_secs_f64();
+    let ratio = lock_rate / baseline_rate;
+    paired.sort_by(f64::total_cmp);
+    let median_paired = paired[paired.len() / 2];
+    let r1 = |x: f64| (x * 10.0).round() / 10.0;
+    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
     let out = serde_json::json!({
         "bench": "lock",
         "redis": url.masked(),
-        "ops_per_round": per_round,
-        "rounds": ROUNDS,
+        "ops_per_side": blocks * BLOCK,
+        "block_ops": BLOCK,
         "round_trips_per_op": 2,
-        "lock_acquire_release_ops_per_sec": round(lock_best),
-        "baseline_set_nx_evalsha_ops_per_sec": round(baseline_best),
-        "ratio": (ratio * 1000.0).round() / 1000.0,
-        "ratio_of_medians": (ratio_median * 1000.0).round() / 1000.0,
+        "lock_acquire_release_ops_per_sec": r1(lock_rate),
+        "baseline_set_nx_evalsha_ops_per_sec": r1(baseline_rate),
+        "ratio": r3(ratio),
+        "ratio_median_of_paired_blocks": r3(median_paired),
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio >= TARGET_RATIO,
-        "lock_rounds_ops_per_sec": lock_rates.iter().map(|x| round(*x)).collect::<Vec<_>>(),
-        "baseline_rounds_ops_per_sec": baseline_rates.iter().map(|x| round(*x)).collect::<Vec<_>>(),
     });
     println!("{out}");
     Ok(0)
