@@ -376,3 +376,52 @@ async fn from_config_picks_the_configured_backend() {
         Err(LockError::InvalidNodeId { .. })
     ));
 }
+
+#[tokio::test]
+async fn waiters_retry_promptly_when_a_redis_restart_frees_the_lock() {
+    let mut server = PrivateRedis::start();
+    let ns = TestNs::on("lock-restart", &server.url());
+    let holder = lock_on(&server.url(), &ns, "node-holder").await;
+    let waiter = lock_on(&server.url(), &ns, "node-waiter").await;
+    waiter.set_poll_interval(Duration::from_secs(30), Duration::from_secs(30));
+    let guard = holder.acquire("restart", LONG_TTL, PATIENCE).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        waiter
+            .acquire("restart", LONG_TTL, Duration::from_secs(60))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    // The restarted server has no data: the lock is free, but no release
+    // was published. The waiter's subscriber sees its connection drop and
+    // wakes it; the waiter retries (through the reconnection) at once
+    // instead of after its 30 s poll.
+    server.restart();
+    let taken = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("waiter retried after the restart")
+        .unwrap()
+        .unwrap();
+    assert!(taken.fencing_token() >= 1);
+    eventually("old holder marked lost", || guard.is_lost()).await;
+    taken.release().await.unwrap();
+    drop(guard);
+}
+
+#[tokio::test]
+async fn the_local_backend_lists_its_holders() {
+    let lock = clusterops::adapters::lock::LocalLock::new("node-local").unwrap();
+    let g = lock.try_acquire("one", LONG_TTL).await.unwrap().unwrap();
+    let holders = lock.holders();
+    assert_eq!(holders.len(), 1);
+    assert_eq!(
+        (
+            holders[0].name.as_str(),
+            holders[0].holder_node.as_str(),
+            holders[0].fencing_token
+        ),
+        ("one", "node-local", g.fencing_token())
+    );
+    g.release().await.unwrap();
+    assert!(lock.holders().is_empty());
+}

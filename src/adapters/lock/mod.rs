@@ -149,8 +149,9 @@ pub trait LockBackend: Send + Sync {
     async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError>;
 
     /// Acquire, waiting up to `wait` for the current holder to release it
-    /// (or for its TTL to pass). `wait` zero means one attempt.
-    /// Fails with [`LockError::Timeout`] when the wait runs out.
+    /// (or for its TTL to pass). `wait` zero means one attempt. Redis errors
+    /// are retried until the wait runs out; it then fails with the last
+    /// error, or with [`LockError::Timeout`] when the lock was simply held.
     async fn acquire(
         &self,
         name: &str,

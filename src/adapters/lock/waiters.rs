@@ -45,7 +45,30 @@ pub(crate) trait Acquirer: Send + Sync {
     fn waiters(&self) -> &Arc<Waiters>;
 }
 
-/// Try, then wait for a release (or poll) until `wait` has passed.
+/// What one attempt inside the waiting loop came to.
+enum Step {
+    Acquired(LockGuard),
+    /// Held (with the holder's TTL left when known), or Redis failed
+    /// (kept: returned if the wait ends on it).
+    Retry(Option<Duration>, Option<LockError>),
+}
+
+async fn step<A: Acquirer>(backend: &A, name: &str, ttl: Duration) -> Result<Step, LockError> {
+    match backend.attempt(name, ttl).await {
+        Ok(Attempt::Acquired(guard)) => Ok(Step::Acquired(guard)),
+        Ok(Attempt::Held { ttl_left }) => Ok(Step::Retry(ttl_left, None)),
+        // The connection reconnects by itself: retry until the deadline.
+        Err(e @ LockError::Redis { .. }) => {
+            tracing::debug!(lock = name, error = %e, "acquire attempt failed; retrying");
+            Ok(Step::Retry(None, Some(e)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Try, then wait for a release (or poll) until `wait` has passed. Redis
+/// errors are retried until then; the wait ends with the last attempt's
+/// error if it failed, with [`LockError::Timeout`] otherwise.
 pub(crate) async fn acquire_waiting<A: Acquirer>(
     backend: &A,
     name: &str,
@@ -54,16 +77,19 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
 ) -> Result<LockGuard, LockError> {
     let start = Instant::now();
     let deadline = start.checked_add(wait).unwrap_or(start + super::MAX_TTL);
+    let give_up = |error: Option<LockError>| {
+        Err(error.unwrap_or_else(|| LockError::Timeout {
+            name: name.to_string(),
+            waited: start.elapsed(),
+        }))
+    };
     // The uncontended path: one round trip, no subscription, no registration.
-    if let Attempt::Acquired(guard) = backend.attempt(name, ttl).await? {
-        return Ok(guard);
-    }
-    let timeout = |start: Instant| LockError::Timeout {
-        name: name.to_string(),
-        waited: start.elapsed(),
+    let first_error = match step(backend, name, ttl).await? {
+        Step::Acquired(guard) => return Ok(guard),
+        Step::Retry(_, error) => error,
     };
     if wait.is_zero() {
-        return Err(timeout(start));
+        return give_up(first_error);
     }
     backend.prepare_wait(deadline).await;
     let registration = backend.waiters().register(name);
@@ -73,17 +99,20 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
         let notified = registration.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let ttl_left = match backend.attempt(name, ttl).await? {
-            Attempt::Acquired(guard) => return Ok(guard),
-            Attempt::Held { ttl_left } => ttl_left,
+        let (ttl_left, error) = match step(backend, name, ttl).await? {
+            Step::Acquired(guard) => return Ok(guard),
+            Step::Retry(ttl_left, error) => (ttl_left, error),
         };
         let now = Instant::now();
         if now >= deadline {
-            return Err(timeout(start));
+            return give_up(error);
         }
         let (min, max) = *backend.waiters().poll.lock();
         let mut pause = rand::rng().random_range(min..=max);
-        if let Some(left) = ttl_left {
+        if error.is_some() {
+            // Redis failed: poll, do not wait for a notification only.
+            pause = pause.min(POLL_MAX);
+        } else if let Some(left) = ttl_left {
             // The holder's TTL runs out sooner: try right after it.
             pause = pause.min(left + Duration::from_millis(1));
         }
