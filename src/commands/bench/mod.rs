@@ -3,6 +3,7 @@
 //! the same run, and their ratio.
 
 mod cache;
+mod lock;
 mod pubsub;
 mod snowflake;
 
@@ -17,6 +18,8 @@ pub enum BenchCommand {
     Snowflake(snowflake::SnowflakeArgs),
     /// Sync signals: node-to-node latency on Redis vs raw XADD + XREAD BLOCK.
     Pubsub(pubsub::PubsubArgs),
+    /// Distributed lock: acquire+release ops/s vs raw SET NX PX + EVALSHA.
+    Lock(lock::LockBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
@@ -24,5 +27,6 @@ pub async fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Cache(args) => cache::run(args).await,
         BenchCommand::Snowflake(args) => snowflake::run(args).await,
         BenchCommand::Pubsub(args) => pubsub::run(args).await,
+        BenchCommand::Lock(args) => lock::run(args).await,
     }
 }
