@@ -1,4 +1,9 @@
 //! The shared adapters every node links: one folder per adapter, each with
 //! its trait and its memory/local and Redis (or RabbitMQ) backends.
 
+pub mod cache;
+pub mod lock;
+pub mod pubsub;
 pub mod redis_conn;
+pub mod snowflake;
+pub mod worker_id;

@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod node;
+mod id;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
@@ -35,6 +36,9 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Run one reference app node until SIGTERM/SIGINT.
     Node(node::NodeArgs),
+    /// Snowflake IDs: decode one into its time, worker ID and sequence.
+    #[command(subcommand)]
+    Id(id::IdCommand),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -60,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Config(args) => config::run(args),
         Command::Node(args) => node::run(args).await,
+        Command::Id(cmd) => id::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -2,11 +2,31 @@
 //! prints one JSON object with the figure, a raw-client baseline measured in
 //! the same run, and their ratio.
 
+mod cache;
+mod lock;
+mod pubsub;
+mod snowflake;
+
 use color_eyre::eyre::Result;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// The Redis cache: get, set with TTL and bloom_exists against raw GET/SET/GETBIT.
+    Cache(cache::CacheArgs),
+    /// Snowflake IDs: ns per ID below the per-worker limit, and a
+    /// saturation run reaching 65,536 IDs/s per worker.
+    Snowflake(snowflake::SnowflakeArgs),
+    /// Sync signals: node-to-node latency on Redis vs raw XADD + XREAD BLOCK.
+    Pubsub(pubsub::PubsubArgs),
+    /// Distributed lock: acquire+release ops/s vs raw SET NX PX + EVALSHA.
+    Lock(lock::LockBenchArgs),
+}
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
-    match cmd {}
+    match cmd {
+        BenchCommand::Cache(args) => cache::run(args).await,
+        BenchCommand::Snowflake(args) => snowflake::run(args).await,
+        BenchCommand::Pubsub(args) => pubsub::run(args).await,
+        BenchCommand::Lock(args) => lock::run(args).await,
+    }
 }

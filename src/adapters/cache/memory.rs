@@ -1,0 +1,242 @@
+//! The in-process cache backend: an ordered map with per-entry expiry
+//! (expired entries are invisible, dropped on access and swept at most once
+//! a second on writes) and in-process Bloom filters.
+
+use super::bloom::{BitBloom, BloomParams};
+use super::single_flight::SingleFlight;
+use super::{Cache, CacheError, Compute, validate_bloom_name, validate_key, validate_ttl};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// Interval between sweeps of expired entries.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+struct Entries {
+    map: BTreeMap<String, Entry>,
+    last_sweep: Instant,
+}
+
+/// A cache local to this process (single node, or per-node data).
+pub struct MemoryCache {
+    node_id: String,
+    entries: Mutex<Entries>,
+    blooms: Mutex<HashMap<String, BitBloom>>,
+    flights: SingleFlight,
+}
+
+impl MemoryCache {
+    /// An empty cache. `node_id` names this node in logs.
+    pub fn new(node_id: impl Into<String>) -> Self {
+        Self {
+            node_id: node_id.into(),
+            entries: Mutex::new(Entries {
+                map: BTreeMap::new(),
+                last_sweep: Instant::now(),
+            }),
+            blooms: Mutex::new(HashMap::new()),
+            flights: SingleFlight::default(),
+        }
+    }
+
+    /// Entries held, including expired ones not yet swept.
+    pub fn len_including_expired(&self) -> usize {
+        self.entries.lock().map.len()
+    }
+
+    /// Drop every expired entry now; returns how many were dropped.
+    pub fn sweep_expired(&self) -> usize {
+        let mut entries = self.entries.lock();
+        sweep(&mut entries, Instant::now())
+    }
+
+    /// Keys being computed by `get_or_compute` right now.
+    pub fn computations_in_flight(&self) -> usize {
+        self.flights.in_flight()
+    }
+
+    fn delete_matching(&self, prefix: &str) -> u64 {
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        let keys: Vec<String> = entries
+            .map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut deleted = 0;
+        for k in keys {
+            if entries.map.remove(&k).is_some_and(|e| e.live(now)) {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+}
+
+fn sweep(entries: &mut Entries, now: Instant) -> usize {
+    let before = entries.map.len();
+    entries.map.retain(|_, e| e.live(now));
+    entries.last_sweep = now;
+    before - entries.map.len()
+}
+
+#[async_trait::async_trait]
+impl Cache for MemoryCache {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        validate_key(key, "key")?;
+        let now = Instant::now();
+        let mut entries = self.entries.lock();
+        match entries.map.get(key) {
+            Some(e) if e.live(now) => Ok(Some(e.value.clone())),
+            Some(_) => {
+                entries.map.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+        validate_key(key, "key")?;
+        let ttl_ms = validate_ttl(ttl)?;
+        let now = Instant::now();
+        let expires_at = ttl_ms.and_then(|ms| now.checked_add(Duration::from_millis(ms)));
+        let mut entries = self.entries.lock();
+        if now.duration_since(entries.last_sweep) >= SWEEP_EVERY {
+            let swept = sweep(&mut entries, now);
+            if swept > 0 {
+                tracing::trace!(node = %self.node_id, swept, "memory cache: expired entries swept");
+            }
+        }
+        entries.map.insert(
+            key.to_string(),
+            Entry {
+                value: value.to_vec(),
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        validate_key(key, "key")?;
+        let now = Instant::now();
+        Ok(self
+            .entries
+            .lock()
+            .map
+            .remove(key)
+            .is_some_and(|e| e.live(now)))
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
+        validate_key(prefix, "prefix")?;
+        Ok(self.delete_matching(prefix))
+    }
+
+    async fn clear(&self) -> Result<u64, CacheError> {
+        Ok(self.delete_matching(""))
+    }
+
+    async fn get_or_compute(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        compute: Compute,
+    ) -> Result<Vec<u8>, CacheError> {
+        self.flights.run(self, key, ttl, compute).await
+    }
+
+    async fn bloom_reserve(
+        &self,
+        name: &str,
+        error_rate: f64,
+        capacity: u64,
+    ) -> Result<bool, CacheError> {
+        validate_bloom_name(name)?;
+        let params = BloomParams::new(name, error_rate, capacity)?;
+        let mut blooms = self.blooms.lock();
+        if let Some(existing) = blooms.get(name) {
+            let same = existing.params.capacity == capacity
+                && existing.params.error_rate.to_string() == error_rate.to_string();
+            return if same {
+                Ok(false)
+            } else {
+                Err(CacheError::BloomMismatch {
+                    name: name.to_string(),
+                    existing: existing.params.describe(),
+                    requested: params.describe(),
+                })
+            };
+        }
+        blooms.insert(name.to_string(), BitBloom::new(params));
+        Ok(true)
+    }
+
+    async fn bloom_add_many(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
+        validate_bloom_name(name)?;
+        let mut blooms = self.blooms.lock();
+        let bloom = blooms
+            .get_mut(name)
+            .ok_or_else(|| CacheError::BloomNotReserved {
+                name: name.to_string(),
+            })?;
+        Ok(items.iter().map(|item| bloom.add(item)).collect())
+    }
+
+    async fn bloom_exists_many(
+        &self,
+        name: &str,
+        items: &[&[u8]],
+    ) -> Result<Vec<bool>, CacheError> {
+        validate_bloom_name(name)?;
+        let blooms = self.blooms.lock();
+        let bloom = blooms
+            .get(name)
+            .ok_or_else(|| CacheError::BloomNotReserved {
+                name: name.to_string(),
+            })?;
+        Ok(items.iter().map(|item| bloom.contains(item)).collect())
+    }
+
+    async fn bloom_delete(&self, name: &str) -> Result<bool, CacheError> {
+        validate_bloom_name(name)?;
+        Ok(self.blooms.lock().remove(name).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn expired_entries_are_swept_on_a_later_write() {
+        let cache = MemoryCache::new("n1");
+        cache
+            .set("a", b"1", Some(Duration::from_millis(1)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(cache.len_including_expired(), 1);
+        cache.entries.lock().last_sweep -= SWEEP_EVERY;
+        cache.set("b", b"2", None).await.unwrap();
+        assert_eq!(cache.len_including_expired(), 1);
+        assert_eq!(cache.sweep_expired(), 0);
+    }
+}

@@ -1,0 +1,380 @@
+//! Reading locks without taking them (SCAN plus pipelined PTTL/GET, no
+//! writes), the holder value format, and the admin force-release.
+
+use super::LockError;
+use super::redis::{lock_key, release_channel};
+use super::validate_name;
+use crate::config::Namespace;
+use redis::aio::ConnectionLike;
+use redis::{Script, Value};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// SCAN batch size of [`read_holders`].
+const SCAN_COUNT: usize = 500;
+/// At most this many bytes of a garbage value are quoted in a reason.
+const PREVIEW_LEN: usize = 80;
+
+/// The value of a lock key: `{token}|{acquired_ms}|{guard_id}|{node_id}`.
+///
+/// - `token`: the fencing token, decimal, ≥ 1;
+/// - `acquired_ms`: Unix time in milliseconds of the acquire by the
+///   acquiring node's clock, decimal;
+/// - `guard_id`: 16 lowercase hex digits, random per acquire;
+/// - `node_id`: the holder node's id, the rest of the value (it may itself
+///   contain `|`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HolderValue {
+    /// The fencing token.
+    pub fencing_token: u64,
+    /// Unix milliseconds of the acquire (the acquiring node's clock).
+    pub acquired_at_ms: u64,
+    /// Random id of the holding guard.
+    pub guard_id: String,
+    /// The holder's node id.
+    pub holder_node: String,
+}
+
+impl HolderValue {
+    /// Parse a lock value; the error says what does not match the format.
+    pub fn parse(raw: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(raw).map_err(|_| "value is not UTF-8".to_string())?;
+        let mut parts = text.splitn(4, '|');
+        let (Some(token), Some(acquired), Some(guard), Some(node)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("expected 4 fields token|acquired_ms|guard_id|node_id".to_string());
+        };
+        let fencing_token = parse_decimal(token)
+            .filter(|t| *t >= 1)
+            .ok_or("fencing token is not a positive decimal integer")?;
+        let acquired_at_ms =
+            parse_decimal(acquired).ok_or("acquired_ms is not a decimal integer")?;
+        if guard.len() != 16
+            || !guard
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err("guard_id is not 16 lowercase hex digits".to_string());
+        }
+        if node.is_empty() {
+            return Err("node_id is empty".to_string());
+        }
+        Ok(Self {
+            fencing_token,
+            acquired_at_ms,
+            guard_id: guard.to_string(),
+            holder_node: node.to_string(),
+        })
+    }
+
+    /// The value as stored.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.fencing_token, self.acquired_at_ms, self.guard_id, self.holder_node
+        )
+    }
+}
+
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One held lock as read from Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockHolderInfo {
+    /// The lock name (the key without `{ns}:lock:`).
+    pub name: String,
+    /// The holder's node id.
+    pub holder_node: String,
+    /// Random id of the holding guard.
+    pub guard_id: String,
+    /// Unix milliseconds of the acquire (the acquiring node's clock).
+    pub acquired_at_ms: u64,
+    /// The fencing token of the current holder.
+    pub fencing_token: u64,
+    /// Time left before the lock expires unless renewed (JSON: milliseconds).
+    #[serde(rename = "ttl_left_ms", serialize_with = "ser_ms")]
+    pub ttl_left: Duration,
+}
+
+impl LockHolderInfo {
+    /// The acquire time.
+    pub fn acquired_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.acquired_at_ms)
+    }
+}
+
+/// A key under `{ns}:lock:` that is not a well-formed lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableLock {
+    /// The full key name (lossy UTF-8).
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Every lock of a namespace: the readable ones and the garbage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LockInspection {
+    /// Held locks, sorted by name.
+    pub holders: Vec<LockHolderInfo>,
+    /// Keys that are not well-formed locks, sorted by key.
+    pub unreadable: Vec<UnreadableLock>,
+}
+
+/// What [`read_one`] made of a key.
+enum Read {
+    Gone,
+    Held(LockHolderInfo),
+    Unreadable(String),
+}
+
+fn preview(raw: &[u8]) -> String {
+    let cut = &raw[..raw.len().min(PREVIEW_LEN)];
+    let dots = if raw.len() > PREVIEW_LEN { "…" } else { "" };
+    format!("{:?}{dots}", String::from_utf8_lossy(cut))
+}
+
+/// Interpret the PTTL and GET replies of one lock key.
+fn read_one(prefix: &str, key: &[u8], pttl: &Value, get: &Value) -> Read {
+    let name = match std::str::from_utf8(key) {
+        Ok(k) => k.strip_prefix(prefix).unwrap_or(k),
+        Err(_) => return Read::Unreadable("key name is not UTF-8".to_string()),
+    };
+    if let Err(e) = validate_name(name) {
+        if let LockError::InvalidName { reason, .. } = e {
+            return Read::Unreadable(format!("not a valid lock name ({reason})"));
+        }
+        return Read::Unreadable("not a valid lock name".to_string());
+    }
+    let raw = match get {
+        Value::Nil => return Read::Gone,
+        Value::BulkString(raw) => raw,
+        Value::ServerError(e) => {
+            return Read::Unreadable(format!("not a string ({})", e.code()));
+        }
+        other => return Read::Unreadable(format!("unexpected GET reply {other:?}")),
+    };
+    let ttl_left = match pttl {
+        Value::Int(-2) => return Read::Gone,
+        Value::Int(-1) => {
+            return Read::Unreadable(
+                "no TTL: it would never expire (clusterops always sets one)".to_string(),
+            );
+        }
+        Value::Int(ms) => Duration::from_millis(ms.unsigned_abs()),
+        other => return Read::Unreadable(format!("unexpected PTTL reply {other:?}")),
+    };
+    match HolderValue::parse(raw) {
+        Ok(v) => Read::Held(LockHolderInfo {
+            name: name.to_string(),
+            holder_node: v.holder_node,
+            guard_id: v.guard_id,
+            acquired_at_ms: v.acquired_at_ms,
+            fencing_token: v.fencing_token,
+            ttl_left,
+        }),
+        Err(why) => Read::Unreadable(format!("value {}: {why}", preview(raw))),
+    }
+}
+
+/// PTTL and GET of each key, in one round trip, errors kept per command.
+async fn pttl_and_get<C: ConnectionLike + Send>(
+    conn: &mut C,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Value>, LockError> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("PTTL").arg(key).cmd("GET").arg(key);
+    }
+    let replies: Vec<Value> = pipe
+        .ignore_errors()
+        .query_async(conn)
+        .await
+        .map_err(|e| LockError::redis("reading locks", e))?;
+    if replies.len() != keys.len() * 2 {
+        return Err(LockError::Unreadable {
+            key: String::from_utf8_lossy(&keys[0]).into_owned(),
+            reason: format!(
+                "pipeline returned {} replies for {} commands",
+                replies.len(),
+                keys.len() * 2
+            ),
+        });
+    }
+    Ok(replies)
+}
+
+/// Every lock under `{ns}:lock:` (SCAN, then PTTL and GET pipelined per
+/// batch; no writes). Keys that are not well-formed locks are listed in
+/// [`LockInspection::unreadable`] with the reason; locks that expire while
+/// being read are left out.
+pub async fn read_holders<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+) -> Result<LockInspection, LockError> {
+    let prefix = ns.key("lock:");
+    let pattern = ns.pattern("lock:*");
+    let mut found: BTreeMap<Vec<u8>, Read> = BTreeMap::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(conn)
+            .await
+            .map_err(|e| LockError::redis("scanning lock keys", e))?;
+        let keys: Vec<Vec<u8>> = keys
+            .into_iter()
+            .filter(|k| !found.contains_key(k))
+            .collect();
+        if !keys.is_empty() {
+            let replies = pttl_and_get(conn, &keys).await?;
+            for (key, pair) in keys.into_iter().zip(replies.chunks(2)) {
+                let read = read_one(&prefix, &key, &pair[0], &pair[1]);
+                found.insert(key, read);
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut out = LockInspection::default();
+    for (key, read) in found {
+        match read {
+            Read::Gone => {}
+            Read::Held(info) => out.holders.push(info),
+            Read::Unreadable(reason) => out.unreadable.push(UnreadableLock {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason,
+            }),
+        }
+    }
+    out.holders.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// One lock: `None` when free, [`LockError::Unreadable`] (naming the key)
+/// when the key is not a well-formed lock. Read-only.
+pub async fn read_holder<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    name: &str,
+) -> Result<Option<LockHolderInfo>, LockError> {
+    validate_name(name)?;
+    let key = lock_key(ns, name);
+    let replies = pttl_and_get(conn, &[key.clone().into_bytes()]).await?;
+    match read_one(&ns.key("lock:"), key.as_bytes(), &replies[0], &replies[1]) {
+        Read::Gone => Ok(None),
+        Read::Held(info) => Ok(Some(info)),
+        Read::Unreadable(reason) => Err(LockError::Unreadable { key, reason }),
+    }
+}
+
+/// The outcome of [`force_release`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForceReleaseOutcome {
+    /// The lock had the expected token; it was deleted and waiters woken.
+    Released,
+    /// The lock was not held (nothing done).
+    NotHeld,
+    /// The lock is held with another token (nothing done): re-read it.
+    TokenMismatch,
+}
+
+/// KEYS: lock. ARGV: token, channel, name.
+/// 1 deleted, 0 absent, -1 other token (or unparseable), -2 not a string.
+static FORCE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.pcall('GET', KEYS[1])
+if v == false then return 0 end
+if type(v) ~= 'string' then return -2 end
+if string.match(v, '^(%d+)|') ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+",
+    )
+});
+
+/// Admin: delete lock `name` if its current fencing token is
+/// `expected_token` (read it first with [`read_holder`]), and publish the
+/// release so waiters wake. The holder's guard then finds itself lost.
+pub async fn force_release<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    name: &str,
+    expected_token: u64,
+) -> Result<ForceReleaseOutcome, LockError> {
+    validate_name(name)?;
+    let key = lock_key(ns, name);
+    let outcome: i64 = FORCE_RELEASE
+        .key(&key)
+        .arg(expected_token.to_string())
+        .arg(release_channel(ns))
+        .arg(name)
+        .invoke_async(conn)
+        .await
+        .map_err(|e| LockError::redis(format!("force-releasing lock {name:?}"), e))?;
+    match outcome {
+        1 => {
+            tracing::info!(lock = name, token = expected_token, "lock force-released");
+            Ok(ForceReleaseOutcome::Released)
+        }
+        0 => Ok(ForceReleaseOutcome::NotHeld),
+        -1 => Ok(ForceReleaseOutcome::TokenMismatch),
+        _ => Err(LockError::Unreadable {
+            key,
+            reason: "not a string".to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HolderValue;
+
+    #[test]
+    fn a_holder_value_round_trips_and_keeps_pipes_in_the_node_id() {
+        let v = HolderValue::parse(b"42|1700000000123|0123456789abcdef|node|a|b").unwrap();
+        assert_eq!(v.fencing_token, 42);
+        assert_eq!(v.acquired_at_ms, 1_700_000_000_123);
+        assert_eq!(v.guard_id, "0123456789abcdef");
+        assert_eq!(v.holder_node, "node|a|b");
+        assert_eq!(v.encode(), "42|1700000000123|0123456789abcdef|node|a|b");
+    }
+
+    #[test]
+    fn malformed_holder_values_say_which_field_is_wrong() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"garbage", "4 fields"),
+            (b"0|1|0123456789abcdef|n", "fencing token"),
+            (b"+1|1|0123456789abcdef|n", "fencing token"),
+            (b"1|x|0123456789abcdef|n", "acquired_ms"),
+            (b"1|1|0123456789ABCDEF|n", "guard_id"),
+            (b"1|1|0123456789abcdef|", "node_id"),
+            (b"1|1|\xff|n", "UTF-8"),
+        ];
+        for (raw, expected) in cases {
+            let err = HolderValue::parse(raw).unwrap_err();
+            assert!(err.contains(expected), "{raw:?}: {err}");
+        }
+    }
+}

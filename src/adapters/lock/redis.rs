@@ -1,0 +1,381 @@
+//! The Redis lock backend: atomic acquire (set-if-absent with PX TTL plus a
+//! fencing-counter INCR in one script), compare-and-pexpire renewals,
+//! compare-and-delete release with a PUBLISH on the namespace's release
+//! channel, and a lazily started subscriber that wakes local waiters.
+//! Key layout and value format: docs/redis-keys.md, "Distributed lock".
+
+use super::guard::Lease;
+use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
+use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
+use super::watchdog::Watchdogs;
+use super::{
+    LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, unix_ms, validate_name,
+    validate_node_id, validate_ttl,
+};
+use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT, ConnectError};
+use crate::config::{Namespace, SecretUrl};
+use futures::StreamExt;
+use parking_lot::Mutex;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+/// The lock key of `name`: a string holding the holder value, with PX TTL.
+pub(crate) fn lock_key(ns: &Namespace, name: &str) -> String {
+    ns.key(&format!("lock:{name}"))
+}
+
+/// The fencing counter of `name`: an integer string, no TTL.
+pub(crate) fn fence_key(ns: &Namespace, name: &str) -> String {
+    ns.key(&format!("lock-fence:{name}"))
+}
+
+/// The pub/sub channel every release of the namespace is published on; the
+/// message is the lock name.
+pub(crate) fn release_channel(ns: &Namespace) -> String {
+    ns.key("lock-released")
+}
+
+/// KEYS: lock, fence. ARGV: ttl ms, value suffix `|{acquired_ms}|{guard_id}|{node_id}`.
+/// Free: sets the lock to `{token}{suffix}` and returns the token (≥ 1).
+/// Held: returns `{pttl}` (a one-element array; -1: no expiry).
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl ~= -2 then return {pttl} end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], string.format('%d', token) .. ARGV[2], 'PX', ARGV[1])
+return token
+",
+    )
+});
+
+/// KEYS: lock. ARGV: value, ttl ms. 1 if renewed, 0 if not ours.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
+
+/// KEYS: lock. ARGV: value, channel, name. 1 if deleted, 0 if not ours.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// How long a first waiter waits for the release subscription before
+/// relying on polling alone.
+const SUBSCRIBE_WAIT: Duration = Duration::from_millis(500);
+
+/// Locks in Redis, shared by every node using the same namespace.
+/// Clones share the connection and the release subscriber.
+#[derive(Clone)]
+pub struct RedisLock {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: String,
+    namespace: Namespace,
+    conn: ConnectionManager,
+    client: redis::Client,
+    url: String,
+    channel: String,
+    waiters: Arc<Waiters>,
+    watchdogs: Watchdogs,
+    listener: Mutex<Option<(AbortHandle, watch::Receiver<bool>)>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some((task, _)) = self.listener.lock().take() {
+            task.abort();
+        }
+    }
+}
+
+impl RedisLock {
+    /// Connect to `url` and lock under `namespace` as `node_id`. The
+    /// release subscription is opened on the first contended acquire.
+    pub async fn connect(
+        url: &SecretUrl,
+        namespace: Namespace,
+        node_id: impl Into<String>,
+    ) -> Result<Self, LockError> {
+        let node_id = validate_node_id(node_id.into())?;
+        let conn = redis_conn::connect(url).await?;
+        let client = redis::Client::open(url.expose()).map_err(|source| ConnectError {
+            url: url.masked().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                node_id,
+                channel: release_channel(&namespace),
+                namespace,
+                conn,
+                client,
+                url: url.masked().to_string(),
+                waiters: Arc::default(),
+                watchdogs: Watchdogs::default(),
+                listener: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Change how often a waiter re-tries when no release notification
+    /// arrives (default 50–200 ms, drawn at random each time). A longer
+    /// interval only matters if notifications are lost.
+    pub fn set_poll_interval(&self, min: Duration, max: Duration) {
+        self.inner.waiters.set_poll_interval(min, max);
+    }
+
+    /// The namespace the locks live under.
+    pub fn namespace(&self) -> &Namespace {
+        &self.inner.namespace
+    }
+
+    /// The shared command connection (for the read-only inspector).
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    /// Every lock of the namespace (read-only); see [`inspect::read_holders`].
+    pub async fn read_holders(&self) -> Result<LockInspection, LockError> {
+        inspect::read_holders(&mut self.connection(), &self.inner.namespace).await
+    }
+
+    /// One lock (read-only); see [`inspect::read_holder`].
+    pub async fn read_holder(&self, name: &str) -> Result<Option<LockHolderInfo>, LockError> {
+        inspect::read_holder(&mut self.connection(), &self.inner.namespace, name).await
+    }
+
+    /// Admin: delete `name` if its fencing token is `expected_token`, and
+    /// wake its waiters; see [`inspect::force_release`].
+    pub async fn force_release(
+        &self,
+        name: &str,
+        expected_token: u64,
+    ) -> Result<ForceReleaseOutcome, LockError> {
+        inspect::force_release(
+            &mut self.connection(),
+            &self.inner.namespace,
+            name,
+            expected_token,
+        )
+        .await
+    }
+
+    /// The release subscriber's readiness, starting it if needed.
+    fn listener_ready(&self) -> watch::Receiver<bool> {
+        let mut slot = self.inner.listener.lock();
+        if let Some((_, ready)) = slot.as_ref() {
+            return ready.clone();
+        }
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(listen(
+            self.inner.client.clone(),
+            self.inner.channel.clone(),
+            self.inner.url.clone(),
+            Arc::clone(&self.inner.waiters),
+            tx,
+        ));
+        *slot = Some((task.abort_handle(), rx.clone()));
+        rx
+    }
+}
+
+/// Subscribe to the release channel and wake waiters by lock name; on a
+/// lost connection, wake everyone (notifications may have been missed) and
+/// resubscribe with backoff.
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    url: String,
+    waiters: Arc<Waiters>,
+    ready: watch::Sender<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        match subscribed {
+            Ok(Ok(mut pubsub)) => {
+                backoff = Duration::from_millis(100);
+                ready.send_replace(true);
+                waiters.wake_all();
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    match std::str::from_utf8(msg.get_payload_bytes()) {
+                        Ok(name) => waiters.wake(name),
+                        Err(_) => {
+                            tracing::debug!(%channel, "non-UTF-8 lock release message ignored")
+                        }
+                    }
+                }
+                ready.send_replace(false);
+                waiters.wake_all();
+                tracing::warn!(%url, %channel, "lock release subscription closed; resubscribing");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%url, %channel, error = %e, "cannot subscribe to lock releases; waiters poll meanwhile");
+            }
+            Err(_) => {
+                tracing::warn!(%url, %channel, "subscribing to lock releases timed out; waiters poll meanwhile");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+impl Acquirer for RedisLock {
+    async fn attempt(&self, name: &str, ttl: Duration) -> Result<Attempt, LockError> {
+        let key = lock_key(&self.inner.namespace, name);
+        let suffix = format!("|{}|{}|{}", unix_ms(), new_guard_id(), self.inner.node_id);
+        let mut conn = self.inner.conn.clone();
+        let sent = Instant::now();
+        let reply: Value = ACQUIRE
+            .key(&key)
+            .key(fence_key(&self.inner.namespace, name))
+            .arg(ttl_ms(ttl))
+            .arg(&suffix)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| LockError::redis(format!("acquiring lock {name:?}"), e))?;
+        match reply {
+            Value::Int(token) if token > 0 => {
+                let token = token.unsigned_abs();
+                let lease = RedisLease {
+                    inner: Arc::clone(&self.inner),
+                    key,
+                    name: name.to_string(),
+                    value: format!("{token}{suffix}"),
+                };
+                Ok(Attempt::Acquired(LockGuard::new(
+                    name,
+                    token,
+                    ttl,
+                    sent,
+                    Box::new(lease),
+                    &self.inner.watchdogs,
+                )))
+            }
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(pttl)] => Ok(Attempt::Held {
+                    ttl_left: u64::try_from(*pttl).ok().map(Duration::from_millis),
+                }),
+                _ => Err(unexpected(&key, "acquire")),
+            },
+            _ => Err(unexpected(&key, "acquire")),
+        }
+    }
+
+    async fn prepare_wait(&self, deadline: Instant) {
+        let mut ready = self.listener_ready();
+        if *ready.borrow() {
+            return;
+        }
+        let limit = SUBSCRIBE_WAIT.min(deadline.saturating_duration_since(Instant::now()));
+        let _ = tokio::time::timeout(limit, ready.wait_for(|r| *r)).await;
+    }
+
+    fn waiters(&self) -> &Arc<Waiters> {
+        &self.inner.waiters
+    }
+}
+
+fn unexpected(key: &str, script: &str) -> LockError {
+    LockError::Unreadable {
+        key: key.to_string(),
+        reason: format!("unexpected reply to the {script} script"),
+    }
+}
+
+#[async_trait::async_trait]
+impl LockBackend for RedisLock {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError> {
+        validate_name(name)?;
+        validate_ttl(ttl)?;
+        Ok(match self.attempt(name, ttl).await? {
+            Attempt::Acquired(guard) => Some(guard),
+            Attempt::Held { .. } => None,
+        })
+    }
+
+    async fn acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<LockGuard, LockError> {
+        validate_name(name)?;
+        validate_ttl(ttl)?;
+        acquire_waiting(self, name, ttl, wait).await
+    }
+}
+
+/// One held lock: its key and the exact value this guard wrote.
+struct RedisLease {
+    inner: Arc<Inner>,
+    key: String,
+    name: String,
+    value: String,
+}
+
+#[async_trait::async_trait]
+impl Lease for RedisLease {
+    async fn renew(&self, ttl: Duration) -> Result<bool, LockError> {
+        let mut conn = self.inner.conn.clone();
+        let renewed: i64 = RENEW
+            .key(&self.key)
+            .arg(&self.value)
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| LockError::redis(format!("renewing lock {:?}", self.name), e))?;
+        Ok(renewed == 1)
+    }
+
+    async fn release(&self) -> Result<bool, LockError> {
+        let mut conn = self.inner.conn.clone();
+        let released: i64 = RELEASE
+            .key(&self.key)
+            .arg(&self.value)
+            .arg(&self.inner.channel)
+            .arg(&self.name)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| LockError::redis(format!("releasing lock {:?}", self.name), e))?;
+        Ok(released == 1)
+    }
+}

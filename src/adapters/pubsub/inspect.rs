@@ -1,0 +1,319 @@
+//! Read-only inspection of the sync-signal keys for the console: every
+//! channel's stream, its publish counter and each node's cursor and lag.
+//! Only SCAN and one pipeline of XINFO STREAM / HGETALL / GET (no writes);
+//! a key that does not match docs/redis-keys.md is reported as unreadable.
+//! Also [`forget_node`], the one writing helper: drop a dead node's cursors.
+
+use super::envelope::decode_cursor;
+use super::reply::{self, bytes, text};
+use super::{PubsubError, is_valid_channel, now_ms};
+use crate::config::Namespace;
+use ::redis::Value;
+use ::redis::aio::ConnectionLike;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One channel as seen in Redis.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamInfo {
+    /// The channel name (for an unrecognised key: the part after `signal:`).
+    pub channel: String,
+    /// The stream key, `{ns}:signal:{channel}`.
+    pub key: String,
+    /// Entries in the stream now (0 when the stream does not exist).
+    pub length: u64,
+    /// The oldest entry still in the stream.
+    pub first_id: Option<String>,
+    /// The newest entry.
+    pub last_id: Option<String>,
+    /// Messages ever published on the channel (the `:seq` counter).
+    pub published: u64,
+    /// Every node with a cursor, by node ID (live or not: filter by the
+    /// live node list).
+    pub per_node: Vec<NodeLag>,
+    /// Keys or fields of this channel that do not match the documented format.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// One node's position in one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeLag {
+    /// The node ID.
+    pub node: String,
+    /// The last entry it handled.
+    pub last_id: String,
+    /// Messages published after that entry (`published − cursor seq`).
+    pub lag: u64,
+    /// Milliseconds since its cursor last moved (it is written within the
+    /// flush interval of handling; an idle, caught-up node's age grows too).
+    pub last_handled_age_ms: u64,
+}
+
+/// A key (or one hash field) that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The key.
+    pub key: String,
+    /// The hash field, for one bad cursor.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+enum Role {
+    Stream,
+    Cursors,
+    Seq,
+}
+
+async fn scan<C: ConnectionLike + Send>(
+    conn: &mut C,
+    pattern: &str,
+) -> Result<BTreeSet<Vec<u8>>, PubsubError> {
+    let mut keys = BTreeSet::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .map_err(|source| PubsubError::Redis {
+                key: pattern.to_string(),
+                source,
+            })?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+fn classify(prefix: &str, key: &str) -> Option<(String, Role)> {
+    let rest = key.strip_prefix(prefix)?;
+    let (channel, role) = if let Some(c) = rest.strip_suffix(":cursors") {
+        (c, Role::Cursors)
+    } else if let Some(c) = rest.strip_suffix(":seq") {
+        (c, Role::Seq)
+    } else {
+        (rest, Role::Stream)
+    };
+    is_valid_channel(channel).then(|| (channel.to_string(), role))
+}
+
+/// Every channel under `ns`, with each node's lag, sorted by channel and
+/// node. Read-only: SCAN, then one pipeline of XINFO STREAM, HGETALL and GET.
+///
+/// Lag of a node = `published` (the channel's `:seq` counter) minus the
+/// `seq` recorded in its cursor: the number of messages published after the
+/// last one it handled, trimmed ones included. If the counter is below the
+/// cursor's (Redis lost its data and the node has handled nothing since),
+/// the lag is the counter itself.
+pub async fn read_streams<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+) -> Result<Vec<StreamInfo>, PubsubError> {
+    let prefix = ns.key("signal:");
+    let keys = scan(conn, &ns.pattern("signal:*")).await?;
+    let mut channels: BTreeMap<String, StreamInfo> = BTreeMap::new();
+    let mut reads: Vec<(String, String, Role)> = Vec::new();
+    for raw in keys {
+        let key = String::from_utf8_lossy(&raw).into_owned();
+        match classify(&prefix, &key) {
+            Some((channel, role)) => reads.push((channel, key, role)),
+            None => {
+                let channel = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
+                let info = channels.entry(channel.clone()).or_default();
+                info.channel = channel;
+                info.unreadable.push(Unreadable {
+                    key,
+                    field: None,
+                    reason: "not a sync-signal key (expected signal:{channel}[:cursors|:seq])"
+                        .to_string(),
+                });
+            }
+        }
+    }
+    let mut results: Vec<::redis::RedisResult<Value>> = Vec::new();
+    if !reads.is_empty() {
+        let mut pipe = ::redis::pipe();
+        pipe.ignore_errors();
+        for (_, key, role) in &reads {
+            match role {
+                Role::Stream => pipe.cmd("XINFO").arg("STREAM").arg(key),
+                Role::Cursors => pipe.cmd("HGETALL").arg(key),
+                Role::Seq => pipe.cmd("GET").arg(key),
+            };
+        }
+        results = pipe
+            .query_async(conn)
+            .await
+            .map_err(|source| PubsubError::Redis {
+                key: prefix.clone(),
+                source,
+            })?;
+    }
+    let now = now_ms();
+    let mut cursors: BTreeMap<String, Vec<(String, u64, u64, String)>> = BTreeMap::new();
+    // Per channel: the `:seq` counter and the last entry's `seq` (fallback).
+    let mut counters: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
+    for ((channel, key, role), result) in reads.into_iter().zip(results) {
+        let info = channels.entry(channel.clone()).or_default();
+        info.channel = channel.clone();
+        info.key = ns.key(&format!("signal:{channel}"));
+        let bad = |reason: String| Unreadable {
+            key: key.clone(),
+            field: None,
+            reason,
+        };
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                info.unreadable.push(bad(format!("cannot be read: {e}")));
+                continue;
+            }
+        };
+        match role {
+            Role::Stream => match stream_summary(value) {
+                Ok(Summary {
+                    length,
+                    first,
+                    last,
+                    last_seq,
+                }) => {
+                    info.length = length;
+                    info.first_id = first;
+                    info.last_id = last;
+                    counters.entry(channel.clone()).or_default().1 = last_seq;
+                }
+                Err(reason) => info.unreadable.push(bad(reason)),
+            },
+            Role::Seq => match bytes(&value)
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                Some(n) => counters.entry(channel.clone()).or_default().0 = Some(n),
+                None => info
+                    .unreadable
+                    .push(bad("not an integer counter".to_string())),
+            },
+            Role::Cursors => match reply::pairs(value) {
+                Some(pairs) => {
+                    for (field, raw) in pairs {
+                        let node = String::from_utf8_lossy(&field).into_owned();
+                        match decode_cursor(&raw) {
+                            Ok((pos, at_ms)) => cursors.entry(channel.clone()).or_default().push((
+                                node,
+                                pos.seq,
+                                now.saturating_sub(at_ms),
+                                pos.id.to_string(),
+                            )),
+                            Err(reason) => info.unreadable.push(Unreadable {
+                                key: key.clone(),
+                                field: Some(node),
+                                reason,
+                            }),
+                        }
+                    }
+                }
+                None => info.unreadable.push(bad("not a hash".to_string())),
+            },
+        }
+    }
+    for (channel, (counter, last_seq)) in counters {
+        if let Some(info) = channels.get_mut(&channel) {
+            info.published = counter.or(last_seq).unwrap_or(0);
+        }
+    }
+    for (channel, nodes) in cursors {
+        let Some(info) = channels.get_mut(&channel) else {
+            continue;
+        };
+        for (node, seq, age, last_id) in nodes {
+            let lag = if seq <= info.published {
+                info.published - seq
+            } else {
+                info.published
+            };
+            info.per_node.push(NodeLag {
+                node,
+                last_id,
+                lag,
+                last_handled_age_ms: age,
+            });
+        }
+        info.per_node.sort_by(|a, b| a.node.cmp(&b.node));
+    }
+    Ok(channels.into_values().collect())
+}
+
+/// What XINFO STREAM tells about one stream.
+struct Summary {
+    length: u64,
+    first: Option<String>,
+    last: Option<String>,
+    /// The last entry's `seq` field.
+    last_seq: Option<u64>,
+}
+
+/// Length, first and last IDs and the last entry's `seq` from XINFO STREAM.
+fn stream_summary(value: Value) -> Result<Summary, String> {
+    let pairs = reply::value_pairs(value).ok_or("XINFO STREAM reply is not a map")?;
+    let mut length = None;
+    let (mut first, mut last, mut last_seq) = (None, None, None);
+    for (name, v) in pairs {
+        match text(&name).as_deref() {
+            Some("length") => length = text(&v).and_then(|t| t.parse::<u64>().ok()),
+            Some("first-entry") => first = reply::single_entry(v).map(|e| e.id.to_string()),
+            Some("last-entry") => {
+                if let Some(e) = reply::single_entry(v) {
+                    last = Some(e.id.to_string());
+                    last_seq = e.fields.ok().and_then(|f| {
+                        f.iter()
+                            .find(|(k, _)| k.as_slice() == b"seq")
+                            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let length = length.ok_or("XINFO STREAM has no length")?;
+    Ok(Summary {
+        length,
+        first,
+        last,
+        last_seq,
+    })
+}
+
+/// Remove node `node`'s cursor from every channel under `ns` (for a node
+/// that is gone for good). Returns how many cursors were removed. Writes:
+/// keep it out of read-only tools.
+pub async fn forget_node<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    node: &str,
+) -> Result<u64, PubsubError> {
+    let keys = scan(conn, &ns.pattern("signal:*:cursors")).await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    for key in &keys {
+        pipe.hdel(key, node);
+    }
+    let removed: Vec<::redis::RedisResult<u64>> =
+        pipe.query_async(conn)
+            .await
+            .map_err(|source| PubsubError::Redis {
+                key: ns.pattern("signal:*:cursors"),
+                source,
+            })?;
+    Ok(removed.into_iter().filter_map(Result::ok).sum())
+}

@@ -1,0 +1,439 @@
+//! Sync signals on Redis Streams: one stream per channel
+//! (`{ns}:signal:{channel}`), every node reading it with its own XREAD
+//! (broadcast, no consumer group), and a per-node cursor in
+//! `{ns}:signal:{channel}:cursors` so a restarted node resumes where it
+//! stopped and the inspector can compute each node's lag.
+//!
+//! Tasks per adapter: one reader and one cursor flusher that writes changed
+//! cursors at most every [`RedisSignalsOptions::cursor_flush_interval`] and
+//! once more on shutdown.
+//!
+//! One reader per node, not one per subscription: it holds one dedicated
+//! blocking connection and sends one `XREAD BLOCK … STREAMS` naming every
+//! subscribed channel, so Redis sees one blocked client per node whatever
+//! the number of channels, one round trip brings news from all of them, and
+//! several subscriptions to a channel share one read. A channel subscribed
+//! while the read is blocked is added by kicking the read with
+//! `CLIENT UNBLOCK` (details in `redis_reader.rs`).
+
+use super::envelope::{EntryId, Position, encode_envelope};
+use super::subscription::{SubSender, Tracker, pair};
+use super::{
+    Payload, PubsubError, SubscribeOptions, Subscription, SyncSignals, check_node_id, now_ms,
+    validate_channel,
+};
+use crate::adapters::redis_conn;
+use crate::config::{Namespace, SecretUrl};
+use ::redis::aio::ConnectionManager;
+use ::redis::{Script, Value};
+use parking_lot::Mutex;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// `{ns}:signal:{channel}`: the channel's stream.
+pub fn stream_key(ns: &Namespace, channel: &str) -> String {
+    ns.key(&format!("signal:{channel}"))
+}
+
+/// `{ns}:signal:{channel}:cursors`: per node, the last entry it handled.
+pub fn cursors_key(ns: &Namespace, channel: &str) -> String {
+    ns.key(&format!("signal:{channel}:cursors"))
+}
+
+/// `{ns}:signal:{channel}:seq`: how many messages were published.
+pub fn seq_key(ns: &Namespace, channel: &str) -> String {
+    ns.key(&format!("signal:{channel}:seq"))
+}
+
+/// Tuning of the Redis backend.
+#[derive(Debug, Clone)]
+pub struct RedisSignalsOptions {
+    /// `XADD … MAXLEN ~ max_len`: entries kept per channel (approximately;
+    /// Redis trims whole macro nodes). A node stopped for longer than it
+    /// takes to publish this many messages misses the oldest ones.
+    pub max_len: usize,
+    /// `XREAD BLOCK`: how long one read waits for news. Also the longest a
+    /// new subscription waits to be read if `CLIENT UNBLOCK` is denied.
+    pub block: Duration,
+    /// `XREAD COUNT`: entries read per stream and round trip.
+    pub batch: usize,
+    /// Changed cursors are written at most this often (and on shutdown).
+    pub cursor_flush_interval: Duration,
+}
+
+impl Default for RedisSignalsOptions {
+    fn default() -> Self {
+        Self {
+            max_len: 10_000,
+            block: Duration::from_secs(2),
+            batch: 512,
+            cursor_flush_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// An unchanged cursor is written again this often, so that a Redis that
+/// lost its data gets it back even from an idle node.
+pub const CURSOR_REFRESH: Duration = Duration::from_secs(30);
+
+/// INCR the channel's counter and XADD the entry, atomically, so the
+/// counter value in an entry is its publish number (lag = counter − cursor).
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'stream' and t ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. t .. ', not a stream')
+end
+local seq = redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, 'envelope', ARGV[2])
+",
+    )
+});
+
+/// Sync signals on Redis Streams for one node.
+pub struct RedisSignals {
+    inner: Arc<Inner>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// State shared by the adapter, its reader, its flusher and its subscriptions.
+pub(crate) struct Inner {
+    pub(crate) node: String,
+    pub(crate) ns: Namespace,
+    pub(crate) url: SecretUrl,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) options: RedisSignalsOptions,
+    pub(crate) state: Mutex<State>,
+    /// Generation of the channel set used by the reader's current XREAD.
+    pub(crate) reader_gen: AtomicU64,
+    /// `CLIENT ID` of the reader's blocking connection (for CLIENT UNBLOCK).
+    pub(crate) reader_client: Mutex<Option<i64>>,
+    /// The channel set changed (wakes an idle reader).
+    pub(crate) changed: Notify,
+    /// The reader is about to send a new XREAD.
+    pub(crate) reader_started: Notify,
+    pub(crate) shutdown: watch::Sender<bool>,
+    unblock_warned: AtomicBool,
+    pub(crate) flush_failing: AtomicBool,
+}
+
+pub(crate) struct State {
+    /// Bumped whenever a channel gains its first subscription.
+    pub(crate) generation: u64,
+    next_sub: u64,
+    pub(crate) channels: HashMap<String, ChannelState>,
+    closed: bool,
+}
+
+pub(crate) struct ChannelState {
+    pub(crate) key: String,
+    /// Everything up to here was read and dispatched.
+    pub(crate) pos: Position,
+    pub(crate) subs: Vec<RedisSub>,
+    /// The cursor last written to Redis.
+    pub(crate) written: Option<Written>,
+    /// Not read until then: the key holds something else than a stream.
+    pub(crate) paused_until: Option<tokio::time::Instant>,
+}
+
+/// A cursor as last written.
+#[derive(Clone, Copy)]
+pub(crate) struct Written {
+    pub(crate) pos: Position,
+    /// When it last moved (Unix ms): the `at_ms` written with it.
+    pub(crate) moved_at_ms: u64,
+    /// When it was last written.
+    pub(crate) at: tokio::time::Instant,
+}
+
+pub(crate) struct RedisSub {
+    id: u64,
+    pub(crate) include_own: bool,
+    pub(crate) sender: SubSender,
+    /// Messages queued or in flight (returned by `recv`, not yet finished).
+    pub(crate) pending: Arc<Mutex<VecDeque<Position>>>,
+}
+
+impl ChannelState {
+    /// The node's cursor: just before the oldest message some subscription
+    /// has not finished, else the read position.
+    pub(crate) fn cursor(&self) -> Position {
+        let mut c = self.pos;
+        for s in &self.subs {
+            if let Some(front) = s.pending.lock().front()
+                && front.id.prev() < c.id
+            {
+                c = Position {
+                    id: front.id.prev(),
+                    seq: front.seq.saturating_sub(1),
+                };
+            }
+        }
+        c
+    }
+}
+
+struct RedisTracker {
+    inner: Weak<Inner>,
+    channel: String,
+    sub_id: u64,
+    pending: Arc<Mutex<VecDeque<Position>>>,
+}
+
+impl Tracker for RedisTracker {
+    fn finished(&self) {
+        self.pending.lock().pop_front();
+    }
+
+    fn closed(&self, in_flight: bool) {
+        if in_flight {
+            self.pending.lock().pop_front();
+        }
+        if let Some(inner) = self.inner.upgrade() {
+            inner.unsubscribe(&self.channel, self.sub_id);
+        }
+    }
+}
+
+impl Inner {
+    /// Remove a subscription. When it was the channel's last one, the read
+    /// position goes back to its oldest unreturned message, so that a later
+    /// subscription (or a restart) resumes there.
+    fn unsubscribe(&self, channel: &str, sub_id: u64) {
+        let mut st = self.state.lock();
+        let Some(ch) = st.channels.get_mut(channel) else {
+            return;
+        };
+        let Some(i) = ch.subs.iter().position(|s| s.id == sub_id) else {
+            return;
+        };
+        let sub = ch.subs.remove(i);
+        if ch.subs.is_empty()
+            && let Some(front) = sub.pending.lock().front()
+            && front.id.prev() < ch.pos.id
+        {
+            ch.pos = Position {
+                id: front.id.prev(),
+                seq: front.seq.saturating_sub(1),
+            };
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.state.lock().closed
+    }
+}
+
+impl RedisSignals {
+    /// Connect node `node_id` with the default options.
+    pub async fn connect(
+        url: &SecretUrl,
+        namespace: Namespace,
+        node_id: impl Into<String>,
+    ) -> Result<Self, PubsubError> {
+        Self::connect_with(url, namespace, node_id, RedisSignalsOptions::default()).await
+    }
+
+    /// Connect node `node_id`. The reader's blocking connection is opened
+    /// with the first subscription.
+    pub async fn connect_with(
+        url: &SecretUrl,
+        namespace: Namespace,
+        node_id: impl Into<String>,
+        options: RedisSignalsOptions,
+    ) -> Result<Self, PubsubError> {
+        let node = check_node_id(node_id.into())?;
+        let conn = redis_conn::connect(url).await?;
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            node,
+            ns: namespace,
+            url: url.clone(),
+            conn,
+            options,
+            state: Mutex::new(State {
+                generation: 0,
+                next_sub: 0,
+                channels: HashMap::new(),
+                closed: false,
+            }),
+            reader_gen: AtomicU64::new(0),
+            reader_client: Mutex::new(None),
+            changed: Notify::new(),
+            reader_started: Notify::new(),
+            shutdown,
+            unblock_warned: AtomicBool::new(false),
+            flush_failing: AtomicBool::new(false),
+        });
+        let reader = tokio::spawn(super::redis_reader::run(inner.clone()));
+        let flusher = tokio::spawn(super::redis_cursor::run_flusher(inner.clone()));
+        Ok(Self {
+            inner,
+            tasks: Mutex::new(vec![reader, flusher]),
+        })
+    }
+
+    /// The namespace it writes under.
+    pub fn namespace(&self) -> &Namespace {
+        &self.inner.ns
+    }
+
+    /// Make sure the reader's XREAD includes generation `generation`: kick a
+    /// blocked XREAD with `CLIENT UNBLOCK` until the reader picked it up.
+    /// Gives up after a few seconds (Redis down): nothing is lost, the new
+    /// channel is read once the reader gets there.
+    async fn wake_reader(&self, generation: u64) {
+        let inner = &self.inner;
+        inner.changed.notify_one();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let started = inner.reader_started.notified();
+            tokio::pin!(started);
+            started.as_mut().enable();
+            if inner.reader_gen.load(Ordering::Acquire) >= generation {
+                return;
+            }
+            let client = *inner.reader_client.lock();
+            if let Some(id) = client {
+                let r: ::redis::RedisResult<Value> = ::redis::cmd("CLIENT")
+                    .arg("UNBLOCK")
+                    .arg(id)
+                    .query_async(&mut inner.conn.clone())
+                    .await;
+                if let Err(e) = r
+                    && !inner.unblock_warned.swap(true, Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "CLIENT UNBLOCK failed ({e}): new sync-signal subscriptions wait up to \
+                         the XREAD block time before being read; allow CLIENT UNBLOCK for this user"
+                    );
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                tracing::debug!("the sync-signal reader has not picked up the new channel yet");
+                return;
+            }
+            let wait = Duration::from_millis(25).min(deadline - now);
+            let _ = tokio::time::timeout(wait, started).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncSignals for RedisSignals {
+    fn node_id(&self) -> &str {
+        &self.inner.node
+    }
+
+    async fn publish(&self, channel: &str, payload: Payload) -> Result<String, PubsubError> {
+        validate_channel(channel)?;
+        let inner = &self.inner;
+        if inner.closed() {
+            return Err(PubsubError::ShutDown);
+        }
+        let key = stream_key(&inner.ns, channel);
+        let envelope = encode_envelope(&inner.node, now_ms(), &payload);
+        PUBLISH
+            .key(&key)
+            .key(seq_key(&inner.ns, channel))
+            .arg(inner.options.max_len)
+            .arg(envelope)
+            .invoke_async(&mut inner.conn.clone())
+            .await
+            .map_err(|source| PubsubError::Redis { key, source })
+    }
+
+    async fn subscribe(
+        &self,
+        channel: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, PubsubError> {
+        validate_channel(channel)?;
+        let inner = &self.inner;
+        let known = {
+            let st = inner.state.lock();
+            if st.closed {
+                return Err(PubsubError::ShutDown);
+            }
+            st.channels.contains_key(channel)
+        };
+        // Channels are never removed before shutdown, so a known one stays.
+        let start = if known {
+            None
+        } else {
+            Some(inner.resolve_start(channel).await?)
+        };
+        let (subscription, generation) = {
+            let mut st = inner.state.lock();
+            if st.closed {
+                return Err(PubsubError::ShutDown);
+            }
+            st.next_sub += 1;
+            let sub_id = st.next_sub;
+            let ch = match st.channels.entry(channel.to_string()) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => v.insert(ChannelState {
+                    key: stream_key(&inner.ns, channel),
+                    pos: start.unwrap_or(Position {
+                        id: EntryId::ZERO,
+                        seq: 0,
+                    }),
+                    subs: Vec::new(),
+                    written: None,
+                    paused_until: None,
+                }),
+            };
+            let first = ch.subs.is_empty();
+            let pending = Arc::new(Mutex::new(VecDeque::new()));
+            let tracker = Arc::new(RedisTracker {
+                inner: Arc::downgrade(inner),
+                channel: channel.to_string(),
+                sub_id,
+                pending: pending.clone(),
+            });
+            let (sender, subscription) = pair(channel, tracker);
+            ch.subs.push(RedisSub {
+                id: sub_id,
+                include_own: options.include_own,
+                sender,
+                pending,
+            });
+            if first {
+                st.generation += 1;
+            }
+            (subscription, first.then_some(st.generation))
+        };
+        if let Some(generation) = generation {
+            self.wake_reader(generation).await;
+        }
+        Ok(subscription)
+    }
+
+    async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send_replace(true);
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            let _ = task.await;
+        }
+        let mut st = self.inner.state.lock();
+        st.closed = true;
+        for ch in st.channels.values_mut() {
+            ch.subs.clear();
+        }
+    }
+}
+
+impl Drop for RedisSignals {
+    fn drop(&mut self) {
+        // The reader stops, the flusher writes the final cursors, and the
+        // subscriptions end once the tasks release the shared state.
+        let _ = self.inner.shutdown.send_replace(true);
+    }
+}

@@ -1,0 +1,306 @@
+//! The per-node reader of the Redis backend: one task, one dedicated
+//! blocking connection, one `XREAD BLOCK … STREAMS k1 k2 … id1 id2 …` for
+//! every subscribed channel at once, dispatching entries to the local
+//! subscriptions in stream order.
+//!
+//! Why one reader per node rather than one per subscription: a node holds
+//! one blocking connection whatever its number of channels (Redis sees
+//! nodes × 1 clients instead of nodes × channels), one round trip returns
+//! news from every channel, and several subscriptions to one channel share
+//! one read. The cost is that a new channel must be added to a read that is
+//! already blocked: [`RedisSignals::subscribe`](super::RedisSignals) bumps a
+//! generation and kicks the reader with `CLIENT UNBLOCK` until the reader's
+//! next XREAD includes it (if that command is denied, the reader picks it up
+//! when its current read times out, after at most
+//! [`RedisSignalsOptions::block`](super::RedisSignalsOptions)). Every read
+//! names an explicit last-handled ID per stream, never `$`, so nothing
+//! published between two reads is missed, whatever interrupted them.
+//!
+//! A stream key that another writer replaced by a different type makes the
+//! whole XREAD fail with WRONGTYPE: the reader then finds the key with TYPE,
+//! logs an error naming it and leaves that channel out of its reads for a
+//! while (checking again later), so the other channels keep flowing.
+//!
+//! When Redis drops the connection (or does not answer within the block time
+//! plus a margin), the reader reconnects with exponential backoff (50 ms to
+//! 1 s, jittered) and resumes from the last IDs it dispatched.
+
+use super::envelope::{EntryId, Position, decode_entry};
+use super::redis::Inner;
+use super::reply;
+use crate::adapters::redis_conn;
+use ::redis::Value;
+use ::redis::aio::MultiplexedConnection;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Client-side margin over the XREAD block time before the connection is
+/// considered dead.
+const READ_MARGIN: Duration = Duration::from_secs(3);
+/// How long a channel whose key is not a stream is left out of the reads.
+const WRONG_TYPE_PAUSE: Duration = Duration::from_secs(10);
+
+/// One stream of a read: channel, key and the ID it reads after.
+struct Target {
+    channel: String,
+    key: String,
+    after: EntryId,
+}
+
+/// The streams to read now, the generation they belong to, and when the
+/// earliest paused channel may be read again.
+fn snapshot(inner: &Inner) -> (u64, Vec<Target>, Option<tokio::time::Instant>) {
+    let now = tokio::time::Instant::now();
+    let st = inner.state.lock();
+    let mut resume = None;
+    let mut targets = Vec::new();
+    for (name, ch) in &st.channels {
+        if ch.subs.is_empty() {
+            continue;
+        }
+        match ch.paused_until {
+            Some(t) if t > now => {
+                resume = Some(resume.map_or(t, |r: tokio::time::Instant| r.min(t)));
+            }
+            _ => targets.push(Target {
+                channel: name.clone(),
+                key: ch.key.clone(),
+                after: ch.pos.id,
+            }),
+        }
+    }
+    (st.generation, targets, resume)
+}
+
+async fn open(inner: &Inner) -> Result<MultiplexedConnection, String> {
+    let mut conn = redis_conn::connect_blocking(&inner.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = tokio::time::timeout(
+        redis_conn::RESPONSE_TIMEOUT,
+        ::redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async::<i64>(&mut conn),
+    )
+    .await
+    .map_err(|_| "CLIENT ID timed out".to_string())?
+    .map_err(|e| format!("CLIENT ID failed: {e}"))?;
+    *inner.reader_client.lock() = Some(id);
+    Ok(conn)
+}
+
+fn backoff(failures: u32) -> Duration {
+    let exp = BACKOFF_MIN.saturating_mul(1 << failures.min(10));
+    let base = exp.min(BACKOFF_MAX);
+    // Up to 25 % jitter so that nodes do not reconnect in lockstep.
+    let jitter = base.mul_f64(rand::random::<f64>() * 0.25);
+    base + jitter
+}
+
+/// The reader task: runs until the adapter shuts down.
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let changed = inner.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let (generation, targets, resume) = snapshot(&inner);
+        if targets.is_empty() {
+            inner.reader_gen.store(generation, Ordering::Release);
+            inner.reader_started.notify_waiters();
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                _ = &mut changed => continue,
+                _ = tokio::time::sleep_until(resume.unwrap_or(far)) => continue,
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match open(&inner).await {
+                Ok(c) => {
+                    if failures > 0 {
+                        tracing::info!(url = %inner.url, "sync-signal reader reconnected to Redis");
+                    }
+                    failures = 0;
+                    conn.insert(c)
+                }
+                Err(e) => {
+                    fail(&inner, &mut failures, &e);
+                    if sleep_or_stop(&mut shutdown, backoff(failures)).await {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        let mut cmd = ::redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(inner.options.batch.max(1))
+            .arg("BLOCK")
+            .arg(inner.options.block.as_millis().max(1) as u64)
+            .arg("STREAMS");
+        for t in &targets {
+            cmd.arg(&t.key);
+        }
+        for t in &targets {
+            cmd.arg(t.after.to_string());
+        }
+        inner.reader_gen.store(generation, Ordering::Release);
+        inner.reader_started.notify_waiters();
+        let limit = inner.options.block + READ_MARGIN;
+        let result = tokio::select! {
+            r = tokio::time::timeout(limit, cmd.query_async::<Value>(c)) => r,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        match result {
+            Ok(Ok(value)) => {
+                if let Err(e) = dispatch(&inner, &targets, value) {
+                    tracing::warn!(url = %inner.url, "unexpected XREAD reply ({e}); reading again");
+                    if sleep_or_stop(&mut shutdown, BACKOFF_MAX).await {
+                        break;
+                    }
+                }
+            }
+            Ok(Err(e)) if e.code() == Some("WRONGTYPE") => {
+                // A stream key was replaced by another type: stop reading
+                // that channel for a while, keep reading the others.
+                if !pause_wrong_types(&inner, &targets).await
+                    && sleep_or_stop(&mut shutdown, BACKOFF_MAX).await
+                {
+                    break;
+                }
+            }
+            Ok(Err(e)) => {
+                conn = None;
+                fail(&inner, &mut failures, &format!("XREAD failed: {e}"));
+                if sleep_or_stop(&mut shutdown, backoff(failures)).await {
+                    break;
+                }
+            }
+            Err(_) => {
+                conn = None;
+                let e = format!("no XREAD reply within {limit:?}");
+                fail(&inner, &mut failures, &e);
+            }
+        }
+    }
+    *inner.reader_client.lock() = None;
+}
+
+/// Pause the channels whose key is not a stream (checked with TYPE on the
+/// shared connection); true when at least one was found.
+async fn pause_wrong_types(inner: &Inner, targets: &[Target]) -> bool {
+    let mut pipe = ::redis::pipe();
+    for t in targets {
+        pipe.cmd("TYPE").arg(&t.key);
+    }
+    let types: Vec<String> = match pipe.query_async(&mut inner.conn.clone()).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!("TYPE check of sync-signal streams failed: {e}");
+            return false;
+        }
+    };
+    let until = tokio::time::Instant::now() + WRONG_TYPE_PAUSE;
+    let mut st = inner.state.lock();
+    let mut found = false;
+    for (t, kind) in targets.iter().zip(types) {
+        if kind == "stream" || kind == "none" {
+            continue;
+        }
+        found = true;
+        tracing::error!(
+            stream = %t.key,
+            "{} holds a {kind}, not a stream: channel {:?} is not read (checked again every {:?}); \
+             delete the key to resume",
+            t.key,
+            t.channel,
+            WRONG_TYPE_PAUSE
+        );
+        if let Some(ch) = st.channels.get_mut(&t.channel) {
+            ch.paused_until = Some(until);
+        }
+    }
+    found
+}
+
+fn fail(inner: &Inner, failures: &mut u32, error: &str) {
+    *inner.reader_client.lock() = None;
+    if *failures == 0 {
+        tracing::warn!(url = %inner.url, "sync-signal reader lost Redis ({error}); reconnecting");
+    } else {
+        tracing::debug!(url = %inner.url, attempt = *failures, "sync-signal reader: {error}");
+    }
+    *failures = failures.saturating_add(1);
+}
+
+/// Sleep, or return true when the adapter shuts down meanwhile.
+async fn sleep_or_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.wait_for(|stop| *stop) => true,
+    }
+}
+
+/// Hand the entries of one XREAD reply to the subscriptions, and move each
+/// channel's read position past them (unreadable entries included).
+fn dispatch(inner: &Inner, targets: &[Target], value: Value) -> Result<(), String> {
+    let streams = reply::xread(value)?;
+    let mut st = inner.state.lock();
+    for (key, entries) in streams {
+        let Some(target) = targets.iter().find(|t| t.key == key) else {
+            continue;
+        };
+        let Some(ch) = st.channels.get_mut(&target.channel) else {
+            continue;
+        };
+        // The position moved back meanwhile (last subscription dropped with
+        // unreturned messages): read again from there instead.
+        if ch.subs.is_empty() || ch.pos.id != target.after {
+            continue;
+        }
+        for entry in entries {
+            if entry.id <= ch.pos.id {
+                continue;
+            }
+            let decoded = entry
+                .fields
+                .and_then(|f| decode_entry(&target.channel, entry.id, &f));
+            match decoded {
+                Ok((signal, seq)) => {
+                    let pos = Position { id: entry.id, seq };
+                    let own = signal.sender == inner.node;
+                    for sub in &ch.subs {
+                        if own && !sub.include_own {
+                            continue;
+                        }
+                        let mut pending = sub.pending.lock();
+                        pending.push_back(pos);
+                        if !sub.sender.send(signal.clone()) {
+                            pending.pop_back();
+                        }
+                    }
+                    ch.pos = pos;
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        stream = %key,
+                        entry = %entry.id,
+                        "skipping an unreadable sync-signal entry: {reason}"
+                    );
+                    ch.pos.id = entry.id;
+                }
+            }
+        }
+    }
+    Ok(())
+}

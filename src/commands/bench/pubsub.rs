@@ -1,0 +1,204 @@
+//! `clusterops bench pubsub`: node-to-node latency of sync signals on Redis.
+//! A publisher and a subscriber (separate adapter instances, separate
+//! connections) exchange messages carrying their send time; latency is taken
+//! at receipt. The same run measures a raw redis-rs XADD + XREAD BLOCK loop
+//! as the baseline.
+
+use clusterops::adapters::pubsub::{self, Payload, RedisSignals, SubscribeOptions, SyncSignals};
+use clusterops::adapters::redis_conn;
+use clusterops::config::{Namespace, SecretUrl};
+use color_eyre::eyre::{Result, eyre};
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const CHANNEL: &str = "bench";
+const WARMUP: usize = 200;
+const TARGET_P99_MS: f64 = 5.0;
+
+#[derive(Debug, clap::Args)]
+pub struct PubsubArgs {
+    /// The Redis to measure against.
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379/0")]
+    redis_url: String,
+    /// Messages measured per variant (after a warm-up of 200).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    messages: usize,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Latency percentiles (µs) and throughput of one variant.
+fn summary(mut lat_ns: Vec<u64>, wall: Duration) -> serde_json::Value {
+    lat_ns.sort_unstable();
+    let pct = |p: f64| {
+        if lat_ns.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat_ns.len() as f64 * p).ceil() as usize).clamp(1, lat_ns.len()) - 1;
+        lat_ns[i] as f64 / 1000.0
+    };
+    json!({
+        "p50_us": round1(pct(0.50)),
+        "p90_us": round1(pct(0.90)),
+        "p99_us": round1(pct(0.99)),
+        "max_us": round1(pct(1.0)),
+        "messages_per_s": round1(lat_ns.len() as f64 / wall.as_secs_f64().max(1e-9)),
+    })
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+pub async fn run(args: PubsubArgs) -> Result<i32> {
+    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+        .map_err(|e| eyre!("--redis-url: {e}"))?;
+    let ns = Namespace::new(&format!("bench-pubsub-{:08x}", rand::random::<u32>()))
+        .map_err(|e| eyre!("namespace: {e}"))?;
+    let n = args.messages.max(1);
+    let adapter = adapter_run(&url, &ns, n).await;
+    let raw = raw_run(&url, &ns, n).await;
+    cleanup(&url, &ns).await;
+    let (adapter, raw) = (adapter?, raw?);
+    let p99 = adapter["p99_us"].as_f64().unwrap_or(f64::MAX);
+    let raw_p99 = raw["p99_us"].as_f64().unwrap_or(0.0);
+    let out = json!({
+        "bench": "pubsub",
+        "redis": url.masked(),
+        "messages": n,
+        "publisher": "sequential (each publish awaits its reply)",
+        "adapter": adapter,
+        "raw_xadd_xread": raw,
+        "p99_ratio_adapter_to_raw": if raw_p99 > 0.0 { (p99 / raw_p99 * 100.0).round() / 100.0 } else { 0.0 },
+        "target_p99_ms": TARGET_P99_MS,
+        "meets_target": p99 < TARGET_P99_MS * 1000.0,
+    });
+    println!("{out}");
+    Ok(0)
+}
+
+/// Publisher and subscriber as two adapter instances (two nodes).
+async fn adapter_run(url: &SecretUrl, ns: &Namespace, n: usize) -> Result<serde_json::Value> {
+    let publisher = RedisSignals::connect(url, ns.clone(), "bench-publisher").await?;
+    let subscriber = RedisSignals::connect(url, ns.clone(), "bench-subscriber").await?;
+    let mut sub = subscriber
+        .subscribe(CHANNEL, SubscribeOptions::default())
+        .await?;
+    let total = WARMUP + n;
+    let receiver = tokio::spawn(async move {
+        let mut lat = Vec::with_capacity(n);
+        let mut last = Instant::now();
+        for i in 0..total {
+            let Some(signal) = sub.recv().await else {
+                break;
+            };
+            let at = now_ns();
+            last = Instant::now();
+            if let Payload::Json(v) = &signal.payload
+                && i >= WARMUP
+            {
+                lat.push(at.saturating_sub(v["t"].as_u64().unwrap_or(at)));
+            }
+        }
+        (lat, last)
+    });
+    let mut start = Instant::now();
+    for i in 0..total {
+        if i == WARMUP {
+            start = Instant::now();
+        }
+        publisher
+            .publish(CHANNEL, json!({ "t": now_ns(), "i": i }).into())
+            .await?;
+    }
+    let (lat, last) = tokio::time::timeout(Duration::from_secs(60), receiver)
+        .await
+        .map_err(|_| eyre!("the subscriber did not receive every message within 60 s"))??;
+    if lat.len() < n {
+        return Err(eyre!(
+            "the subscriber received {} of {n} messages",
+            lat.len()
+        ));
+    }
+    publisher.shutdown().await;
+    subscriber.shutdown().await;
+    Ok(summary(lat, last.duration_since(start)))
+}
+
+/// The same exchange with bare redis-rs: XADD on one connection, XREAD
+/// BLOCK on a dedicated one.
+async fn raw_run(url: &SecretUrl, ns: &Namespace, n: usize) -> Result<serde_json::Value> {
+    let key = ns.key("bench-raw");
+    let mut publisher = redis_conn::connect(url).await?;
+    let mut reader = redis_conn::connect_blocking(url).await?;
+    let total = WARMUP + n;
+    let read_key = key.clone();
+    let receiver = tokio::spawn(async move {
+        let mut lat = Vec::with_capacity(n);
+        let mut last_id = "0-0".to_string();
+        let mut seen = 0;
+        let mut last = Instant::now();
+        while seen < total {
+            let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(512)
+                .arg("BLOCK")
+                .arg(0)
+                .arg("STREAMS")
+                .arg(&read_key)
+                .arg(&last_id)
+                .query_async(&mut reader)
+                .await?;
+            let at = now_ns();
+            last = Instant::now();
+            for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+                if seen >= WARMUP {
+                    let t: u64 = entry.get("t").unwrap_or(at);
+                    lat.push(at.saturating_sub(t));
+                }
+                seen += 1;
+                last_id = entry.id;
+            }
+        }
+        Ok::<_, redis::RedisError>((lat, last))
+    });
+    let mut start = Instant::now();
+    for i in 0..total {
+        if i == WARMUP {
+            start = Instant::now();
+        }
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(10_000)
+            .arg("*")
+            .arg("t")
+            .arg(now_ns())
+            .query_async(&mut publisher)
+            .await?;
+    }
+    let (lat, last) = tokio::time::timeout(Duration::from_secs(60), receiver)
+        .await
+        .map_err(|_| eyre!("the raw reader did not receive every message within 60 s"))???;
+    Ok(summary(lat, last.duration_since(start)))
+}
+
+/// Delete the keys the benchmark wrote.
+async fn cleanup(url: &SecretUrl, ns: &Namespace) {
+    let Ok(mut conn) = redis_conn::connect(url).await else {
+        return;
+    };
+    let keys = [
+        pubsub::redis::stream_key(ns, CHANNEL),
+        pubsub::redis::seq_key(ns, CHANNEL),
+        pubsub::redis::cursors_key(ns, CHANNEL),
+        ns.key("bench-raw"),
+    ];
+    let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+}

@@ -1,0 +1,7 @@
+//! The inspector: a read-only picture of a whole cluster, built from the
+//! same configuration the nodes use. Only read commands; the console and
+//! `clusterops status`/`check` consume its [`Snapshot`].
+
+pub mod types;
+
+pub use types::*;
