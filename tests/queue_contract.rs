@@ -76,10 +76,8 @@ impl Fixture {
 
     /// One node's adapter (the memory backend is one shared instance).
     async fn node(&mut self, id: &str) -> Arc<dyn MessageQueue> {
-        if self.kind == Kind::Memory {
-            if let Some(m) = &self.memory {
-                return m.clone();
-            }
+        if let (Kind::Memory, Some(m)) = (self.kind, &self.memory) {
+            return m.clone();
         }
         let q = queue::from_config_with(&self.config(), id, self.options)
             .await
@@ -532,3 +530,4 @@ macro_rules! contract {
 }
 
 contract!(memory, Kind::Memory);
+contract!(redis, Kind::Redis);

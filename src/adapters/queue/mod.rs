@@ -9,9 +9,16 @@
 //! See `docs/queue.md` for the delivery semantics of each backend.
 
 mod memory;
+mod redis;
+mod redis_consumer;
+mod redis_entries;
+mod redis_stats;
 mod subscription;
 
 pub use memory::MemoryQueue;
+pub use redis::RedisQueue;
+pub use redis_entries::GROUP as REDIS_GROUP;
+pub use redis_stats::read_queue_stats;
 pub use subscription::Subscription;
 
 use crate::adapters::redis_conn::ConnectError;
@@ -364,9 +371,12 @@ pub async fn from_config_with(
     let node_id = node_id.into();
     Ok(match &config.queue {
         QueueAdapter::Memory => Arc::new(MemoryQueue::new(options)),
-        QueueAdapter::Redis(_) | QueueAdapter::Rabbitmq(_) => {
+        QueueAdapter::Redis(url) => {
+            Arc::new(RedisQueue::connect(url, config.namespace.clone(), node_id, options).await?)
+        }
+        QueueAdapter::Rabbitmq(_) => {
             let _ = node_id;
-            return Err(QueueError::InvalidName("STAGE1".into()));
+            return Err(QueueError::InvalidName("STAGE2".into()));
         }
     })
 }
