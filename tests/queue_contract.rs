@@ -531,3 +531,4 @@ macro_rules! contract {
 
 contract!(memory, Kind::Memory);
 contract!(redis, Kind::Redis);
+contract!(rabbitmq, Kind::Rabbitmq);

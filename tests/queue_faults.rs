@@ -232,3 +232,138 @@ async fn redis_publishing_and_consuming_resume_after_restarts_and_nothing_is_los
     let stats = producer.stats("jobs").await.unwrap();
     assert_eq!((stats.waiting, stats.in_flight), (0, Some(0)), "{stats:?}");
 }
+
+/// A unique namespace for RabbitMQ names (no Redis keys are written).
+fn amqp_ns(label: &str) -> String {
+    format!("t-{label}-{:08x}", rand::random::<u32>())
+}
+
+/// Force-close (like a broker-side failure) every RabbitMQ connection whose
+/// name mentions `ns`: only this test's connections. Returns how many.
+fn close_connections_of(ns: &str) -> usize {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_connections",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .expect("rabbitmqctl is installed");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let pids: Vec<String> = listing
+        .lines()
+        .filter(|l| l.contains(ns))
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .collect();
+    let closing: Vec<_> = pids
+        .iter()
+        .map(|pid| {
+            std::process::Command::new("rabbitmqctl")
+                .args(["-q", "close_connection", pid, "test"])
+                .spawn()
+                .expect("rabbitmqctl is installed")
+        })
+        .collect();
+    for mut c in closing {
+        assert!(c.wait().unwrap().success(), "rabbitmqctl close_connection");
+    }
+    pids.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_message_held_by_a_crashed_consumer_goes_to_another_when_its_channel_closes() {
+    let ns = amqp_ns("qcrash");
+    let cfg = config(&ns, "rabbitmq", &common::amqp_url());
+    let opts = options(Duration::from_secs(1));
+    let a = node(&cfg, "node-a", opts).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sub_a = hanging_consumer(&a, "jobs", tx).await;
+    let id = a.publish("jobs", b"precious").await.unwrap();
+    let (held, attempt) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((held.as_str(), attempt), (id.as_str(), 1));
+
+    let b = node(&cfg, "node-b", opts).await;
+    let (sub_b, seen) = collecting_consumer(&b, "jobs", 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(seen.lock().is_empty(), "held by node a while it lives");
+    sub_a.abort();
+    wait_until("the message on node b", Duration::from_secs(10), || {
+        !seen.lock().is_empty()
+    })
+    .await;
+    assert_eq!(*seen.lock(), vec!["precious".to_string()]);
+    sub_b.shutdown().await.unwrap();
+    let stats = b.stats("jobs").await.unwrap();
+    assert_eq!((stats.waiting, stats.dead), (0, 0), "{stats:?}");
+    b.delete_queue("jobs").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_publishing_and_consuming_resume_after_the_broker_drops_the_connections() {
+    let ns = amqp_ns("qdrop");
+    let cfg = config(&ns, "rabbitmq", &common::amqp_url());
+    let opts = options(Duration::from_secs(1));
+    let producer = node(&cfg, "producer", opts).await;
+    let consumer = node(&cfg, "consumer", opts).await;
+    let (sub, seen) = collecting_consumer(&consumer, "jobs", 8).await;
+    // Four publishers, about a thousand messages a second in all, until
+    // told to stop: the connections drop while they publish.
+    let published: Arc<Mutex<Vec<String>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for p in 0..4 {
+        let (producer, published, done) = (producer.clone(), published.clone(), done.clone());
+        publishers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let text = format!("p{p}-{i}");
+                producer.publish("jobs", text.as_bytes()).await.unwrap();
+                published.lock().push(text);
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(4)).await;
+            }
+        }));
+    }
+    wait_until("some published", Duration::from_secs(20), || {
+        published.lock().len() >= 200
+    })
+    .await;
+    let closed = tokio::task::spawn_blocking({
+        let ns = ns.clone();
+        move || close_connections_of(&ns)
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed >= 2,
+        "the producer's and the consumer's connections were closed"
+    );
+    let after_close = published.lock().len();
+    wait_until("publishing resumed", Duration::from_secs(20), || {
+        published.lock().len() >= after_close + 300
+    })
+    .await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for p in publishers {
+        p.await.unwrap();
+    }
+    let expected: HashSet<String> = published.lock().iter().cloned().collect();
+    wait_until("every message consumed", Duration::from_secs(30), || {
+        seen.lock().iter().collect::<HashSet<_>>().len() >= expected.len()
+    })
+    .await;
+    sub.shutdown().await.unwrap();
+    let distinct: HashSet<String> = seen.lock().iter().cloned().collect();
+    assert_eq!(
+        distinct, expected,
+        "nothing lost when the connections dropped"
+    );
+    let stats = producer.stats("jobs").await.unwrap();
+    assert_eq!((stats.waiting, stats.dead), (0, 0), "{stats:?}");
+    producer.delete_queue("jobs").await.unwrap();
+}

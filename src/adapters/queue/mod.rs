@@ -9,6 +9,9 @@
 //! See `docs/queue.md` for the delivery semantics of each backend.
 
 mod memory;
+mod rabbitmq;
+mod rabbitmq_admin;
+mod rabbitmq_consumer;
 mod redis;
 mod redis_consumer;
 mod redis_entries;
@@ -16,6 +19,7 @@ mod redis_stats;
 mod subscription;
 
 pub use memory::MemoryQueue;
+pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
 pub use redis_entries::GROUP as REDIS_GROUP;
 pub use redis_stats::read_queue_stats;
@@ -374,9 +378,8 @@ pub async fn from_config_with(
         QueueAdapter::Redis(url) => {
             Arc::new(RedisQueue::connect(url, config.namespace.clone(), node_id, options).await?)
         }
-        QueueAdapter::Rabbitmq(_) => {
-            let _ = node_id;
-            return Err(QueueError::InvalidName("STAGE2".into()));
+        QueueAdapter::Rabbitmq(url) => {
+            Arc::new(RabbitQueue::connect(url, config.namespace.clone(), node_id, options).await?)
         }
     })
 }
