@@ -17,8 +17,9 @@ use redis::{RedisError, Script};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Deletes the consumer from the group only when it has nothing pending
 /// (deleting a consumer drops its pending entries from the group).
@@ -42,14 +43,28 @@ pub(crate) struct ConsumerCtx {
 /// acknowledgement under way).
 type Held = Arc<Mutex<HashSet<String>>>;
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// A helper task of the consumer, aborted when the consumer is dropped
+/// (aborted) and awaited on a clean stop.
+struct Child(Option<JoinHandle<()>>);
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+impl Child {
+    async fn join(mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.await;
+        }
     }
 }
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Entry ids whose handler succeeded, for the acker.
+type Acks = mpsc::UnboundedSender<String>;
 
 /// Where the next read comes from.
 enum Source {
@@ -63,7 +78,13 @@ enum Source {
 
 pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let held: Held = Arc::default();
-    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(ctx.clone(), held.clone())).abort_handle());
+    let _heartbeat = Child(Some(tokio::spawn(heartbeat(ctx.clone(), held.clone()))));
+    let (acks, acks_rx) = mpsc::unbounded_channel();
+    let acker = Child(Some(tokio::spawn(acker(
+        ctx.clone(),
+        held.clone(),
+        acks_rx,
+    ))));
     let slots = Arc::new(Semaphore::new(ctx.concurrency));
     let mut tasks = JoinSet::new();
     let mut reader: Option<MultiplexedConnection> = None;
@@ -83,6 +104,8 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
             _ = stop.wait() => break,
         };
         let mut permits = vec![first];
+        // Let finishing handlers return their slots so one read fills many.
+        tokio::task::yield_now().await;
         while permits.len() < ctx.concurrency {
             match slots.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
@@ -126,6 +149,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
                 }
                 entries
             }
+            Err(_) if stop.is_set() => break,
             Err(ReadError::Redis(e)) if is_nogroup(&e) => {
                 let mut c = ctx.inner.conn.clone();
                 if let Err(e) = RedisQueue::ensure_group(&mut c, &ctx.keys.stream).await {
@@ -160,10 +184,12 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
             let Some(permit) = permits.pop() else {
                 break;
             };
-            dispatch(&ctx, &held, &mut tasks, entry, permit, &stop);
+            dispatch(&ctx, &held, &acks, &mut tasks, entry, permit, &stop);
         }
     }
     let abandoned = drain(&mut tasks, options.shutdown_timeout).await;
+    drop(acks);
+    acker.join().await;
     if abandoned > 0 {
         tracing::warn!(queue = %ctx.queue, abandoned, "queue consumer stopped with unfinished handlers; their messages will be redelivered");
     } else {
@@ -234,6 +260,7 @@ async fn read(
 fn dispatch(
     ctx: &Arc<ConsumerCtx>,
     held: &Held,
+    acks: &Acks,
     tasks: &mut JoinSet<()>,
     entry: Entry,
     permit: OwnedSemaphorePermit,
@@ -241,6 +268,7 @@ fn dispatch(
 ) {
     let ctx = ctx.clone();
     let held = held.clone();
+    let acks = acks.clone();
     let mut stop = stop.clone();
     held.lock().insert(entry.id.clone());
     tasks.spawn(async move {
@@ -250,14 +278,21 @@ fn dispatch(
             // from the group.
             None => {
                 drop(permit);
-                settle(&ctx, &entry_id, Settle::Ack).await;
+                let _ = acks.send(entry_id);
+                return;
             }
             Some(fields) => match message_from(&ctx.queue, &entry_id, &fields) {
                 Ok(msg) => {
                     let result = run_handler(&ctx.handler, msg.clone()).await;
                     drop(permit);
-                    let outcome = outcome(&ctx, msg, result, &mut stop).await;
-                    settle(&ctx, &entry_id, outcome).await;
+                    match outcome(&ctx, msg, result, &mut stop).await {
+                        // The acker removes it from `held` once sent.
+                        Settle::Ack => {
+                            let _ = acks.send(entry_id);
+                            return;
+                        }
+                        other => settle(&ctx, &entry_id, other).await,
+                    }
                 }
                 Err(reason) => {
                     drop(permit);
@@ -307,10 +342,9 @@ async fn outcome(
     }
 }
 
-/// Acknowledge (and delete) the entry, requeue it with the next attempt
-/// number, or move it to the dead letters; each as one MULTI/EXEC. Retries
-/// while Redis is unreachable, at most `reconnect_timeout`; after that the
-/// entry stays pending and is redelivered.
+/// Requeue the entry with the next attempt number, or move it to the dead
+/// letters (an `Ack` here acknowledges just this entry); each as one
+/// MULTI/EXEC that also acknowledges and deletes the entry.
 async fn settle(ctx: &ConsumerCtx, entry_id: &str, how: Settle) {
     let key = &ctx.keys.stream;
     let mut pipe = redis::pipe();
@@ -350,6 +384,13 @@ async fn settle(ctx: &ConsumerCtx, entry_id: &str, how: Settle) {
     }
     pipe.cmd("XACK").arg(key).arg(GROUP).arg(entry_id).ignore();
     pipe.cmd("XDEL").arg(key).arg(entry_id).ignore();
+    run_settle(ctx, &pipe, entry_id).await;
+}
+
+/// Run a settling MULTI, retrying while Redis is unreachable (at most
+/// `reconnect_timeout`); after that the entries stay pending and are
+/// redelivered.
+async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
     let deadline = Instant::now() + ctx.inner.options.reconnect_timeout;
     let mut backoff = Backoff::new();
     loop {
@@ -363,6 +404,33 @@ async fn settle(ctx: &ConsumerCtx, entry_id: &str, how: Settle) {
                 tracing::warn!(queue = %ctx.queue, entry = entry_id, error = %e, "queue consumer could not settle a message; it will be redelivered");
                 return;
             }
+        }
+    }
+}
+
+/// Acknowledge successful messages in batches: whatever has accumulated
+/// while the previous batch was on the wire goes in one MULTI (XACK ids…,
+/// XDEL ids…). An entry leaves `held` once its acknowledgement is sent (or
+/// given up, and then redelivered).
+async fn acker(ctx: Arc<ConsumerCtx>, held: Held, mut rx: mpsc::UnboundedReceiver<String>) {
+    let key = &ctx.keys.stream;
+    let mut batch: Vec<String> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 1000 {
+            match rx.try_recv() {
+                Ok(id) => batch.push(id),
+                Err(_) => break,
+            }
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("XACK").arg(key).arg(GROUP).arg(&batch).ignore();
+        pipe.cmd("XDEL").arg(key).arg(&batch).ignore();
+        run_settle(&ctx, &pipe, &batch[0]).await;
+        let mut h = held.lock();
+        for id in batch.drain(..) {
+            h.remove(&id);
         }
     }
 }

@@ -233,9 +233,10 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
         )
 }
 
-/// True when the consumer group (or the stream) is missing.
+/// True when the consumer group (or the stream) is missing, or the stream
+/// was deleted under a blocked read.
 pub(crate) fn is_nogroup(e: &RedisError) -> bool {
-    e.code() == Some("NOGROUP")
+    matches!(e.code(), Some("NOGROUP") | Some("UNBLOCKED"))
 }
 
 #[cfg(test)]
