@@ -91,7 +91,7 @@ where
         let publish = publish.clone();
         tasks.push(tokio::spawn(async move {
             futures::stream::iter((p..n).step_by(producers))
-                .map(|i| publish(i))
+                .map(&publish)
                 .buffer_unordered(window.max(1))
                 .collect::<Vec<Result<()>>>()
                 .await
