@@ -121,6 +121,9 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
         let _ = session.conn.close(200, "reconnecting".into()).await;
         stop.sleep(backoff.next_delay()).await;
     }
+    // Stopped while disconnected: let handlers of the lost channel finish
+    // (their messages were already returned to the queue by the broker).
+    drain(&mut tasks, options.shutdown_timeout).await;
     if let Some(used) = ctx.inner.active.lock().get_mut(&ctx.topology.queue) {
         used.remove(&ctx.number);
     }
