@@ -6,5 +6,5 @@
 
 pub mod adapters;
 pub mod config;
-pub mod node;
 pub mod inspect;
+pub mod node;

@@ -3,8 +3,8 @@
 
 mod bench;
 mod config;
-mod node;
 mod id;
+mod node;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;

@@ -93,8 +93,11 @@ fn cache_key(id: i64) -> String {
 }
 
 /// `POST /api/records`: create a record with a snowflake id.
-pub async fn create_record(State(app): State<Arc<App>>, Json(body): Json<NewRecord>) -> Result<Response, ApiError> {
-    let id = app.ids.next_id().map_err(internal)?;
+pub async fn create_record(
+    State(app): State<Arc<App>>,
+    Json(body): Json<NewRecord>,
+) -> Result<Response, ApiError> {
+    let id = app.ids.next_id().await.map_err(internal)?;
     let id = i64::try_from(id).map_err(internal)?;
     let record = Record {
         id,
@@ -110,7 +113,10 @@ pub async fn create_record(State(app): State<Arc<App>>, Json(body): Json<NewReco
 
 /// `GET /api/records/{id}`: read through the local cache, then the shared
 /// cache, then the database.
-pub async fn get_record(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+pub async fn get_record(
+    State(app): State<Arc<App>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
     let key = cache_key(id);
     if let Ok(Some(bytes)) = app.local.get(&key).await {
         inc(&app.node.metrics.cache_hits);
@@ -141,7 +147,10 @@ pub async fn get_record(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Res
         // ask the store directly whether the record exists.
         Err(e) => {
             return match app.store.get(id).await {
-                Ok(None) => Err(ApiError(StatusCode::NOT_FOUND, format!("record {id} not found"))),
+                Ok(None) => Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("record {id} not found"),
+                )),
                 _ => Err(internal(e)),
             };
         }
@@ -156,7 +165,11 @@ pub async fn get_record(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Res
 }
 
 fn json_bytes(bytes: Vec<u8>) -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
 }
 
 /// `PUT /api/records/{id}`: update, invalidate every node's cache, enqueue
@@ -167,7 +180,10 @@ pub async fn update_record(
     Json(body): Json<UpdateRecord>,
 ) -> Result<Response, ApiError> {
     let Some(revision) = app.store.update(id, &body.value).await.map_err(internal)? else {
-        return Err(ApiError(StatusCode::NOT_FOUND, format!("record {id} not found")));
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("record {id} not found"),
+        ));
     };
     let key = cache_key(id);
     let _ = app.local.delete(&key).await;
@@ -189,10 +205,19 @@ impl App {
     /// Tell the other nodes (sync signal) and the workers (queue).
     async fn announce(&self, record: &Record) {
         let signal = serde_json::json!({ "record_id": record.id, "revision": record.revision });
-        if let Err(e) = self.signals.publish(RECORDS_CHANNEL, Payload::Json(signal)).await {
+        if let Err(e) = self
+            .signals
+            .publish(RECORDS_CHANNEL, Payload::Json(signal))
+            .await
+        {
             tracing::warn!(record = record.id, "sync signal not sent: {e}");
         }
-        let event_id = self.ids.next_id().map(|i| i.to_string()).unwrap_or_else(|_| format!("{}-{}", record.id, record.revision));
+        let event_id = self
+            .ids
+            .next_id()
+            .await
+            .map(|i| i.to_string())
+            .unwrap_or_else(|_| format!("{}-{}", record.id, record.revision));
         let event = RecordEvent {
             event_id,
             record_id: record.id,
@@ -221,8 +246,13 @@ impl App {
 
     /// Handle a queued record event: record it (idempotently) in the database.
     pub async fn on_record_event(&self, message_id: &str, bytes: &[u8]) -> Result<(), String> {
-        let event: RecordEvent = serde_json::from_slice(bytes).map_err(|e| format!("not a record event: {e}"))?;
-        let key = if event.event_id.is_empty() { message_id.to_string() } else { event.event_id.clone() };
+        let event: RecordEvent =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a record event: {e}"))?;
+        let key = if event.event_id.is_empty() {
+            message_id.to_string()
+        } else {
+            event.event_id.clone()
+        };
         let deliveries = self
             .store
             .record_event(&key, event.record_id, event.revision, &self.node.node_id)
@@ -237,14 +267,29 @@ impl App {
 
 /// `POST /api/counters/{name}/increment`: read-modify-write under the
 /// distributed lock; the write carries the lock's fencing token.
-pub async fn increment_counter(State(app): State<Arc<App>>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "counter names are 1 to 64 of A-Z a-z 0-9 - _".into()));
+pub async fn increment_counter(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "counter names are 1 to 64 of A-Z a-z 0-9 - _".into(),
+        ));
     }
     let started = Instant::now();
     let guard = app
         .locks
-        .acquire(&format!("counter.{name}"), Duration::from_secs(10), Duration::from_secs(10))
+        .acquire(
+            &format!("counter.{name}"),
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(internal)?;
     app.node
@@ -256,7 +301,10 @@ pub async fn increment_counter(State(app): State<Arc<App>>, Path(name): Path<Str
         let value = app.store.read_counter(&name).await.map_err(internal)? + 1;
         guard.check().map_err(internal)?;
         let token = i64::try_from(guard.fencing_token()).map_err(internal)?;
-        app.store.write_counter(&name, value, token).await.map_err(internal)?;
+        app.store
+            .write_counter(&name, value, token)
+            .await
+            .map_err(internal)?;
         Ok::<_, ApiError>(value)
     }
     .await;
@@ -268,7 +316,10 @@ pub async fn increment_counter(State(app): State<Arc<App>>, Path(name): Path<Str
 }
 
 /// `GET /api/counters/{name}`.
-pub async fn read_counter(State(app): State<Arc<App>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn read_counter(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     let value = app.store.read_counter(&name).await.map_err(internal)?;
     Ok(Json(serde_json::json!({ "name": name, "value": value })).into_response())
 }

@@ -2,16 +2,16 @@
 //! on the adapter library, with HTTP health and status, heartbeats into the
 //! cluster registry, the maintenance flag, and schema migrations.
 
+pub mod app;
 pub mod heartbeat;
 pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrations;
 pub mod registry;
+pub mod runtime;
 pub mod shared;
 pub mod state;
 pub mod storage;
-pub mod version;
 pub mod store;
-pub mod app;
-pub mod runtime;
+pub mod version;

@@ -107,14 +107,21 @@ fn adapter_err(adapter: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Node
 
 /// Accepted node ids: 1 to 64 of `A-Z a-z 0-9 _ . -`.
 pub fn validate_node_id(id: &str) -> Result<(), NodeError> {
-    crate::config::Namespace::validate(id).map_err(|accepted| NodeError::Option(format!("--node-id {id:?}: expected {accepted}")))
+    crate::config::Namespace::validate(id)
+        .map_err(|accepted| NodeError::Option(format!("--node-id {id:?}: expected {accepted}")))
 }
 
 fn generated_node_id() -> String {
     let host: String = gethostname::gethostname()
         .to_string_lossy()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     let host = host.trim_matches('-');
@@ -124,7 +131,11 @@ fn generated_node_id() -> String {
 
 /// Start a node and serve until `shutdown` resolves; then drain, release the
 /// worker ID and locks, remove the registry record and return.
-pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), NodeError> {
+pub async fn run(
+    opts: NodeOptions,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), NodeError> {
     let node_id = match &opts.node_id {
         Some(id) => {
             validate_node_id(id)?;
@@ -132,14 +143,30 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
         }
         None => generated_node_id(),
     };
-    let version_text = opts.app_version.clone().unwrap_or_else(|| APP_VERSION.to_string());
-    let app_version = AppVersion::parse(&version_text).map_err(|e| NodeError::Option(format!("--app-version: {e}")))?;
+    let version_text = opts
+        .app_version
+        .clone()
+        .unwrap_or_else(|| APP_VERSION.to_string());
+    let app_version = AppVersion::parse(&version_text)
+        .map_err(|e| NodeError::Option(format!("--app-version: {e}")))?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
-        .map_err(|source| NodeError::Listen { addr: opts.listen, source })?;
-    let local_addr = listener.local_addr().map_err(|source| NodeError::Listen { addr: opts.listen, source })?;
+        .map_err(|source| NodeError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
+        addr: opts.listen,
+        source,
+    })?;
     let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let node = Arc::new(NodeShared::new(node_id.clone(), host, local_addr.to_string(), app_version.clone(), config.clone()));
+    let node = Arc::new(NodeShared::new(
+        node_id.clone(),
+        host,
+        local_addr.to_string(),
+        app_version.clone(),
+        config.clone(),
+    ));
     if !config.is_clustered() {
         let msg = format!(
             "single-node configuration ({} on memory/local): this node cannot be clustered",
@@ -155,11 +182,19 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
     tracing::info!(node = %node_id, version = %app_version, addr = %local_addr, fingerprint = %config.fingerprint(), "node starting");
 
     // Adapters.
-    let shared_cache = cache::from_config(&config, &node_id).await.map_err(|e| adapter_err("cache")(&e))?;
+    let shared_cache = cache::from_config(&config, &node_id)
+        .await
+        .map_err(|e| adapter_err("cache")(&e))?;
     let local_cache: Arc<dyn cache::Cache> = Arc::new(cache::MemoryCache::new(node_id.clone()));
-    let locks = lock::from_config(&config, &node_id).await.map_err(|e| adapter_err("lock")(&e))?;
-    let signals = pubsub::from_config(&config, &node_id).await.map_err(|e| adapter_err("sync signals")(&e))?;
-    let queue = queue::from_config(&config, &node_id).await.map_err(|e| adapter_err("queue")(&e))?;
+    let locks = lock::from_config(&config, &node_id)
+        .await
+        .map_err(|e| adapter_err("lock")(&e))?;
+    let signals = pubsub::from_config(&config, &node_id)
+        .await
+        .map_err(|e| adapter_err("sync signals")(&e))?;
+    let queue = queue::from_config(&config, &node_id)
+        .await
+        .map_err(|e| adapter_err("queue")(&e))?;
 
     // Database and schema.
     let store = match &config.db_url {
@@ -170,9 +205,13 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
             Store::Memory(Default::default())
         }
         Some(url) => {
-            let (mut client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
-                .await
-                .map_err(|source| NodeError::Database { url: url.to_string(), source })?;
+            let (mut client, connection) =
+                tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+                    .await
+                    .map_err(|source| NodeError::Database {
+                        url: url.to_string(),
+                        source,
+                    })?;
             let masked = url.to_string();
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
@@ -189,7 +228,8 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
                 }
                 Err(e) => {
                     tracing::error!("schema migration failed: {e}");
-                    node.state.force_set(NodeState::Error, format!("schema migration failed: {e}"));
+                    node.state
+                        .force_set(NodeState::Error, format!("schema migration failed: {e}"));
                 }
             }
             Store::Postgres(client)
@@ -201,22 +241,29 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
     let worker_ids = if in_error {
         None
     } else {
-        Some(worker_id::from_config(&config, &node_id).await.map_err(|e| adapter_err("worker ID")(&e))?)
+        Some(
+            worker_id::from_config(&config, &node_id)
+                .await
+                .map_err(|e| adapter_err("worker ID")(&e))?,
+        )
     };
     let lease = match &worker_ids {
         Some(w) => w.lease(),
         None => worker_id::WorkerLease::fixed(0),
     };
     if let Some(id) = lease.worker_id() {
-        node.worker_id.store(i32::from(id), std::sync::atomic::Ordering::Relaxed);
+        node.worker_id
+            .store(i32::from(id), std::sync::atomic::Ordering::Relaxed);
     }
     let ids = Arc::new(snowflake::Snowflake::new(lease.clone()));
 
     // Shared storage marker.
     if let Some(root) = &config.storage_path {
-        storage::write_marker(root, &node_id, node.started_at_ms).map_err(|source| NodeError::Storage {
-            path: root.display().to_string(),
-            source,
+        storage::write_marker(root, &node_id, node.started_at_ms).map_err(|source| {
+            NodeError::Storage {
+                path: root.display().to_string(),
+                source,
+            }
         })?;
     }
 
@@ -269,7 +316,9 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut coordination = None;
     if let Some((_, url)) = config.coordination_redis() {
-        let mut conn = redis_conn::connect(url).await.map_err(|e| adapter_err("registry")(&e))?;
+        let mut conn = redis_conn::connect(url)
+            .await
+            .map_err(|e| adapter_err("registry")(&e))?;
         if let Ok(read) = maintenance::read(&mut conn, &config.namespace).await {
             if !in_error {
                 node.state.set(NodeState::Running, "ready");
@@ -278,14 +327,23 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
         }
         let registry = Registry::new(config.namespace.clone(), opts.timing.interval * 3);
         coordination = Some((conn.clone(), registry.clone()));
-        tokio::spawn(heartbeat::run(node.clone(), conn, registry, opts.timing, stop_rx.clone()));
+        tokio::spawn(heartbeat::run(
+            node.clone(),
+            conn,
+            registry,
+            opts.timing,
+            stop_rx.clone(),
+        ));
     }
     if !in_error {
         node.state.set(NodeState::Running, "ready");
         if coordination.is_some()
             && let Some(flag) = node.maintenance.read().clone()
         {
-            node.state.set(NodeState::Maintenance, format!("maintenance set by {}: {}", flag.by, flag.reason));
+            node.state.set(
+                NodeState::Maintenance,
+                format!("maintenance set by {}: {}", flag.by, flag.reason),
+            );
         }
     }
 
@@ -309,7 +367,10 @@ pub async fn run(opts: NodeOptions, config: Config, shutdown: impl std::future::
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!("HTTP server: {e}"),
         Ok(Err(e)) => tracing::warn!("HTTP server task: {e}"),
-        Err(_) => tracing::warn!(in_flight = node.in_flight.load(std::sync::atomic::Ordering::Relaxed), "drain timeout: requests still in flight are cut"),
+        Err(_) => tracing::warn!(
+            in_flight = node.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            "drain timeout: requests still in flight are cut"
+        ),
     }
     if let Some(sub) = queue_sub {
         sub.shutdown().await;
@@ -345,13 +406,22 @@ async fn prepare_schema(
     locks: &dyn lock::LockBackend,
 ) -> Result<Option<String>, MigrationError> {
     if migrations::needs_migration(client, app_version).await? {
-        node.state.set(NodeState::Starting, "waiting for the schema-migration lock");
+        node.state
+            .set(NodeState::Starting, "waiting for the schema-migration lock");
         let guard = locks
-            .acquire(MIGRATION_LOCK, Duration::from_secs(60), Duration::from_secs(600))
+            .acquire(
+                MIGRATION_LOCK,
+                Duration::from_secs(60),
+                Duration::from_secs(600),
+            )
             .await
             .map_err(|e| MigrationError::Lock(e.to_string()))?;
-        node.state.set(NodeState::Starting, format!("migrating the schema to {app_version}"));
-        let outcome = migrations::migrate(client, app_version, &node.node_id, guard.fencing_token()).await;
+        node.state.set(
+            NodeState::Starting,
+            format!("migrating the schema to {app_version}"),
+        );
+        let outcome =
+            migrations::migrate(client, app_version, &node.node_id, guard.fencing_token()).await;
         if let Err(e) = guard.release().await {
             tracing::warn!("migration lock release failed: {e}");
         }
@@ -362,7 +432,9 @@ async fn prepare_schema(
             tracing::info!(applied = ?outcome.applied, schema = %outcome.schema_version, "schema migrated");
         }
     }
-    Ok(migrations::schema_version(client).await?.map(|v| v.to_string()))
+    Ok(migrations::schema_version(client)
+        .await?
+        .map(|v| v.to_string()))
 }
 
 /// The node's routes: health, status and metrics always answer; app routes
@@ -370,16 +442,28 @@ async fn prepare_schema(
 pub fn router(node: Arc<NodeShared>, app: Arc<App>) -> Router {
     let app_routes = Router::new()
         .route("/api/records", post(app::create_record))
-        .route("/api/records/{id}", get(app::get_record).put(app::update_record))
+        .route(
+            "/api/records/{id}",
+            get(app::get_record).put(app::update_record),
+        )
         .route("/api/counters/{name}", get(app::read_counter))
-        .route("/api/counters/{name}/increment", post(app::increment_counter))
+        .route(
+            "/api/counters/{name}/increment",
+            post(app::increment_counter),
+        )
         .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(node.clone(), http::gate_app_routes));
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            http::gate_app_routes,
+        ));
     Router::new()
         .route("/api/__health_check", get(http::health))
         .route("/api/status", get(http::status))
         .route("/metrics", get(http::metrics))
         .with_state(node.clone())
         .merge(app_routes)
-        .layer(axum::middleware::from_fn_with_state(node, http::count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            node,
+            http::count_requests,
+        ))
 }

@@ -88,7 +88,10 @@ impl Store {
         match self {
             Store::Postgres(c) => {
                 let row = c
-                    .query_opt("SELECT id, name, value, revision, created_by FROM records WHERE id = $1", &[&id])
+                    .query_opt(
+                        "SELECT id, name, value, revision, created_by FROM records WHERE id = $1",
+                        &[&id],
+                    )
                     .await?;
                 Ok(row.map(|row| Record {
                     id: row.get(0),
@@ -125,7 +128,13 @@ impl Store {
 
     /// Record that a queue message was handled; returns how many times it
     /// has been delivered (1 unless redelivered).
-    pub async fn record_event(&self, message_id: &str, record_id: i64, revision: i32, node: &str) -> Result<i32, StoreError> {
+    pub async fn record_event(
+        &self,
+        message_id: &str,
+        record_id: i64,
+        revision: i32,
+        node: &str,
+    ) -> Result<i32, StoreError> {
         match self {
             Store::Postgres(c) => {
                 let row = c
@@ -149,7 +158,12 @@ impl Store {
 
     /// Write a counter's new value, guarded by the lock's fencing token: a
     /// write with a token older than the last accepted one is refused.
-    pub async fn write_counter(&self, name: &str, value: i64, token: i64) -> Result<(), StoreError> {
+    pub async fn write_counter(
+        &self,
+        name: &str,
+        value: i64,
+        token: i64,
+    ) -> Result<(), StoreError> {
         match self {
             Store::Postgres(c) => {
                 let row = c
@@ -163,7 +177,10 @@ impl Store {
                     .await?;
                 if row.is_none() {
                     let last: i64 = c
-                        .query_one("SELECT fencing_token FROM counters WHERE name = $1", &[&name])
+                        .query_one(
+                            "SELECT fencing_token FROM counters WHERE name = $1",
+                            &[&name],
+                        )
                         .await?
                         .get(0);
                     return Err(StoreError::StaleToken {
