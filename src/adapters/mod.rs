@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod lock;
 pub mod pubsub;
+pub mod queue;
 pub mod redis_conn;
 pub mod snowflake;
 pub mod worker_id;

@@ -96,15 +96,27 @@ pub struct PrivateRedis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    persistent: bool,
 }
 
 impl PrivateRedis {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A private server with `appendonly yes` and `appendfsync always` in its
+    /// own directory: every acknowledged write survives `kill`/`restart`.
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut me = Self {
             port: free_port(),
             dir,
             child: None,
+            persistent,
         };
         me.spawn();
         me
@@ -115,6 +127,11 @@ impl PrivateRedis {
     }
 
     fn spawn(&mut self) {
+        let aof: &[&str] = if self.persistent {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -123,9 +140,8 @@ impl PrivateRedis {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(aof)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -146,7 +162,7 @@ impl PrivateRedis {
         panic!("private redis-server on port {} did not start", self.port);
     }
 
-    /// Kill the server (SIGKILL); its data is gone.
+    /// Kill the server (SIGKILL); its data is gone unless it is persistent.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

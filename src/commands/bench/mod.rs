@@ -5,6 +5,7 @@
 mod cache;
 mod lock;
 mod pubsub;
+mod queue;
 mod snowflake;
 
 use color_eyre::eyre::Result;
@@ -20,6 +21,8 @@ pub enum BenchCommand {
     Pubsub(pubsub::PubsubArgs),
     /// Distributed lock: acquire+release ops/s vs raw SET NX PX + EVALSHA.
     Lock(lock::LockBenchArgs),
+    /// Message queue: messages/s end to end through the adapter vs. the raw client.
+    Queue(queue::QueueBenchArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
@@ -28,5 +31,6 @@ pub async fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Snowflake(args) => snowflake::run(args).await,
         BenchCommand::Pubsub(args) => pubsub::run(args).await,
         BenchCommand::Lock(args) => lock::run(args).await,
+        BenchCommand::Queue(args) => queue::run(args).await,
     }
 }

@@ -1,0 +1,473 @@
+//! The RabbitMQ queue backend: topology, the shared publishing connection
+//! (publisher confirms, reconnect on failure) and the adapter API. The
+//! consumer loop is in `rabbitmq_consumer`, the dead-letter and stats
+//! operations in `rabbitmq_admin`. Topology and retry design: `docs/queue.md`.
+
+use super::rabbitmq_admin as admin;
+use super::rabbitmq_consumer::{self, ConsumerCtx};
+use super::subscription::{Backoff, Stop};
+use super::{
+    DeadLetter, Handler, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue, RetryPolicy,
+    Subscription, new_message_id, validate_concurrency, validate_queue_name,
+};
+use crate::config::{Namespace, SecretUrl};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Header: the attempt number of the delivery (1 on the first).
+pub(crate) const H_ATTEMPT: &str = "x-attempt";
+/// Header: the last handler error (retries and dead letters).
+pub(crate) const H_ERROR: &str = "x-last-error";
+/// Header on dead letters: failed attempts.
+pub(crate) const H_ATTEMPTS: &str = "x-attempts";
+/// Header on dead letters: when, in ms since the epoch.
+pub(crate) const H_FAILED_AT: &str = "x-failed-at";
+
+/// The RabbitMQ names of one queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Topology {
+    pub queue: String,
+    /// `{ns}.{name}`: waiting messages.
+    pub main: String,
+    /// `{ns}.{name}.dead`: dead letters.
+    pub dead: String,
+    /// `{ns}.dead`: the dead-letter exchange (direct), routing key `{name}`.
+    pub exchange: String,
+    /// `({delay ms}, {ns}.{name}.retry.{delay ms})`: one delay queue per
+    /// distinct backoff delay of the retry policy.
+    pub retries: Vec<(u64, String)>,
+}
+
+impl Topology {
+    pub(crate) fn new(ns: &Namespace, queue: &str, retry: &RetryPolicy) -> Self {
+        let main = format!("{}.{queue}", ns.name());
+        let delays: BTreeSet<u64> = (1..retry.max_attempts.max(1))
+            .map(|a| u64::try_from(retry.delay_after(a).as_millis()).unwrap_or(u64::MAX))
+            .collect();
+        Self {
+            queue: queue.to_string(),
+            dead: format!("{main}.dead"),
+            exchange: format!("{}.dead", ns.name()),
+            retries: delays
+                .into_iter()
+                .map(|ms| (ms, format!("{main}.retry.{ms}")))
+                .collect(),
+            main,
+        }
+    }
+
+    /// The delay queue for the retry after failed attempt `attempt`.
+    pub(crate) fn retry_queue(&self, retry: &RetryPolicy, attempt: u32) -> Option<&str> {
+        let ms = u64::try_from(retry.delay_after(attempt).as_millis()).unwrap_or(u64::MAX);
+        self.retries
+            .iter()
+            .find(|(d, _)| *d == ms)
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+pub(crate) fn amqp_err(
+    operation: &'static str,
+    target: &str,
+) -> impl FnOnce(lapin::Error) -> QueueError {
+    let target = target.to_string();
+    move |source| QueueError::Amqp {
+        operation,
+        target,
+        source,
+    }
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+/// Declare the exchange and queues of one queue (idempotent).
+pub(crate) async fn declare(channel: &Channel, t: &Topology) -> Result<(), QueueError> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            t.exchange.as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp_err("exchange.declare", &t.exchange))?;
+    channel
+        .queue_declare(t.dead.as_str().into(), durable, FieldTable::default())
+        .await
+        .map_err(amqp_err("queue.declare", &t.dead))?;
+    channel
+        .queue_bind(
+            t.dead.as_str().into(),
+            t.exchange.as_str().into(),
+            t.queue.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(amqp_err("queue.bind", &t.dead))?;
+    let mut args = FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), long(&t.exchange));
+    args.insert("x-dead-letter-routing-key".into(), long(&t.queue));
+    channel
+        .queue_declare(t.main.as_str().into(), durable, args)
+        .await
+        .map_err(amqp_err("queue.declare", &t.main))?;
+    for (ms, name) in &t.retries {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(i64::try_from(*ms).unwrap_or(i64::MAX)),
+        );
+        args.insert("x-dead-letter-exchange".into(), long(""));
+        args.insert("x-dead-letter-routing-key".into(), long(&t.main));
+        channel
+            .queue_declare(name.as_str().into(), durable, args)
+            .await
+            .map_err(amqp_err("queue.declare", name))?;
+    }
+    Ok(())
+}
+
+/// Properties of a queue message: persistent, with its id and headers.
+pub(crate) fn properties(id: &str, headers: FieldTable) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(ShortString::from(id.chars().take(255).collect::<String>()))
+        .with_headers(headers)
+}
+
+/// Publish and wait for the broker's confirm; unroutable or nacked
+/// messages are errors.
+pub(crate) async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    props: BasicProperties,
+) -> Result<(), QueueError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            payload,
+            props,
+        )
+        .await
+        .map_err(amqp_err("basic.publish", routing_key))?
+        .await
+        .map_err(amqp_err("publisher confirm", routing_key))?;
+    match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(ret)) => Err(QueueError::NotConfirmed {
+            target: routing_key.to_string(),
+            reason: format!("returned as unroutable: {}", ret.reply_text),
+        }),
+        Confirmation::Nack(_) => Err(QueueError::NotConfirmed {
+            target: routing_key.to_string(),
+            reason: "nacked by the broker".into(),
+        }),
+    }
+}
+
+/// Open a connection named for `rabbitmqctl list_connections`.
+pub(crate) async fn open(url: &SecretUrl, name: String) -> Result<Connection, QueueError> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url.expose(), props)
+        .await
+        .map_err(|source| QueueError::AmqpConnect {
+            url: url.masked().to_string(),
+            source,
+        })
+}
+
+/// A channel in confirm mode.
+pub(crate) async fn confirm_channel(conn: &Connection) -> Result<Channel, QueueError> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(amqp_err("channel.open", "connection"))?;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(amqp_err("confirm.select", "channel"))?;
+    Ok(ch)
+}
+
+struct Publisher {
+    conn: Arc<Connection>,
+    channel: Channel,
+    declared: HashSet<String>,
+}
+
+pub(crate) struct Inner {
+    pub url: SecretUrl,
+    pub ns: Namespace,
+    pub node_id: String,
+    pub options: QueueOptions,
+    publisher: tokio::sync::Mutex<Option<Publisher>>,
+    pub active: parking_lot::Mutex<HashMap<String, BTreeSet<u32>>>,
+}
+
+/// The queue on RabbitMQ.
+#[derive(Clone)]
+pub struct RabbitQueue {
+    inner: Arc<Inner>,
+}
+
+impl RabbitQueue {
+    /// Connect to RabbitMQ at `url`; queue names start with `ns`, consumer
+    /// tags with `node_id`.
+    pub async fn connect(
+        url: &SecretUrl,
+        ns: Namespace,
+        node_id: impl Into<String>,
+        options: QueueOptions,
+    ) -> Result<Self, QueueError> {
+        let me = Self {
+            inner: Arc::new(Inner {
+                url: url.clone(),
+                ns,
+                node_id: node_id.into(),
+                options,
+                publisher: tokio::sync::Mutex::new(None),
+                active: parking_lot::Mutex::new(HashMap::new()),
+            }),
+        };
+        me.session(None).await?;
+        Ok(me)
+    }
+
+    pub(crate) fn topology(&self, queue: &str) -> Topology {
+        Topology::new(&self.inner.ns, queue, &self.inner.options.retry)
+    }
+
+    /// The publishing connection and channel, reconnected when broken, with
+    /// the topology of `queue` declared.
+    async fn session(
+        &self,
+        topology: Option<&Topology>,
+    ) -> Result<(Arc<Connection>, Channel), QueueError> {
+        let mut guard = self.inner.publisher.lock().await;
+        let healthy = guard
+            .as_ref()
+            .is_some_and(|p| p.conn.status().connected() && p.channel.status().connected());
+        if !healthy {
+            if let Some(old) = guard.take() {
+                let _ = old.conn.close(200, "reconnecting".into()).await;
+            }
+            let name = format!(
+                "clusterops {} {} publisher",
+                self.inner.ns, self.inner.node_id
+            );
+            let conn = open(&self.inner.url, name).await?;
+            let channel = confirm_channel(&conn).await?;
+            *guard = Some(Publisher {
+                conn: Arc::new(conn),
+                channel,
+                declared: HashSet::new(),
+            });
+        }
+        let Some(p) = guard.as_mut() else {
+            return Err(QueueError::NotConfirmed {
+                target: "connection".into(),
+                reason: "no publishing connection".into(),
+            });
+        };
+        if let Some(t) = topology
+            && !p.declared.contains(&t.main)
+        {
+            declare(&p.channel, t).await?;
+            p.declared.insert(t.main.clone());
+        }
+        Ok((p.conn.clone(), p.channel.clone()))
+    }
+
+    async fn forget_declared(&self, main: &str) {
+        if let Some(p) = self.inner.publisher.lock().await.as_mut() {
+            p.declared.remove(main);
+        }
+    }
+
+    /// Run an operation on the publishing session, reconnecting and retrying
+    /// while the broker is unreachable (at most `reconnect_timeout`).
+    async fn retrying<T, F, Fut>(
+        &self,
+        topology: Option<&Topology>,
+        mut op: F,
+    ) -> Result<T, QueueError>
+    where
+        F: FnMut(Arc<Connection>, Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<T, QueueError>>,
+    {
+        let deadline = Instant::now() + self.inner.options.reconnect_timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let result = match self.session(topology).await {
+                Ok((conn, channel)) => op(conn, channel).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if Instant::now() < deadline && retryable(&e) => {
+                    tracing::debug!(error = %e, "queue: RabbitMQ operation failed, retrying");
+                    if let Some(t) = topology {
+                        self.forget_declared(&t.main).await;
+                    }
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn retryable(e: &QueueError) -> bool {
+    matches!(
+        e,
+        QueueError::Amqp { .. } | QueueError::AmqpConnect { .. } | QueueError::NotConfirmed { .. }
+    )
+}
+
+#[async_trait::async_trait]
+impl MessageQueue for RabbitQueue {
+    fn backend(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    async fn publish(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        let id = new_message_id();
+        let mut headers = FieldTable::default();
+        headers.insert(H_ATTEMPT.into(), AMQPValue::LongLongInt(1));
+        let props = properties(&id, headers);
+        self.retrying(Some(&t), |_, ch| {
+            let (props, main) = (props.clone(), t.main.clone());
+            async move { publish_confirmed(&ch, "", &main, payload, props).await }
+        })
+        .await?;
+        Ok(id)
+    }
+
+    async fn subscribe(
+        &self,
+        queue: &str,
+        concurrency: usize,
+        handler: Handler,
+    ) -> Result<Subscription, QueueError> {
+        validate_queue_name(queue)?;
+        validate_concurrency(concurrency)?;
+        let topology = self.topology(queue);
+        self.retrying(Some(&topology), |_, _| async { Ok(()) })
+            .await?;
+        let number = {
+            let mut active = self.inner.active.lock();
+            let used = active.entry(queue.to_string()).or_default();
+            let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
+            used.insert(n);
+            n
+        };
+        let tag = format!("{}-{number}", self.inner.node_id);
+        let (tx, stop): (_, Stop) = Stop::new();
+        let ctx = ConsumerCtx {
+            inner: self.inner.clone(),
+            topology,
+            tag: tag.clone(),
+            number,
+            handler,
+            concurrency,
+        };
+        let task = tokio::spawn(rabbitmq_consumer::run(Arc::new(ctx), stop));
+        Ok(Subscription::new(
+            queue,
+            tag,
+            tx,
+            task,
+            self.inner.options.shutdown_timeout,
+        ))
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        self.retrying(None, |conn, _| {
+            let t = t.clone();
+            async move { admin::stats(&conn, &t).await }
+        })
+        .await
+    }
+
+    async fn dead_letter_count(&self, queue: &str) -> Result<u64, QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        self.retrying(None, |conn, _| {
+            let dead = t.dead.clone();
+            async move {
+                Ok(admin::count(&conn, &dead)
+                    .await?
+                    .map_or(0, |(n, _)| u64::from(n)))
+            }
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        self.retrying(None, |conn, _| {
+            let t = t.clone();
+            async move { admin::list_dead(&conn, &t, limit).await }
+        })
+        .await
+    }
+
+    async fn requeue_dead_letters(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        // Not retried as a whole: a partial run already moved some; the
+        // caller sees the error and can run it again.
+        let (conn, _) = self.session(Some(&t)).await?;
+        admin::requeue_dead(&conn, &t, &which).await
+    }
+
+    async fn purge_dead_letters(&self, queue: &str) -> Result<u64, QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        self.retrying(None, |conn, _| {
+            let dead = t.dead.clone();
+            async move { admin::purge(&conn, &dead).await }
+        })
+        .await
+    }
+
+    async fn delete_queue(&self, queue: &str) -> Result<(), QueueError> {
+        validate_queue_name(queue)?;
+        let t = self.topology(queue);
+        self.forget_declared(&t.main).await;
+        self.retrying(None, |conn, _| {
+            let t = t.clone();
+            async move { admin::delete(&conn, &t).await }
+        })
+        .await
+    }
+}

@@ -1,0 +1,265 @@
+//! RabbitMQ queue statistics and dead-letter operations, each on throwaway
+//! channels of the adapter's connection: passive declares for counts,
+//! `basic.get` for listing and requeueing dead letters (messages not taken
+//! go back when the channel closes), `queue.purge`, `queue.delete`.
+
+use super::rabbitmq::{
+    H_ATTEMPT, H_ATTEMPTS, H_ERROR, H_FAILED_AT, Topology, amqp_err, confirm_channel, properties,
+    publish_confirmed,
+};
+use super::{DeadLetter, QueueError, QueueStats, Requeue};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ErrorKind};
+
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), ErrorKind::ProtocolError(a) if a.get_id() == 404)
+}
+
+async fn channel(conn: &Connection) -> Result<Channel, QueueError> {
+    conn.create_channel()
+        .await
+        .map_err(amqp_err("channel.open", "connection"))
+}
+
+async fn close(ch: &Channel) {
+    if ch.status().connected() {
+        let _ = ch.close(200, "OK".into()).await;
+    }
+}
+
+/// Ready messages and consumers of a queue (passive declare), `None` when
+/// the queue does not exist. Writes nothing.
+pub(crate) async fn count(
+    conn: &Connection,
+    queue: &str,
+) -> Result<Option<(u32, u32)>, QueueError> {
+    let ch = channel(conn).await?;
+    let declared = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match declared {
+        Ok(q) => {
+            close(&ch).await;
+            Ok(Some((q.message_count(), q.consumer_count())))
+        }
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(amqp_err("queue.declare passive", queue)(e)),
+    }
+}
+
+/// Counts of one queue. `in_flight` is unknown over AMQP (the management
+/// API has it); `retrying` sums the delay queues.
+pub(crate) async fn stats(conn: &Connection, t: &Topology) -> Result<QueueStats, QueueError> {
+    let main = count(conn, &t.main).await?;
+    let dead = count(conn, &t.dead).await?;
+    let mut retrying = 0u64;
+    for (_, name) in &t.retries {
+        retrying += count(conn, name).await?.map_or(0, |(n, _)| u64::from(n));
+    }
+    Ok(QueueStats {
+        queue: t.queue.clone(),
+        key: t.main.clone(),
+        waiting: main.map_or(0, |(n, _)| u64::from(n)),
+        in_flight: None,
+        retrying: Some(retrying),
+        oldest_pending_age_ms: None,
+        dead: dead.map_or(0, |(n, _)| u64::from(n)),
+        consumers: main.map_or(0, |(_, c)| u64::from(c)),
+        consumer_details: Vec::new(),
+        unreadable: None,
+    })
+}
+
+fn header_u64(props: &BasicProperties, name: &str) -> Option<u64> {
+    let headers = props.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::Timestamp(n) => Some(*n),
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn header_text(props: &BasicProperties, name: &str) -> Option<String> {
+    let headers = props.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// The attempt number a delivery carries (1 when absent).
+pub(crate) fn attempt_of(props: &BasicProperties) -> u32 {
+    header_u64(props, H_ATTEMPT)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Message id of a delivery; deliveries published by others get one
+/// derived from their delivery tag.
+pub(crate) fn id_of(props: &BasicProperties, tag: u64) -> String {
+    props
+        .message_id()
+        .as_ref()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| format!("amqp-{tag}"))
+}
+
+/// A dead letter from its message. Messages dead-lettered by the broker
+/// itself (rejected elsewhere, expired) carry no error header and are
+/// described as such.
+fn dead_letter(queue: &str, props: &BasicProperties, data: Vec<u8>, tag: u64) -> DeadLetter {
+    DeadLetter {
+        id: id_of(props, tag),
+        queue: queue.to_string(),
+        payload: data,
+        error: header_text(props, H_ERROR)
+            .unwrap_or_else(|| "dead-lettered by RabbitMQ (rejected or expired)".to_string()),
+        attempts: header_u64(props, H_ATTEMPTS)
+            .or_else(|| header_u64(props, H_ATTEMPT))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        failed_at_ms: header_u64(props, H_FAILED_AT).unwrap_or(0),
+    }
+}
+
+/// Up to `limit` dead letters, oldest first. They are fetched without
+/// acknowledging and go back to the queue when the channel closes.
+pub(crate) async fn list_dead(
+    conn: &Connection,
+    t: &Topology,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, QueueError> {
+    let ch = channel(conn).await?;
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let got = ch
+            .basic_get(t.dead.as_str().into(), BasicGetOptions { no_ack: false })
+            .await;
+        match got {
+            Ok(Some(m)) => {
+                let d = &m.delivery;
+                out.push(dead_letter(
+                    &t.queue,
+                    &d.properties,
+                    d.data.clone(),
+                    d.delivery_tag,
+                ));
+            }
+            Ok(None) => break,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(amqp_err("basic.get", &t.dead)(e)),
+        }
+    }
+    close(&ch).await;
+    Ok(out)
+}
+
+/// Move the chosen dead letters back to the queue with a fresh attempt
+/// budget: each is republished (confirmed) before it is acknowledged on the
+/// dead-letter queue; the others go back when the channel closes.
+pub(crate) async fn requeue_dead(
+    conn: &Connection,
+    t: &Topology,
+    which: &Requeue,
+) -> Result<u64, QueueError> {
+    let Some((total, _)) = count(conn, &t.dead).await? else {
+        return Ok(0);
+    };
+    let ch = confirm_channel(conn).await?;
+    let mut moved = 0u64;
+    for _ in 0..total {
+        let got = ch
+            .basic_get(t.dead.as_str().into(), BasicGetOptions { no_ack: false })
+            .await
+            .map_err(amqp_err("basic.get", &t.dead))?;
+        let Some(m) = got else { break };
+        let d = m.delivery;
+        let id = id_of(&d.properties, d.delivery_tag);
+        let wanted = match which {
+            Requeue::All => true,
+            Requeue::Ids(ids) => ids.contains(&id),
+        };
+        if !wanted {
+            continue;
+        }
+        let mut headers = FieldTable::default();
+        headers.insert(H_ATTEMPT.into(), AMQPValue::LongLongInt(1));
+        publish_confirmed(&ch, "", &t.main, &d.data, properties(&id, headers)).await?;
+        d.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(amqp_err("basic.ack", &t.dead))?;
+        moved += 1;
+    }
+    close(&ch).await;
+    Ok(moved)
+}
+
+/// Delete every dead letter; returns how many.
+pub(crate) async fn purge(conn: &Connection, dead: &str) -> Result<u64, QueueError> {
+    let ch = channel(conn).await?;
+    match ch
+        .queue_purge(dead.into(), QueuePurgeOptions::default())
+        .await
+    {
+        Ok(n) => {
+            close(&ch).await;
+            Ok(u64::from(n))
+        }
+        Err(e) if is_not_found(&e) => Ok(0),
+        Err(e) => Err(amqp_err("queue.purge", dead)(e)),
+    }
+}
+
+/// Delete the queue, its dead-letter and delay queues, and the dead-letter
+/// exchange when no other queue of the namespace uses it.
+pub(crate) async fn delete(conn: &Connection, t: &Topology) -> Result<(), QueueError> {
+    let names = [t.main.as_str(), t.dead.as_str()]
+        .into_iter()
+        .chain(t.retries.iter().map(|(_, n)| n.as_str()));
+    for name in names {
+        let ch = channel(conn).await?;
+        match ch
+            .queue_delete(name.into(), QueueDeleteOptions::default())
+            .await
+        {
+            Ok(_) => close(&ch).await,
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(amqp_err("queue.delete", name)(e)),
+        }
+    }
+    let ch = channel(conn).await?;
+    let unused = ch
+        .exchange_delete(
+            t.exchange.as_str().into(),
+            ExchangeDeleteOptions {
+                if_unused: true,
+                ..ExchangeDeleteOptions::default()
+            },
+        )
+        .await;
+    if unused.is_ok() {
+        close(&ch).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The handle of a running subscription (graceful stop on `shutdown` or
+//! drop, hard stop on `abort`) and the pieces every backend's consumer loop
+//! shares: the stop signal, running a handler with panics caught, and the
+//! bounded wait for in-flight handlers.
+
+use super::{Handler, HandlerResult, Message, QueueError};
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// A running subscription. Dropping it stops its consumers gracefully in the
+/// background; [`Subscription::shutdown`] does the same and waits.
+#[derive(Debug)]
+pub struct Subscription {
+    queue: String,
+    consumer: String,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        queue: &str,
+        consumer: String,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<()>,
+        shutdown_timeout: Duration,
+    ) -> Self {
+        Self {
+            queue: queue.to_string(),
+            consumer,
+            stop,
+            task: Some(task),
+            shutdown_timeout,
+        }
+    }
+
+    /// The queue consumed.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The consumer name the backend knows this subscription by.
+    pub fn consumer_name(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Stop taking messages, let in-flight handlers finish (at most
+    /// `QueueOptions::shutdown_timeout`; unfinished ones are abandoned and
+    /// will be redelivered) and wait until the consumers are gone.
+    pub async fn shutdown(mut self) -> Result<(), QueueError> {
+        let _ = self.stop.send(true);
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
+        // The consumer loop bounds its own wait; the margin covers one
+        // blocking read and the final acknowledgements.
+        let bound = self.shutdown_timeout + Duration::from_secs(5);
+        let abort = task.abort_handle();
+        match tokio::time::timeout(bound, task).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                abort.abort();
+                Err(QueueError::ShutdownTimeout {
+                    queue: self.queue.clone(),
+                    timeout: bound,
+                })
+            }
+        }
+    }
+
+    /// Stop at once, like a crash: running handlers are cancelled and their
+    /// messages are not acknowledged, so the backend redelivers them (Redis:
+    /// after the visibility timeout; RabbitMQ: when the channel closes).
+    pub fn abort(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The consumer side of the stop signal: set by `shutdown`, by dropping the
+/// [`Subscription`], or closed when the handle is gone.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    pub(crate) fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// True once stopping was asked for.
+    pub(crate) fn is_set(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
+
+    /// Resolves when stopping is asked for.
+    pub(crate) async fn wait(&mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+
+    /// Sleep for `d`, or less when stopping is asked for; true when it slept
+    /// the whole time.
+    pub(crate) async fn sleep(&mut self, d: Duration) -> bool {
+        if self.is_set() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.wait() => false,
+        }
+    }
+}
+
+/// Run the handler on one message; a panic becomes an error.
+pub(crate) async fn run_handler(handler: &Handler, msg: Message) -> HandlerResult {
+    let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(msg))) {
+        Ok(fut) => fut,
+        Err(panic) => return Err(panic_text(panic.as_ref())),
+    };
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(panic_text(panic.as_ref())),
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown payload".to_string());
+    format!("handler panicked: {what}")
+}
+
+/// Wait for the tasks to finish, at most `bound`; abort the rest. Returns
+/// how many were abandoned.
+pub(crate) async fn drain(tasks: &mut JoinSet<()>, bound: Duration) -> usize {
+    let finished =
+        tokio::time::timeout(bound, async { while tasks.join_next().await.is_some() {} }).await;
+    if finished.is_ok() {
+        return 0;
+    }
+    let left = tasks.len();
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    left
+}
+
+/// Collect finished tasks without waiting.
+pub(crate) fn reap(tasks: &mut JoinSet<()>) {
+    while tasks.try_join_next().is_some() {}
+}
+
+/// Exponential backoff for reconnect loops: 50 ms doubling to 2 s.
+#[derive(Debug)]
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+
+    /// The next delay.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(2));
+        d
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = Duration::from_millis(50);
+    }
+}
