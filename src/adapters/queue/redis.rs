@@ -214,6 +214,7 @@ impl MessageQueue for RedisQueue {
             async move { Self::ensure_group(&mut c, &key).await }
         })
         .await?;
+        let conn = redis_conn::connect(&self.inner.url).await?;
         let number = {
             let mut active = self.inner.active.lock();
             let used = active.entry(queue.to_string()).or_default();
@@ -225,6 +226,7 @@ impl MessageQueue for RedisQueue {
         let (tx, stop) = Stop::new();
         let ctx = ConsumerCtx {
             inner: self.inner.clone(),
+            conn,
             queue: queue.to_string(),
             keys,
             consumer: consumer.clone(),
@@ -289,7 +291,7 @@ impl MessageQueue for RedisQueue {
             key: key.clone(),
             reason,
         };
-        parse_entries(&reply)
+        parse_entries(reply)
             .map_err(unreadable)?
             .into_iter()
             .filter_map(|e| e.fields.map(|f| (e.id, f)))
@@ -313,7 +315,7 @@ impl MessageQueue for RedisQueue {
             let reply: redis::Value = self
                 .retrying(|c| query(cmd.clone(), c, "XRANGE", keys.dead.clone()))
                 .await?;
-            let page = parse_entries(&reply).map_err(|reason| QueueError::Unreadable {
+            let page = parse_entries(reply).map_err(|reason| QueueError::Unreadable {
                 key: keys.dead.clone(),
                 reason,
             })?;

@@ -12,7 +12,7 @@ use super::subscription::{Backoff, Stop, drain, reap, run_handler};
 use super::{Handler, HandlerResult, Message, now_ms};
 use crate::adapters::redis_conn;
 use parking_lot::Mutex;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::{RedisError, Script};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -31,6 +31,9 @@ return -1
 
 pub(crate) struct ConsumerCtx {
     pub inner: Arc<Inner>,
+    /// The subscription's own connection for acknowledgements, retries and
+    /// heartbeats, so they do not queue behind the node's publishes.
+    pub conn: ConnectionManager,
     pub queue: String,
     pub keys: Keys,
     pub consumer: String,
@@ -151,7 +154,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
             }
             Err(_) if stop.is_set() => break,
             Err(ReadError::Redis(e)) if is_nogroup(&e) => {
-                let mut c = ctx.inner.conn.clone();
+                let mut c = ctx.conn.clone();
                 if let Err(e) = RedisQueue::ensure_group(&mut c, &ctx.keys.stream).await {
                     tracing::warn!(queue = %ctx.queue, error = %e, "queue consumer cannot create its group");
                     stop.sleep(backoff.next_delay()).await;
@@ -248,9 +251,9 @@ async fn read(
     };
     let v: redis::Value = cmd.query_async(conn).await.map_err(ReadError::Redis)?;
     if !matches!(source, Source::Reclaim) {
-        return Ok((parse_xread(&v).map_err(ReadError::Garbage)?, None));
+        return Ok((parse_xread(v).map_err(ReadError::Garbage)?, None));
     }
-    let (cursor, entries) = parse_autoclaim(&v).map_err(ReadError::Garbage)?;
+    let (cursor, entries) = parse_autoclaim(v).map_err(ReadError::Garbage)?;
     if !entries.is_empty() {
         tracing::info!(queue = %ctx.queue, consumer = %ctx.consumer, n = entries.len(), "queue consumer reclaimed messages of an unresponsive consumer");
     }
@@ -394,7 +397,7 @@ async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
     let deadline = Instant::now() + ctx.inner.options.reconnect_timeout;
     let mut backoff = Backoff::new();
     loop {
-        let mut conn = ctx.inner.conn.clone();
+        let mut conn = ctx.conn.clone();
         match pipe.query_async::<()>(&mut conn).await {
             Ok(()) => return,
             Err(e) if is_transient(&e) && Instant::now() < deadline => {
@@ -445,7 +448,7 @@ async fn heartbeat(ctx: Arc<ConsumerCtx>, held: Held) {
         if ids.is_empty() {
             continue;
         }
-        let mut conn = ctx.inner.conn.clone();
+        let mut conn = ctx.conn.clone();
         let r: Result<redis::Value, RedisError> = redis::cmd("XCLAIM")
             .arg(&ctx.keys.stream)
             .arg(GROUP)
@@ -464,7 +467,7 @@ async fn heartbeat(ctx: Arc<ConsumerCtx>, held: Held) {
 /// On a clean stop with nothing pending, remove the consumer from the group
 /// so the group lists live consumers only.
 async fn forget_consumer(ctx: &ConsumerCtx) {
-    let mut conn = ctx.inner.conn.clone();
+    let mut conn = ctx.conn.clone();
     let r: Result<i64, RedisError> = Script::new(FORGET_CONSUMER)
         .key(&ctx.keys.stream)
         .arg(GROUP)

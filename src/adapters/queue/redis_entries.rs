@@ -78,47 +78,59 @@ pub(crate) fn pairs(v: &Value) -> Option<Vec<(String, Value)>> {
     }
 }
 
-fn parse_entry(v: &Value) -> Result<Entry, String> {
+fn owned_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        other => bytes(&other),
+    }
+}
+
+fn parse_fields(id: &str, items: Vec<(Value, Value)>) -> Result<Fields, String> {
+    items
+        .into_iter()
+        .map(|(k, v)| Some((owned_bytes(k)?, owned_bytes(v)?)))
+        .collect::<Option<Fields>>()
+        .ok_or_else(|| format!("entry {id} has a field that is not a string"))
+}
+
+fn parse_entry(v: Value) -> Result<Entry, String> {
     let Value::Array(parts) = v else {
         return Err("a stream entry is not an array".into());
     };
+    let mut parts = parts.into_iter();
     let id = parts
-        .first()
+        .next()
+        .as_ref()
         .and_then(text)
         .ok_or("a stream entry has no id")?;
-    let fields = match parts.get(1) {
+    let fields = match parts.next() {
         None | Some(Value::Nil) => None,
-        Some(Value::Array(items)) if items.len() % 2 == 0 => Some(
-            items
-                .chunks(2)
-                .map(|c| Some((bytes(&c[0])?, bytes(&c[1])?)))
-                .collect::<Option<Fields>>()
-                .ok_or_else(|| format!("entry {id} has a field that is not a string"))?,
-        ),
-        Some(Value::Map(items)) => Some(
-            items
-                .iter()
-                .map(|(k, v)| Some((bytes(k)?, bytes(v)?)))
-                .collect::<Option<Fields>>()
-                .ok_or_else(|| format!("entry {id} has a field that is not a string"))?,
-        ),
+        Some(Value::Array(items)) if items.len() % 2 == 0 => {
+            let mut it = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Some(parse_fields(&id, pairs)?)
+        }
+        Some(Value::Map(items)) => Some(parse_fields(&id, items)?),
         Some(_) => return Err(format!("entry {id} has malformed fields")),
     };
     Ok(Entry { id, fields })
 }
 
 /// An array of entries (XRANGE, the entries of XREADGROUP or XAUTOCLAIM).
-pub(crate) fn parse_entries(v: &Value) -> Result<Vec<Entry>, String> {
+pub(crate) fn parse_entries(v: Value) -> Result<Vec<Entry>, String> {
     match v {
         Value::Nil => Ok(Vec::new()),
-        Value::Array(items) => items.iter().map(parse_entry).collect(),
+        Value::Array(items) => items.into_iter().map(parse_entry).collect(),
         _ => Err("a list of stream entries is not an array".into()),
     }
 }
 
 /// An XREADGROUP reply for one stream: nil on timeout, else `[[key, entries]]`
 /// (RESP2) or `{key: entries}` (RESP3).
-pub(crate) fn parse_xread(v: &Value) -> Result<Vec<Entry>, String> {
+pub(crate) fn parse_xread(v: Value) -> Result<Vec<Entry>, String> {
     match v {
         Value::Nil => Ok(Vec::new()),
         Value::Array(streams) => {
@@ -127,7 +139,7 @@ pub(crate) fn parse_xread(v: &Value) -> Result<Vec<Entry>, String> {
                 let Value::Array(kv) = s else {
                     return Err("an XREADGROUP stream is not an array".into());
                 };
-                if let Some(entries) = kv.get(1) {
+                if let Some(entries) = kv.into_iter().nth(1) {
                     out.extend(parse_entries(entries)?);
                 }
             }
@@ -146,16 +158,18 @@ pub(crate) fn parse_xread(v: &Value) -> Result<Vec<Entry>, String> {
 
 /// An XAUTOCLAIM reply: the next cursor and the claimed entries (deleted
 /// ones are dropped from the PEL by Redis and listed apart; ignored here).
-pub(crate) fn parse_autoclaim(v: &Value) -> Result<(String, Vec<Entry>), String> {
+pub(crate) fn parse_autoclaim(v: Value) -> Result<(String, Vec<Entry>), String> {
     let Value::Array(parts) = v else {
         return Err("an XAUTOCLAIM reply is not an array".into());
     };
+    let mut parts = parts.into_iter();
     let cursor = parts
-        .first()
+        .next()
+        .as_ref()
         .and_then(text)
         .ok_or("an XAUTOCLAIM reply has no cursor")?;
     let entries = parts
-        .get(1)
+        .next()
         .map(parse_entries)
         .transpose()?
         .unwrap_or_default();
@@ -266,7 +280,7 @@ mod tests {
                 Value::Array(vec![bulk("2-0"), Value::Nil]),
             ]),
         ])]);
-        let entries = parse_xread(&reply).unwrap();
+        let entries = parse_xread(reply).unwrap();
         assert_eq!(entries.len(), 2);
         let msg = message_from("q", "1-0", entries[0].fields.as_ref().unwrap()).unwrap();
         assert_eq!(
@@ -274,13 +288,13 @@ mod tests {
             ("a", 2, &b"p"[..])
         );
         assert!(entries[1].fields.is_none());
-        assert!(parse_xread(&Value::Nil).unwrap().is_empty());
+        assert!(parse_xread(Value::Nil).unwrap().is_empty());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(parse_xread(&Value::Int(3)).is_err());
-        assert!(parse_entries(&Value::Array(vec![Value::Int(1)])).is_err());
+        assert!(parse_xread(Value::Int(3)).is_err());
+        assert!(parse_entries(Value::Array(vec![Value::Int(1)])).is_err());
         let fields: Fields = vec![(b"id".to_vec(), b"x".to_vec())];
         assert!(
             message_from("q", "1-0", &fields)
