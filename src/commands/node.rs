@@ -24,6 +24,9 @@ pub struct NodeArgs {
     /// Registry heartbeat interval in milliseconds (the record lives three).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     heartbeat_ms: u64,
+    /// Worker-ID lease TTL in milliseconds (renewed every third of it).
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(300..=600_000))]
+    lease_ttl_ms: u64,
     /// Seconds in-flight requests may take to finish on shutdown.
     #[arg(long, default_value_t = 10)]
     drain_timeout: u64,
@@ -48,6 +51,7 @@ pub async fn run(args: NodeArgs) -> Result<i32> {
             maintenance_poll: Duration::from_millis((args.heartbeat_ms / 4).clamp(100, 500)),
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        lease_ttl: Duration::from_millis(args.lease_ttl_ms),
         ..NodeOptions::default()
     };
     match runtime::run(opts, config, shutdown_signal()).await {

@@ -40,6 +40,8 @@ pub struct NodeOptions {
     pub drain_timeout: Duration,
     /// Concurrency of the record-events consumer.
     pub queue_concurrency: usize,
+    /// TTL of the worker-ID lease (renewed every third of it).
+    pub lease_ttl: Duration,
 }
 
 impl Default for NodeOptions {
@@ -51,6 +53,7 @@ impl Default for NodeOptions {
             timing: HeartbeatTiming::default(),
             drain_timeout: Duration::from_secs(10),
             queue_concurrency: 4,
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -241,19 +244,14 @@ pub async fn run(
     let worker_ids = if in_error {
         None
     } else {
-        Some(
-            worker_id::from_config(&config, &node_id)
-                .await
-                .map_err(|e| adapter_err("worker ID")(&e))?,
-        )
+        Some(start_worker_ids(&config, &node_id, opts.lease_ttl).await?)
     };
     let lease = match &worker_ids {
         Some(w) => w.lease(),
         None => worker_id::WorkerLease::fixed(0),
     };
-    if let Some(id) = lease.worker_id() {
-        node.worker_id
-            .store(i32::from(id), std::sync::atomic::Ordering::Relaxed);
+    if worker_ids.is_some() {
+        *node.lease.write() = Some(lease.clone());
     }
     let ids = Arc::new(snowflake::Snowflake::new(lease.clone()));
 
@@ -373,7 +371,9 @@ pub async fn run(
         ),
     }
     if let Some(sub) = queue_sub {
-        sub.shutdown().await;
+        if let Err(e) = sub.shutdown().await {
+            tracing::warn!("queue consumers did not stop cleanly: {e}");
+        }
     }
     signals.shutdown().await;
     if let Some(task) = signal_task {
@@ -395,6 +395,28 @@ pub async fn run(
     }
     tracing::info!(node = %node_id, "node stopped");
     Ok(())
+}
+
+/// The worker-ID allocator: Redis leases with the configured TTL when
+/// `REDIS_URL` is set, else a random worker ID (single node).
+async fn start_worker_ids(
+    config: &Config,
+    node_id: &str,
+    ttl: Duration,
+) -> Result<Arc<dyn worker_id::WorkerIdAllocator>, NodeError> {
+    let err = adapter_err("worker ID");
+    match &config.worker_id_redis {
+        None => worker_id::from_config(config, node_id).await.map_err(|e| err(&e)),
+        Some(url) => {
+            let conn = redis_conn::connect(url).await.map_err(|e| err(&e))?;
+            let ids = worker_id::RedisWorkerIds::builder(conn, config.namespace.clone(), node_id)
+                .ttl(ttl)
+                .start()
+                .await
+                .map_err(|e| err(&e))?;
+            Ok(Arc::new(ids))
+        }
+    }
 }
 
 /// Check the schema; migrate under the cluster lock when this binary is

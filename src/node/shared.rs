@@ -8,7 +8,9 @@ use crate::config::Config;
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use crate::adapters::worker_id::WorkerLease;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Unix time in milliseconds.
@@ -42,10 +44,8 @@ pub struct NodeShared {
     pub metrics: Metrics,
     /// Schema version found in the database.
     pub schema_version: RwLock<Option<String>>,
-    /// Worker ID held (-1: none).
-    pub worker_id: AtomicI32,
-    /// Worker-ID lease renewals so far.
-    pub worker_id_renewals: AtomicU64,
+    /// The worker-ID lease, once taken.
+    pub lease: RwLock<Option<Arc<WorkerLease>>>,
     /// Shared-storage check: (shared?, reason).
     pub storage: RwLock<(Option<bool>, Option<String>)>,
     /// The maintenance flag as last seen: (by, reason, since).
@@ -119,8 +119,7 @@ impl NodeShared {
             state: StateCell::default(),
             metrics: Metrics::default(),
             schema_version: RwLock::new(None),
-            worker_id: AtomicI32::new(-1),
-            worker_id_renewals: AtomicU64::new(0),
+            lease: RwLock::new(None),
             storage: RwLock::new((None, None)),
             maintenance: RwLock::new(None),
             warnings: RwLock::new(Vec::new()),
@@ -129,9 +128,20 @@ impl NodeShared {
         }
     }
 
-    /// The worker ID, if one is held.
+    /// The worker ID, if one is held and valid now.
     pub fn worker_id(&self) -> Option<u16> {
-        u16::try_from(self.worker_id.load(Ordering::Relaxed)).ok()
+        let lease = self.lease.read();
+        let lease = lease.as_ref()?;
+        if lease.is_valid() {
+            lease.worker_id().map(u16::from)
+        } else {
+            None
+        }
+    }
+
+    /// Worker-ID lease renewals so far.
+    pub fn worker_id_renewals(&self) -> u64 {
+        self.lease.read().as_ref().map_or(0, |l| l.renewals())
     }
 
     /// The status report.

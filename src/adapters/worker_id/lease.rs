@@ -116,6 +116,8 @@ pub struct WorkerLease {
     status: AtomicU8,
     /// Bumped each time a (new) worker ID is installed.
     generation: AtomicU64,
+    /// Successful renewals so far (for metrics).
+    renewals: AtomicU64,
     pub(crate) window: Mutex<Window>,
 }
 
@@ -128,6 +130,7 @@ impl WorkerLease {
             worker_id: AtomicU32::new(NO_WORKER),
             status: AtomicU8::new(LeaseStatus::Acquiring.as_u8()),
             generation: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
             window: Mutex::new(Window::EMPTY),
         }
     }
@@ -241,6 +244,12 @@ impl WorkerLease {
             w.cap_sec = w.cap_sec.max(cap_sec);
         }
         self.valid_until.store(valid_until, Ordering::Release);
+        self.renewals.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many renewals have succeeded so far.
+    pub fn renewals(&self) -> u64 {
+        self.renewals.load(Ordering::Relaxed)
     }
 
     /// Stop issuing at once and forget the worker ID (lease lost).
