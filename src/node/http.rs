@@ -35,10 +35,9 @@ pub async fn status(State(node): State<Arc<NodeShared>>) -> Json<super::shared::
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(node): State<Arc<NodeShared>>) -> Response {
-    let body = node.metrics.render(
-        &node.node_id,
-        node.worker_id_renewals(),
-    );
+    let body = node
+        .metrics
+        .render(&node.node_id, node.worker_id_renewals());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -370,10 +370,10 @@ pub async fn run(
             "drain timeout: requests still in flight are cut"
         ),
     }
-    if let Some(sub) = queue_sub {
-        if let Err(e) = sub.shutdown().await {
-            tracing::warn!("queue consumers did not stop cleanly: {e}");
-        }
+    if let Some(sub) = queue_sub
+        && let Err(e) = sub.shutdown().await
+    {
+        tracing::warn!("queue consumers did not stop cleanly: {e}");
     }
     signals.shutdown().await;
     if let Some(task) = signal_task {
@@ -406,7 +406,9 @@ async fn start_worker_ids(
 ) -> Result<Arc<dyn worker_id::WorkerIdAllocator>, NodeError> {
     let err = adapter_err("worker ID");
     match &config.worker_id_redis {
-        None => worker_id::from_config(config, node_id).await.map_err(|e| err(&e)),
+        None => worker_id::from_config(config, node_id)
+            .await
+            .map_err(|e| err(&e)),
         Some(url) => {
             let conn = redis_conn::connect(url).await.map_err(|e| err(&e))?;
             let ids = worker_id::RedisWorkerIds::builder(conn, config.namespace.clone(), node_id)

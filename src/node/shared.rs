@@ -4,11 +4,11 @@
 use super::metrics::Metrics;
 use super::state::{NodeState, StateCell};
 use super::version::AppVersion;
+use crate::adapters::worker_id::WorkerLease;
 use crate::config::Config;
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use crate::adapters::worker_id::WorkerLease;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

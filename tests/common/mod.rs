@@ -262,3 +262,5 @@ fn psql(sql: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+pub mod nodes;
