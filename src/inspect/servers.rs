@@ -65,7 +65,7 @@ pub fn unreachable_view(
 
 /// `(major, minor)` of a dotted version string.
 pub fn major_minor(version: &str) -> Option<(u64, u64)> {
-    let mut it = version.split(|c: char| c == '.' || c == '-' || c == '+');
+    let mut it = version.split(['.', '-', '+']);
     let major = it.next()?.trim_start_matches('v').parse().ok()?;
     let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
     Some((major, minor))
