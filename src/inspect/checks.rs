@@ -488,3 +488,7 @@ pub fn verdict(snap: &Snapshot, results: &[CheckResult]) -> Verdict {
         Some(true) => Verdict::Degraded,
     }
 }
+
+#[cfg(test)]
+#[path = "checks_tests.rs"]
+mod tests;
