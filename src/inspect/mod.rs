@@ -2,6 +2,10 @@
 //! same configuration the nodes use. Only read commands; the console and
 //! `clusterops status`/`check` consume its [`Snapshot`].
 
+pub mod checks;
+pub mod drift;
+pub mod health;
+pub mod servers;
 pub mod types;
 
 pub use types::*;

@@ -1,0 +1,60 @@
+//! Live health checks: `GET /api/__health_check` on every node at once,
+//! with a short timeout, so one hung node cannot stall a snapshot.
+
+use super::types::Health;
+use std::time::{Duration, Instant};
+
+/// Timeout of one health check.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// An HTTP client for health checks (no proxy, short timeouts).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HEALTH_TIMEOUT)
+        .connect_timeout(HEALTH_TIMEOUT)
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Check one node at `http_addr` (`host:port`).
+pub async fn check(client: &reqwest::Client, http_addr: &str) -> Health {
+    let started = Instant::now();
+    let url = format!("http://{http_addr}/api/__health_check");
+    let result = client.get(&url).send().await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            Health {
+                http_status: Some(status),
+                detail: body
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect(),
+                latency_ms,
+            }
+        }
+        Err(e) => Health {
+            http_status: None,
+            detail: if e.is_timeout() {
+                format!("no answer within {} ms", HEALTH_TIMEOUT.as_millis())
+            } else if e.is_connect() {
+                "connection refused or unreachable".to_string()
+            } else {
+                e.to_string()
+            },
+            latency_ms,
+        },
+    }
+}
+
+/// Check every address concurrently; results in the same order.
+pub async fn check_all(addrs: &[String]) -> Vec<Health> {
+    let client = client();
+    futures::future::join_all(addrs.iter().map(|a| check(&client, a))).await
+}
