@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod console;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
@@ -32,20 +33,27 @@ pub struct EnvArgs {
 pub enum Command {
     /// Show the validated configuration (secrets masked) and its fingerprint.
     Config(config::ConfigArgs),
+    /// The operations console: a terminal UI over the cluster (or a saved snapshot).
+    Console(console::ConsoleArgs),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
-/// Set up `tracing` on stderr.
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
+/// Set up `tracing`: on stderr, except for the console, which owns the
+/// screen and logs to a file.
+pub fn init_tracing(cli: &Cli) {
+    let default = match cli.verbose {
         0 => "warn,clusterops=info",
         1 => "info,clusterops=debug",
         _ => "debug,clusterops=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if let Command::Console(args) = &cli.command {
+        console::init_file_tracing(args, filter);
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -56,6 +64,7 @@ pub fn init_tracing(verbose: u8) {
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Config(args) => config::run(args),
+        Command::Console(args) => console::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }
