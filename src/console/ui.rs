@@ -17,7 +17,19 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 /// Draw the whole screen.
 pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
     let area = frame.area();
-    let banner_h = u16::from(app.fetch_error.is_some() && app.snapshot.is_some());
+    let banner_text = match (&app.fetch_error, &app.snapshot) {
+        (Some((reason, at)), Some(snap)) => Some(format!(
+            " ⚠ showing data {} old · fetch failed {}, retrying: {reason}",
+            format::age(app.now_ms.saturating_sub(snap.taken_at_ms)),
+            format::clock(*at),
+        )),
+        _ => None,
+    };
+    let banner_h = match &banner_text {
+        Some(text) if text.chars().count() > area.width as usize => 2,
+        Some(_) => 1,
+        None => 0,
+    };
     let [header, tabs, banner, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
@@ -57,16 +69,11 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         );
         return;
     };
-    if let Some((reason, at)) = &app.fetch_error {
-        let text = format!(
-            " ⚠ fetch failed {}: {reason} · showing data {} old, retrying",
-            format::clock(*at),
-            format::age(app.now_ms.saturating_sub(snap.taken_at_ms)),
-        );
-        frame.render_widget(
-            Paragraph::new(Span::styled(text, t.banner)).style(t.banner),
-            banner,
-        );
+    if let Some(text) = banner_text {
+        let banner_widget = Paragraph::new(text)
+            .style(t.banner)
+            .wrap(Wrap { trim: false });
+        frame.render_widget(banner_widget, banner);
     }
     let actions_enabled = app.actions_enabled();
     let lookups_enabled = app.lookups_enabled();
@@ -105,15 +112,15 @@ fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
     let mode = if app.actions_enabled() {
         ""
     } else {
-        "  read-only"
+        "read-only "
     };
-    let right = format!("{}{mode} ", app.options.source_label);
     let left_w: usize = spans.iter().map(|s| s.width()).sum();
-    let room = (area.width as usize).saturating_sub(left_w + 2);
+    let room = (area.width as usize).saturating_sub(left_w + 2 + mode.len());
     if room > 8 {
-        let right = format::truncate(&right, room);
-        spans.push(Span::raw(" ".repeat(room - right.chars().count() + 2)));
-        spans.push(Span::styled(right, t.dim));
+        let label = format::truncate(&format!("{} ", app.options.source_label), room);
+        spans.push(Span::raw(" ".repeat(room - label.chars().count() + 2)));
+        spans.push(Span::styled(mode, t.accent));
+        spans.push(Span::styled(label, t.dim));
     }
     frame.render_widget(Line::from(spans), area);
 }
@@ -123,19 +130,17 @@ fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
     let full: usize = ViewId::ALL
         .iter()
         .map(|v| v.title().len() + 3)
-        .sum::<usize>()
-        + 1;
+        .sum::<usize>();
     let mut spans = vec![Span::raw(" ")];
     for (i, v) in ViewId::ALL.iter().enumerate() {
-        let title = if full <= area.width as usize {
+        let title = if full < area.width as usize {
             v.title()
         } else {
             &v.title()[..v.title().len().min(4)]
         };
-        let text = format!("{} {title}", i + 1);
         let style = if *v == app.view { t.selected } else { t.dim };
-        spans.push(Span::styled(text, style));
-        spans.push(Span::raw("  "));
+        spans.push(Span::styled(format!("{} {title}", i + 1), style));
+        spans.push(Span::raw(" "));
     }
     frame.render_widget(Line::from(spans), area);
 }
@@ -159,8 +164,8 @@ fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
             "type the reason · Enter next · Esc cancel",
             t.dim,
         )),
-        Mode::Confirm(_) => Line::from(Span::styled("y confirm · n / Esc cancel", t.accent)),
-        Mode::Help => Line::from(Span::styled("Esc close help", t.dim)),
+        Mode::Confirm(_) => Line::from(Span::styled(" y confirm · n / Esc cancel", t.accent)),
+        Mode::Help => Line::from(Span::styled(" Esc close help", t.dim)),
         Mode::Normal => match &app.status {
             Some(s) => Line::from(Span::styled(format!(" {s}"), t.warn)),
             None => {

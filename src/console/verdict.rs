@@ -96,7 +96,7 @@ pub fn assess(snap: &Snapshot) -> Assessment {
             fail(
                 &mut p,
                 "nodes",
-                format!("node registry unreadable ({source}): {reason}"),
+                format!("node registry unreadable: {reason} ({source})"),
             );
         }
         Source::NotConfigured => {}
@@ -139,7 +139,7 @@ pub fn assess(snap: &Snapshot) -> Assessment {
             fail(
                 &mut p,
                 area,
-                format!("{name} unreadable ({source}): {reason}"),
+                format!("{name} unreadable: {reason} ({source})"),
             );
         }
     }
@@ -148,7 +148,7 @@ pub fn assess(snap: &Snapshot) -> Assessment {
             fail(
                 &mut p,
                 "servers",
-                format!("{} {} unreachable: {e}", s.kind, s.url),
+                format!("{} unreachable: {e} ({})", s.kind, s.url),
             );
         }
     }

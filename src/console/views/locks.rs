@@ -70,9 +70,11 @@ impl View for Locks {
         let rows = self.rows(snap);
         let t = ctx.theme;
         let title = table::title("Locks", &self.nav, rows.len(), all.len(), t);
+        let mut cols = COLS;
+        cols[0] = cols[0].wanting(table::longest(rows.iter().map(|l| l.name.as_str())));
         let spec = TableSpec {
             title,
-            cols: &COLS,
+            cols: &cols,
             len: rows.len(),
             empty: "no lock is held",
             focused: true,

@@ -22,7 +22,7 @@ pub struct Nodes {
 }
 
 const COLS: [Col; 10] = [
-    Col::new("NODE", 12, 0),
+    Col::fill("NODE", 12, 0),
     Col::new("STATE", 9, 0),
     Col::new("HEALTH", 8, 0),
     Col::new("BEAT", 6, 1),
@@ -83,9 +83,12 @@ impl View for Nodes {
         let rows = self.rows(snap);
         let t = ctx.theme;
         let title = table::title("Nodes", &self.nav, rows.len(), all.len(), t);
+        let mut cols = COLS;
+        cols[0] = cols[0].wanting(table::longest(rows.iter().map(|n| n.node_id.as_str())));
+        cols[7] = cols[7].wanting(table::longest(rows.iter().map(|n| n.http_addr.as_str())));
         let spec = TableSpec {
             title,
-            cols: &COLS,
+            cols: &cols,
             len: rows.len(),
             empty: "no node is registered",
             focused: true,

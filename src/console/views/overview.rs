@@ -47,9 +47,10 @@ impl View for Overview {
     fn draw(&mut self, frame: &mut Frame, area: Rect, snap: &Snapshot, ctx: &Ctx) {
         let problems = ctx.assessment.problems.len() as u16;
         let verdict_h = (problems + 3).clamp(4, area.height.saturating_sub(12).max(4));
+        // Verdict first, then the counts; the sparklines take what is left.
         let [verdict, counts, sparks] = Layout::vertical([
             Constraint::Length(verdict_h),
-            Constraint::Length(6),
+            Constraint::Length(7),
             Constraint::Min(0),
         ])
         .areas(area);
@@ -75,7 +76,13 @@ fn draw_verdict(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let warns = a.problems.len() - fails;
     let mut lines = vec![Line::from(vec![
         Span::styled(word, style),
-        Span::styled(format!("  {fails} failing, {warns} to look at"), t.dim),
+        Span::styled(
+            match a.problems.len() {
+                0 => "  every check passes".to_string(),
+                _ => format!("  {fails} failing, {warns} to look at"),
+            },
+            t.dim,
+        ),
     ])];
     let room = area.height.saturating_sub(3) as usize;
     let shown = if a.problems.len() > room {
@@ -116,116 +123,125 @@ fn unreadable<T>(s: &Source<T>) -> Option<&'static str> {
 
 fn draw_counts(frame: &mut Frame, area: Rect, snap: &Snapshot, ctx: &Ctx) {
     let t = ctx.theme;
-    let nodes = unreadable(&snap.nodes)
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            let n = snap.nodes.ok().map_or(&[][..], |v| v.as_slice());
-            let healthy = n.iter().filter(|n| n.health.is_healthy()).count();
-            let drift = snap.drift.fingerprint.len() + snap.drift.version.len();
-            let drift = if drift > 0 {
-                format!(" · {drift} drift")
-            } else {
-                String::new()
-            };
-            format!("{} · {healthy} healthy{drift}", n.len())
-        });
-    let leases = unreadable(&snap.leases)
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            let l = snap.leases.ok().map_or(&[][..], |v| v.as_slice());
-            let held = l.iter().filter(|l| l.holder.is_some()).count();
-            let stale = l
-                .iter()
-                .filter(|l| l.holder.is_some() && !l.holder_live)
-                .count();
-            let stale = if stale > 0 {
-                format!(" · {stale} stale")
-            } else {
-                String::new()
-            };
-            format!("{held}/{} held{stale}", l.len())
-        });
-    let locks = unreadable(&snap.locks)
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            let l = snap.locks.ok().map_or(&[][..], |v| v.as_slice());
-            let long = l.iter().filter(|l| l.age_ms >= LONG_HELD_LOCK_MS).count();
-            let dead = l.iter().filter(|l| !l.holder_live).count();
-            let mut s = format!("{} held", format::count(l.len() as u64));
-            if long > 0 {
-                s += &format!(" · {long} long");
-            }
-            if dead > 0 {
-                s += &format!(" · {dead} dead holder");
-            }
-            s
-        });
+    let or_unreadable =
+        |s: Option<&'static str>, f: &dyn Fn() -> String| s.map_or_else(f, str::to_string);
+    let nodes = or_unreadable(unreadable(&snap.nodes), &|| {
+        let n = snap.nodes.ok().map_or(&[][..], |v| v.as_slice());
+        let healthy = n.iter().filter(|n| n.health.is_healthy()).count();
+        let drift = snap.drift.fingerprint.len() + snap.drift.version.len();
+        let drift = if drift > 0 {
+            format!(" · {drift} drift")
+        } else {
+            String::new()
+        };
+        format!("{} · {healthy} healthy{drift}", n.len())
+    });
+    let leases = or_unreadable(unreadable(&snap.leases), &|| {
+        let l = snap.leases.ok().map_or(&[][..], |v| v.as_slice());
+        let held = l.iter().filter(|l| l.holder.is_some()).count();
+        let stale = l
+            .iter()
+            .filter(|l| l.holder.is_some() && !l.holder_live)
+            .count();
+        let stale = if stale > 0 {
+            format!(" · {stale} stale")
+        } else {
+            String::new()
+        };
+        format!("{held}/{} held{stale}", l.len())
+    });
+    let locks = or_unreadable(unreadable(&snap.locks), &|| {
+        let l = snap.locks.ok().map_or(&[][..], |v| v.as_slice());
+        let long = l
+            .iter()
+            .filter(|l| l.holder_live && l.age_ms >= LONG_HELD_LOCK_MS)
+            .count();
+        let dead = l.iter().filter(|l| !l.holder_live).count();
+        let mut s = format!("{} held", format::count(l.len() as u64));
+        if long > 0 {
+            s += &format!(" · {long} long");
+        }
+        if dead > 0 {
+            s += &format!(" · {dead} orphan");
+        }
+        s
+    });
     let maintenance = match &snap.maintenance {
         Source::Ok(None) => "off".to_string(),
         Source::Ok(Some(m)) => format!("ON by {}: {}", m.by, m.reason),
         other => unreadable(other).unwrap_or_default().to_string(),
     };
-    let streams = unreadable(&snap.streams)
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            let s = snap.streams.ok().map_or(&[][..], |v| v.as_slice());
-            let lagging = s
-                .iter()
-                .flat_map(|s| &s.readers)
-                .filter(|r| r.live && is_lagging(r))
-                .count();
-            let lagging = if lagging > 0 {
-                format!(" · {lagging} lagging")
-            } else {
-                String::new()
-            };
-            format!("{} channels{lagging}", s.len())
-        });
-    let queues = unreadable(&snap.queues)
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            let q = snap.queues.ok().map_or(&[][..], |v| v.as_slice());
-            let sum =
-                |f: fn(&crate::inspect::QueueView) -> u64| format::count(q.iter().map(f).sum());
-            format!(
-                "{} wait · {} flight · {} dead",
-                sum(|q| q.waiting),
-                sum(|q| q.in_flight),
-                sum(|q| q.dead_letters)
-            )
-        });
+    let streams = or_unreadable(unreadable(&snap.streams), &|| {
+        let s = snap.streams.ok().map_or(&[][..], |v| v.as_slice());
+        let lagging = s
+            .iter()
+            .flat_map(|s| &s.readers)
+            .filter(|r| r.live && is_lagging(r))
+            .count();
+        let lagging = if lagging > 0 {
+            format!(" · {lagging} lagging")
+        } else {
+            String::new()
+        };
+        format!("{} channels{lagging}", s.len())
+    });
+    let queues_of = || snap.queues.ok().map_or(&[][..], |v| v.as_slice());
+    let queues = or_unreadable(unreadable(&snap.queues), &|| {
+        let q = queues_of();
+        let waiting: u64 = q.iter().map(|q| q.waiting).sum();
+        let in_flight: u64 = q.iter().map(|q| q.in_flight).sum();
+        format!(
+            "{} waiting · {} in flight",
+            format::count(waiting),
+            format::count(in_flight)
+        )
+    });
+    let dead = or_unreadable(unreadable(&snap.queues), &|| {
+        let q = queues_of();
+        let total: u64 = q.iter().map(|q| q.dead_letters).sum();
+        let with = q.iter().filter(|q| q.dead_letters > 0).count();
+        match total {
+            0 => "none".to_string(),
+            _ => format!(
+                "{} in {with} queue{}",
+                format::count(total),
+                if with == 1 { "" } else { "s" }
+            ),
+        }
+    });
     let warnings: usize = snap
         .servers
         .iter()
-        .map(|s| server_warnings(s).len() + s.error.is_some() as usize)
+        .map(|s| server_warnings(s).len() + usize::from(s.error.is_some()))
         .sum();
-    let servers = format!("{} · {warnings} warnings", snap.servers.len());
-    let took = format!(
-        "took {} ms · {} round trips",
-        snap.took_ms, snap.round_trips
-    );
-    let line = |label: &str, value: String| {
-        let style = if value.starts_with("unreadable") || value.starts_with("ON") {
+    let plural = if warnings == 1 { "" } else { "s" };
+    let servers = format!("{} · {warnings} warning{plural}", snap.servers.len());
+    let took = format!("took {} ms · {} trips", snap.took_ms, snap.round_trips);
+    let line = |label: &str, value: String, alarm: bool| {
+        let style = if value == "unreadable" || alarm {
             t.warn
         } else {
             t.text
         };
         Line::from(vec![
-            Span::styled(format!("{label:<12}"), t.dim),
+            Span::styled(format!("{label:<13}"), t.dim),
             Span::styled(value, style),
         ])
     };
+    let maintenance_on = matches!(snap.maintenance, Source::Ok(Some(_)));
+    let dead_alarm = dead != "none";
     let left = vec![
-        line("Nodes", nodes),
-        line("Worker IDs", leases),
-        line("Locks", locks),
-        line("Maintenance", maintenance),
+        line("Nodes", nodes, false),
+        line("Worker IDs", leases, false),
+        line("Locks", locks, false),
+        line("Maintenance", maintenance, maintenance_on),
+        line("Servers", servers, false),
     ];
     let right = vec![
-        line("Streams", streams),
-        line("Queues", queues),
-        line("Servers", servers),
-        line("Snapshot", took),
+        line("Streams", streams, false),
+        line("Queues", queues, false),
+        line("Dead letters", dead, dead_alarm),
+        line("Snapshot", took, false),
     ];
     let block = Block::bordered()
         .border_style(t.border)

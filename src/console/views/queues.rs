@@ -131,9 +131,11 @@ impl View for Queues {
         let rows = self.rows(snap);
         let t = ctx.theme;
         let title = table::title("Queues", &self.nav, rows.len(), all.len(), t);
+        let mut cols = COLS;
+        cols[0] = cols[0].wanting(table::longest(rows.iter().map(|q| q.name.as_str())));
         let spec = TableSpec {
             title,
-            cols: &COLS,
+            cols: &cols,
             len: rows.len(),
             empty: "no queue",
             focused: true,

@@ -55,9 +55,11 @@ impl View for Servers {
         let [top, bottom] =
             Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(area);
         let title = table::title("Servers", &self.nav, rows.len(), snap.servers.len(), t);
+        let mut cols = COLS;
+        cols[1] = cols[1].wanting(table::longest(rows.iter().map(|s| s.url.as_str())));
         let spec = TableSpec {
             title,
-            cols: &COLS,
+            cols: &cols,
             len: rows.len(),
             empty: "no shared server (memory/local adapters only)",
             focused: true,

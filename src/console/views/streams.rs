@@ -76,9 +76,12 @@ impl View for Streams {
         let [top, bottom] =
             Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(area);
         let title = table::title("Streams", &self.nav, rows.len(), all.len(), t);
+        let mut channel_cols = CHANNEL_COLS;
+        channel_cols[0] =
+            channel_cols[0].wanting(table::longest(rows.iter().map(|s| s.channel.as_str())));
         let spec = TableSpec {
             title,
-            cols: &CHANNEL_COLS,
+            cols: &channel_cols,
             len: rows.len(),
             empty: "no sync-signal stream",
             focused: true,
@@ -116,9 +119,12 @@ impl View for Streams {
             Span::styled(format!(" Readers of {} ", s.channel), t.header),
             Span::styled(format!("{}, most behind first ", s.readers.len()), t.dim),
         ]);
+        let mut reader_cols = READER_COLS;
+        reader_cols[0] =
+            reader_cols[0].wanting(table::longest(readers.iter().map(|r| r.node_id.as_str())));
         let spec = TableSpec {
             title,
-            cols: &READER_COLS,
+            cols: &reader_cols,
             len: readers.len(),
             empty: "no node reads this channel",
             focused: false,

@@ -92,12 +92,14 @@ pub fn matches_filter(filter: &str, fields: &[&str]) -> bool {
 pub struct Col {
     /// Header.
     pub title: &'static str,
-    /// Width in cells.
+    /// Width in cells (the minimum, for a fill column).
     pub width: u16,
     /// Drop order: higher drops first.
     pub priority: u8,
-    /// Takes the space left over.
+    /// Grows into the space left, up to `want`.
     pub fill: bool,
+    /// The width a fill column would like (its longest value).
+    pub want: u16,
 }
 
 impl Col {
@@ -108,6 +110,7 @@ impl Col {
             width,
             priority,
             fill: false,
+            want: width,
         }
     }
 
@@ -118,8 +121,39 @@ impl Col {
             width,
             priority,
             fill: true,
+            want: u16::MAX,
         }
     }
+
+    /// A fill column that grows no wider than its longest value.
+    pub fn wanting(mut self, longest: usize) -> Self {
+        self.want = longest.max(self.title.len()).min(u16::MAX as usize) as u16;
+        self
+    }
+}
+
+/// The widest of some values, in characters.
+pub fn longest<'a>(values: impl Iterator<Item = &'a str>) -> usize {
+    values.map(|v| v.chars().count()).max().unwrap_or(0)
+}
+
+/// The width of each kept column: fill columns share the space left over,
+/// in order, each up to what it wants.
+pub fn widths(cols: &[Col], keep: &[usize], width: u16) -> Vec<u16> {
+    let used: u32 = keep.iter().map(|&i| cols[i].width as u32).sum::<u32>()
+        + keep.len().saturating_sub(1) as u32;
+    let mut slack = (width as u32).saturating_sub(used);
+    keep.iter()
+        .map(|&i| {
+            let c = cols[i];
+            if !c.fill {
+                return c.width;
+            }
+            let extra = slack.min(c.want.saturating_sub(c.width) as u32);
+            slack -= extra;
+            c.width + extra as u16
+        })
+        .collect()
 }
 
 /// The indices of the columns that fit in `width` (with one space between
@@ -203,14 +237,9 @@ pub fn draw_table<'a>(
         };
         rows.push(Row::new(picked).style(style));
     }
-    let widths = keep.iter().map(|&i| {
-        let c = spec.cols[i];
-        if c.fill {
-            Constraint::Min(c.width)
-        } else {
-            Constraint::Length(c.width)
-        }
-    });
+    let widths = widths(spec.cols, &keep, inner.width)
+        .into_iter()
+        .map(Constraint::Length);
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)

@@ -115,7 +115,7 @@ impl View for WorkerIds {
                 (_, _, Some(_)) => ("unreadable", t.bad),
                 (None, _, _) => ("free", t.dim),
                 (Some(_), true, _) => ("", t.ok),
-                (Some(_), false, _) => ("STALE", t.bad),
+                (Some(_), false, _) => ("stale", t.bad),
             };
             let mut style = if matches { style } else { t.dim };
             if i == self.selected {
@@ -125,7 +125,7 @@ impl View for WorkerIds {
                     t.selected,
                 );
             }
-            let w = cell_w.saturating_sub(2) as usize;
+            let w = cell_w.saturating_sub(1) as usize;
             let ttl = l.ttl_left_ms.map(format::ttl).unwrap_or_default();
             let lines: [(String, Style); 3] = [
                 (
@@ -147,7 +147,7 @@ impl View for WorkerIds {
                 ),
             ];
             for (row, (text, st)) in lines.iter().enumerate() {
-                buf.set_stringn(x + 1, y + row as u16, text, w, *st);
+                buf.set_stringn(x, y + row as u16, text, w, *st);
             }
         }
 
