@@ -103,23 +103,27 @@ fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
             format!(" {word} "),
             style.add_modifier(Modifier::REVERSED),
         ));
-        let ago = format::age(app.now_ms.saturating_sub(snap.taken_at_ms));
+    }
+    if !app.actions_enabled() {
+        spans.push(Span::styled(" read-only", t.accent));
+    }
+    if let Some(snap) = &app.snapshot {
+        let age_ms = app.now_ms.saturating_sub(snap.taken_at_ms);
+        let at = if age_ms >= 86_400_000 {
+            format::datetime(snap.taken_at_ms)
+        } else {
+            format::clock(snap.taken_at_ms)
+        };
         spans.push(Span::styled(
-            format!("  {} ({ago} ago)", format::clock(snap.taken_at_ms)),
+            format!("  {at} ({} ago)", format::age(age_ms)),
             t.dim,
         ));
     }
-    let mode = if app.actions_enabled() {
-        ""
-    } else {
-        "read-only "
-    };
     let left_w: usize = spans.iter().map(|s| s.width()).sum();
-    let room = (area.width as usize).saturating_sub(left_w + 2 + mode.len());
-    if room > 8 {
+    let room = (area.width as usize).saturating_sub(left_w + 2);
+    if room >= 8 {
         let label = format::truncate(&format!("{} ", app.options.source_label), room);
         spans.push(Span::raw(" ".repeat(room - label.chars().count() + 2)));
-        spans.push(Span::styled(mode, t.accent));
         spans.push(Span::styled(label, t.dim));
     }
     frame.render_widget(Line::from(spans), area);
