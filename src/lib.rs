@@ -2,9 +2,11 @@
 //!
 //! The library is what every node links: [`config`] reads the operators'
 //! environment, [`adapters`] holds the cache, sync signals, message queue,
-//! distributed lock, worker-ID leases and snowflake IDs.
+//! distributed lock, worker-ID leases and snowflake IDs; [`console`] is the
+//! operators' terminal UI over [`inspect`]'s snapshots.
 
 pub mod adapters;
 pub mod config;
+pub mod console;
 pub mod inspect;
 pub mod node;

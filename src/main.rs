@@ -9,7 +9,7 @@ use color_eyre::eyre::Result;
 async fn main() -> Result<()> {
     color_eyre::install()?;
     let cli = commands::Cli::parse();
-    commands::init_tracing(cli.verbose);
+    commands::init_tracing(&cli);
     let code = commands::run(cli).await?;
     std::process::exit(code);
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod console;
 mod id;
 mod node;
 
@@ -39,20 +40,27 @@ pub enum Command {
     /// Snowflake IDs: decode one into its time, worker ID and sequence.
     #[command(subcommand)]
     Id(id::IdCommand),
+    /// The operations console: a terminal UI over the cluster (or a saved snapshot).
+    Console(console::ConsoleArgs),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
-/// Set up `tracing` on stderr.
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
+/// Set up `tracing`: on stderr, except for the console, which owns the
+/// screen and logs to a file.
+pub fn init_tracing(cli: &Cli) {
+    let default = match cli.verbose {
         0 => "warn,clusterops=info",
         1 => "info,clusterops=debug",
         _ => "debug,clusterops=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    if let Command::Console(args) = &cli.command {
+        console::init_file_tracing(args, filter);
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -65,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Config(args) => config::run(args),
         Command::Node(args) => node::run(args).await,
         Command::Id(cmd) => id::run(cmd),
+        Command::Console(args) => console::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

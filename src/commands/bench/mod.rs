@@ -6,6 +6,7 @@ mod cache;
 mod lock;
 mod pubsub;
 mod queue;
+mod render;
 mod snowflake;
 
 use color_eyre::eyre::Result;
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     Lock(lock::LockBenchArgs),
     /// Message queue: messages/s end to end through the adapter vs. the raw client.
     Queue(queue::QueueBenchArgs),
+    /// Time to draw each console view at 160x48 from a large snapshot.
+    Render(render::RenderArgs),
 }
 
 pub async fn run(cmd: BenchCommand) -> Result<i32> {
@@ -32,5 +35,6 @@ pub async fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Pubsub(args) => pubsub::run(args).await,
         BenchCommand::Lock(args) => lock::run(args).await,
         BenchCommand::Queue(args) => queue::run(args).await,
+        BenchCommand::Render(args) => render::run(args),
     }
 }

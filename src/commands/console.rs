@@ -1,0 +1,130 @@
+//! `clusterops console`: the operations console, live (once the inspector
+//! is wired) or over a saved snapshot (`--snapshot FILE`, read-only).
+
+use super::EnvArgs;
+use clusterops::console::source::{FileSource, SnapshotSource};
+use clusterops::console::theme::Theme;
+use clusterops::console::{self as ui, ConsoleOptions};
+use color_eyre::eyre::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct ConsoleArgs {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Offer no action at all: look only.
+    #[arg(long)]
+    read_only: bool,
+    /// How often to read the cluster: `2s`, `500ms`, `1m`.
+    #[arg(long, default_value = "2s", value_parser = parse_interval, value_name = "DURATION")]
+    refresh: Duration,
+    /// Colour theme: `default` or `mono` (the default is `mono` when NO_COLOR is set).
+    #[arg(long, value_name = "NAME")]
+    theme: Option<String>,
+    /// Show a saved `clusterops status --json` instead of the live cluster
+    /// (read-only; re-read at every refresh).
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<PathBuf>,
+    /// Log file (default: $XDG_STATE_HOME/clusterops/console.log).
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+}
+
+/// `2s`, `500ms`, `1m`, or a number of seconds; at least 100 ms.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use 2s, 500ms or 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}, use ms, s or m")),
+    };
+    if !(0.1..=3600.0).contains(&secs) {
+        return Err(format!("{s:?}: use between 100ms and 60m"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Send `tracing` to the log file; the console owns the screen.
+pub fn init_file_tracing(args: &ConsoleArgs, filter: tracing_subscriber::EnvFilter) {
+    let path = args.log_file.clone().unwrap_or_else(ui::default_log_path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Err(e) => eprintln!(
+            "warning: no console log: cannot open {}: {e}",
+            path.display()
+        ),
+    }
+}
+
+pub async fn run(args: ConsoleArgs) -> Result<i32> {
+    let theme = match Theme::choose(args.theme.as_deref(), Theme::no_color_env()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --theme: {e}");
+            return Ok(2);
+        }
+    };
+    let (source, actions, label): (Arc<dyn SnapshotSource>, _, String) = match &args.snapshot {
+        Some(path) => (
+            Arc::new(FileSource::new(path)),
+            None,
+            format!("snapshot {}", path.display()),
+        ),
+        None => {
+            let _ = &args.env;
+            eprintln!(
+                "error: live mode needs the inspector, which is not wired in yet: use --snapshot FILE"
+            );
+            return Ok(2);
+        }
+    };
+    if let Err(e) = source.fetch().await {
+        eprintln!("error: {e}");
+        return Ok(2);
+    }
+    let read_only = args.read_only || actions.is_none();
+    let options = ConsoleOptions {
+        read_only,
+        refresh: args.refresh,
+        theme,
+        source_label: label,
+    };
+    ui::run(options, source, actions).await?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_intervals_read_like_durations() {
+        assert_eq!(parse_interval("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_interval("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_interval("10ms").is_err());
+        assert!(parse_interval("2h").is_err());
+        assert!(parse_interval("fast").is_err());
+    }
+}

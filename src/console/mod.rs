@@ -1,0 +1,95 @@
+//! The operations console: a terminal UI over [`Snapshot`]s of a cluster
+//! (eight views, k9s-style keys) that may, when not read-only, act on it
+//! through [`ops::ClusterActions`] after a confirmation.
+//!
+//! Layers: [`tui`] owns the terminal; [`app`] runs the loop and holds the
+//! state; [`views`] draw one screen each from the last snapshot; snapshots
+//! arrive from a [`source::SnapshotSource`] polled on its own task.
+//!
+//! [`Snapshot`]: crate::inspect::Snapshot
+
+pub mod action;
+pub mod app;
+pub mod changes;
+pub mod format;
+pub mod history;
+mod input;
+pub mod keys;
+pub mod ops;
+pub mod sample;
+pub mod source;
+pub mod theme;
+pub mod tui;
+mod ui;
+pub mod verdict;
+pub mod views;
+
+use app::{App, AppOptions};
+use ops::ClusterActions;
+use source::SnapshotSource;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// How to run the console.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    /// Offer no action.
+    pub read_only: bool,
+    /// How often to fetch a snapshot.
+    pub refresh: Duration,
+    /// Styles.
+    pub theme: theme::Theme,
+    /// Where snapshots come from, for the header.
+    pub source_label: String,
+}
+
+/// Run the console until the operator quits. `actions` is `None` when
+/// nothing may be changed (snapshot mode); with `read_only` it is only used
+/// to look (the dead-letter list).
+pub async fn run(
+    options: ConsoleOptions,
+    source: Arc<dyn SnapshotSource>,
+    actions: Option<Arc<dyn ClusterActions>>,
+) -> std::io::Result<()> {
+    let (snap_tx, snap_rx) = mpsc::channel(4);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let refresh = Arc::new(Notify::new());
+    let poller = source::spawn_poller(source, options.refresh, snap_tx, refresh.clone());
+    let app = App::new(
+        AppOptions {
+            read_only: options.read_only,
+            theme: options.theme,
+            source_label: options.source_label,
+            refresh: options.refresh,
+        },
+        actions,
+        out_tx,
+        refresh,
+    );
+    tracing::info!(read_only = options.read_only, "console started");
+    let mut tui = tui::Tui::enter()?;
+    let result = app::run(app, &mut tui, snap_rx, out_rx).await;
+    let restored = tui.exit();
+    poller.abort();
+    tracing::info!("console stopped");
+    result.and(restored)
+}
+
+/// Where the console logs by default: `$XDG_STATE_HOME/clusterops/console.log`,
+/// else `~/.local/state/clusterops/console.log`, else the temp directory.
+pub fn default_log_path() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    match state {
+        Some(dir) => dir.join("clusterops").join("console.log"),
+        None => std::env::temp_dir().join("clusterops-console.log"),
+    }
+}

@@ -1,0 +1,254 @@
+//! The frame around the views: header (cluster, verdict, snapshot age,
+//! mode), tab bar, the stale-data banner, the status line, and the help,
+//! prompt and confirmation overlays.
+
+use crate::console::app::{App, Mode};
+use crate::console::format;
+use crate::console::keys;
+use crate::console::views::overview::verdict_word;
+use crate::console::views::popup;
+use crate::console::views::{Ctx, ViewId};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+/// Draw the whole screen.
+pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
+    let area = frame.area();
+    let banner_text = match (&app.fetch_error, &app.snapshot) {
+        (Some((reason, at)), Some(snap)) => Some(format!(
+            " ⚠ showing data {} old · fetch failed {}, retrying: {reason}",
+            format::age(app.now_ms.saturating_sub(snap.taken_at_ms)),
+            format::clock(*at),
+        )),
+        _ => None,
+    };
+    let banner_h = match &banner_text {
+        Some(text) if text.chars().count() > area.width as usize => 2,
+        Some(_) => 1,
+        None => 0,
+    };
+    let [header, tabs, banner, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(banner_h),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(app, frame, header);
+    draw_tabs(app, frame, tabs);
+    draw_footer(app, frame, footer);
+
+    let t = &app.options.theme;
+    let Some(snap) = &app.snapshot else {
+        let lines = match &app.fetch_error {
+            Some((reason, at)) => vec![
+                Line::from(Span::styled("cannot read a snapshot", t.bad)),
+                Line::from(format!("{} at {}", reason, format::clock(*at))),
+                Line::from(Span::styled(
+                    "retrying by itself; r retries now, q quits",
+                    t.dim,
+                )),
+            ],
+            None => vec![Line::from(Span::styled(
+                format!(
+                    "waiting for the first snapshot from {}…",
+                    app.options.source_label
+                ),
+                t.dim,
+            ))],
+        };
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(Block::bordered().border_style(t.border)),
+            body,
+        );
+        return;
+    };
+    if let Some(text) = banner_text {
+        let banner_widget = Paragraph::new(text)
+            .style(t.banner)
+            .wrap(Wrap { trim: false });
+        frame.render_widget(banner_widget, banner);
+    }
+    let actions_enabled = app.actions_enabled();
+    let lookups_enabled = app.lookups_enabled();
+    let ctx = Ctx {
+        theme: &app.options.theme,
+        now_ms: app.now_ms,
+        history: &app.history,
+        events: &app.events,
+        assessment: &app.assessment,
+        actions_enabled,
+        lookups_enabled,
+    };
+    app.views[app.view.index()].draw(frame, body, snap, &ctx);
+    if app.fetch_error.is_some() {
+        frame.buffer_mut().set_style(body, app.options.theme.stale);
+    }
+    draw_overlay(app, frame, body);
+}
+
+fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.options.theme;
+    let mut spans = vec![Span::styled(" clusterops ", t.accent)];
+    if let Some(snap) = &app.snapshot {
+        spans.push(Span::styled(format!("{} ", snap.cluster), t.header));
+        let (word, style) = verdict_word(app.assessment.verdict, t);
+        spans.push(Span::styled(
+            format!(" {word} "),
+            style.add_modifier(Modifier::REVERSED),
+        ));
+    }
+    if !app.actions_enabled() {
+        spans.push(Span::styled(" read-only", t.accent));
+    }
+    if let Some(snap) = &app.snapshot {
+        let age_ms = app.now_ms.saturating_sub(snap.taken_at_ms);
+        let at = if age_ms >= 86_400_000 {
+            format::datetime(snap.taken_at_ms)
+        } else {
+            format::clock(snap.taken_at_ms)
+        };
+        spans.push(Span::styled(
+            format!("  {at} ({} ago)", format::age(age_ms)),
+            t.dim,
+        ));
+    }
+    let left_w: usize = spans.iter().map(|s| s.width()).sum();
+    let room = (area.width as usize).saturating_sub(left_w + 2);
+    if room >= 8 {
+        let label = format::truncate(&format!("{} ", app.options.source_label), room);
+        spans.push(Span::raw(" ".repeat(room - label.chars().count() + 2)));
+        spans.push(Span::styled(label, t.dim));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.options.theme;
+    let full: usize = ViewId::ALL
+        .iter()
+        .map(|v| v.title().len() + 3)
+        .sum::<usize>();
+    let mut spans = vec![Span::raw(" ")];
+    for (i, v) in ViewId::ALL.iter().enumerate() {
+        let title = if full < area.width as usize {
+            v.title()
+        } else {
+            &v.title()[..v.title().len().min(4)]
+        };
+        let style = if *v == app.view { t.selected } else { t.dim };
+        spans.push(Span::styled(format!("{} {title}", i + 1), style));
+        spans.push(Span::raw(" "));
+    }
+    frame.render_widget(Line::from(spans), area);
+}
+
+fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.options.theme;
+    let line = match &app.mode {
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", t.accent),
+            Span::raw(app.views[app.view.index()].filter().to_string()),
+            Span::styled("█", t.accent),
+            Span::styled("  Enter keep · Esc clear", t.dim),
+        ]),
+        Mode::Command(text) => Line::from(vec![
+            Span::styled(":", t.accent),
+            Span::raw(text.clone()),
+            Span::styled("█", t.accent),
+            Span::styled("  view name, Enter jump · Esc cancel", t.dim),
+        ]),
+        Mode::Prompt(_) => Line::from(Span::styled(
+            "type the reason · Enter next · Esc cancel",
+            t.dim,
+        )),
+        Mode::Confirm(_) => Line::from(Span::styled(" y confirm · n / Esc cancel", t.accent)),
+        Mode::Help => Line::from(Span::styled(" Esc close help", t.dim)),
+        Mode::Normal => match &app.status {
+            Some(s) => Line::from(Span::styled(format!(" {s}"), t.warn)),
+            None => {
+                let filter = app.views[app.view.index()].filter();
+                let mut spans = vec![];
+                if !filter.is_empty() {
+                    spans.push(Span::styled(format!(" /{filter} "), t.accent));
+                    spans.push(Span::styled("(Esc clears) ", t.dim));
+                }
+                spans.push(Span::styled(
+                    format!(" {}", keys::hint(app.view, app.actions_enabled())),
+                    t.dim,
+                ));
+                Line::from(spans)
+            }
+        },
+    };
+    frame.render_widget(line, area);
+}
+
+fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.options.theme;
+    match &app.mode {
+        Mode::Help => {
+            let keys = keys::help(app.view, app.actions_enabled());
+            let width = keys
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0)
+                + 2;
+            let mut lines: Vec<Line> = keys
+                .iter()
+                .map(|(k, what)| {
+                    Line::from(vec![
+                        Span::styled(format!("{k:<width$}"), t.accent),
+                        Span::raw(*what),
+                    ])
+                })
+                .collect();
+            if !app.actions_enabled() {
+                lines.push(Line::from(Span::styled(
+                    "read-only: no action is offered",
+                    t.dim,
+                )));
+            }
+            let title = format!("Keys: {}", app.view.title());
+            popup::draw_lines(frame, body, &title, "Esc close", lines, body.width, t);
+        }
+        Mode::Prompt(reason) => {
+            let lines = vec![
+                Line::from("Why does the cluster go into maintenance?"),
+                Line::from(vec![
+                    Span::styled("reason: ", t.dim),
+                    Span::raw(reason.clone()),
+                    Span::styled("█", t.accent),
+                ]),
+            ];
+            popup::draw_lines(
+                frame,
+                body,
+                "Set maintenance",
+                "Enter next · Esc cancel",
+                lines,
+                72,
+                t,
+            );
+        }
+        Mode::Confirm(op) => {
+            let mut lines: Vec<Line> = op.describe().into_iter().map(Line::from).collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled("y", t.accent),
+                Span::raw(" do it    "),
+                Span::styled("n / Esc", t.accent),
+                Span::raw(" cancel"),
+            ]));
+            popup::draw_lines(frame, body, op.title(), "confirm", lines, 76, t);
+        }
+        _ => {}
+    }
+}

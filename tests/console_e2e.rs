@@ -1,0 +1,228 @@
+//! The real binary in a real terminal: `clusterops console --snapshot
+//! tests/fixtures/degraded.json --read-only` inside tmux at 80x24. Reads
+//! the screen, switches views, resizes, quits with `q`, and checks the
+//! terminal came back as it was (alternate screen off, same tty modes,
+//! the shell's next line visible).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterops");
+
+/// A private tmux server (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let t = Tmux {
+            socket: format!("clusterops-e2e-{}-{nanos}", std::process::id()),
+        };
+        let out = t.tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "-s",
+            "e2e",
+            "env PS1='sh>' sh",
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is installed")
+    }
+
+    fn type_text(&self, text: &str) {
+        assert!(
+            self.tmux(&["send-keys", "-t", "e2e", "-l", text])
+                .status
+                .success()
+        );
+    }
+
+    fn key(&self, key: &str) {
+        assert!(self.tmux(&["send-keys", "-t", "e2e", key]).status.success());
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "e2e"]).stdout)
+            .into_owned()
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        let out = self.tmux(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// The screen once it shows every one of `needles` (at most 10 s).
+    fn wait_for(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let screen = self.screen();
+            if needles.iter().all(|n| screen.contains(n)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited 10 s for {needles:?}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let log = dir.path().join("console.log");
+    let tmux = Tmux::start(80, 24);
+    tmux.wait_for(&["sh>"]);
+    tmux.type_text(&format!(
+        "stty -g > {d}/before; {BIN} console --snapshot {} --read-only --log-file {}; echo EXITED:$?; stty -g > {d}/after",
+        fixture("degraded.json").display(),
+        log.display()
+    ));
+    tmux.key("Enter");
+
+    let overview = tmux.wait_for(&["1 Overview", "DEGRADED", "Verdict"]);
+    assert!(
+        overview.contains("FAIL nodes       node-b unhealthy: HTTP 503 database unreachable"),
+        "{overview}"
+    );
+    assert!(overview.contains("read-only"), "{overview}");
+    assert!(tmux.alternate_screen_on());
+
+    tmux.key("2");
+    let nodes = tmux.wait_for(&["NODE", "STATE", "node-c"]);
+    assert!(nodes.contains("≠b71e04"), "drift shows: {nodes}");
+
+    tmux.key("4");
+    let locks = tmux.wait_for(&["LOCK", "migrations"]);
+    assert!(locks.contains("node-old (dead)"), "{locks}");
+    tmux.key("X");
+    assert!(
+        !tmux.screen().contains("Force-release"),
+        "read-only: X offers nothing"
+    );
+
+    tmux.type_text(":queues");
+    tmux.key("Enter");
+    let queues = tmux.wait_for(&["QUEUE", "email"]);
+    assert!(queues.contains("DEAD"), "{queues}");
+
+    tmux.key("?");
+    tmux.wait_for(&["Keys: Queues", "read-only: no action is offered"]);
+    tmux.key("Escape");
+
+    tmux.tmux(&["resize-window", "-t", "e2e", "-x", "120", "-y", "30"]);
+    let wide = tmux.wait_for(&["CONSUMERS", "ACK RATE", "BACKEND"]);
+    assert!(
+        wide.lines().count() >= 29,
+        "redrawn at the new size:\n{wide}"
+    );
+    tmux.tmux(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);
+
+    tmux.key("q");
+    let after = tmux.wait_for(&["EXITED:0"]);
+    assert!(
+        !tmux.alternate_screen_on(),
+        "alternate screen is off after exit"
+    );
+    assert!(
+        !after.contains("1 Overview"),
+        "the console's screen is gone:\n{after}"
+    );
+    tmux.wait_for(&["EXITED:0\nsh>"]);
+    let before = std::fs::read_to_string(dir.path().join("before")).unwrap();
+    let after = std::fs::read_to_string(dir.path().join("after")).unwrap();
+    assert_eq!(
+        before, after,
+        "the tty modes are restored (raw mode is off)"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("console started") && logged.contains("console stopped"),
+        "{logged}"
+    );
+}
+
+#[test]
+fn live_mode_without_the_inspector_says_so_and_exits_2() {
+    let out = Command::new(BIN).args(["console"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("live mode needs the inspector"), "{err}");
+}
+
+#[test]
+fn a_missing_snapshot_file_is_an_error_before_the_screen_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.json");
+    let log = dir.path().join("console.log");
+    let out = Command::new(BIN)
+        .args([
+            "console",
+            "--snapshot",
+            missing.to_str().unwrap(),
+            "--log-file",
+            log.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read") && err.contains("nope.json"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing drawn");
+}
+
+#[test]
+fn an_unknown_theme_is_refused() {
+    let out = Command::new(BIN)
+        .args([
+            "console",
+            "--theme",
+            "neon",
+            "--snapshot",
+            fixture("healthy.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use one of default, mono"));
+}
