@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 /// The shared Redis of the machine (override with CLUSTEROPS_TEST_REDIS_URL).
 pub fn redis_url() -> String {
-    std::env::var("CLUSTEROPS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
+    std::env::var("CLUSTEROPS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
 }
 
 /// The shared RabbitMQ (override with CLUSTEROPS_TEST_AMQP_URL).
 pub fn amqp_url() -> String {
-    std::env::var("CLUSTEROPS_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+    std::env::var("CLUSTEROPS_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
 }
 
 /// A unique namespace for one test; every key under it is deleted on drop.
@@ -114,7 +116,16 @@ impl PrivateRedis {
 
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
