@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[derive(Default)]
 pub struct ScriptedOperator {
     answers: Mutex<BTreeMap<String, VecDeque<Decision>>>,
+    /// Never answer prompts of this kind (to crash a run while it waits).
+    pub hang_on: Mutex<Option<PromptKind>>,
     pub prompts: Mutex<Vec<Prompt>>,
     pub progress: Mutex<Vec<Progress>>,
 }
@@ -47,6 +49,9 @@ impl ScriptedOperator {
 impl Operator for ScriptedOperator {
     async fn confirm(&self, prompt: &Prompt) -> Decision {
         self.prompts.lock().push(prompt.clone());
+        if *self.hang_on.lock() == Some(prompt.kind) {
+            futures::future::pending::<()>().await;
+        }
         let queued = self
             .answers
             .lock()
