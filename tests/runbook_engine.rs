@@ -343,6 +343,16 @@ async fn a_full_upgrade_runs_every_step_in_order_and_journals_it() {
     ] {
         assert!(out.contains(needle), "{needle:?} missing in:\n{out}");
     }
+    // A console's view of the run: each step with its output and times.
+    let view = clusterops::runbook::view::last_run(&entries).unwrap();
+    assert_eq!(view.finished, Some(RunEnd::Completed));
+    assert_eq!(view.steps.len(), 8);
+    let backup_view = &view.steps[3];
+    assert_eq!(backup_view.kind, StepKind::Backup);
+    assert!(backup_view.description.contains("pg_dump -Fc"));
+    assert!(backup_view.output.iter().any(|l| l.contains("sha256")));
+    assert!(backup_view.started_at_ms.unwrap() <= backup_view.ended_at_ms.unwrap());
+    assert_eq!(backup_view.result, Some(StepResult::Succeeded));
     // Every journal line reached the Redis stream, in order.
     assert_eq!(s.stream_len(), entries.len());
     let audit = audit::read(&s.state_dir).unwrap();
@@ -413,6 +423,16 @@ async fn a_failing_first_node_rolls_back_to_the_backup_and_the_previous_version(
     );
     assert!(!s.cluster.maintenance_now());
     assert!(audit::format(&audit::read(&s.state_dir).unwrap()).contains("rolled back"));
+    let view = clusterops::runbook::view::last_run(&entries).unwrap();
+    assert_eq!(
+        view.steps.len(),
+        12,
+        "the rollback steps are shown once it started"
+    );
+    assert!(matches!(
+        view.steps[4].result,
+        Some(StepResult::Failed { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

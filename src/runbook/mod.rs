@@ -33,6 +33,7 @@ pub mod operator;
 pub mod plan;
 pub mod probe;
 mod steps;
+pub mod view;
 
 pub use cluster::{
     Actor, ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, NodeReport,
