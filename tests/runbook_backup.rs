@@ -25,6 +25,13 @@ fn database_urls_are_parsed_and_never_shown_with_their_password() {
         (DbKind::Postgres, "db1", 6543, "app", "shop")
     );
     assert!(!format!("{db:?} {}", db.describe()).contains("s3cr"));
+    assert_eq!(
+        Database::from_url("postgres://h/db?sslmode=require")
+            .unwrap()
+            .sslmode
+            .as_deref(),
+        Some("require")
+    );
     let my = Database::from_url("mariadb://root@127.0.0.1/test").unwrap();
     assert_eq!((my.kind, my.port), (DbKind::Mysql, 3306));
     let err = Database::from_url("postgres://u:topsecret@h:5432")
@@ -53,6 +60,12 @@ async fn a_postgres_backup_is_verified_checksummed_and_restores_the_data() {
     assert!(!dir.path().join("shop-r1.dump.part").exists());
     let meta = std::fs::metadata(&rec.file).unwrap();
     assert_eq!(meta.len(), rec.bytes);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o600,
+        "the dump is readable by its owner only"
+    );
     assert_eq!(
         *seen.lock().last().unwrap(),
         rec.bytes,

@@ -91,6 +91,8 @@ pub struct Database {
     password: Option<String>,
     /// Database name.
     pub name: String,
+    /// PostgreSQL `sslmode` from the URL's query, passed as `PGSSLMODE`.
+    pub sslmode: Option<String>,
 }
 
 impl std::fmt::Debug for Database {
@@ -141,6 +143,10 @@ impl Database {
             user,
             password: url.password().map(decode),
             name: decode(&name),
+            sslmode: url
+                .query_pairs()
+                .find(|(k, _)| k == "sslmode")
+                .map(|(_, v)| v.into_owned()),
         })
     }
 
@@ -172,6 +178,9 @@ impl Database {
                 ]);
                 if let Some(p) = &self.password {
                     cmd.env("PGPASSWORD", p);
+                }
+                if let Some(m) = &self.sslmode {
+                    cmd.env("PGSSLMODE", m);
                 }
             }
             DbKind::Mysql => {
@@ -304,7 +313,13 @@ pub async fn backup(
         status: "no stdout".to_string(),
         stderr: String::new(),
     })?;
-    let mut out = tokio::fs::File::create(&part)
+    // The dump holds every row of the database: readable by its owner only.
+    let mut out = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&part)
         .await
         .map_err(io(&part, "create it"))?;
     let mut hasher = Sha256::new();
