@@ -10,3 +10,4 @@ pub mod config;
 pub mod console;
 pub mod inspect;
 pub mod node;
+pub mod runbook;

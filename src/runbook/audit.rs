@@ -1,0 +1,261 @@
+//! The audit: who ran which upgrade, when, every decision (confirm, skip,
+//! retry, abort, rollback) and how it ended, read back from the journals
+//! in the state directory (`clusterops audit`).
+
+use super::backup::BackupRecord;
+use super::cluster::Actor;
+use super::journal::{self, Entry, Event, JournalError, RunEnd, StepResult, format_ms};
+use super::operator::{Decision, PromptKind};
+use super::plan::StepKind;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditDecision {
+    /// Unix ms.
+    pub at_ms: u64,
+    /// Step asking.
+    pub step: StepKind,
+    /// Why it asked.
+    pub prompt: PromptKind,
+    /// The answer.
+    pub decision: Decision,
+    /// Who answered.
+    pub by: Actor,
+}
+
+/// How one step ended (each attempt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditStep {
+    /// Unix ms.
+    pub at_ms: u64,
+    /// Step.
+    pub step: StepKind,
+    /// Result.
+    pub result: StepResult,
+}
+
+/// One run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRun {
+    /// The journal it was read from.
+    pub journal: PathBuf,
+    /// Cluster.
+    pub cluster: String,
+    /// Run id.
+    pub run_id: String,
+    /// Target version.
+    pub target_version: String,
+    /// Previous version.
+    pub previous_version: Option<String>,
+    /// Who started it.
+    pub started_by: Actor,
+    /// When.
+    pub started_at_ms: u64,
+    /// Resumes: who and when.
+    pub resumed: Vec<(Actor, u64)>,
+    /// Step results in order.
+    pub steps: Vec<AuditStep>,
+    /// Decisions in order.
+    pub decisions: Vec<AuditDecision>,
+    /// The backup.
+    pub backup: Option<BackupRecord>,
+    /// Why the rollback started.
+    pub rollback: Option<String>,
+    /// How it ended (`None`: unfinished).
+    pub outcome: Option<RunEnd>,
+    /// Who ended it and when.
+    pub finished: Option<(Actor, u64)>,
+}
+
+/// Every run found, oldest first, and notes about the files read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    /// Runs.
+    pub runs: Vec<AuditRun>,
+    /// E.g. a truncated last line that was left out.
+    pub notes: Vec<String>,
+}
+
+/// Read every `<state dir>/<cluster>/journal.jsonl`. A truncated last line
+/// is left out with a note; a garbage line is an error naming file and line.
+pub fn read(state_dir: &Path) -> Result<Audit, JournalError> {
+    let mut audit = Audit::default();
+    let dirs = match std::fs::read_dir(state_dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(audit),
+        Err(source) => {
+            return Err(JournalError::Io {
+                path: state_dir.to_path_buf(),
+                action: "list the state directory",
+                source,
+            });
+        }
+    };
+    let mut paths: Vec<PathBuf> = dirs
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("journal.jsonl"))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| JournalError::Io {
+            path: path.clone(),
+            action: "read it",
+            source,
+        })?;
+        let (entries, truncated) = journal::parse(&path, &text, true)?;
+        if let Some(line) = truncated {
+            audit.notes.push(format!(
+                "{} line {line} is truncated (the runbook stopped while writing it) and was left out",
+                path.display()
+            ));
+        }
+        audit.runs.extend(runs(&path, &entries));
+    }
+    audit.runs.sort_by_key(|r| r.started_at_ms);
+    Ok(audit)
+}
+
+/// Group one journal's entries into runs.
+pub fn runs(path: &Path, entries: &[Entry]) -> Vec<AuditRun> {
+    let mut out: Vec<AuditRun> = Vec::new();
+    for e in entries {
+        if let Event::RunStarted {
+            cluster,
+            target_version,
+            previous_version,
+            by,
+            ..
+        } = &e.event
+        {
+            out.push(AuditRun {
+                journal: path.to_path_buf(),
+                cluster: cluster.clone(),
+                run_id: e.run_id.clone(),
+                target_version: target_version.clone(),
+                previous_version: previous_version.clone(),
+                started_by: by.clone(),
+                started_at_ms: e.at_ms,
+                resumed: Vec::new(),
+                steps: Vec::new(),
+                decisions: Vec::new(),
+                backup: None,
+                rollback: None,
+                outcome: None,
+                finished: None,
+            });
+            continue;
+        }
+        let Some(run) = out.iter_mut().rev().find(|r| r.run_id == e.run_id) else {
+            continue;
+        };
+        match &e.event {
+            Event::RunResumed { by } => run.resumed.push((by.clone(), e.at_ms)),
+            Event::StepFinished { step, result } => run.steps.push(AuditStep {
+                at_ms: e.at_ms,
+                step: *step,
+                result: result.clone(),
+            }),
+            Event::Decision {
+                step,
+                prompt,
+                decision,
+                by,
+            } => run.decisions.push(AuditDecision {
+                at_ms: e.at_ms,
+                step: *step,
+                prompt: *prompt,
+                decision: *decision,
+                by: by.clone(),
+            }),
+            Event::Backup { record } => run.backup = Some(record.clone()),
+            Event::RollbackStarted { reason } => run.rollback = Some(reason.clone()),
+            Event::RunFinished { outcome, by } => {
+                run.outcome = Some(*outcome);
+                run.finished = Some((by.clone(), e.at_ms));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The audit as text, one block per run.
+pub fn format(audit: &Audit) -> String {
+    let mut s = String::new();
+    if audit.runs.is_empty() {
+        s.push_str("No runbook runs recorded.\n");
+    }
+    for r in &audit.runs {
+        let outcome = match r.outcome {
+            Some(RunEnd::Completed) => "completed",
+            Some(RunEnd::RolledBack) => "rolled back",
+            Some(RunEnd::Aborted) => "aborted",
+            None => "UNFINISHED",
+        };
+        let _ = writeln!(
+            s,
+            "run {} on cluster {}: {} -> {}: {outcome}",
+            r.run_id,
+            r.cluster,
+            r.previous_version.as_deref().unwrap_or("?"),
+            r.target_version
+        );
+        let _ = writeln!(
+            s,
+            "  started  {} by {}",
+            format_ms(r.started_at_ms),
+            r.started_by
+        );
+        for (by, at) in &r.resumed {
+            let _ = writeln!(s, "  resumed  {} by {by}", format_ms(*at));
+        }
+        for st in &r.steps {
+            let result = match &st.result {
+                StepResult::Succeeded => "succeeded".to_string(),
+                StepResult::Skipped => "SKIPPED".to_string(),
+                StepResult::Failed { error } => format!("FAILED: {error}"),
+            };
+            let _ = writeln!(
+                s,
+                "  {}  {:<40} {result}",
+                format_ms(st.at_ms),
+                st.step.title()
+            );
+        }
+        for d in &r.decisions {
+            let _ = writeln!(
+                s,
+                "  decision {} by {}: {} at {} ({:?})",
+                format_ms(d.at_ms),
+                d.by,
+                d.decision.as_str(),
+                d.step.title(),
+                d.prompt
+            );
+        }
+        if let Some(b) = &r.backup {
+            let _ = writeln!(
+                s,
+                "  backup   {} ({} bytes, sha256 {})",
+                b.file.display(),
+                b.bytes,
+                b.sha256
+            );
+        }
+        if let Some(reason) = &r.rollback {
+            let _ = writeln!(s, "  rollback {reason}");
+        }
+        if let Some((by, at)) = &r.finished {
+            let _ = writeln!(s, "  ended    {} by {by}: {outcome}", format_ms(*at));
+        }
+        s.push('\n');
+    }
+    for n in &audit.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
+}

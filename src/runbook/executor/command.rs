@@ -1,0 +1,240 @@
+//! The `command` executor: per-node shell command templates (`ssh app1
+//! docker compose stop app`, `systemctl …`). The only substituted values
+//! are `{node}` (a node name from the configuration file) and `{version}`
+//! (the version asked for), both checked against the safe-value pattern
+//! before anything runs; nothing read from Redis is ever put in a command.
+//! Commands run with `sh -c` in their own process group, output captured
+//! into the step output, killed after the timeout.
+
+use super::{ExecError, Executor, NodeSlot, StepIo, check_value, slots_of};
+use crate::runbook::config::{CommandConfig, NodeConfig};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Placeholders a template may use.
+pub const PLACEHOLDERS: [&str; 2] = ["node", "version"];
+
+/// Check a template: every `{word}` (not `${word}`, which is the shell's)
+/// must be `{node}` or `{version}`.
+pub fn check_template(template: &str) -> Result<(), String> {
+    for name in placeholders(template) {
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}} in {template:?}; only {{node}} and {{version}} are substituted"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn placeholders(template: &str) -> Vec<&str> {
+    let bytes = template.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'{' && (i == 0 || bytes[i - 1] != b'$') {
+            let rest = &template[i + 1..];
+            let word_len = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            if word_len > 0 && rest.as_bytes().get(word_len) == Some(&b'}') {
+                out.push(&rest[..word_len]);
+                i += word_len + 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Substitute `{node}` and `{version}` after checking both values.
+pub fn render(template: &str, node: &str, version: Option<&str>) -> Result<String, ExecError> {
+    check_value("node name", node)?;
+    if let Some(v) = version {
+        check_value("version", v)?;
+    }
+    check_template(template).map_err(|e| ExecError::Process {
+        node: node.to_string(),
+        message: e,
+    })?;
+    let mut out = template.replace("{node}", node);
+    if let Some(v) = version {
+        out = out.replace("{version}", v);
+    } else if out.contains("{version}") {
+        return Err(ExecError::Process {
+            node: node.to_string(),
+            message: format!("{template:?} uses {{version}} where no version applies"),
+        });
+    }
+    Ok(out)
+}
+
+/// Shell command templates.
+#[derive(Debug, Clone)]
+pub struct CommandExecutor {
+    config: CommandConfig,
+    nodes: Vec<NodeConfig>,
+}
+
+impl CommandExecutor {
+    /// Templates and nodes from the configuration.
+    pub fn new(config: CommandConfig, nodes: Vec<NodeConfig>) -> Self {
+        Self { config, nodes }
+    }
+
+    /// Run one rendered command with `sh -c`, output lines to `io`.
+    pub async fn run(&self, node: &str, command: &str, io: &dyn StepIo) -> Result<(), ExecError> {
+        io.line(&format!("{node}: $ {command}"));
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| ExecError::Process {
+                node: node.to_string(),
+                message: format!("cannot run sh: {e}"),
+            })?;
+        let pid = child.id();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    let _ = tx.send(l);
+                }
+            });
+        }
+        drop(tx);
+        let mut captured: Vec<String> = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.timeout_s);
+        let status = loop {
+            tokio::select! {
+                line = rx.recv() => match line {
+                    Some(l) => {
+                        io.line(&format!("{node}: {l}"));
+                        captured.push(l);
+                    }
+                    None => {
+                        // Both pipes closed; wait for the exit (bounded by the deadline).
+                        match tokio::time::timeout_at(deadline, child.wait()).await {
+                            Ok(s) => break s,
+                            Err(_) => break Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                        }
+                    }
+                },
+                s = child.wait() => {
+                    // Lines still in the pipes (bounded: a background child
+                    // may keep them open).
+                    while let Ok(Some(l)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+                        io.line(&format!("{node}: {l}"));
+                        captured.push(l);
+                    }
+                    break s;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    break Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+                }
+            }
+        };
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(ExecError::Command {
+                node: node.to_string(),
+                command: command.to_string(),
+                status: s.to_string(),
+                output: captured[captured.len().saturating_sub(5)..].join(" | "),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                if let Some(pid) = pid {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                let _ = child.wait().await;
+                Err(ExecError::Timeout {
+                    node: node.to_string(),
+                    what: format!("`{command}`"),
+                    secs: self.config.timeout_s,
+                })
+            }
+            Err(e) => Err(ExecError::Process {
+                node: node.to_string(),
+                message: format!("waiting for `{command}`: {e}"),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for CommandExecutor {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+
+    fn slots(&self) -> Vec<NodeSlot> {
+        slots_of(&self.nodes)
+    }
+
+    fn describe_stop(&self) -> String {
+        format!(
+            "run `{}` for each node (timeout {} s)",
+            self.config.stop, self.config.timeout_s
+        )
+    }
+
+    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
+        let show = |t: &str| render(t, &slot.name, Some(version)).unwrap_or_else(|e| e.to_string());
+        match &self.config.upgrade {
+            Some(u) => format!("run `{}` then `{}`", show(u), show(&self.config.start)),
+            None => format!("run `{}`", show(&self.config.start)),
+        }
+    }
+
+    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
+        // Render every command first: a bad value refuses the whole step.
+        let commands = self
+            .nodes
+            .iter()
+            .map(|n| render(&self.config.stop, &n.name, None).map(|c| (n.name.clone(), c)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (node, cmd) in commands {
+            self.run(&node, &cmd, io).await?;
+        }
+        Ok(())
+    }
+
+    async fn start(
+        &self,
+        slot: &NodeSlot,
+        version: &str,
+        io: &dyn StepIo,
+    ) -> Result<(), ExecError> {
+        let upgrade = match &self.config.upgrade {
+            Some(t) => Some(render(t, &slot.name, Some(version))?),
+            None => None,
+        };
+        let start = render(&self.config.start, &slot.name, Some(version))?;
+        if let Some(cmd) = upgrade {
+            self.run(&slot.name, &cmd, io).await?;
+        }
+        self.run(&slot.name, &start, io).await
+    }
+}

@@ -1,0 +1,307 @@
+//! The `kubernetes` executor: one Deployment or StatefulSet is the cluster.
+//! Stop = scale to 0 and wait for its pods to go; starting the first node =
+//! set the container's image tag to the version, scale to 1, wait for the
+//! pod to be Ready; each further node = scale one more and wait. The engine
+//! then checks each node's own health through the registry.
+
+use super::{ExecError, Executor, NodeSlot, StepIo, check_value};
+use crate::runbook::config::KubernetesConfig;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Poll interval while waiting for pods.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A Deployment or StatefulSet through the Kubernetes API.
+#[derive(Clone)]
+pub struct KubernetesExecutor {
+    config: KubernetesConfig,
+    client: kube::Client,
+    wait: Duration,
+}
+
+fn kerr(action: &str) -> impl Fn(kube::Error) -> ExecError + '_ {
+    move |e| ExecError::Kubernetes(format!("{action}: {e}"))
+}
+
+impl KubernetesExecutor {
+    /// Connect to `config.api_url`, else the kubeconfig or in-cluster config.
+    pub async fn connect(config: KubernetesConfig) -> Result<Self, ExecError> {
+        // Both rustls crypto providers are linked (lapin brings aws-lc-rs,
+        // kube and reqwest ring), so rustls cannot pick one by itself and
+        // would panic: choose ring for the process unless someone already did.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match &config.api_url {
+            Some(url) => {
+                let uri = url
+                    .parse()
+                    .map_err(|e| ExecError::Kubernetes(format!("api_url {url:?}: {e}")))?;
+                kube::Client::try_from(kube::Config::new(uri))
+                    .map_err(kerr("creating the client"))?
+            }
+            None => kube::Client::try_default()
+                .await
+                .map_err(kerr("reading the kubeconfig or in-cluster configuration"))?,
+        };
+        Ok(Self::with_client(config, client))
+    }
+
+    /// Use an existing client.
+    pub fn with_client(config: KubernetesConfig, client: kube::Client) -> Self {
+        let wait = Duration::from_secs(config.pod_wait_s);
+        Self {
+            config,
+            client,
+            wait,
+        }
+    }
+
+    fn is_statefulset(&self) -> bool {
+        self.config.workload == "statefulset"
+    }
+
+    fn what(&self) -> String {
+        what(&self.config)
+    }
+
+    async fn scale(&self, replicas: u32, io: &dyn StepIo) -> Result<(), ExecError> {
+        let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
+        let pp = PatchParams::default();
+        let name = &self.config.name;
+        let action = format!("scaling {} to {replicas}", self.what());
+        if self.is_statefulset() {
+            let api: Api<StatefulSet> =
+                Api::namespaced(self.client.clone(), &self.config.namespace);
+            api.patch_scale(name, &pp, &patch)
+                .await
+                .map_err(kerr(&action))?;
+        } else {
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.config.namespace);
+            api.patch_scale(name, &pp, &patch)
+                .await
+                .map_err(kerr(&action))?;
+        }
+        io.line(&format!("scaled {} to {replicas}", self.what()));
+        Ok(())
+    }
+
+    /// The pod label selector and the container's current image.
+    async fn read_workload(&self) -> Result<(String, Option<String>), ExecError> {
+        let action = format!("reading {}", self.what());
+        let (selector, containers) = if self.is_statefulset() {
+            let api: Api<StatefulSet> =
+                Api::namespaced(self.client.clone(), &self.config.namespace);
+            let s = api.get(&self.config.name).await.map_err(kerr(&action))?;
+            let spec = s.spec;
+            (
+                spec.selector.match_labels,
+                spec.template.spec.map(|p| p.containers),
+            )
+        } else {
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.config.namespace);
+            let d = api.get(&self.config.name).await.map_err(kerr(&action))?;
+            let spec = d.spec;
+            (
+                spec.selector.match_labels,
+                spec.template.spec.map(|p| p.containers),
+            )
+        };
+        let labels = selector.unwrap_or_default();
+        if labels.is_empty() {
+            return Err(ExecError::Kubernetes(format!(
+                "{} has no spec.selector.matchLabels; the executor finds its pods by them",
+                self.what()
+            )));
+        }
+        let selector = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let image = containers
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.name == self.config.container)
+            .and_then(|c| c.image);
+        Ok((selector, image))
+    }
+
+    async fn set_image(&self, image: &str, io: &dyn StepIo) -> Result<(), ExecError> {
+        let patch = Patch::Strategic(json!({
+            "spec": { "template": { "spec": { "containers": [
+                { "name": self.config.container, "image": image }
+            ] } } }
+        }));
+        let pp = PatchParams::default();
+        let action = format!("setting the image of {}", self.what());
+        if self.is_statefulset() {
+            let api: Api<StatefulSet> =
+                Api::namespaced(self.client.clone(), &self.config.namespace);
+            api.patch(&self.config.name, &pp, &patch)
+                .await
+                .map_err(kerr(&action))?;
+        } else {
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.config.namespace);
+            api.patch(&self.config.name, &pp, &patch)
+                .await
+                .map_err(kerr(&action))?;
+        }
+        io.line(&format!(
+            "set container {} of {} to {image}",
+            self.config.container,
+            self.what()
+        ));
+        Ok(())
+    }
+
+    /// Pods of the workload: (total, Ready ones running `image` if given).
+    async fn pods(&self, selector: &str, image: Option<&str>) -> Result<(usize, usize), ExecError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.config.namespace);
+        let list = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(kerr("listing pods"))?;
+        let total = list.items.len();
+        let ready = list
+            .items
+            .iter()
+            .filter(|p| {
+                let is_ready = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                let right_image = image.is_none_or(|want| {
+                    p.spec.as_ref().is_some_and(|s| {
+                        s.containers.iter().any(|c| {
+                            c.name == self.config.container && c.image.as_deref() == Some(want)
+                        })
+                    })
+                });
+                is_ready && right_image
+            })
+            .count();
+        Ok((total, ready))
+    }
+
+    fn image(&self, version: &str) -> String {
+        format!("{}:{version}", self.config.image)
+    }
+}
+
+fn what(config: &KubernetesConfig) -> String {
+    format!("{} {}/{}", config.workload, config.namespace, config.name)
+}
+
+/// `replica-1` .. `replica-N`; node ids unknown (pods are counted).
+pub fn slots(config: &KubernetesConfig) -> Vec<NodeSlot> {
+    (0..config.replicas as usize)
+        .map(|index| NodeSlot {
+            index,
+            name: format!("replica-{}", index + 1),
+            node_id: None,
+        })
+        .collect()
+}
+
+/// What stopping does.
+pub fn describe_stop(config: &KubernetesConfig) -> String {
+    format!(
+        "scale {} to 0 and wait until its pods are gone",
+        what(config)
+    )
+}
+
+/// What starting `slot` does.
+pub fn describe_start(config: &KubernetesConfig, slot: &NodeSlot, version: &str) -> String {
+    if slot.index == 0 {
+        format!(
+            "set container {} of {} to {}:{version}, scale to 1, wait for the pod to be Ready",
+            config.container,
+            what(config),
+            config.image
+        )
+    } else {
+        format!(
+            "scale {} to {} and wait for the new pod to be Ready",
+            what(config),
+            slot.index + 1
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for KubernetesExecutor {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn slots(&self) -> Vec<NodeSlot> {
+        slots(&self.config)
+    }
+
+    fn describe_stop(&self) -> String {
+        describe_stop(&self.config)
+    }
+
+    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
+        describe_start(&self.config, slot, version)
+    }
+
+    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
+        let (selector, _) = self.read_workload().await?;
+        self.scale(0, io).await?;
+        let started = Instant::now();
+        loop {
+            let (total, _) = self.pods(&selector, None).await?;
+            if total == 0 {
+                io.line(&format!("no pods left ({selector})"));
+                return Ok(());
+            }
+            if started.elapsed() > self.wait {
+                return Err(ExecError::Timeout {
+                    node: self.what(),
+                    what: format!("scale to 0 ({total} pods left)"),
+                    secs: self.wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn start(
+        &self,
+        slot: &NodeSlot,
+        version: &str,
+        io: &dyn StepIo,
+    ) -> Result<(), ExecError> {
+        check_value("version", version)?;
+        let image = self.image(version);
+        let (selector, current) = self.read_workload().await?;
+        if current.as_deref() != Some(image.as_str()) {
+            self.set_image(&image, io).await?;
+        }
+        let want = slot.index as u32 + 1;
+        self.scale(want, io).await?;
+        let started = Instant::now();
+        loop {
+            let (_, ready) = self.pods(&selector, Some(&image)).await?;
+            if ready >= want as usize {
+                io.line(&format!("{ready} pod(s) Ready on {image}"));
+                return Ok(());
+            }
+            if started.elapsed() > self.wait {
+                return Err(ExecError::Timeout {
+                    node: slot.name.clone(),
+                    what: format!("pod Ready on {image} ({ready} of {want})"),
+                    secs: self.wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}

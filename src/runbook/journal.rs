@@ -1,0 +1,506 @@
+//! The journal: every runbook event appended (and fsynced) as one JSON line
+//! to `<state dir>/<cluster>/journal.jsonl`, mirrored to the Redis stream
+//! `{ns}:runbook:journal`; read back to resume a run and for the audit.
+
+use super::backup::BackupRecord;
+use super::cluster::Actor;
+use super::operator::{Decision, PromptKind};
+use super::plan::StepKind;
+use crate::config::Namespace;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Approximate length the Redis mirror stream is trimmed to.
+pub const MIRROR_MAXLEN: u64 = 10_000;
+/// Longest output line kept in the journal (longer ones are cut).
+pub const MAX_LINE: usize = 2000;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `2025-03-04 05:06:07 UTC` from Unix ms.
+pub fn format_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StepResult {
+    /// Done.
+    Succeeded,
+    /// Failed; the operator decides next.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+    /// Skipped on the operator's decision.
+    Skipped,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEnd {
+    /// Every step done (or skipped): the cluster runs the target version.
+    Completed,
+    /// Rolled back to the previous version and the backup.
+    RolledBack,
+    /// Stopped by the operator; the cluster stays as the last step left it.
+    Aborted,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run begins.
+    RunStarted {
+        /// Cluster name.
+        cluster: String,
+        /// Version to upgrade to.
+        target_version: String,
+        /// Version the nodes ran before (the rollback target).
+        previous_version: Option<String>,
+        /// Executor kind.
+        executor: String,
+        /// Who started it.
+        by: Actor,
+    },
+    /// A run continues after a crash or a pause.
+    RunResumed {
+        /// Who resumed it.
+        by: Actor,
+    },
+    /// A step begins.
+    StepStarted {
+        /// Step.
+        step: StepKind,
+        /// Attempt, from 1.
+        attempt: u32,
+        /// What it will do.
+        description: String,
+    },
+    /// One line of a step's output.
+    Output {
+        /// Step.
+        step: StepKind,
+        /// The line.
+        line: String,
+    },
+    /// A step ended.
+    StepFinished {
+        /// Step.
+        step: StepKind,
+        /// How.
+        #[serde(flatten)]
+        result: StepResult,
+    },
+    /// The operator answered a question.
+    Decision {
+        /// Step asking.
+        step: StepKind,
+        /// Why it asked.
+        prompt: PromptKind,
+        /// The answer.
+        decision: Decision,
+        /// Who answered.
+        by: Actor,
+    },
+    /// The backup is written and verified.
+    Backup {
+        /// Where and what.
+        #[serde(flatten)]
+        record: BackupRecord,
+    },
+    /// The rollback begins.
+    RollbackStarted {
+        /// Why.
+        reason: String,
+    },
+    /// The run stops after a step, on request; resume continues it.
+    RunPaused {
+        /// Last step done.
+        after: StepKind,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        outcome: RunEnd,
+        /// Who (or what) ended it.
+        by: Actor,
+    },
+}
+
+/// One journal line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the file, from 1.
+    pub seq: u64,
+    /// Unix ms.
+    pub at_ms: u64,
+    /// The run.
+    pub run_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// A journal that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// Reading or writing the file failed.
+    #[error(
+        "journal {path}: cannot {action}: {source}; check the state directory (--state-dir) is writable"
+    )]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The last line was cut while being written (the runbook was killed).
+    #[error(
+        "journal {path} line {line}: the last line is truncated (the runbook stopped while \
+         writing it); run `clusterops upgrade --resume --repair-journal` to drop it, or \
+         `clusterops upgrade --abort` to end the run"
+    )]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+    },
+    /// A complete line that is not a runbook event.
+    #[error(
+        "journal {path} line {line} is not a runbook event ({reason}); the file was edited or \
+         damaged: fix or delete that line by hand, or move the file aside (keep it for the \
+         audit) to start afresh"
+    )]
+    Garbage {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// The parser's complaint.
+        reason: String,
+    },
+}
+
+/// `<state dir>/<cluster>/journal.jsonl`.
+pub fn journal_path(state_dir: &Path, cluster: &str) -> PathBuf {
+    state_dir.join(cluster).join("journal.jsonl")
+}
+
+/// Parse a journal's text. `lenient`: a truncated last line is dropped and
+/// reported in the second value instead of failing.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    lenient: bool,
+) -> Result<(Vec<Entry>, Option<usize>), JournalError> {
+    let mut entries = Vec::new();
+    let ends_with_newline = text.ends_with('\n');
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let last = lines.len();
+    for (i, raw) in lines.iter().enumerate() {
+        let line_no = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(raw) {
+            Ok(e) => entries.push(e),
+            Err(err) => {
+                if line_no == last && !ends_with_newline {
+                    if lenient {
+                        return Ok((entries, Some(line_no)));
+                    }
+                    return Err(JournalError::Truncated {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                    });
+                }
+                return Err(JournalError::Garbage {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    reason: err.to_string(),
+                });
+            }
+        }
+    }
+    Ok((entries, None))
+}
+
+fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
+    let path = path.to_path_buf();
+    move |source| JournalError::Io {
+        path,
+        action,
+        source,
+    }
+}
+
+/// Read a journal strictly (a missing file is empty).
+pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(path, &text, false).map(|(e, _)| e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(path, "read it")(e)),
+    }
+}
+
+/// Drop a truncated last line. Returns the line dropped, if any. A garbage
+/// line elsewhere is still an error (this does not guess).
+pub fn repair(path: &Path) -> Result<Option<usize>, JournalError> {
+    let text = std::fs::read_to_string(path).map_err(io(path, "read it"))?;
+    let (_, dropped) = parse(path, &text, true)?;
+    if dropped.is_some() {
+        let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path, "open it"))?;
+        file.set_len(keep as u64).map_err(io(path, "truncate it"))?;
+        file.sync_all().map_err(io(path, "fsync it"))?;
+    }
+    Ok(dropped)
+}
+
+/// An open journal, appending with fsync.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: Mutex<(File, u64)>,
+}
+
+impl Journal {
+    /// Open (or create) the journal and read what it holds. A truncated last
+    /// line or a garbage line is an error naming the file and line.
+    pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>), JournalError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(path, "create its folder"))?;
+        }
+        let entries = read(path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(path, "open it for appending"))?;
+        // A complete last line without its newline (killed between the two
+        // writes): finish it so the next entry starts on its own line.
+        let len = file.metadata().map_err(io(path, "stat it"))?.len();
+        if len > 0 {
+            let text = std::fs::read(path).map_err(io(path, "read it"))?;
+            if text.last() != Some(&b'\n') {
+                file.write_all(b"\n").map_err(io(path, "append to it"))?;
+            }
+        }
+        let seq = entries.last().map(|e| e.seq).unwrap_or(0);
+        Ok((
+            Journal {
+                path: path.to_path_buf(),
+                file: Mutex::new((file, seq)),
+            },
+            entries,
+        ))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append one event and fsync; returns the entry and its JSON line.
+    pub fn append(&self, run_id: &str, event: Event) -> Result<(Entry, String), JournalError> {
+        let mut guard = self.file.lock();
+        let entry = Entry {
+            seq: guard.1 + 1,
+            at_ms: now_ms(),
+            run_id: run_id.to_string(),
+            event,
+        };
+        let line = serde_json::to_string(&entry).map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            action: "encode an event",
+            source: std::io::Error::other(e),
+        })?;
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        guard
+            .0
+            .write_all(&bytes)
+            .map_err(io(&self.path, "append to it"))?;
+        guard.0.sync_data().map_err(io(&self.path, "fsync it"))?;
+        guard.1 = entry.seq;
+        Ok((entry, line))
+    }
+}
+
+/// Cut a line to [`MAX_LINE`] characters.
+pub fn clip(line: &str) -> String {
+    if line.len() <= MAX_LINE {
+        return line.to_string();
+    }
+    let mut end = MAX_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &line[..end])
+}
+
+/// What the journal says about one run: enough to resume it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunState {
+    /// Run id.
+    pub run_id: String,
+    /// Cluster.
+    pub cluster: String,
+    /// Target version.
+    pub target_version: String,
+    /// Previous version.
+    pub previous_version: Option<String>,
+    /// Who started it.
+    pub started_by: Actor,
+    /// When.
+    pub started_at_ms: u64,
+    /// The latest result of every step that ended.
+    pub results: BTreeMap<StepKind, StepResult>,
+    /// Attempts per step.
+    pub attempts: BTreeMap<StepKind, u32>,
+    /// The backup, once recorded.
+    pub backup: Option<BackupRecord>,
+    /// Why the rollback started, if it did.
+    pub rollback: Option<String>,
+    /// How it ended, if it did.
+    pub finished: Option<RunEnd>,
+}
+
+impl RunState {
+    /// The state of the last run in `entries`, if any.
+    pub fn last(entries: &[Entry]) -> Option<RunState> {
+        let start = entries
+            .iter()
+            .rposition(|e| matches!(e.event, Event::RunStarted { .. }))?;
+        Self::from_run(&entries[start..])
+    }
+
+    /// The state of the run starting at `entries[0]` (entries of other runs
+    /// are ignored).
+    pub fn from_run(entries: &[Entry]) -> Option<RunState> {
+        let first = entries.first()?;
+        let Event::RunStarted {
+            cluster,
+            target_version,
+            previous_version,
+            by,
+            ..
+        } = &first.event
+        else {
+            return None;
+        };
+        let mut st = RunState {
+            run_id: first.run_id.clone(),
+            cluster: cluster.clone(),
+            target_version: target_version.clone(),
+            previous_version: previous_version.clone(),
+            started_by: by.clone(),
+            started_at_ms: first.at_ms,
+            results: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            backup: None,
+            rollback: None,
+            finished: None,
+        };
+        for e in entries.iter().skip(1).filter(|e| e.run_id == st.run_id) {
+            match &e.event {
+                Event::StepStarted { step, attempt, .. } => {
+                    st.attempts.insert(*step, *attempt);
+                }
+                Event::StepFinished { step, result } => {
+                    st.results.insert(*step, result.clone());
+                }
+                Event::Backup { record } => st.backup = Some(record.clone()),
+                Event::RollbackStarted { reason } => st.rollback = Some(reason.clone()),
+                Event::RunFinished { outcome, .. } => st.finished = Some(*outcome),
+                _ => {}
+            }
+        }
+        Some(st)
+    }
+
+    /// Whether a step is done (succeeded or skipped).
+    pub fn is_done(&self, step: StepKind) -> bool {
+        matches!(
+            self.results.get(&step),
+            Some(StepResult::Succeeded | StepResult::Skipped)
+        )
+    }
+
+    /// The step a resume starts with: the first upgrade (or, once the
+    /// rollback started, rollback) step not done. `None` when all are done
+    /// or the run has ended.
+    pub fn next_step(&self) -> Option<StepKind> {
+        if self.finished.is_some() {
+            return None;
+        }
+        let steps: &[StepKind] = if self.rollback.is_some() {
+            &StepKind::ROLLBACK
+        } else {
+            &StepKind::UPGRADE
+        };
+        steps.iter().copied().find(|s| !self.is_done(*s))
+    }
+}
+
+/// `{ns}:runbook:journal`.
+pub fn mirror_key(ns: &Namespace) -> String {
+    ns.key("runbook:journal")
+}
+
+/// Mirror one journal line: `XADD {ns}:runbook:journal MAXLEN ~ 10000 *
+/// entry <json>`. Returns the stream entry id.
+pub async fn mirror_to_redis<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    line: &str,
+) -> redis::RedisResult<String> {
+    redis::cmd("XADD")
+        .arg(mirror_key(ns))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(MIRROR_MAXLEN)
+        .arg("*")
+        .arg("entry")
+        .arg(line)
+        .query_async(conn)
+        .await
+}

@@ -1,0 +1,171 @@
+//! The runbook configuration and the plan: the annotated example parses,
+//! mistakes are named, the plan says what each step will do, and `--yes`
+//! answers as documented.
+
+use clusterops::runbook::config::{ExecutorConfig, RunbookConfig};
+use clusterops::runbook::*;
+use std::path::Path;
+
+fn example() -> RunbookConfig {
+    RunbookConfig::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/runbook.example.toml"
+    )))
+    .unwrap()
+}
+
+#[test]
+fn the_annotated_example_parses() {
+    let c = example();
+    assert_eq!(c.cluster.name, "shop");
+    assert!(matches!(c.executor, ExecutorConfig::Process(_)));
+    assert_eq!(c.node_names(), vec!["app1", "app2"]);
+    assert_eq!(c.verify.smoke.len(), 2);
+    assert_eq!(c.backup.url_env.as_deref(), Some("DB_URL"));
+}
+
+#[test]
+fn the_commented_executors_of_the_example_parse_too() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/runbook.example.toml"
+    ))
+    .unwrap();
+    let base: String = text.split("\n[executor]\n").next().unwrap().to_string() + "\n";
+    let tail = &text[text.find("# Nodes, in rollout order").unwrap()..];
+    for kind in ["command", "kubernetes", "manual"] {
+        let start = text.find(&format!("# kind = \"{kind}\"")).unwrap();
+        let block: Vec<&str> = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# ") && !l.starts_with("# (") && !l.starts_with("# ---"))
+            .collect();
+        let block: String = block
+            .iter()
+            .map(|l| l.trim_start_matches("# ").to_string() + "\n")
+            .collect();
+        let mut doc = format!("{base}[executor]\n{block}\n");
+        if kind != "kubernetes" {
+            doc.push_str(
+                &tail
+                    .replace("listen = \"127.0.0.1:13001\"", "")
+                    .replace("listen = \"127.0.0.1:13002\"", ""),
+            );
+        } else {
+            doc.push_str(&tail[tail.find("[backup]").unwrap()..]);
+        }
+        let c = RunbookConfig::parse(&doc, kind).unwrap_or_else(|e| panic!("{kind}: {e}\n{doc}"));
+        assert_eq!(c.executor.kind(), kind);
+    }
+}
+
+fn with(edit: &dyn Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/runbook.example.toml"
+    ))
+    .unwrap();
+    match RunbookConfig::parse(&edit(text), "edited.toml") {
+        Ok(_) => "accepted".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn mistakes_are_named() {
+    let err = with(&|t| t.replace("name = \"app2\"", "name = \"app2; rm -rf /\""));
+    assert!(err.contains("node name \"app2; rm -rf /\""), "{err}");
+    let err = with(&|t| t.replace("name = \"app2\"", "name = \"app1\""));
+    assert!(err.contains("appears twice"), "{err}");
+    let err = with(&|t| t.replace("listen = \"127.0.0.1:13002\"", ""));
+    assert!(err.contains("app2") && err.contains("listen"), "{err}");
+    let err = with(&|t| t.replace("kind = \"postgres\"", "kind = \"oracle\""));
+    assert!(err.contains("oracle"), "{err}");
+    let err = with(&|t| t.replace("stop_timeout_s = 20", "stop_timeout = 20"));
+    assert!(
+        err.contains("edited.toml") && err.contains("stop_timeout"),
+        "{err}"
+    );
+    let err = with(&|t| t.replace("path = \"/metrics\"", "path = \"metrics\""));
+    assert!(err.contains("must start with /"), "{err}");
+    let err = with(&|t| {
+        t.replace("kind = \"process\"\nbinary = \"target/debug/clusterops\"\nargs = [\"node\"]\nstop_timeout_s = 20", "kind = \"command\"\nstop = \"ssh {host} stop\"\nstart = \"ssh {node} start\"")
+    });
+    assert!(err.contains("{host}"), "{err}");
+}
+
+#[test]
+fn the_plan_says_what_each_step_will_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = Runbook::plan(&example(), dir.path(), "2.1").unwrap();
+    assert_eq!(
+        plan.steps.iter().map(|s| s.kind).collect::<Vec<_>>(),
+        StepKind::UPGRADE.to_vec()
+    );
+    assert_eq!(
+        plan.rollback.iter().map(|s| s.kind).collect::<Vec<_>>(),
+        StepKind::ROLLBACK.to_vec()
+    );
+    let text = plan.to_string();
+    for needle in [
+        "Upgrade of cluster shop to version 2.1 (executor: process)",
+        "1. Preflight",
+        "8. Restore traffic",
+        "R2. Rollback: restore the backup",
+        "pg_dump -Fc",
+        "--app-version 2.1 --node-id app1",
+        "app2: spawn",
+        "SIGTERM",
+        "GET /api/status -> 200",
+        "http://127.0.0.1:8080/api/__health_check",
+        "pg_restore --clean --if-exists",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    }
+    assert!(matches!(
+        Runbook::plan(&example(), dir.path(), "2;reboot"),
+        Err(RunbookError::InvalidVersion(_))
+    ));
+}
+
+#[tokio::test]
+async fn yes_confirms_and_rolls_back_only_when_configured() {
+    let prompt = |kind, choices: Vec<Decision>| Prompt {
+        kind,
+        step: StepKind::Rollout,
+        message: "?".to_string(),
+        choices,
+    };
+    let failure = prompt(
+        PromptKind::Failure,
+        vec![
+            Decision::Retry,
+            Decision::Skip,
+            Decision::Rollback,
+            Decision::Abort,
+        ],
+    );
+    let early_failure = prompt(
+        PromptKind::Failure,
+        vec![Decision::Retry, Decision::Skip, Decision::Abort],
+    );
+    let auto = AutoOperator::new(true, false);
+    assert_eq!(
+        auto.confirm(&prompt(PromptKind::Warnings, vec![])).await,
+        Decision::Confirm
+    );
+    assert_eq!(
+        auto.confirm(&prompt(PromptKind::Verify, vec![])).await,
+        Decision::Confirm
+    );
+    assert_eq!(auto.confirm(&failure).await, Decision::Rollback);
+    assert_eq!(auto.confirm(&early_failure).await, Decision::Abort);
+    assert_eq!(
+        auto.confirm(&prompt(PromptKind::ManualAction, vec![]))
+            .await,
+        Decision::Abort
+    );
+    assert_eq!(
+        AutoOperator::new(false, false).confirm(&failure).await,
+        Decision::Abort
+    );
+}
