@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// SCAN batch size of [`read_holders`].
-const SCAN_COUNT: usize = 500;
+const SCAN_COUNT: usize = 5000;
 /// At most this many bytes of a garbage value are quoted in a reason.
 const PREVIEW_LEN: usize = 80;
 
