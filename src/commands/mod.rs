@@ -2,10 +2,12 @@
 //! exit code; errors are reported by `color-eyre` at the edge.
 
 mod bench;
+mod check;
 mod config;
 mod console;
 mod id;
 mod node;
+mod status;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
@@ -42,6 +44,10 @@ pub enum Command {
     Id(id::IdCommand),
     /// The operations console: a terminal UI over the cluster (or a saved snapshot).
     Console(console::ConsoleArgs),
+    /// The cluster at a glance: nodes, worker IDs, locks, streams, queues, servers.
+    Status(status::StatusArgs),
+    /// The deployment guide's preflight: pass/warn/fail per check; exit 0, 1 or 2.
+    Check(check::CheckArgs),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -74,6 +80,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Node(args) => node::run(args).await,
         Command::Id(cmd) => id::run(cmd),
         Command::Console(args) => console::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Check(args) => check::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

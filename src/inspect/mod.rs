@@ -3,9 +3,14 @@
 //! `clusterops status`/`check` consume its [`Snapshot`].
 
 pub mod checks;
+pub mod convert;
+mod counted;
 pub mod drift;
 pub mod health;
+pub mod rabbit;
+pub mod read;
 pub mod servers;
 pub mod types;
 
+pub use read::Inspector;
 pub use types::*;

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// `{ns}:queue-names` (set): the queues nodes consume, kept in the
+/// coordination Redis so the inspector can find RabbitMQ queues (AMQP
+/// cannot list them).
+pub const QUEUE_CATALOGUE: &str = "queue-names";
+
 /// What a node says about itself, every heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {

@@ -323,6 +323,16 @@ pub async fn run(
             }
             heartbeat::apply_maintenance(&node, read);
         }
+        // The queue catalogue lets the inspector find queues that AMQP
+        // cannot list (RabbitMQ).
+        let catalogue: redis::RedisResult<i64> = redis::cmd("SADD")
+            .arg(config.namespace.key(super::registry::QUEUE_CATALOGUE))
+            .arg(RECORD_EVENTS_QUEUE)
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = catalogue {
+            tracing::warn!("cannot record the queue catalogue: {e}");
+        }
         let registry = Registry::new(config.namespace.clone(), opts.timing.interval * 3);
         coordination = Some((conn.clone(), registry.clone()));
         tokio::spawn(heartbeat::run(

@@ -78,7 +78,7 @@ async fn scan<C: ConnectionLike + Send>(
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(1000)
+            .arg(5000)
             .query_async(conn)
             .await
             .map_err(|source| PubsubError::Redis {

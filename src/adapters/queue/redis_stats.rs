@@ -36,7 +36,7 @@ pub async fn read_queue_stats<C: ConnectionLike + Send>(
             .arg("MATCH")
             .arg(&pattern)
             .arg("COUNT")
-            .arg(1000)
+            .arg(5000)
             .query_async(conn)
             .await
             .map_err(scan_err(&pattern))?;

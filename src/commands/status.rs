@@ -1,0 +1,257 @@
+//! `clusterops status`: the cluster at a glance (a compact table, or the
+//! snapshot as JSON), once or every N seconds.
+
+use super::EnvArgs;
+use clusterops::config::Config;
+use clusterops::inspect::{Inspector, Snapshot, Source, checks};
+use color_eyre::eyre::Result;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Print the snapshot as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print again every SECONDS (Ctrl-C to stop).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    watch: Option<u64>,
+}
+
+/// Load the configuration or print its errors (one line each).
+pub fn load_config(env: &EnvArgs) -> Option<Config> {
+    match Config::load(env.env_file.as_deref()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            None
+        }
+    }
+}
+
+pub async fn run(args: StatusArgs) -> Result<i32> {
+    let Some(config) = load_config(&args.env) else {
+        return Ok(2);
+    };
+    let inspector = Inspector::new(config);
+    loop {
+        let snap = inspector.snapshot().await;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&snap)?);
+        } else {
+            if args.watch.is_some() {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", render(&snap, inspector.config()));
+        }
+        match args.watch {
+            None => return Ok(0),
+            Some(secs) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(0),
+                }
+            }
+        }
+    }
+}
+
+fn age(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{}m{}s", ms / 60_000, (ms / 1000) % 60),
+    }
+}
+
+fn source_line<T>(out: &mut String, title: &str, s: &Source<T>) -> bool {
+    match s {
+        Source::Ok(_) => true,
+        Source::NotConfigured => {
+            let _ = writeln!(out, "{title}: not shared (memory/local adapter)");
+            false
+        }
+        Source::Unavailable { source, reason } => {
+            let _ = writeln!(out, "{title}: UNAVAILABLE {source}: {reason}");
+            false
+        }
+    }
+}
+
+/// The human table.
+pub fn render(snap: &Snapshot, config: &Config) -> String {
+    let results = checks::run(config, snap);
+    let verdict = checks::verdict(snap, &results);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster {}  verdict {:?}  fingerprint {}  read in {} ms, {} Redis requests",
+        snap.cluster, verdict, snap.config_fingerprint, snap.took_ms, snap.round_trips
+    );
+    if let Source::Ok(Some(m)) = &snap.maintenance {
+        let _ = writeln!(out, "MAINTENANCE set by {}: {}", m.by, m.reason);
+    }
+    let _ = writeln!(out);
+    if source_line(&mut out, "nodes", &snap.nodes)
+        && let Source::Ok(nodes) = &snap.nodes
+    {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<9} {:<21}",
+            "NODE", "STATE", "VERSION", "SCHEMA", "WID", "BEAT", "HEALTH", "ADDRESS"
+        );
+        for n in nodes {
+            let health = match n.health.http_status {
+                Some(code) => code.to_string(),
+                None => "down".to_string(),
+            };
+            let drift = if n.config_drift.is_empty() {
+                String::new()
+            } else {
+                format!("  drift: {}", n.config_drift.join(","))
+            };
+            let _ = writeln!(
+                out,
+                "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<9} {:<21}{drift}",
+                n.node_id,
+                n.state,
+                n.app_version,
+                n.schema_version.as_deref().unwrap_or("-"),
+                n.worker_id
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                age(n.heartbeat_age_ms),
+                health,
+                n.http_addr
+            );
+        }
+        if nodes.is_empty() {
+            let _ = writeln!(out, "(no node registered)");
+        }
+    }
+    let _ = writeln!(out);
+    if source_line(&mut out, "worker IDs", &snap.leases)
+        && let Source::Ok(slots) = &snap.leases
+    {
+        let held: Vec<String> = slots
+            .iter()
+            .filter_map(|s| {
+                s.holder.as_ref().map(|h| {
+                    format!(
+                        "{}={}{}",
+                        s.worker_id,
+                        h,
+                        if s.holder_live { "" } else { " (STALE)" }
+                    )
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "worker IDs: {} of 32 held  {}",
+            held.len(),
+            held.join("  ")
+        );
+    }
+    if source_line(&mut out, "locks", &snap.locks)
+        && let Source::Ok(locks) = &snap.locks
+    {
+        let _ = writeln!(out, "locks: {} held", locks.len());
+        for l in locks.iter().take(20) {
+            let _ = writeln!(
+                out,
+                "  {:<32} holder {:<20} age {:<8} ttl {:<8} token {}",
+                l.name,
+                l.holder,
+                age(l.age_ms),
+                age(u64::try_from(l.ttl_left_ms).unwrap_or(0)),
+                l.fencing_token
+            );
+        }
+        if locks.len() > 20 {
+            let _ = writeln!(out, "  … {} more (use --json)", locks.len() - 20);
+        }
+    }
+    if source_line(&mut out, "sync signals", &snap.streams)
+        && let Source::Ok(streams) = &snap.streams
+    {
+        for s in streams {
+            let lags: Vec<String> = s
+                .readers
+                .iter()
+                .map(|r| format!("{}:{}", r.node_id, r.lag))
+                .collect();
+            let _ = writeln!(
+                out,
+                "stream {:<24} length {:<7} lag {}",
+                s.channel,
+                s.length,
+                lags.join(" ")
+            );
+        }
+    }
+    if source_line(&mut out, "queues", &snap.queues)
+        && let Source::Ok(queues) = &snap.queues
+    {
+        for q in queues {
+            let _ = writeln!(
+                out,
+                "queue {:<25} waiting {:<6} in flight {:<5} oldest {:<8} dead {:<5} consumers {}",
+                q.name,
+                q.waiting,
+                q.in_flight,
+                q.oldest_in_flight_age_ms
+                    .map(age)
+                    .unwrap_or_else(|| "-".into()),
+                q.dead_letters,
+                q.consumers
+            );
+        }
+    }
+    let _ = writeln!(out);
+    for s in &snap.servers {
+        match &s.error {
+            Some(e) => {
+                let _ = writeln!(
+                    out,
+                    "{} {} ({}): UNREACHABLE {e}",
+                    s.kind,
+                    s.url,
+                    s.used_by.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{} {} ({}): version {} policy {} clients {}",
+                    s.kind,
+                    s.url,
+                    s.used_by.join(", "),
+                    s.version.as_deref().unwrap_or("?"),
+                    s.maxmemory_policy.as_deref().unwrap_or("-"),
+                    s.connected_clients
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+    }
+    for u in &snap.unreadable {
+        let _ = writeln!(out, "unreadable key {}: {}", u.key, u.reason);
+    }
+    let problems: Vec<_> = results
+        .iter()
+        .filter(|r| r.status != clusterops::inspect::CheckStatus::Pass)
+        .collect();
+    if !problems.is_empty() {
+        let _ = writeln!(out);
+        for r in problems {
+            let _ = writeln!(out, "{:?}: {}: {}", r.status, r.id, r.reason);
+        }
+    }
+    out
+}
