@@ -8,6 +8,7 @@ mod pubsub;
 mod queue;
 mod render;
 mod snowflake;
+mod status;
 
 use color_eyre::eyre::Result;
 
@@ -24,6 +25,9 @@ pub enum BenchCommand {
     Lock(lock::LockBenchArgs),
     /// Message queue: messages/s end to end through the adapter vs. the raw client.
     Queue(queue::QueueBenchArgs),
+    /// One inspector snapshot of 32 nodes / 1,000 locks / 10 streams / 10
+    /// queues vs a raw pipelined read of the same keys.
+    Status(status::StatusBenchArgs),
     /// Time to draw each console view at 160x48 from a large snapshot.
     Render(render::RenderArgs),
 }
@@ -36,5 +40,6 @@ pub async fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Lock(args) => lock::run(args).await,
         BenchCommand::Queue(args) => queue::run(args).await,
         BenchCommand::Render(args) => render::run(args),
+        BenchCommand::Status(args) => status::run(args).await,
     }
 }

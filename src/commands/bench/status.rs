@@ -1,0 +1,242 @@
+//! `clusterops bench status`: builds a large cluster state (32 nodes, 1,000
+//! locks, 10 streams, 10 queues) in a private namespace, times snapshots,
+//! and compares them with a raw pipelined read of the same keys in the same
+//! run (the keys known in advance: no SCAN, one pipeline).
+
+use clusterops::adapters::queue::{MessageQueue, QueueOptions, RedisQueue};
+use clusterops::adapters::redis_conn;
+use clusterops::config::{Config, Namespace, SecretUrl};
+use clusterops::inspect::Inspector;
+use clusterops::node::registry::{NodeRecord, Registry};
+use clusterops::node::shared::now_ms;
+use color_eyre::eyre::{Result, eyre};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusBenchArgs {
+    /// The Redis to build the state in (every adapter on it).
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    redis_url: String,
+    /// Snapshots (and raw reads) to time; the median is reported.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+}
+
+const NODES: usize = 32;
+const LOCKS: usize = 1000;
+const STREAMS: usize = 10;
+const QUEUES: usize = 10;
+
+pub async fn run(args: StatusBenchArgs) -> Result<i32> {
+    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+        .map_err(|why| eyre!("--redis-url: {why}"))?;
+    let name = format!("bench-status-{:08x}", rand::random::<u32>());
+    let ns = Namespace::new(&name).map_err(|why| eyre!("namespace: {why}"))?;
+    let mut conn = redis_conn::connect(&url).await?;
+    let result = measure(&args, &url, &ns, &mut conn).await;
+    cleanup(&mut conn, &ns).await;
+    let out = result?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
+}
+
+async fn build_state(
+    url: &SecretUrl,
+    ns: &Namespace,
+    conn: &mut redis::aio::ConnectionManager,
+) -> Result<()> {
+    let now = now_ms();
+    let registry = Registry::new(ns.clone(), Duration::from_secs(600));
+    let mut pipe = redis::pipe();
+    for i in 0..NODES {
+        let node = format!("node-{i:02}");
+        let record = NodeRecord {
+            node_id: node.clone(),
+            host: "bench".into(),
+            // Port 9 (discard) is closed on loopback: health checks fail fast.
+            http_addr: "127.0.0.1:9".into(),
+            pid: 1,
+            app_version: "2".into(),
+            schema_version: Some("2".into()),
+            worker_id: Some(i as u16),
+            state: "running".into(),
+            state_reason: "ready".into(),
+            started_at_ms: now,
+            heartbeat_at_ms: now,
+            config_fingerprint: "bench".into(),
+            config_parts: Default::default(),
+            storage_shared: None,
+            storage_reason: None,
+        };
+        registry.heartbeat(conn, &record).await?;
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("worker:{i}")))
+            .arg(format!(r#"{{"node":"{node}","pid":1,"host":"bench","acquired_at_ms":{now},"token":"t{i}"}}"#))
+            .arg("PX")
+            .arg(600_000)
+            .ignore();
+    }
+    for i in 0..LOCKS {
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("lock:job-{i}")))
+            .arg(format!("{}|{now}|{:016x}|node-{:02}", i + 1, i, i % NODES))
+            .arg("PX")
+            .arg(600_000)
+            .ignore();
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("lock-fence:job-{i}")))
+            .arg(i + 1)
+            .ignore();
+    }
+    for s in 0..STREAMS {
+        let key = ns.key(&format!("signal:channel-{s}"));
+        for m in 0..20 {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("seq")
+                .arg(m + 1)
+                .arg("envelope")
+                .arg(format!(
+                    r#"{{"v":1,"sender":"node-00","ts_ms":{now},"kind":"json","payload":{m}}}"#
+                ))
+                .ignore();
+        }
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("signal:channel-{s}:seq")))
+            .arg(20)
+            .ignore();
+        for n in 0..NODES {
+            pipe.cmd("HSET")
+                .arg(ns.key(&format!("signal:channel-{s}:cursors")))
+                .arg(format!("node-{n:02}"))
+                .arg(format!(r#"{{"id":"0-1","seq":{},"at_ms":{now}}}"#, n % 20))
+                .ignore();
+        }
+    }
+    pipe.query_async::<()>(conn).await?;
+    let queue = RedisQueue::connect(url, ns.clone(), "bench", QueueOptions::default()).await?;
+    for q in 0..QUEUES {
+        for m in 0..20 {
+            queue
+                .publish(&format!("queue-{q}"), format!("{m}").as_bytes())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The same data read with one pipeline, keys known in advance.
+async fn raw_read(ns: &Namespace, conn: &mut redis::aio::ConnectionManager) -> Result<usize> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    pipe.cmd("ZRANGE").arg(ns.key("nodes")).arg(0).arg(-1);
+    pipe.cmd("GET").arg(ns.key("maintenance"));
+    for i in 0..NODES {
+        let key = ns.key(&format!("node:node-{i:02}"));
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+    }
+    for i in 0..32 {
+        let key = ns.key(&format!("worker:{i}"));
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        pipe.cmd("GET").arg(ns.key(&format!("worker:{i}:last_ts")));
+    }
+    for i in 0..LOCKS {
+        let key = ns.key(&format!("lock:job-{i}"));
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+    }
+    for s in 0..STREAMS {
+        pipe.cmd("XINFO")
+            .arg("STREAM")
+            .arg(ns.key(&format!("signal:channel-{s}")));
+        pipe.cmd("HGETALL")
+            .arg(ns.key(&format!("signal:channel-{s}:cursors")));
+        pipe.cmd("GET")
+            .arg(ns.key(&format!("signal:channel-{s}:seq")));
+    }
+    for q in 0..QUEUES {
+        let key = ns.key(&format!("queue:queue-{q}"));
+        pipe.cmd("XLEN").arg(&key);
+        pipe.cmd("XINFO").arg("GROUPS").arg(&key);
+        pipe.cmd("XLEN").arg(format!("{key}:dead"));
+    }
+    pipe.cmd("INFO");
+    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    Ok(replies.len())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+async fn measure(
+    args: &StatusBenchArgs,
+    url: &SecretUrl,
+    ns: &Namespace,
+    conn: &mut redis::aio::ConnectionManager,
+) -> Result<serde_json::Value> {
+    build_state(url, ns, conn).await?;
+    let config = Config::all_redis(url.expose(), ns.name()).map_err(|e| eyre!("{e}"))?;
+    let inspector = Inspector::new(config);
+    let warm = inspector.snapshot().await;
+    let nodes = warm.nodes.ok().map_or(0, Vec::len);
+    let locks = warm.locks.ok().map_or(0, Vec::len);
+    let streams = warm.streams.ok().map_or(0, Vec::len);
+    let queues = warm.queues.ok().map_or(0, Vec::len);
+    if nodes != NODES || locks != LOCKS || streams != STREAMS || queues != QUEUES {
+        return Err(eyre!(
+            "the snapshot did not see the state it should: {nodes} nodes, {locks} locks, {streams} streams, {queues} queues"
+        ));
+    }
+    let _ = raw_read(ns, conn).await?;
+    let rounds = args.rounds.max(1);
+    let (mut snap_ms, mut raw_ms, mut requests) = (Vec::new(), Vec::new(), Vec::new());
+    let mut raw_replies = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let snap = inspector.snapshot().await;
+        snap_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        requests.push(f64::from(snap.round_trips));
+        let t = Instant::now();
+        raw_replies = raw_read(ns, conn).await?;
+        raw_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let dbsize: u64 = redis::cmd("DBSIZE").query_async(conn).await?;
+    let (s, r) = (median(snap_ms), median(raw_ms));
+    Ok(serde_json::json!({
+        "bench": "status",
+        "state": { "nodes": NODES, "locks": LOCKS, "streams": STREAMS, "queues": QUEUES, "db_keys": dbsize },
+        "rounds": rounds,
+        "snapshot_ms_median": (s * 1000.0).round() / 1000.0,
+        "snapshot_redis_requests": median(requests),
+        "snapshot_note": "requests = commands or pipelines sent, most of them concurrently; health checks of the 32 nodes are included in the time",
+        "raw_pipeline_ms_median": (r * 1000.0).round() / 1000.0,
+        "raw_pipeline_requests": 1,
+        "raw_pipeline_replies": raw_replies,
+        "ratio_snapshot_over_raw": if r > 0.0 { (s / r * 100.0).round() / 100.0 } else { 0.0 },
+        "target": "at most 5 round trips, within 2x of the raw read",
+    }))
+}
+
+async fn cleanup(conn: &mut redis::aio::ConnectionManager, ns: &Namespace) {
+    let mut cursor: u64 = 0;
+    loop {
+        let reply: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(ns.pattern("*"))
+            .arg("COUNT")
+            .arg(5000)
+            .query_async(conn)
+            .await;
+        let Ok((next, keys)) = reply else { return };
+        if !keys.is_empty() {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query_async(conn).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
