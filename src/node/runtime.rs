@@ -317,11 +317,14 @@ pub async fn run(
         let mut conn = redis_conn::connect(url)
             .await
             .map_err(|e| adapter_err("registry")(&e))?;
-        if let Ok(read) = maintenance::read(&mut conn, &config.namespace).await {
-            if !in_error {
-                node.state.set(NodeState::Running, "ready");
-            }
-            heartbeat::apply_maintenance(&node, read);
+        // Serve only once the maintenance flag has been read, so a node
+        // started during maintenance never answers 200 first.
+        if !in_error {
+            node.state.set(NodeState::Running, "ready");
+        }
+        match maintenance::read(&mut conn, &config.namespace).await {
+            Ok(read) => heartbeat::apply_maintenance(&node, read),
+            Err(e) => tracing::warn!("cannot read the maintenance flag: {e}"),
         }
         // The queue catalogue lets the inspector find queues that AMQP
         // cannot list (RabbitMQ).
@@ -334,6 +337,11 @@ pub async fn run(
             tracing::warn!("cannot record the queue catalogue: {e}");
         }
         let registry = Registry::new(config.namespace.clone(), opts.timing.interval * 3);
+        // The first record is written before the node reports healthy, so
+        // a reader that sees 200 also sees the node in the registry.
+        if let Err(e) = registry.heartbeat(&mut conn, &node.registry_record()).await {
+            tracing::warn!("first heartbeat failed: {e}");
+        }
         coordination = Some((conn.clone(), registry.clone()));
         tokio::spawn(heartbeat::run(
             node.clone(),
@@ -343,16 +351,8 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    if !in_error {
+    if !in_error && coordination.is_none() {
         node.state.set(NodeState::Running, "ready");
-        if coordination.is_some()
-            && let Some(flag) = node.maintenance.read().clone()
-        {
-            node.state.set(
-                NodeState::Maintenance,
-                format!("maintenance set by {}: {}", flag.by, flag.reason),
-            );
-        }
     }
 
     // HTTP.
