@@ -4,6 +4,8 @@
 
 mod cache;
 mod lock;
+mod node;
+mod node_load;
 mod pubsub;
 mod queue;
 mod render;
@@ -24,6 +26,9 @@ pub enum BenchCommand {
     Lock(lock::LockBenchArgs),
     /// Message queue: messages/s end to end through the adapter vs. the raw client.
     Queue(queue::QueueBenchArgs),
+    /// The reference node's cached read path (GET /api/records/{id}) on a
+    /// three-node cluster vs. the nodes' bare health check.
+    Node(node::NodeBenchArgs),
     /// Time to draw each console view at 160x48 from a large snapshot.
     Render(render::RenderArgs),
 }
@@ -35,6 +40,7 @@ pub async fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Pubsub(args) => pubsub::run(args).await,
         BenchCommand::Lock(args) => lock::run(args).await,
         BenchCommand::Queue(args) => queue::run(args).await,
+        BenchCommand::Node(args) => node::run(args).await,
         BenchCommand::Render(args) => render::run(args),
     }
 }
