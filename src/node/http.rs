@@ -1,17 +1,58 @@
 //! The node's HTTP surface that does not depend on the app: the health
 //! check, the status report, Prometheus metrics, and the gate that turns app
-//! routes into a 503 maintenance page unless the node is running.
+//! routes into a 503 maintenance page unless the node is running (with the
+//! runbook's bypass while in maintenance).
 
 use super::metrics::inc;
 use super::shared::NodeShared;
 use super::state::NodeState;
+use crate::config::Config;
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// Header that lets a request through the gate of a node in maintenance
+/// when it carries [`runbook_bypass_token`].
+pub const RUNBOOK_BYPASS_HEADER: &str = "x-clusterops-runbook";
+
+/// The value of [`RUNBOOK_BYPASS_HEADER`] this cluster accepts: the first 32
+/// hex digits of `sha256("clusterops-runbook:" + APP_KEY)`. Anyone holding
+/// the cluster's env file can compute it; the status report's APP_KEY
+/// fingerprint does not reveal it. `None` (no bypass) without an APP_KEY.
+pub fn runbook_bypass_token(config: &Config) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let key = config.app_key.as_ref()?.expose();
+    if key.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(format!("clusterops-runbook:{key}").as_bytes());
+    let mut token = hex::encode(digest);
+    token.truncate(32);
+    Some(token)
+}
+
+/// Whether the request carries this cluster's runbook bypass token
+/// (compared in constant time).
+fn carries_bypass_token(config: &Config, headers: &HeaderMap) -> bool {
+    let Some(expected) = runbook_bypass_token(config) else {
+        return false;
+    };
+    let mut given = headers.get_all(RUNBOOK_BYPASS_HEADER).iter();
+    let (Some(value), None) = (given.next(), given.next()) else {
+        return false;
+    };
+    let value = value.as_bytes();
+    value.len() == expected.len()
+        && value
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
 
 /// `GET /api/__health_check`: 200 `ok` when running; 503 and a one-line
 /// reason otherwise.
@@ -55,7 +96,8 @@ pub async fn count_requests(
 }
 
 /// Middleware in front of app routes: unless the node is running, answer
-/// 503 with the maintenance page (maintenance) or a one-line reason.
+/// 503 with the maintenance page (maintenance) or a one-line reason. In
+/// maintenance only, a request with the runbook bypass token passes.
 pub async fn gate_app_routes(
     State(node): State<Arc<NodeShared>>,
     req: Request,
@@ -63,6 +105,10 @@ pub async fn gate_app_routes(
 ) -> Response {
     let (state, reason) = node.state.get();
     if state == NodeState::Running {
+        return next.run(req).await;
+    }
+    if state == NodeState::Maintenance && carries_bypass_token(&node.config, req.headers()) {
+        inc(&node.metrics.runbook_bypasses);
         return next.run(req).await;
     }
     inc(&node.metrics.http_unavailable);
@@ -113,6 +159,35 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bypass_token_comes_from_the_app_key_and_needs_one() {
+        let mut config = Config::default();
+        assert_eq!(runbook_bypass_token(&config), None);
+        config.app_key = Some(crate::config::AppKey::new(""));
+        assert_eq!(runbook_bypass_token(&config), None);
+        config.app_key = Some(crate::config::AppKey::new("k1"));
+        let t1 = runbook_bypass_token(&config).unwrap();
+        assert_eq!(t1.len(), 32);
+        assert!(t1.bytes().all(|b| b.is_ascii_hexdigit()));
+        let fingerprint = config.app_key.as_ref().unwrap().fingerprint();
+        assert!(
+            !fingerprint.contains(&t1[..12]),
+            "not the public fingerprint"
+        );
+        config.app_key = Some(crate::config::AppKey::new("k2"));
+        assert_ne!(runbook_bypass_token(&config).unwrap(), t1);
+
+        let mut headers = HeaderMap::new();
+        assert!(!carries_bypass_token(&config, &headers));
+        headers.insert(RUNBOOK_BYPASS_HEADER, HeaderValue::from_str(&t1).unwrap());
+        assert!(!carries_bypass_token(&config, &headers), "k1's token");
+        let t2 = runbook_bypass_token(&config).unwrap();
+        headers.insert(RUNBOOK_BYPASS_HEADER, HeaderValue::from_str(&t2).unwrap());
+        assert!(carries_bypass_token(&config, &headers));
+        headers.append(RUNBOOK_BYPASS_HEADER, HeaderValue::from_static("x"));
+        assert!(!carries_bypass_token(&config, &headers), "ambiguous");
+    }
 
     #[test]
     fn maintenance_page_escapes_the_reason() {

@@ -10,6 +10,8 @@ pub struct Metrics {
     pub http_requests: AtomicU64,
     /// HTTP requests answered with 503 (maintenance, draining, error).
     pub http_unavailable: AtomicU64,
+    /// Requests let through the maintenance gate by the runbook bypass token.
+    pub runbook_bypasses: AtomicU64,
     /// Distributed-lock acquisitions.
     pub lock_acquisitions: AtomicU64,
     /// Total time spent waiting for locks, in microseconds.
@@ -57,6 +59,12 @@ impl Metrics {
             "clusterops_http_unavailable_total",
             "HTTP requests answered 503.",
             get(&self.http_unavailable),
+        );
+        counter(
+            &mut out,
+            "clusterops_http_runbook_bypass_total",
+            "Requests let through the maintenance gate by the runbook bypass token.",
+            get(&self.runbook_bypasses),
         );
         counter(
             &mut out,

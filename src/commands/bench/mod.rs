@@ -4,6 +4,8 @@
 
 mod cache;
 mod lock;
+mod node;
+mod node_load;
 mod pubsub;
 mod queue;
 mod render;
@@ -28,6 +30,9 @@ pub enum BenchCommand {
     /// One inspector snapshot of 32 nodes / 1,000 locks / 10 streams / 10
     /// queues vs a raw pipelined read of the same keys.
     Status(status::StatusBenchArgs),
+    /// The reference node's cached read path (GET /api/records/{id}) on a
+    /// three-node cluster vs. the nodes' bare health check.
+    Node(node::NodeBenchArgs),
     /// Time to draw each console view at 160x48 from a large snapshot.
     Render(render::RenderArgs),
 }
@@ -39,6 +44,7 @@ pub async fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Pubsub(args) => pubsub::run(args).await,
         BenchCommand::Lock(args) => lock::run(args).await,
         BenchCommand::Queue(args) => queue::run(args).await,
+        BenchCommand::Node(args) => node::run(args).await,
         BenchCommand::Render(args) => render::run(args),
         BenchCommand::Status(args) => status::run(args).await,
     }
