@@ -9,6 +9,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod migrations;
 pub mod registry;
+pub mod routes;
 pub mod runtime;
 pub mod shared;
 pub mod state;

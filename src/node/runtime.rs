@@ -2,7 +2,7 @@
 //! (adapters, schema check and migration under the lock, worker ID,
 //! subscriptions, registry), serving, and the clean shutdown on SIGTERM.
 
-use super::app::{self, App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
+use super::app::{App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
 use super::heartbeat::{self, HeartbeatTiming};
 use super::migrations::{self, MigrationError};
 use super::registry::Registry;
@@ -10,11 +10,9 @@ use super::shared::NodeShared;
 use super::state::NodeState;
 use super::store::Store;
 use super::version::AppVersion;
-use super::{http, maintenance, storage};
+use super::{maintenance, storage};
 use crate::adapters::{cache, lock, pubsub, queue, redis_conn, snowflake, worker_id};
 use crate::config::Config;
-use axum::Router;
-use axum::routing::{get, post};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -356,7 +354,7 @@ pub async fn run(
     }
 
     // HTTP.
-    let router = router(node.clone(), app.clone());
+    let router = super::routes::router(node.clone(), app.clone());
     let (drain_tx, mut drain_rx) = watch::channel(false);
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = drain_rx.wait_for(|d| *d).await;
@@ -469,35 +467,4 @@ async fn prepare_schema(
     Ok(migrations::schema_version(client)
         .await?
         .map(|v| v.to_string()))
-}
-
-/// The node's routes: health, status and metrics always answer; app routes
-/// sit behind the maintenance gate.
-pub fn router(node: Arc<NodeShared>, app: Arc<App>) -> Router {
-    let app_routes = Router::new()
-        .route("/api/records", post(app::create_record))
-        .route(
-            "/api/records/{id}",
-            get(app::get_record).put(app::update_record),
-        )
-        .route("/api/counters/{name}", get(app::read_counter))
-        .route(
-            "/api/counters/{name}/increment",
-            post(app::increment_counter),
-        )
-        .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            http::gate_app_routes,
-        ));
-    Router::new()
-        .route("/api/__health_check", get(http::health))
-        .route("/api/status", get(http::status))
-        .route("/metrics", get(http::metrics))
-        .with_state(node.clone())
-        .merge(app_routes)
-        .layer(axum::middleware::from_fn_with_state(
-            node,
-            http::count_requests,
-        ))
 }
