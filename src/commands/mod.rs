@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod completions;
 mod config;
 mod console;
 mod id;
@@ -48,6 +49,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// The deployment guide's preflight: pass/warn/fail per check; exit 0, 1 or 2.
     Check(check::CheckArgs),
+    /// Shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// The man page (roff) on stdout: `clusterops man > clusterops.1`.
+    Man,
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +87,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Console(args) => console::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

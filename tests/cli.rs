@@ -1,0 +1,82 @@
+//! The binary's small commands: config validation, completions, man page.
+
+use std::process::Command;
+
+fn clusterops() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterops"));
+    for var in clusterops::config::VARIABLES {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn a_wrong_configuration_gives_one_line_per_variable_and_exit_2() {
+    let out = clusterops()
+        .args(["config"])
+        .env("CACHE_DEFAULT_STORE", "memcached")
+        .env("QUEUE_ADAPTER", "redis")
+        .env("QUEUE_ADAPTER_REDIS_URL", "redis://:hunter2@:bad")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: CACHE_DEFAULT_STORE:")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: QUEUE_ADAPTER_REDIS_URL:")),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn config_shows_the_fingerprint_and_masks_secrets() {
+    let out = clusterops()
+        .args(["config", "--json"])
+        .env("LOCK_ADAPTER_DEFAULT", "redis")
+        .env(
+            "LOCK_ADAPTER_REDIS_URL",
+            "redis://app:hunter2@127.0.0.1:6379/2",
+        )
+        .env("APP_KEY", "the-app-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["fingerprint"].as_str().map(str::len), Some(12));
+    assert!(
+        !text.contains("hunter2") && !text.contains("the-app-key"),
+        "{text}"
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = clusterops().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        for sub in ["status", "check", "console", "node"] {
+            assert!(text.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let out = clusterops().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = clusterops().arg("man").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(".TH clusterops 1") && text.contains("status"),
+        "{text}"
+    );
+}
