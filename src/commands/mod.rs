@@ -8,6 +8,7 @@ mod console;
 mod id;
 mod node;
 mod status;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
@@ -48,6 +49,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// The deployment guide's preflight: pass/warn/fail per check; exit 0, 1 or 2.
     Check(check::CheckArgs),
+    /// The guided upgrade runbook: --plan, run, --resume, --abort.
+    Upgrade(upgrade::UpgradeArgs),
+    /// The runbook journals: who ran which upgrade, each step and decision.
+    Audit(upgrade::AuditArgs),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -82,6 +87,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Console(args) => console::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Upgrade(args) => upgrade::run(args).await,
+        Command::Audit(args) => upgrade::run_audit(args),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

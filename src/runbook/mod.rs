@@ -29,10 +29,12 @@ pub mod config;
 mod engine;
 pub mod executor;
 pub mod journal;
+pub mod live;
 pub mod operator;
 pub mod plan;
 pub mod probe;
 mod steps;
+pub mod terminal;
 pub mod view;
 
 pub use cluster::{
