@@ -209,16 +209,31 @@ impl Rig {
     /// Start `clusterops upgrade <extra>` in the background; its output
     /// goes to `<state>/runbook-<i>.log`.
     fn spawn_runbook(&mut self, extra: &[&str]) -> usize {
+        self.spawn_runbook_answering(extra, None)
+    }
+
+    /// Like `spawn_runbook`; `answers` (if any) are written to its stdin,
+    /// which is then closed.
+    fn spawn_runbook_answering(&mut self, extra: &[&str], answers: Option<&str>) -> usize {
         let i = self.runbooks.len();
         let log =
             std::fs::File::create(self.state.path().join(format!("runbook-{i}.log"))).unwrap();
         let child = Command::new(BIN)
             .args(self.args(extra))
-            .stdin(Stdio::null())
+            .stdin(if answers.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
+        let mut child = child;
+        if let (Some(text), Some(mut stdin)) = (answers, child.stdin.take()) {
+            use std::io::Write;
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
         self.runbooks.push(child);
         i
     }
@@ -391,7 +406,9 @@ async fn an_upgrade_drains_through_nginx_moves_every_node_to_v2_and_keeps_the_da
     let poller = poll_lb(rig.nginx.url("/api/__health_check"), stop.clone());
     let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
     let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
-    assert_eq!(code, 0, "runbook output:\n{}", rig.runbook_log(i));
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 0, "runbook output:\n{log}");
+    assert!(log.contains("smoke check(s). -> confirm (--yes)"), "{log}");
     rig.assert_all_on("2").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.store(true, Ordering::SeqCst);
@@ -406,6 +423,7 @@ async fn an_upgrade_drains_through_nginx_moves_every_node_to_v2_and_keeps_the_da
     let audit = rig.audit_json();
     let run = &audit["runs"][0];
     assert_eq!(run["outcome"], "completed");
+    assert!(run["backup"]["sha256"].is_string(), "no backup: {run}");
     let steps = step_names(run);
     let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
@@ -453,6 +471,48 @@ async fn a_failed_verification_rolls_back_to_v1_and_the_backup() {
     assert_eq!(rig.records(), before, "the data is not the backup's");
     let audit = rig.audit_json();
     assert_eq!(audit["runs"][0]["outcome"], "rolled_back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_run_asks_on_the_terminal_and_rolls_back_when_told() {
+    let mut rig = Rig::new("up_tty", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(2).await;
+    let before = rig.records();
+    // "y" to the preflight warnings, "b" (roll back) at the verification.
+    let i = rig.spawn_runbook_answering(&["upgrade", "--to", "2"], Some("y\nb\n"));
+    let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("== Verify: Check n1"),
+        "no step description: {log}"
+    );
+    assert!(
+        log.contains("[y]es / roll[b]ack / [a]bort >"),
+        "the verification question is not offered: {log}"
+    );
+    assert!(log.contains("rolled back"), "{log}");
+    rig.assert_all_on("1").await;
+    assert_eq!(rig.records(), before);
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "rolled_back");
+    let decisions: Vec<(String, String)> = run["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["prompt"].as_str().unwrap().to_string(),
+                d["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        decisions.contains(&("verify".to_string(), "rollback".to_string())),
+        "{decisions:?}"
+    );
 }
 
 /// Kill the runbook once the journal shows `output` of `step` containing

@@ -105,7 +105,7 @@ pub enum RunbookError {
         path: PathBuf,
     },
     /// `resume`/`abort` without an unfinished run.
-    #[error("no unfinished run in {path}; start one with `clusterops upgrade <version>`")]
+    #[error("no unfinished run in {path}; start one with `clusterops upgrade --to <version>`")]
     NothingToResume {
         /// The journal.
         path: PathBuf,
