@@ -212,8 +212,8 @@ impl Rig {
         self.spawn_runbook_answering(extra, None)
     }
 
-    /// Like `spawn_runbook`; `answers` (if any) are written to its stdin,
-    /// which is then closed.
+    /// Like `spawn_runbook`; with `answers`, its stdin is a pipe they are
+    /// written to (more with `answer`).
     fn spawn_runbook_answering(&mut self, extra: &[&str], answers: Option<&str>) -> usize {
         let i = self.runbooks.len();
         let log =
@@ -229,13 +229,19 @@ impl Rig {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut child = child;
-        if let (Some(text), Some(mut stdin)) = (answers, child.stdin.take()) {
-            use std::io::Write;
-            stdin.write_all(text.as_bytes()).unwrap();
-        }
         self.runbooks.push(child);
+        if let Some(text) = answers {
+            self.answer(i, text);
+        }
         i
+    }
+
+    /// Write answers to runbook `i`'s stdin.
+    fn answer(&mut self, i: usize, text: &str) {
+        use std::io::Write;
+        let stdin = self.runbooks[i].stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
     }
 
     fn runbook_log(&self, i: usize) -> String {
@@ -474,13 +480,25 @@ async fn a_failed_verification_rolls_back_to_v1_and_the_backup() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interactive_run_asks_on_the_terminal_and_rolls_back_when_told() {
-    let mut rig = Rig::new("up_tty", "app_version").await;
+async fn an_interactive_run_asks_on_the_terminal_and_rolls_back_to_the_backup_when_told() {
+    let mut rig = Rig::new("up_tty", "no-such-text-in-any-status").await;
     rig.start_nodes("1").await;
-    rig.write_records(2).await;
+    rig.write_records(3).await;
     let before = rig.records();
-    // "y" to the preflight warnings, "b" (roll back) at the verification.
-    let i = rig.spawn_runbook_answering(&["upgrade", "--to", "2"], Some("y\nb\n"));
+    // "y" to the preflight warnings; then the verification fails and the
+    // runbook waits for an answer.
+    let i = rig.spawn_runbook_answering(&["upgrade", "--to", "9"], Some("y\n"));
+    rig.wait_event("the failed verification", |e| {
+        e["event"] == "step_finished" && e["step"] == "verify" && e["result"] == "failed"
+    })
+    .await;
+    // Meanwhile the new version damaged the data...
+    rig.cluster
+        .db
+        .query("DELETE FROM records WHERE name = 'rec0'; UPDATE records SET value = 'broken'");
+    assert_ne!(rig.records(), before);
+    // ... and the operator rolls back.
+    rig.answer(i, "b\n");
     let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
     let log = rig.runbook_log(i);
     assert_eq!(code, 1, "{log}");
@@ -489,12 +507,12 @@ async fn an_interactive_run_asks_on_the_terminal_and_rolls_back_when_told() {
         "no step description: {log}"
     );
     assert!(
-        log.contains("[y]es / roll[b]ack / [a]bort >"),
-        "the verification question is not offered: {log}"
+        log.contains("[r]etry / [s]kip / roll[b]ack / [a]bort >"),
+        "the failure question is not offered: {log}"
     );
     assert!(log.contains("rolled back"), "{log}");
     rig.assert_all_on("1").await;
-    assert_eq!(rig.records(), before);
+    assert_eq!(rig.records(), before, "the data is not the backup's");
     let audit = rig.audit_json();
     let run = &audit["runs"][0];
     assert_eq!(run["outcome"], "rolled_back");
@@ -510,7 +528,7 @@ async fn an_interactive_run_asks_on_the_terminal_and_rolls_back_when_told() {
         })
         .collect();
     assert!(
-        decisions.contains(&("verify".to_string(), "rollback".to_string())),
+        decisions.contains(&("failure".to_string(), "rollback".to_string())),
         "{decisions:?}"
     );
 }
