@@ -693,6 +693,11 @@ fn a_damaged_journal_is_one_clear_error_naming_file_line_and_the_way_forward() {
     assert!(err.contains("no unfinished run"), "{err}");
     assert_eq!(code, Some(2), "{err}");
     assert_eq!(std::fs::read_to_string(&journal).unwrap(), "");
+
+    // Nothing to abort either.
+    let (code, _, err) = cli(&["upgrade", "--abort"], &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no unfinished run"), "{err}");
 }
 
 #[test]
