@@ -583,6 +583,32 @@ async fn a_runbook_killed_during_the_rollout_resumes_to_the_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_run_can_be_rolled_back_from_the_command_line() {
+    let mut rig = Rig::new("up_krb", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event("the rollout", |e| {
+        e["event"] == "output"
+            && e["step"] == "rollout"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("n2: started version 2"))
+    })
+    .await;
+    rig.kill9_runbook(i);
+    let j = rig.spawn_runbook(&["upgrade", "--rollback", "--yes"]);
+    let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
+    let log = rig.runbook_log(j);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("rolled back"), "{log}");
+    rig.assert_all_on("1").await;
+    assert_eq!(rig.records(), before);
+    assert_eq!(rig.audit_json()["runs"][0]["outcome"], "rolled_back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_upgrade_while_one_runs_is_refused_naming_the_holder() {
     let mut rig = Rig::new("up_lock", "app_version").await;
     rig.start_nodes("1").await;

@@ -1,5 +1,5 @@
 //! `clusterops upgrade` (the guided upgrade runbook: plan, run, resume,
-//! abort) and `clusterops audit` (who did what, from the journals).
+//! roll back, abort) and `clusterops audit` (who did what, from the journals).
 //! Exit codes: 0 done, 1 the run failed, was aborted or rolled back (or
 //! the cluster could not be reached), 2 bad input (arguments, runbook
 //! configuration, env file, version, a damaged journal, nothing to resume).
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("mode").required(true).args(["to", "resume", "abort"])))]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["to", "resume", "rollback", "abort"])))]
 pub struct UpgradeArgs {
     /// Upgrade every node to this version.
     #[arg(long, value_name = "VERSION")]
@@ -36,6 +36,10 @@ pub struct UpgradeArgs {
     /// With --resume: first drop a journal line cut by a crash.
     #[arg(long, requires = "resume")]
     repair_journal: bool,
+    /// Roll the unfinished run back: stop the nodes, restore its backup,
+    /// start the previous version, clear maintenance.
+    #[arg(long, conflicts_with_all = ["resume", "abort"])]
+    rollback: bool,
     /// End the unfinished run as aborted, changing nothing in the cluster.
     #[arg(long)]
     abort: bool,
@@ -155,6 +159,8 @@ pub async fn run(args: UpgradeArgs) -> Result<i32> {
             clusterops::runbook::Actor::current()
         );
         runbook.abort(&reason).await
+    } else if args.rollback {
+        runbook.rollback().await
     } else if args.resume {
         if args.repair_journal {
             match runbook.repair_journal() {
