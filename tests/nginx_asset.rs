@@ -8,23 +8,10 @@ mod common;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use common::nginx::Nginx;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
-
-const ASSET: &str = include_str!("../assets/nginx.conf");
-const PAGE: &str = include_str!("../assets/maintenance.html");
-
-struct Nginx(Child);
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn backend(
     State((name, status)): State<(&'static str, Arc<AtomicU16>)>,
@@ -53,43 +40,6 @@ async fn start_backend(
     (addr, status, task)
 }
 
-/// The asset with the test's addresses, wrapped in a main configuration
-/// that keeps every file in `dir`.
-fn config(dir: &Path, port: u16, backends: &[&str]) -> String {
-    let mut servers_done = false;
-    let mut body = String::new();
-    for line in ASSET.lines() {
-        let t = line.trim_start();
-        if t.starts_with("server 10.0.0.") {
-            if !servers_done {
-                for b in backends {
-                    body.push_str(&format!("    server {b} max_fails=1 fail_timeout=5s;\n"));
-                }
-                servers_done = true;
-            }
-            continue;
-        }
-        let line = match t {
-            "listen 80;" => format!("    listen 127.0.0.1:{port};"),
-            "root /usr/share/clusterops;" => format!("    root {}/www;", dir.display()),
-            _ => line.to_string(),
-        };
-        body.push_str(&line);
-        body.push('\n');
-    }
-    assert!(
-        servers_done && body.contains(&format!(":{port};")),
-        "the asset changed shape:\n{body}"
-    );
-    let d = dir.display();
-    format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
-         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{body}}}\n"
-    )
-}
-
 async fn get(client: &reqwest::Client, url: &str) -> (u16, String, Option<String>) {
     let r = client.get(url).send().await.unwrap();
     let code = r.status().as_u16();
@@ -102,53 +52,16 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, String, Option<String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_fails_over_and_shows_the_maintenance_page_when_no_node_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("www")).unwrap();
-    std::fs::write(dir.path().join("www/maintenance.html"), PAGE).unwrap();
     let (a_addr, a_status, _a) = start_backend("A").await;
     let (b_addr, b_status, b_task) = start_backend("B").await;
-    let port = common::free_port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, config(dir.path(), port, &[&a_addr, &b_addr])).unwrap();
-    let test = Command::new("/usr/sbin/nginx")
-        .arg("-t")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    assert!(
-        test.status.success(),
-        "nginx -t: {}",
-        String::from_utf8_lossy(&test.stderr)
-    );
-    let _nginx = Nginx(
-        Command::new("/usr/sbin/nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let nginx = Nginx::start(&[&a_addr, &b_addr], 5).await;
+    let port = nginx.port;
     let url = format!("http://127.0.0.1:{port}/api/__health_check");
     let client = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get(&url).send().await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // Both nodes healthy: 200 from either.
     let mut seen = std::collections::BTreeSet::new();

@@ -9,6 +9,7 @@ mod console;
 mod id;
 mod node;
 mod status;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::Result;
@@ -53,6 +54,10 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// The man page (roff) on stdout: `clusterops man > clusterops.1`.
     Man,
+    /// The guided upgrade runbook: --plan, run, --resume, --abort.
+    Upgrade(upgrade::UpgradeArgs),
+    /// The runbook journals: who ran which upgrade, each step and decision.
+    Audit(upgrade::AuditArgs),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,6 +94,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Check(args) => check::run(args).await,
         Command::Completions(args) => completions::completions(args),
         Command::Man => completions::man(),
+        Command::Upgrade(args) => upgrade::run(args).await,
+        Command::Audit(args) => upgrade::run_audit(args),
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -29,10 +29,12 @@ pub mod config;
 mod engine;
 pub mod executor;
 pub mod journal;
+pub mod live;
 pub mod operator;
 pub mod plan;
 pub mod probe;
 mod steps;
+pub mod terminal;
 pub mod view;
 
 pub use cluster::{
@@ -103,7 +105,7 @@ pub enum RunbookError {
         path: PathBuf,
     },
     /// `resume`/`abort` without an unfinished run.
-    #[error("no unfinished run in {path}; start one with `clusterops upgrade <version>`")]
+    #[error("no unfinished run in {path}; start one with `clusterops upgrade --to <version>`")]
     NothingToResume {
         /// The journal.
         path: PathBuf,

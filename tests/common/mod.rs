@@ -263,4 +263,5 @@ fn psql(sql: &str) {
     );
 }
 
+pub mod nginx;
 pub mod nodes;

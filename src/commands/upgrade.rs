@@ -1,0 +1,229 @@
+//! `clusterops upgrade` (the guided upgrade runbook: plan, run, resume,
+//! roll back, abort) and `clusterops audit` (who did what, from the journals).
+//! Exit codes: 0 done, 1 the run failed, was aborted or rolled back (or
+//! the cluster could not be reached), 2 bad input (arguments, runbook
+//! configuration, env file, version, a damaged journal, nothing to resume).
+
+use super::EnvArgs;
+use super::status::load_config;
+use clusterops::runbook::journal::JournalError;
+use clusterops::runbook::live::RedisClusterOps;
+use clusterops::runbook::terminal::TerminalOperator;
+use clusterops::runbook::{
+    AutoOperator, LockAcquireError, Operator, RunOutcome, Runbook, RunbookConfig, RunbookError,
+    audit, default_state_dir,
+};
+use color_eyre::eyre::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["to", "resume", "rollback", "abort"])))]
+pub struct UpgradeArgs {
+    /// Upgrade every node to this version.
+    #[arg(long, value_name = "VERSION")]
+    to: Option<String>,
+    /// With --to: print the plan and change nothing.
+    #[arg(long, requires = "to")]
+    plan: bool,
+    /// Answer every question: confirm warnings and the verification; on a
+    /// failure roll back when `[rollback] automatic = true`, else abort.
+    #[arg(long)]
+    yes: bool,
+    /// Continue the unfinished run from its first step not done.
+    #[arg(long, conflicts_with = "abort")]
+    resume: bool,
+    /// With --resume: first drop a journal line cut by a crash.
+    #[arg(long, requires = "resume")]
+    repair_journal: bool,
+    /// Roll the unfinished run back: stop the nodes, restore its backup,
+    /// start the previous version, clear maintenance.
+    #[arg(long, conflicts_with_all = ["resume", "abort"])]
+    rollback: bool,
+    /// End the unfinished run as aborted, changing nothing in the cluster.
+    #[arg(long)]
+    abort: bool,
+    /// The runbook configuration (see assets/runbook.example.toml).
+    #[arg(long, value_name = "PATH", default_value = "runbook.toml")]
+    config: PathBuf,
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Where journals, backups and pid files live (default:
+    /// $XDG_STATE_HOME/clusterops, else ~/.local/state/clusterops).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The state directory whose journals to read (default as for `upgrade`).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Print the runs as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn state_dir(given: Option<PathBuf>) -> Option<PathBuf> {
+    let dir = given.or_else(default_state_dir);
+    if dir.is_none() {
+        eprintln!("error: no state directory: set HOME or XDG_STATE_HOME, or pass --state-dir");
+    }
+    dir
+}
+
+/// The exit code of a runbook error: 2 when the input is wrong, else 1.
+fn exit_code(e: &RunbookError) -> i32 {
+    match e {
+        RunbookError::Config(_)
+        | RunbookError::InvalidVersion(_)
+        | RunbookError::Unfinished { .. }
+        | RunbookError::NothingToResume { .. }
+        | RunbookError::Executor(_) => 2,
+        RunbookError::Journal(JournalError::Truncated { .. } | JournalError::Garbage { .. }) => 2,
+        RunbookError::Journal(JournalError::Io { .. })
+        | RunbookError::Lock(LockAcquireError::Refused { .. } | LockAcquireError::Failed(_))
+        | RunbookError::LockLost { .. }
+        | RunbookError::Cluster(_) => 1,
+    }
+}
+
+fn fail(e: &RunbookError) -> i32 {
+    eprintln!("error: {e}");
+    exit_code(e)
+}
+
+pub async fn run(args: UpgradeArgs) -> Result<i32> {
+    let Some(state_dir) = state_dir(args.state_dir.clone()) else {
+        return Ok(2);
+    };
+    let config = match RunbookConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    if args.plan {
+        let target = args.to.as_deref().unwrap_or_default();
+        return Ok(match Runbook::plan(&config, &state_dir, target) {
+            Ok(plan) => {
+                println!("{plan}");
+                0
+            }
+            Err(e) => fail(&e),
+        });
+    }
+    if let Some(target) = &args.to
+        && let Err(e) = clusterops::runbook::check_version(target)
+    {
+        return Ok(fail(&e));
+    }
+    let Some(cluster_config) = load_config(&args.env) else {
+        return Ok(2);
+    };
+    if cluster_config.coordination_redis().is_none() {
+        eprintln!(
+            "error: the cluster configuration has no Redis (REDIS_URL or a *_REDIS_URL): a \
+             runbook needs the cluster's shared state; pass the nodes' env file with --env-file"
+        );
+        return Ok(2);
+    }
+    if cluster_config.namespace.to_string() != config.cluster.name {
+        eprintln!(
+            "error: the runbook configuration is for cluster {:?} but the env file says \
+             CLUSTER_NAME={}; pass the env file of that cluster (--env-file)",
+            config.cluster.name, cluster_config.namespace
+        );
+        return Ok(2);
+    }
+    let ops = match RedisClusterOps::connect(cluster_config).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let operator: Arc<dyn Operator> = if args.yes {
+        Arc::new(AutoOperator::new(config.rollback.automatic, true))
+    } else {
+        Arc::new(TerminalOperator::new())
+    };
+    let runbook = match Runbook::new(config, Arc::new(ops), operator, state_dir).await {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let outcome = if args.abort {
+        let reason = format!(
+            "aborted with `clusterops upgrade --abort` by {}",
+            clusterops::runbook::Actor::current()
+        );
+        runbook.abort(&reason).await
+    } else if args.rollback {
+        runbook.rollback().await
+    } else if args.resume {
+        if args.repair_journal {
+            match runbook.repair_journal() {
+                Ok(Some(line)) => eprintln!(
+                    "journal {}: dropped truncated line {line}",
+                    runbook.journal_path().display()
+                ),
+                Ok(None) => {}
+                Err(e) => return Ok(fail(&e)),
+            }
+        }
+        runbook.resume().await
+    } else {
+        runbook.run(args.to.as_deref().unwrap_or_default()).await
+    };
+    Ok(match outcome {
+        Ok(RunOutcome::Completed { run_id }) => {
+            eprintln!("run {run_id}: upgrade completed");
+            0
+        }
+        Ok(RunOutcome::Paused { run_id, after }) => {
+            eprintln!(
+                "run {run_id}: paused after {}; continue with `clusterops upgrade --resume`",
+                after.title()
+            );
+            0
+        }
+        Ok(RunOutcome::RolledBack { run_id }) => {
+            eprintln!("run {run_id}: rolled back to the previous version and the backup");
+            1
+        }
+        Ok(RunOutcome::Aborted { run_id, at }) => {
+            match at {
+                Some(step) => eprintln!(
+                    "run {run_id}: aborted at {}; the cluster stays as that step left it (see \
+                     `clusterops audit`)",
+                    step.title()
+                ),
+                None => eprintln!("run {run_id}: aborted"),
+            }
+            1
+        }
+        Err(e) => fail(&e),
+    })
+}
+
+pub fn run_audit(args: AuditArgs) -> Result<i32> {
+    let Some(state_dir) = state_dir(args.state_dir) else {
+        return Ok(2);
+    };
+    let audit = match audit::read(&state_dir) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&audit)?);
+    } else if audit.runs.is_empty() && audit.notes.is_empty() {
+        println!("no runbook runs in {}", state_dir.display());
+    } else {
+        print!("{}", audit::format(&audit));
+    }
+    Ok(0)
+}

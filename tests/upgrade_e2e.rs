@@ -1,0 +1,759 @@
+//! `clusterops upgrade` end to end: three real `clusterops node` processes
+//! (started by the process executor, short heartbeat and lease TTLs) on
+//! PostgreSQL and Redis behind a real nginx running assets/nginx.conf; the
+//! runbook is the real binary, run as a child process with a generated
+//! runbook configuration. Upgrade, rollback, kill -9 mid-step and resume,
+//! the runbook lock, a damaged journal, the plan and the audit.
+
+mod common;
+
+use clusterops::runbook::executor::process::{PidFile, ProcessExecutor};
+use clusterops::runbook::{Decision, Executor, PromptKind, RunbookConfig, StepIo, StepKind};
+use common::nginx::Nginx;
+use common::nodes::TestCluster;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterops");
+const NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+struct NullIo;
+
+#[async_trait::async_trait]
+impl StepIo for NullIo {
+    fn step(&self) -> StepKind {
+        StepKind::RollbackStart
+    }
+    fn line(&self, _line: &str) {}
+    fn bytes(&self, _written: u64) {}
+    async fn ask(&self, _k: PromptKind, _m: String, _c: Vec<Decision>) -> Decision {
+        Decision::Confirm
+    }
+}
+
+/// One cluster under test: its env, three node ports, nginx, a state
+/// directory and the runbook configuration. Kills every node it knows of
+/// (pid files of the process executor) and the runbook on drop.
+struct Rig {
+    cluster: TestCluster,
+    nginx: Nginx,
+    state: tempfile::TempDir,
+    config_path: PathBuf,
+    addrs: Vec<String>,
+    http: reqwest::Client,
+    runbooks: Vec<Child>,
+}
+
+impl Rig {
+    /// `target_smoke`: the body the smoke check of /api/status must contain.
+    async fn new(label: &str, smoke_body: &str) -> Self {
+        let cluster = TestCluster::new(label);
+        let addrs: Vec<String> = NODES
+            .iter()
+            .map(|_| format!("127.0.0.1:{}", common::free_port()))
+            .collect();
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        let nginx = Nginx::start(&refs, 1).await;
+        let state = tempfile::tempdir().unwrap();
+        let mut toml = format!(
+            "[cluster]\nname = \"{ns}\"\nload_balancer = \"127.0.0.1:{port}\"\n\n\
+             [executor]\nkind = \"process\"\nbinary = \"{BIN}\"\n\
+             args = [\"node\", \"--heartbeat-ms\", \"300\", \"--lease-ttl-ms\", \"1500\", \"--drain-timeout\", \"2\"]\n\
+             stop_timeout_s = 10\n\n",
+            ns = cluster.ns.name,
+            port = nginx.port
+        );
+        for (name, addr) in NODES.iter().zip(&addrs) {
+            toml.push_str(&format!(
+                "[[nodes]]\nname = \"{name}\"\nlisten = \"{addr}\"\nenv_file = \"{}\"\n\n",
+                cluster.env_file.display()
+            ));
+        }
+        toml.push_str(&format!(
+            "[backup]\nkind = \"postgres\"\nurl = \"{}\"\n\n\
+             [[verify.smoke]]\npath = \"/api/status\"\nbody_contains = \"{smoke_body}\"\n\n\
+             [timeouts]\ndrain_s = 20\nstop_s = 20\nfirst_node_s = 30\nnode_s = 30\nrestore_s = 20\npoll_ms = 100\n\n\
+             [rollback]\nautomatic = true\n",
+            cluster.db.url()
+        ));
+        let config_path = state.path().join("runbook.toml");
+        std::fs::write(&config_path, &toml).unwrap();
+        Self {
+            cluster,
+            nginx,
+            state,
+            config_path,
+            addrs,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+            runbooks: Vec::new(),
+        }
+    }
+
+    fn ns(&self) -> String {
+        self.cluster.ns.name.clone()
+    }
+
+    fn pid_dir(&self) -> PathBuf {
+        self.state.path().join(self.ns()).join("nodes")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.state.path().join(self.ns()).join("journal.jsonl")
+    }
+
+    /// Start the three nodes on `version` with the runbook's own executor
+    /// (so the runbook finds their pid files), and wait until they serve.
+    async fn start_nodes(&self, version: &str) {
+        let config = RunbookConfig::load(&self.config_path).unwrap();
+        let clusterops::runbook::config::ExecutorConfig::Process(p) = config.executor.clone()
+        else {
+            panic!("process executor expected");
+        };
+        let ex = ProcessExecutor::new(p, config.nodes.clone(), self.pid_dir());
+        for slot in ex.slots() {
+            ex.start(&slot, version, &NullIo).await.unwrap();
+        }
+        for addr in &self.addrs {
+            self.wait_status(addr, |s| s["state"] == "running" && s["worker_id"].is_u64())
+                .await;
+        }
+        self.wait_lb(200).await;
+    }
+
+    async fn status(&self, addr: &str) -> Option<serde_json::Value> {
+        let r = self
+            .http
+            .get(format!("http://{addr}/api/status"))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    async fn wait_status(&self, addr: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        while Instant::now() < deadline {
+            last = self.status(addr).await;
+            if last.as_ref().is_some_and(&ok) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{addr}: status never as expected; last {last:?}");
+    }
+
+    async fn lb_code(&self) -> Option<u16> {
+        let r = self
+            .http
+            .get(self.nginx.url("/api/__health_check"))
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    }
+
+    async fn wait_lb(&self, code: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.lb_code().await == Some(code) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("nginx never answered {code}: {}", self.nginx.error_log());
+    }
+
+    /// Write `n` records through nginx.
+    async fn write_records(&self, n: usize) {
+        for i in 0..n {
+            let r = self
+                .http
+                .post(self.nginx.url("/api/records"))
+                .json(
+                    &serde_json::json!({"name": format!("rec{i}"), "value": format!("value {i}")}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "POST /api/records: {}", r.status());
+        }
+    }
+
+    fn records(&self) -> String {
+        self.cluster
+            .db
+            .query("SELECT id, name, value, revision FROM records ORDER BY id")
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--config".to_string(),
+            self.config_path.display().to_string(),
+            "--env-file".to_string(),
+            self.cluster.env_file.display().to_string(),
+            "--state-dir".to_string(),
+            self.state.path().display().to_string(),
+        ]);
+        v
+    }
+
+    /// Start `clusterops upgrade <extra>` in the background; its output
+    /// goes to `<state>/runbook-<i>.log`.
+    fn spawn_runbook(&mut self, extra: &[&str]) -> usize {
+        self.spawn_runbook_answering(extra, None)
+    }
+
+    /// Like `spawn_runbook`; with `answers`, its stdin is a pipe they are
+    /// written to (more with `answer`).
+    fn spawn_runbook_answering(&mut self, extra: &[&str], answers: Option<&str>) -> usize {
+        let i = self.runbooks.len();
+        let log =
+            std::fs::File::create(self.state.path().join(format!("runbook-{i}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(self.args(extra))
+            .stdin(if answers.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.runbooks.push(child);
+        if let Some(text) = answers {
+            self.answer(i, text);
+        }
+        i
+    }
+
+    /// Write answers to runbook `i`'s stdin.
+    fn answer(&mut self, i: usize, text: &str) {
+        use std::io::Write;
+        let stdin = self.runbooks[i].stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn runbook_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.state.path().join(format!("runbook-{i}.log")))
+            .unwrap_or_default()
+    }
+
+    /// Wait for runbook `i` to exit; its exit code.
+    async fn wait_runbook(&mut self, i: usize, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.runbooks[i].try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the runbook did not finish; its output:\n{}",
+                self.runbook_log(i)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill9_runbook(&mut self, i: usize) {
+        let _ = self.runbooks[i].kill();
+        let _ = self.runbooks[i].wait();
+    }
+
+    /// Run `clusterops <args>` to the end.
+    fn run_cli(&self, args: &[String]) -> Output {
+        Command::new(BIN).args(args).output().unwrap()
+    }
+
+    /// The journal's events as JSON values.
+    fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.journal())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Wait until the journal has an event matching `ok`.
+    async fn wait_event(&self, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if self.events().iter().any(&ok) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the journal never showed {what}; runbook output:\n{}",
+            self.runbook_log(0)
+        );
+    }
+
+    /// Every node runs `version` with schema `version`, and the cluster serves.
+    async fn assert_all_on(&self, version: &str) {
+        for addr in &self.addrs {
+            self.wait_status(addr, |s| {
+                s["app_version"] == version
+                    && s["schema_version"] == version
+                    && s["state"] == "running"
+            })
+            .await;
+        }
+        self.wait_lb(200).await;
+        assert!(!self.maintenance_set(), "maintenance is still set");
+    }
+
+    fn maintenance_set(&self) -> bool {
+        self.cluster
+            .ns
+            .keys()
+            .iter()
+            .any(|k| k == &format!("{}:maintenance", self.ns()))
+    }
+
+    fn audit_json(&self) -> serde_json::Value {
+        let out = self.run_cli(&[
+            "audit".to_string(),
+            "--state-dir".to_string(),
+            self.state.path().display().to_string(),
+            "--json".to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn kill_pid_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.path().extension().is_some_and(|x| x == "pid")
+            && let Ok(text) = std::fs::read_to_string(e.path())
+            && let Ok(pf) = serde_json::from_str::<PidFile>(&text)
+        {
+            let pid = nix::unistd::Pid::from_raw(pf.pid);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        for c in &mut self.runbooks {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        kill_pid_files(&self.pid_dir());
+    }
+}
+
+/// Polls the health check through nginx until stopped; the codes seen.
+fn poll_lb(url: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<u16>> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            if let Ok(r) = http.get(&url).send().await {
+                let code = r.status().as_u16();
+                if seen.last() != Some(&code) {
+                    seen.push(code);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        seen
+    })
+}
+
+fn step_names(run: &serde_json::Value) -> Vec<(String, String)> {
+    run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let result = if s["result"].is_string() {
+                s["result"].as_str().unwrap().to_string()
+            } else {
+                s["result"]["result"].as_str().unwrap_or("?").to_string()
+            };
+            (s["step"].as_str().unwrap().to_string(), result)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_drains_through_nginx_moves_every_node_to_v2_and_keeps_the_data() {
+    let mut rig = Rig::new("up_ok", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(5).await;
+    let before = rig.records();
+    assert_eq!(before.lines().count(), 5);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = poll_lb(rig.nginx.url("/api/__health_check"), stop.clone());
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 0, "runbook output:\n{log}");
+    assert!(log.contains("smoke check(s). -> confirm (--yes)"), "{log}");
+    rig.assert_all_on("2").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = poller.await.unwrap();
+    assert!(
+        seen.contains(&503),
+        "never saw the maintenance page: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&200), "{seen:?}");
+    assert_eq!(rig.records(), before, "the records changed");
+
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "completed");
+    assert!(run["backup"]["sha256"].is_string(), "no backup: {run}");
+    let steps = step_names(run);
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "preflight",
+            "drain",
+            "stop_nodes",
+            "backup",
+            "upgrade_first",
+            "verify",
+            "rollout",
+            "restore_traffic"
+        ],
+        "{steps:?}"
+    );
+    // The text form names every step too.
+    let out = rig.run_cli(&[
+        "audit".to_string(),
+        "--state-dir".to_string(),
+        rig.state.path().display().to_string(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for step in StepKind::UPGRADE {
+        assert!(
+            text.contains(step.title()),
+            "{} missing:\n{text}",
+            step.title()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verification_rolls_back_to_v1_and_the_backup() {
+    let mut rig = Rig::new("up_rb", "no-such-text-in-any-status").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "9", "--yes"]);
+    let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 1, "runbook output:\n{log}");
+    assert!(log.contains("rolled back"), "{log}");
+    rig.assert_all_on("1").await;
+    assert_eq!(rig.records(), before, "the data is not the backup's");
+    let audit = rig.audit_json();
+    assert_eq!(audit["runs"][0]["outcome"], "rolled_back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_run_asks_on_the_terminal_and_rolls_back_to_the_backup_when_told() {
+    let mut rig = Rig::new("up_tty", "no-such-text-in-any-status").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    // "y" to the preflight warnings; then the verification fails and the
+    // runbook waits for an answer.
+    let i = rig.spawn_runbook_answering(&["upgrade", "--to", "9"], Some("y\n"));
+    rig.wait_event("the failed verification", |e| {
+        e["event"] == "step_finished" && e["step"] == "verify" && e["result"] == "failed"
+    })
+    .await;
+    // Meanwhile the new version damaged the data...
+    rig.cluster
+        .db
+        .query("DELETE FROM records WHERE name = 'rec0'; UPDATE records SET value = 'broken'");
+    assert_ne!(rig.records(), before);
+    // ... and the operator rolls back.
+    rig.answer(i, "b\n");
+    let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("== Verify: Check n1"),
+        "no step description: {log}"
+    );
+    assert!(
+        log.contains("[r]etry / [s]kip / roll[b]ack / [a]bort >"),
+        "the failure question is not offered: {log}"
+    );
+    assert!(log.contains("rolled back"), "{log}");
+    rig.assert_all_on("1").await;
+    assert_eq!(rig.records(), before, "the data is not the backup's");
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "rolled_back");
+    let decisions: Vec<(String, String)> = run["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["prompt"].as_str().unwrap().to_string(),
+                d["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        decisions.contains(&("failure".to_string(), "rollback".to_string())),
+        "{decisions:?}"
+    );
+}
+
+/// Kill the runbook once the journal shows `output` of `step` containing
+/// `needle`, then resume; the upgrade must finish.
+async fn kill_and_resume(label: &str, step: &str, needle: &str) {
+    let mut rig = Rig::new(label, "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event(&format!("{step} output {needle:?}"), |e| {
+        e["event"] == "output"
+            && e["step"] == step
+            && e["line"].as_str().is_some_and(|l| l.contains(needle))
+    })
+    .await;
+    rig.kill9_runbook(i);
+    let events = rig.events();
+    let last_started = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "step_started")
+        .unwrap();
+    assert_eq!(last_started["step"], step, "killed in the wrong step");
+
+    let j = rig.spawn_runbook(&["upgrade", "--resume", "--yes"]);
+    let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
+    assert_eq!(code, 0, "resume output:\n{}", rig.runbook_log(j));
+    rig.assert_all_on("2").await;
+    assert_eq!(rig.records(), before);
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "completed");
+    assert_eq!(run["resumed"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runbook_killed_while_stopping_the_nodes_resumes_to_the_end() {
+    kill_and_resume("up_k3", "stop_nodes", "SIGTERM sent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runbook_killed_while_the_first_node_migrates_resumes_to_the_end() {
+    kill_and_resume("up_k5", "upgrade_first", "started version 2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runbook_killed_during_the_rollout_resumes_to_the_end() {
+    kill_and_resume("up_k7", "rollout", "n2: started version 2").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_run_can_be_rolled_back_from_the_command_line() {
+    let mut rig = Rig::new("up_krb", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event("the rollout", |e| {
+        e["event"] == "output"
+            && e["step"] == "rollout"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("n2: started version 2"))
+    })
+    .await;
+    rig.kill9_runbook(i);
+    let j = rig.spawn_runbook(&["upgrade", "--rollback", "--yes"]);
+    let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
+    let log = rig.runbook_log(j);
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("rolled back"), "{log}");
+    rig.assert_all_on("1").await;
+    assert_eq!(rig.records(), before);
+    assert_eq!(rig.audit_json()["runs"][0]["outcome"], "rolled_back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_upgrade_while_one_runs_is_refused_naming_the_holder() {
+    let mut rig = Rig::new("up_lock", "app_version").await;
+    rig.start_nodes("1").await;
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event("the first step", |e| e["event"] == "step_started")
+        .await;
+    let run_id = rig.events()[0]["run_id"].as_str().unwrap().to_string();
+    // Another operator, another machine: another state directory.
+    let other = tempfile::tempdir().unwrap();
+    let mut args = rig.args(&["upgrade", "--to", "2", "--yes"]);
+    let n = args.len();
+    args[n - 1] = other.path().display().to_string();
+    let out = rig.run_cli(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another runbook holds"), "{err}");
+    assert!(
+        err.contains(&format!("runbook {run_id} by ")),
+        "the refusal does not name the holder: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let code = rig.wait_runbook(i, Duration::from_secs(90)).await;
+    assert_eq!(code, 0, "{}", rig.runbook_log(i));
+    rig.assert_all_on("2").await;
+}
+
+/// A state directory with a journal and the runbook configuration of a
+/// cluster on the test Redis (nothing started).
+fn offline(label: &str) -> (common::TestNs, tempfile::TempDir, Vec<String>) {
+    let ns = common::TestNs::new(label);
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("cluster.env");
+    std::fs::write(
+        &env,
+        format!(
+            "CLUSTER_NAME={}\nREDIS_URL={}\n",
+            ns.name,
+            common::redis_url()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("runbook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nname = \"{}\"\n[executor]\nkind = \"process\"\nbinary = \"{BIN}\"\n\
+             [[nodes]]\nname = \"n1\"\nlisten = \"127.0.0.1:1\"\n[backup]\nkind = \"none\"\n",
+            ns.name
+        ),
+    )
+    .unwrap();
+    let args = vec![
+        "--config".to_string(),
+        config.display().to_string(),
+        "--env-file".to_string(),
+        env.display().to_string(),
+        "--state-dir".to_string(),
+        dir.path().display().to_string(),
+    ];
+    (ns, dir, args)
+}
+
+fn cli(first: &[&str], rest: &[String]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(first)
+        .args(rest)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_damaged_journal_is_one_clear_error_naming_file_line_and_the_way_forward() {
+    let (ns, dir, args) = offline("up_journal");
+    let journal = dir.path().join(&ns.name).join("journal.jsonl");
+    std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+
+    // A garbage line: fix it by hand or move the file aside.
+    std::fs::write(&journal, "{\"seq\": 1, oops\n").unwrap();
+    let (code, _, err) = cli(&["upgrade", "--resume", "--yes"], &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&journal.display().to_string()), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    assert!(err.contains("move the file aside"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let (code, _, err) = cli(&["upgrade", "--to", "2", "--yes"], &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    let (code, _, err) = cli(
+        &["audit", "--state-dir", &dir.path().display().to_string()],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 1") && !err.contains("panicked"), "{err}");
+
+    // A last line cut by a crash: --repair-journal drops it.
+    std::fs::write(&journal, "{\"seq\": 1, \"at_ms\"").unwrap();
+    let (code, _, err) = cli(&["upgrade", "--resume", "--yes"], &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--repair-journal"), "{err}");
+    let (code, _, err) = cli(&["upgrade", "--resume", "--repair-journal", "--yes"], &args);
+    assert!(err.contains("dropped truncated line 1"), "{err}");
+    assert!(err.contains("no unfinished run"), "{err}");
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), "");
+
+    // Nothing to abort either.
+    let (code, _, err) = cli(&["upgrade", "--abort"], &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no unfinished run"), "{err}");
+}
+
+#[test]
+fn the_plan_changes_nothing_and_bad_input_exits_2() {
+    let (ns, dir, args) = offline("up_plan");
+    let (code, out, err) = cli(&["upgrade", "--to", "2", "--plan"], &args);
+    assert_eq!(code, Some(0), "{err}");
+    for step in StepKind::UPGRADE {
+        assert!(
+            out.contains(step.title()),
+            "{} missing:\n{out}",
+            step.title()
+        );
+    }
+    assert!(ns.keys().is_empty(), "the plan wrote {:?}", ns.keys());
+    assert!(!dir.path().join(&ns.name).join("journal.jsonl").exists());
+
+    let (code, _, err) = cli(&["upgrade", "--to", "2;rm -rf /", "--yes"], &args);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not accepted"), "{err}");
+
+    let (code, _, err) = cli(&["upgrade", "--yes"], &args);
+    assert_eq!(code, Some(2), "{err}");
+
+    // A memory-only cluster configuration: a runbook needs shared state.
+    let env = dir.path().join("memory.env");
+    std::fs::write(&env, format!("CLUSTER_NAME={}\n", ns.name)).unwrap();
+    let mut a = args.clone();
+    a[3] = env.display().to_string();
+    let (code, _, err) = cli(&["upgrade", "--to", "2", "--yes"], &a);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no Redis"), "{err}");
+}
