@@ -75,6 +75,7 @@ impl Rig {
         toml.push_str(&format!(
             "[backup]\nkind = \"postgres\"\nurl = \"{}\"\n\n\
              [[verify.smoke]]\npath = \"/api/status\"\nbody_contains = \"{smoke_body}\"\n\n\
+             [[verify.smoke]]\npath = \"/api/counters/smoke\"\nbody_contains = \"\\\"value\\\"\"\n\n\
              [timeouts]\ndrain_s = 20\nstop_s = 20\nfirst_node_s = 30\nnode_s = 30\nrestore_s = 20\npoll_ms = 100\n\n\
              [rollback]\nautomatic = true\n",
             cluster.db.url()

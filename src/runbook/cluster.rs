@@ -191,4 +191,12 @@ pub trait ClusterOps: Send + Sync {
     /// [`super::journal::mirror_to_redis`] (`XADD {ns}:runbook:journal MAXLEN ~`).
     /// A failure is shown to the operator and does not stop the run.
     async fn mirror_journal(&self, line: &str) -> Result<(), ClusterError>;
+
+    /// The value of the maintenance-bypass header that lets the verify
+    /// step's smoke checks reach a node's app routes while maintenance is
+    /// set (`node::http::runbook_bypass_token`, derived from `APP_KEY`).
+    /// `None`: no bypass; smoke checks then see what users see.
+    fn bypass_token(&self) -> Option<String> {
+        None
+    }
 }

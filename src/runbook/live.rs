@@ -196,6 +196,10 @@ impl ClusterOps for RedisClusterOps {
         )))
     }
 
+    fn bypass_token(&self) -> Option<String> {
+        crate::node::http::runbook_bypass_token(&self.config)
+    }
+
     async fn mirror_journal(&self, line: &str) -> Result<(), ClusterError> {
         journal::mirror_to_redis(&mut self.conn.clone(), &self.config.namespace, line)
             .await

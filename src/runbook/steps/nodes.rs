@@ -155,17 +155,14 @@ impl Engine<'_> {
             return Err(format!("unexpected status: {}", st.summary()));
         }
         let cfg = &self.rb.config.verify;
+        let bypass = self
+            .rb
+            .cluster
+            .bypass_token()
+            .unwrap_or_else(|| self.run_id.clone());
         let mut failed = Vec::new();
         for check in &cfg.smoke {
-            match probe::smoke(
-                &http,
-                &node.http_addr,
-                check,
-                &cfg.bypass_header,
-                &self.run_id,
-            )
-            .await
-            {
+            match probe::smoke(&http, &node.http_addr, check, &cfg.bypass_header, &bypass).await {
                 Ok(line) => io.line(&format!("smoke: {line}")),
                 Err(e) => {
                     io.line(&format!("smoke FAILED: {e}"));
