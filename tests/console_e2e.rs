@@ -119,7 +119,7 @@ fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was
 
     let overview = tmux.wait_for(&["1 Overview", "DEGRADED", "Verdict"]);
     assert!(
-        overview.contains("FAIL nodes       node-b unhealthy: HTTP 503 database unreachable"),
+        overview.contains("FAIL nodes       unhealthy: node-b (degraded, HTTP 503"),
         "{overview}"
     );
     assert!(overview.contains("read-only"), "{overview}");
@@ -180,11 +180,15 @@ fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was
 }
 
 #[test]
-fn live_mode_without_the_inspector_says_so_and_exits_2() {
-    let out = Command::new(BIN).args(["console"]).output().unwrap();
+fn live_mode_with_a_wrong_configuration_names_the_variable_and_exits_2() {
+    let out = Command::new(BIN)
+        .args(["console", "--read-only"])
+        .env("QUEUE_ADAPTER", "kafka")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("live mode needs the inspector"), "{err}");
+    assert!(err.contains("QUEUE_ADAPTER"), "{err}");
 }
 
 #[test]
