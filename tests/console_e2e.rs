@@ -230,3 +230,30 @@ fn an_unknown_theme_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use one of default, mono"));
 }
+
+#[test]
+fn the_demo_shows_three_nodes_and_a_verdict_and_quits_leaving_the_terminal_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let log = dir.path().join("console.log");
+    let tmux = Tmux::start(80, 24);
+    tmux.wait_for(&["sh>"]);
+    tmux.type_text(&format!(
+        "stty -g > {d}/before; {BIN} demo --log-file {}; echo EXITED:$?; stty -g > {d}/after",
+        log.display()
+    ));
+    tmux.key("Enter");
+    let overview = tmux.wait_for(&["1 Overview", "Verdict", "demo"]);
+    assert!(
+        ["HEALTHY", "DEGRADED"].iter().any(|v| overview.contains(v)),
+        "{overview}"
+    );
+    tmux.key("2");
+    tmux.wait_for(&["demo-a", "demo-b", "demo-c", "running"]);
+    tmux.key("q");
+    tmux.wait_for(&["EXITED:0\nsh>"]);
+    assert!(!tmux.alternate_screen_on());
+    let before = std::fs::read_to_string(dir.path().join("before")).unwrap();
+    let after = std::fs::read_to_string(dir.path().join("after")).unwrap();
+    assert_eq!(before, after, "the tty modes are restored");
+}

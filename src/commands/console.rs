@@ -32,11 +32,11 @@ pub struct ConsoleArgs {
     snapshot: Option<PathBuf>,
     /// Log file (default: $XDG_STATE_HOME/clusterops/console.log).
     #[arg(long, value_name = "FILE")]
-    log_file: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
 }
 
 /// `2s`, `500ms`, `1m`, or a number of seconds; at least 100 ms.
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -57,8 +57,8 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 /// Send `tracing` to the log file; the console owns the screen.
-pub fn init_file_tracing(args: &ConsoleArgs, filter: tracing_subscriber::EnvFilter) {
-    let path = args.log_file.clone().unwrap_or_else(ui::default_log_path);
+pub fn init_file_tracing(log_file: Option<PathBuf>, filter: tracing_subscriber::EnvFilter) {
+    let path = log_file.unwrap_or_else(ui::default_log_path);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

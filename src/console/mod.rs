@@ -11,6 +11,7 @@
 pub mod action;
 pub mod app;
 pub mod changes;
+pub mod demo;
 pub mod format;
 pub mod history;
 mod input;

@@ -1,0 +1,53 @@
+//! `clusterops demo`: three reference nodes in this process on shared
+//! memory adapters, a synthetic workload, and the console on them; needs no
+//! service at all. Read-only: the demo offers no action.
+
+use super::console::parse_interval;
+use clusterops::console::demo::DemoCluster;
+use clusterops::console::theme::Theme;
+use clusterops::console::{self as ui, ConsoleOptions};
+use color_eyre::eyre::Result;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// How often to read the demo cluster: `1s`, `500ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
+    refresh: Duration,
+    /// Colour theme: `default` or `mono` (the default is `mono` when NO_COLOR is set).
+    #[arg(long, value_name = "NAME")]
+    theme: Option<String>,
+    /// Log file (default: $XDG_STATE_HOME/clusterops/console.log).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+pub async fn run(args: DemoArgs) -> Result<i32> {
+    let theme = match Theme::choose(args.theme.as_deref(), Theme::no_color_env()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --theme: {e}");
+            return Ok(2);
+        }
+    };
+    let cluster = match DemoCluster::start().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the demo cluster did not start: {e}");
+            return Ok(2);
+        }
+    };
+    let options = ConsoleOptions {
+        read_only: true,
+        refresh: args.refresh,
+        theme,
+        source_label: "demo: 3 in-process nodes, memory adapters".into(),
+        config: None,
+    };
+    let result = ui::run(options, Arc::new(cluster.source()), None).await;
+    cluster.stop().await;
+    result?;
+    Ok(0)
+}
