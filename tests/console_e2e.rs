@@ -257,3 +257,35 @@ fn the_demo_shows_three_nodes_and_a_verdict_and_quits_leaving_the_terminal_as_it
     let after = std::fs::read_to_string(dir.path().join("after")).unwrap();
     assert_eq!(before, after, "the tty modes are restored");
 }
+
+#[test]
+fn the_demo_on_redis_runs_node_processes_and_deletes_its_namespace_on_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("console.log");
+    let tmux = Tmux::start(80, 24);
+    tmux.wait_for(&["sh>"]);
+    tmux.type_text(&format!(
+        "{BIN} demo --redis redis://127.0.0.1:6379/0 --log-file {}; echo EXITED:$?",
+        log.display()
+    ));
+    tmux.key("Enter");
+    let overview = tmux.wait_for(&["1 Overview", "Verdict", "3 healthy"]);
+    let ns = overview
+        .split_whitespace()
+        .find(|w| w.starts_with("demo-"))
+        .expect("the namespace is in the header")
+        .to_string();
+    tmux.key("2");
+    tmux.wait_for(&["demo-a", "demo-b", "demo-c", "running"]);
+    tmux.key("q");
+    tmux.wait_for(&["EXITED:0"]);
+    let out = Command::new("redis-cli")
+        .args(["--scan", "--pattern", &format!("{ns}:*")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "the demo's keys are deleted"
+    );
+}

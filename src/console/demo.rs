@@ -37,6 +37,30 @@ struct DemoNode {
     task: Option<JoinHandle<()>>,
 }
 
+/// What the workload counts for the synthetic stream view.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) signals_sent: AtomicU64,
+    pub(crate) signals_at: Mutex<Option<String>>,
+}
+
+/// Stopping and starting demo node `i` (of [`NODE_IDS`]).
+#[async_trait::async_trait]
+pub(crate) trait NodeControl: Send + Sync {
+    async fn stop_node(&self, i: usize);
+    async fn start_node(&self, i: usize);
+}
+
+/// What the workload drives.
+pub(crate) struct Workload {
+    pub(crate) queue: Arc<dyn MessageQueue>,
+    /// One per node, acquiring as that node.
+    pub(crate) locks: Vec<Arc<dyn LockBackend>>,
+    pub(crate) signals: Option<Arc<dyn SyncSignals>>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) nodes: Arc<dyn NodeControl>,
+}
+
 struct Shared {
     config: Config,
     hub: Arc<MemoryHub>,
@@ -44,8 +68,19 @@ struct Shared {
     queue: Arc<MemoryQueue>,
     locks: Vec<Arc<LocalLock>>,
     nodes: Mutex<Vec<DemoNode>>,
-    signals_sent: AtomicU64,
-    signals_at: Mutex<Option<String>>,
+    counters: Arc<Counters>,
+}
+
+#[async_trait::async_trait]
+impl NodeControl for Shared {
+    async fn stop_node(&self, i: usize) {
+        Shared::stop_node(self, NODE_IDS[i]).await
+    }
+    async fn start_node(&self, i: usize) {
+        if let Err(e) = Shared::start_node(self, i).await {
+            tracing::error!("demo node {} did not start: {e}", NODE_IDS[i]);
+        }
+    }
 }
 
 /// Three in-process nodes on shared memory adapters, and their workload.
@@ -144,13 +179,25 @@ impl DemoCluster {
             queue,
             locks,
             nodes: Mutex::new(Vec::new()),
-            signals_sent: AtomicU64::new(0),
-            signals_at: Mutex::new(None),
+            counters: Arc::default(),
         });
         for i in 0..NODE_IDS.len() {
             shared.start_node(i).await?;
         }
-        let workload = tokio::spawn(workload(shared.clone()));
+        let w = Workload {
+            queue: shared.queue.clone(),
+            locks: shared
+                .locks
+                .iter()
+                .map(|l| l.clone() as Arc<dyn LockBackend>)
+                .collect(),
+            signals: MemorySignals::with_hub(shared.hub.clone(), "demo-workload")
+                .ok()
+                .map(|s| Arc::new(s) as Arc<dyn SyncSignals>),
+            counters: shared.counters.clone(),
+            nodes: shared.clone(),
+        };
+        let workload = tokio::spawn(workload(w));
         Ok(Self {
             shared,
             workload: Mutex::new(Some(workload)),
@@ -180,8 +227,8 @@ impl DemoCluster {
 /// attempt and becomes a dead letter), a signal, and a lock taken by one
 /// node for a while; node `demo-c` leaves after 20 s and comes back 10 s
 /// later, over and over.
-async fn workload(shared: Arc<Shared>) {
-    let q = shared.queue.clone();
+pub(crate) async fn workload(w: Workload) {
+    let q = w.queue.clone();
     let _consumer = q
         .subscribe(
             DEMO_QUEUE,
@@ -195,11 +242,10 @@ async fn workload(shared: Arc<Shared>) {
             }),
         )
         .await;
-    let signals = MemorySignals::with_hub(shared.hub.clone(), "demo-workload").ok();
     let mut held = Vec::new();
     for tick in 0u64.. {
         let _ = q.publish(DEMO_QUEUE, tick.to_string().as_bytes()).await;
-        if let Some(s) = &signals
+        if let Some(s) = &w.signals
             && let Ok(id) = s
                 .publish(
                     DEMO_CHANNEL,
@@ -207,15 +253,14 @@ async fn workload(shared: Arc<Shared>) {
                 )
                 .await
         {
-            shared.signals_sent.fetch_add(1, Ordering::Relaxed);
-            *shared.signals_at.lock() = Some(id);
+            w.counters.signals_sent.fetch_add(1, Ordering::Relaxed);
+            *w.counters.signals_at.lock() = Some(id);
         }
         if tick % 5 == 0 {
-            let i = (tick / 5) as usize % NODE_IDS.len();
-            let name = ["invoice-batch", "report:daily", "reindex"][i];
-            if let Ok(Some(g)) = shared.locks[i]
-                .try_acquire(name, Duration::from_secs(10))
-                .await
+            let i = (tick / 5) as usize % w.locks.len().max(1);
+            let name = ["invoice-batch", "report-daily", "reindex"][i % 3];
+            if let Some(l) = w.locks.get(i)
+                && let Ok(Some(g)) = l.try_acquire(name, Duration::from_secs(10)).await
             {
                 held.push((tick, g));
             }
@@ -227,10 +272,8 @@ async fn workload(shared: Arc<Shared>) {
             let _ = g.release().await;
         }
         match tick % 100 {
-            66 => shared.stop_node("demo-c").await,
-            99 => {
-                let _ = shared.start_node(2).await;
-            }
+            66 => w.nodes.stop_node(2).await,
+            99 => w.nodes.start_node(2).await,
             _ => {}
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -328,8 +371,8 @@ impl SnapshotSource for DemoSource {
             }
         }
         let (queues, unreadable) = inspect::convert::queue_views("memory", stats);
-        let sent = self.shared.signals_sent.load(Ordering::Relaxed);
-        let last_id = self.shared.signals_at.lock().clone();
+        let sent = self.shared.counters.signals_sent.load(Ordering::Relaxed);
+        let last_id = self.shared.counters.signals_at.lock().clone();
         let streams = vec![StreamView {
             channel: DEMO_CHANNEL.to_string(),
             length: sent,

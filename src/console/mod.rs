@@ -12,6 +12,7 @@ pub mod action;
 pub mod app;
 pub mod changes;
 pub mod demo;
+pub mod demo_redis;
 pub mod format;
 pub mod history;
 mod input;
