@@ -119,7 +119,7 @@ fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was
 
     let overview = tmux.wait_for(&["1 Overview", "DEGRADED", "Verdict"]);
     assert!(
-        overview.contains("FAIL nodes       node-b unhealthy: HTTP 503 database unreachable"),
+        overview.contains("FAIL nodes       unhealthy: node-b (degraded, HTTP 503"),
         "{overview}"
     );
     assert!(overview.contains("read-only"), "{overview}");
@@ -180,11 +180,15 @@ fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was
 }
 
 #[test]
-fn live_mode_without_the_inspector_says_so_and_exits_2() {
-    let out = Command::new(BIN).args(["console"]).output().unwrap();
+fn live_mode_with_a_wrong_configuration_names_the_variable_and_exits_2() {
+    let out = Command::new(BIN)
+        .args(["console", "--read-only"])
+        .env("QUEUE_ADAPTER", "kafka")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("live mode needs the inspector"), "{err}");
+    assert!(err.contains("QUEUE_ADAPTER"), "{err}");
 }
 
 #[test]
@@ -225,4 +229,63 @@ fn an_unknown_theme_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use one of default, mono"));
+}
+
+#[test]
+fn the_demo_shows_three_nodes_and_a_verdict_and_quits_leaving_the_terminal_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let log = dir.path().join("console.log");
+    let tmux = Tmux::start(80, 24);
+    tmux.wait_for(&["sh>"]);
+    tmux.type_text(&format!(
+        "stty -g > {d}/before; {BIN} demo --log-file {}; echo EXITED:$?; stty -g > {d}/after",
+        log.display()
+    ));
+    tmux.key("Enter");
+    let overview = tmux.wait_for(&["1 Overview", "Verdict", "demo"]);
+    assert!(
+        ["HEALTHY", "DEGRADED"].iter().any(|v| overview.contains(v)),
+        "{overview}"
+    );
+    tmux.key("2");
+    tmux.wait_for(&["demo-a", "demo-b", "demo-c", "running"]);
+    tmux.key("q");
+    tmux.wait_for(&["EXITED:0\nsh>"]);
+    assert!(!tmux.alternate_screen_on());
+    let before = std::fs::read_to_string(dir.path().join("before")).unwrap();
+    let after = std::fs::read_to_string(dir.path().join("after")).unwrap();
+    assert_eq!(before, after, "the tty modes are restored");
+}
+
+#[test]
+fn the_demo_on_redis_runs_node_processes_and_deletes_its_namespace_on_quit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("console.log");
+    let tmux = Tmux::start(80, 24);
+    tmux.wait_for(&["sh>"]);
+    tmux.type_text(&format!(
+        "{BIN} demo --redis redis://127.0.0.1:6379/0 --log-file {}; echo EXITED:$?",
+        log.display()
+    ));
+    tmux.key("Enter");
+    let overview = tmux.wait_for(&["1 Overview", "Verdict", "3 healthy"]);
+    let ns = overview
+        .split_whitespace()
+        .find(|w| w.starts_with("demo-"))
+        .expect("the namespace is in the header")
+        .to_string();
+    tmux.key("2");
+    tmux.wait_for(&["demo-a", "demo-b", "demo-c", "running"]);
+    tmux.key("q");
+    tmux.wait_for(&["EXITED:0"]);
+    let out = Command::new("redis-cli")
+        .args(["--scan", "--pattern", &format!("{ns}:*")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "the demo's keys are deleted"
+    );
 }

@@ -1,7 +1,10 @@
-//! `clusterops console`: the operations console, live (once the inspector
-//! is wired) or over a saved snapshot (`--snapshot FILE`, read-only).
+//! `clusterops console`: the operations console, live (the inspector, and
+//! actions unless `--read-only`) or over a saved snapshot (`--snapshot
+//! FILE`, read-only).
 
 use super::EnvArgs;
+use clusterops::console::live::{InspectorSource, LiveActions, default_audit_path, operator};
+use clusterops::console::ops::ClusterActions;
 use clusterops::console::source::{FileSource, SnapshotSource};
 use clusterops::console::theme::Theme;
 use clusterops::console::{self as ui, ConsoleOptions};
@@ -29,11 +32,11 @@ pub struct ConsoleArgs {
     snapshot: Option<PathBuf>,
     /// Log file (default: $XDG_STATE_HOME/clusterops/console.log).
     #[arg(long, value_name = "FILE")]
-    log_file: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
 }
 
 /// `2s`, `500ms`, `1m`, or a number of seconds; at least 100 ms.
-fn parse_interval(s: &str) -> Result<Duration, String> {
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -54,8 +57,8 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 }
 
 /// Send `tracing` to the log file; the console owns the screen.
-pub fn init_file_tracing(args: &ConsoleArgs, filter: tracing_subscriber::EnvFilter) {
-    let path = args.log_file.clone().unwrap_or_else(ui::default_log_path);
+pub fn init_file_tracing(log_file: Option<PathBuf>, filter: tracing_subscriber::EnvFilter) {
+    let path = log_file.unwrap_or_else(ui::default_log_path);
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -84,30 +87,42 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
             return Ok(2);
         }
     };
-    let (source, actions, label): (Arc<dyn SnapshotSource>, _, String) = match &args.snapshot {
-        Some(path) => (
-            Arc::new(FileSource::new(path)),
-            None,
-            format!("snapshot {}", path.display()),
-        ),
-        None => {
-            let _ = &args.env;
-            eprintln!(
-                "error: live mode needs the inspector, which is not wired in yet: use --snapshot FILE"
-            );
-            return Ok(2);
-        }
-    };
-    if let Err(e) = source.fetch().await {
+    type Actions = Option<Arc<dyn ClusterActions>>;
+    let (source, actions, label, config): (Arc<dyn SnapshotSource>, Actions, String, _) =
+        match &args.snapshot {
+            Some(path) => (
+                Arc::new(FileSource::new(path)),
+                None,
+                format!("snapshot {}", path.display()),
+                None,
+            ),
+            None => {
+                let Some(config) = super::status::load_config(&args.env) else {
+                    return Ok(2);
+                };
+                // In --read-only the actions only list dead letters (reads).
+                let actions = LiveActions::new(config.clone(), operator(), default_audit_path());
+                (
+                    Arc::new(InspectorSource::new(config.clone())),
+                    Some(Arc::new(actions)),
+                    format!("live {}", config.namespace.name()),
+                    Some(config),
+                )
+            }
+        };
+    if config.is_none()
+        && let Err(e) = source.fetch().await
+    {
         eprintln!("error: {e}");
         return Ok(2);
     }
-    let read_only = args.read_only || actions.is_none();
+    let read_only = args.read_only || config.is_none();
     let options = ConsoleOptions {
         read_only,
         refresh: args.refresh,
         theme,
         source_label: label,
+        config,
     };
     ui::run(options, source, actions).await?;
     Ok(0)

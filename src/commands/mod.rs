@@ -6,6 +6,7 @@ mod check;
 mod completions;
 mod config;
 mod console;
+mod demo;
 mod id;
 mod node;
 mod status;
@@ -46,6 +47,8 @@ pub enum Command {
     Id(id::IdCommand),
     /// The operations console: a terminal UI over the cluster (or a saved snapshot).
     Console(console::ConsoleArgs),
+    /// Three nodes in this process on memory adapters, a synthetic workload, and the console on them (no service needed).
+    Demo(demo::DemoArgs),
     /// The cluster at a glance: nodes, worker IDs, locks, streams, queues, servers.
     Status(status::StatusArgs),
     /// The deployment guide's preflight: pass/warn/fail per check; exit 0, 1 or 2.
@@ -73,9 +76,10 @@ pub fn init_tracing(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    if let Command::Console(args) = &cli.command {
-        console::init_file_tracing(args, filter);
-        return;
+    match &cli.command {
+        Command::Console(args) => return console::init_file_tracing(args.log_file.clone(), filter),
+        Command::Demo(args) => return console::init_file_tracing(args.log_file.clone(), filter),
+        _ => {}
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -90,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Node(args) => node::run(args).await,
         Command::Id(cmd) => id::run(cmd),
         Command::Console(args) => console::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Completions(args) => completions::completions(args),

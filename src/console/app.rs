@@ -64,6 +64,8 @@ pub struct App {
     pub(crate) now_ms: u64,
     pub(crate) status: Option<String>,
     pub(crate) options: AppOptions,
+    /// The live cluster's configuration, for the checks that read it.
+    checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
     outbox: mpsc::UnboundedSender<Action>,
     refresh: Arc<Notify>,
@@ -103,11 +105,18 @@ impl App {
             now_ms: now_ms(),
             status: None,
             options,
+            checks_config: None,
             actions,
             outbox,
             refresh,
             quit: false,
         }
+    }
+
+    /// Run every check of `config` on each snapshot (live mode), not only
+    /// the snapshot-only ones.
+    pub fn set_checks_config(&mut self, config: crate::config::Config) {
+        self.checks_config = Some(config);
     }
 
     /// Whether keys that change the cluster are offered.
@@ -291,7 +300,7 @@ impl App {
             }
         }
         self.history.push(&snap);
-        self.assessment = verdict::assess(&snap);
+        self.assessment = verdict::assess_with(self.checks_config.as_ref(), &snap);
         self.snapshot = Some(snap);
     }
 

@@ -11,10 +11,13 @@
 pub mod action;
 pub mod app;
 pub mod changes;
+pub mod demo;
+pub mod demo_redis;
 pub mod format;
 pub mod history;
 mod input;
 pub mod keys;
+pub mod live;
 pub mod ops;
 pub mod sample;
 pub mod source;
@@ -43,6 +46,9 @@ pub struct ConsoleOptions {
     pub theme: theme::Theme,
     /// Where snapshots come from, for the header.
     pub source_label: String,
+    /// The live cluster's configuration: every check runs (snapshot mode:
+    /// `None`, the snapshot-only checks).
+    pub config: Option<crate::config::Config>,
 }
 
 /// Run the console until the operator quits. `actions` is `None` when
@@ -57,7 +63,7 @@ pub async fn run(
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let refresh = Arc::new(Notify::new());
     let poller = source::spawn_poller(source, options.refresh, snap_tx, refresh.clone());
-    let app = App::new(
+    let mut app = App::new(
         AppOptions {
             read_only: options.read_only,
             theme: options.theme,
@@ -68,6 +74,9 @@ pub async fn run(
         out_tx,
         refresh,
     );
+    if let Some(config) = options.config {
+        app.set_checks_config(config);
+    }
     tracing::info!(read_only = options.read_only, "console started");
     let mut tui = tui::Tui::enter()?;
     let result = app::run(app, &mut tui, snap_rx, out_rx).await;

@@ -145,7 +145,7 @@ fn rabbit_server() -> ServerView {
         kind: "rabbitmq".into(),
         url: AMQP.into(),
         used_by: vec!["QUEUE_ADAPTER_RABBITMQ_URL".into()],
-        version: Some("3.13.7".into()),
+        version: Some("4.0.5".into()),
         role: None,
         used_memory: None,
         maxmemory: None,

@@ -1,8 +1,9 @@
-//! A provisional verdict computed from one snapshot: healthy, degraded or
-//! down, with the problems behind it, worst first. Pure and isolated: the
-//! real `check` suite will replace [`assess`] without touching the views.
+//! The verdict of one snapshot: healthy, degraded or down, with the
+//! problems behind it, worst first: the inspector's checks
+//! ([`crate::inspect::checks`]) plus what only the console watches.
 
-use crate::inspect::{CheckStatus, Snapshot, Source, Verdict};
+use crate::config::Config;
+use crate::inspect::{CheckResult, CheckStatus, Snapshot, Source, Verdict, checks};
 
 /// A lock held longer than this is highlighted as long-held.
 pub const LONG_HELD_LOCK_MS: u64 = 60_000;
@@ -32,20 +33,88 @@ pub struct Assessment {
     pub problems: Vec<Problem>,
 }
 
-/// Judge one snapshot.
-///
-/// Down: the node registry cannot be read, or no registered node answers
-/// its health check. Degraded: any other problem. Healthy: none.
+/// Judge one snapshot with the snapshot-only checks (no configuration at
+/// hand: snapshot mode). See [`assess_with`].
 pub fn assess(snap: &Snapshot) -> Assessment {
-    let mut p = Vec::new();
-    let mut down = false;
-    let fail = |p: &mut Vec<Problem>, area, text: String| {
+    assess_with(None, snap)
+}
+
+/// The checks that need only the snapshot (all of [`checks::run`] but the
+/// two that read the configuration).
+pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
+    vec![
+        checks::sources_reachable(snap),
+        checks::nodes_healthy(snap),
+        checks::same_fingerprint(snap),
+        checks::same_version(snap),
+        checks::redis_version(snap),
+        checks::rabbitmq_version(snap),
+        checks::eviction_policy(snap),
+        checks::worker_id_capacity(snap),
+        checks::stale_worker_ids(snap),
+        checks::shared_storage(snap),
+        checks::unreadable_keys(snap),
+    ]
+}
+
+/// Judge one snapshot: the failing and warning results of the inspector's
+/// checks ([`checks::run`] with `config`, the snapshot-only ones without),
+/// plus what the console watches beyond them (maintenance on, locks held
+/// by dead nodes or for long, lagging readers, dead letters, queues
+/// without consumers, an unreadable maintenance flag). The verdict is
+/// [`checks::verdict`]'s, degraded at least when the console found more.
+pub fn assess_with(config: Option<&Config>, snap: &Snapshot) -> Assessment {
+    let results = match config {
+        Some(c) => checks::run(c, snap),
+        None => snapshot_checks(snap),
+    };
+    let mut p: Vec<Problem> = results
+        .iter()
+        .filter(|r| r.status != CheckStatus::Pass)
+        .map(|r| Problem {
+            status: r.status,
+            area: check_area(&r.id),
+            text: r.reason.clone(),
+        })
+        .collect();
+    let extras = console_extras(snap);
+    let verdict = match checks::verdict(snap, &results) {
+        Verdict::Healthy if !extras.is_empty() => Verdict::Degraded,
+        v => v,
+    };
+    p.extend(extras);
+    if verdict == Verdict::Down && !p.iter().any(|x| x.status == CheckStatus::Fail) {
         p.push(Problem {
             status: CheckStatus::Fail,
-            area,
-            text,
-        })
-    };
+            area: "nodes",
+            text: "no node serves: nothing answers its health check".into(),
+        });
+    }
+    p.sort_by_key(|x| std::cmp::Reverse(x.status));
+    Assessment {
+        verdict,
+        problems: p,
+    }
+}
+
+/// The console's short area name for a check id.
+pub fn check_area(id: &str) -> &'static str {
+    match id {
+        "sources-reachable" => "sources",
+        "nodes-healthy" | "shared-storage" => "nodes",
+        "same-fingerprint" | "same-version" | "shared-adapters" | "separate-redis-databases" => {
+            "config"
+        }
+        "redis-version" | "rabbitmq-version" | "eviction-policy" => "servers",
+        "worker-id-capacity" | "stale-worker-ids" => "worker IDs",
+        "unreadable-keys" => "keys",
+        _ => "checks",
+    }
+}
+
+/// What the console flags beyond the checks.
+fn console_extras(snap: &Snapshot) -> Vec<Problem> {
+    let mut p = Vec::new();
     let warn = |p: &mut Vec<Problem>, area, text: String| {
         p.push(Problem {
             status: CheckStatus::Warn,
@@ -53,135 +122,19 @@ pub fn assess(snap: &Snapshot) -> Assessment {
             text,
         })
     };
-
-    match &snap.nodes {
-        Source::Ok(nodes) => {
-            let healthy = nodes.iter().filter(|n| n.health.is_healthy()).count();
-            if nodes.is_empty() {
-                down = true;
-                fail(&mut p, "nodes", "no node is registered".into());
-            } else if healthy == 0 {
-                down = true;
-                fail(
-                    &mut p,
-                    "nodes",
-                    format!("none of {} nodes answers its health check", nodes.len()),
-                );
-            }
-            for n in nodes.iter().filter(|n| !n.health.is_healthy()) {
-                let status = n
-                    .health
-                    .http_status
-                    .map_or("no answer".to_string(), |s| format!("HTTP {s}"));
-                fail(
-                    &mut p,
-                    "nodes",
-                    format!("{} unhealthy: {status} {}", n.node_id, n.health.detail),
-                );
-            }
-            for n in nodes.iter().filter(|n| n.storage_shared == Some(false)) {
-                let why = n
-                    .storage_reason
-                    .as_deref()
-                    .unwrap_or("storage markers not seen");
-                fail(
-                    &mut p,
-                    "nodes",
-                    format!("{} does not share storage: {why}", n.node_id),
-                );
-            }
-        }
-        Source::Unavailable { source, reason } => {
-            down = true;
-            fail(
-                &mut p,
-                "nodes",
-                format!("node registry unreadable: {reason} ({source})"),
-            );
-        }
-        Source::NotConfigured => {}
+    if let Source::Unavailable { source, reason } = &snap.maintenance {
+        p.push(Problem {
+            status: CheckStatus::Fail,
+            area: "maintenance",
+            text: format!("maintenance flag unreadable: {reason} ({source})"),
+        });
     }
-
-    if !snap.drift.fingerprint.is_empty() {
-        fail(
-            &mut p,
-            "config",
-            format!(
-                "configuration drift on {}",
-                snap.drift.fingerprint.join(", ")
-            ),
-        );
-    }
-    if !snap.drift.version.is_empty() {
-        let majority = snap.drift.majority_version.as_deref().unwrap_or("?");
-        warn(
-            &mut p,
-            "config",
-            format!(
-                "version differs from {majority} on {}",
-                snap.drift.version.join(", ")
-            ),
-        );
-    }
-
-    for (area, name, unavailable) in [
-        ("worker IDs", "worker-ID leases", unavailable(&snap.leases)),
-        ("locks", "locks", unavailable(&snap.locks)),
-        ("streams", "sync-signal streams", unavailable(&snap.streams)),
-        ("queues", "queues", unavailable(&snap.queues)),
-        (
-            "maintenance",
-            "maintenance flag",
-            unavailable(&snap.maintenance),
-        ),
-    ] {
-        if let Some((source, reason)) = unavailable {
-            fail(
-                &mut p,
-                area,
-                format!("{name} unreadable: {reason} ({source})"),
-            );
-        }
-    }
-    for s in &snap.servers {
-        if let Some(e) = &s.error {
-            fail(
-                &mut p,
-                "servers",
-                format!("{} unreachable: {e} ({})", s.kind, s.url),
-            );
-        }
-    }
-
     if let Some(Some(m)) = snap.maintenance.ok() {
         warn(
             &mut p,
             "maintenance",
             format!("maintenance on, set by {}: {}", m.by, m.reason),
         );
-    }
-    if let Some(leases) = snap.leases.ok() {
-        for l in leases
-            .iter()
-            .filter(|l| l.holder.is_some() && !l.holder_live)
-        {
-            let holder = l.holder.as_deref().unwrap_or_default();
-            warn(
-                &mut p,
-                "worker IDs",
-                format!("worker ID {} held by dead node {holder}", l.worker_id),
-            );
-        }
-        for l in leases
-            .iter()
-            .filter_map(|l| l.unreadable.as_ref().map(|u| (l.worker_id, u)))
-        {
-            warn(
-                &mut p,
-                "worker IDs",
-                format!("worker ID {} unreadable: {}", l.0, l.1),
-            );
-        }
     }
     if let Some(locks) = snap.locks.ok() {
         for l in locks.iter().filter(|l| !l.holder_live) {
@@ -241,41 +194,7 @@ pub fn assess(snap: &Snapshot) -> Assessment {
             }
         }
     }
-    for s in &snap.servers {
-        for w in server_warnings(s) {
-            warn(&mut p, "servers", format!("{} {}: {w}", s.kind, s.url));
-        }
-    }
-    if !snap.unreadable.is_empty() {
-        warn(
-            &mut p,
-            "keys",
-            format!(
-                "{} keys hold something clusterops did not write",
-                snap.unreadable.len()
-            ),
-        );
-    }
-
-    p.sort_by_key(|x| std::cmp::Reverse(x.status));
-    let verdict = if down {
-        Verdict::Down
-    } else if p.is_empty() {
-        Verdict::Healthy
-    } else {
-        Verdict::Degraded
-    };
-    Assessment {
-        verdict,
-        problems: p,
-    }
-}
-
-fn unavailable<T>(s: &Source<T>) -> Option<(&str, &str)> {
-    match s {
-        Source::Unavailable { source, reason } => Some((source, reason)),
-        _ => None,
-    }
+    p
 }
 
 /// Whether a stream reader is behind: many entries, or some entries and no
@@ -339,12 +258,12 @@ mod tests {
         assert!(
             a.problems
                 .iter()
-                .any(|p| p.text.contains("configuration drift on node-c"))
+                .any(|p| p.text.contains("configuration drift: node-c"))
         );
         assert!(
             a.problems
                 .iter()
-                .any(|p| p.text.contains("worker ID 5 held by dead node node-old"))
+                .any(|p| p.text.contains("5 held by node-old"))
         );
         assert!(a.problems.iter().any(|p| p.text.contains("dead letters")));
         assert!(a.problems.iter().any(|p| p.text.contains("lags")));

@@ -40,6 +40,29 @@ pub struct NodeOptions {
     pub queue_concurrency: usize,
     /// TTL of the worker-ID lease (renewed every third of it).
     pub lease_ttl: Duration,
+    /// Prebuilt shared adapters instead of the ones the configuration
+    /// names: several in-process nodes (the demo) share one memory backend.
+    pub adapters: Option<Adapters>,
+}
+
+/// Shared adapters handed to [`run`] (the node's own local cache is always
+/// its own).
+#[derive(Clone)]
+pub struct Adapters {
+    /// The shared cache.
+    pub cache: Arc<dyn cache::Cache>,
+    /// Distributed locks.
+    pub locks: Arc<dyn lock::LockBackend>,
+    /// Sync signals.
+    pub signals: Arc<dyn pubsub::SyncSignals>,
+    /// The message queue.
+    pub queue: Arc<dyn queue::MessageQueue>,
+}
+
+impl std::fmt::Debug for Adapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Adapters { prebuilt }")
+    }
 }
 
 impl Default for NodeOptions {
@@ -52,6 +75,7 @@ impl Default for NodeOptions {
             drain_timeout: Duration::from_secs(10),
             queue_concurrency: 4,
             lease_ttl: Duration::from_secs(15),
+            adapters: None,
         }
     }
 }
@@ -183,19 +207,29 @@ pub async fn run(
     tracing::info!(node = %node_id, version = %app_version, addr = %local_addr, fingerprint = %config.fingerprint(), "node starting");
 
     // Adapters.
-    let shared_cache = cache::from_config(&config, &node_id)
-        .await
-        .map_err(|e| adapter_err("cache")(&e))?;
     let local_cache: Arc<dyn cache::Cache> = Arc::new(cache::MemoryCache::new(node_id.clone()));
-    let locks = lock::from_config(&config, &node_id)
-        .await
-        .map_err(|e| adapter_err("lock")(&e))?;
-    let signals = pubsub::from_config(&config, &node_id)
-        .await
-        .map_err(|e| adapter_err("sync signals")(&e))?;
-    let queue = queue::from_config(&config, &node_id)
-        .await
-        .map_err(|e| adapter_err("queue")(&e))?;
+    let (shared_cache, locks, signals, queue) = match &opts.adapters {
+        Some(a) => (
+            a.cache.clone(),
+            a.locks.clone(),
+            a.signals.clone(),
+            a.queue.clone(),
+        ),
+        None => (
+            cache::from_config(&config, &node_id)
+                .await
+                .map_err(|e| adapter_err("cache")(&e))?,
+            lock::from_config(&config, &node_id)
+                .await
+                .map_err(|e| adapter_err("lock")(&e))?,
+            pubsub::from_config(&config, &node_id)
+                .await
+                .map_err(|e| adapter_err("sync signals")(&e))?,
+            queue::from_config(&config, &node_id)
+                .await
+                .map_err(|e| adapter_err("queue")(&e))?,
+        ),
+    };
 
     // Database and schema.
     let store = match &config.db_url {
