@@ -88,7 +88,21 @@ fn mistakes_are_named() {
     let err = with(&|t| t.replace("path = \"/metrics\"", "path = \"metrics\""));
     assert!(err.contains("must start with /"), "{err}");
     let err = with(&|t| {
-        t.replace("kind = \"process\"\nbinary = \"target/debug/clusterops\"\nargs = [\"node\"]\nstop_timeout_s = 20", "kind = \"command\"\nstop = \"ssh {host} stop\"\nstart = \"ssh {node} start\"")
+        // Swap the process executor block for a command executor whose
+        // template names a placeholder that does not exist.
+        let start = t
+            .find("kind = \"process\"")
+            .expect("the example has a process executor");
+        let end = start
+            + t[start..]
+                .find("stop_timeout_s = 20\n")
+                .expect("and its stop timeout")
+            + "stop_timeout_s = 20\n".len();
+        format!(
+            "{}kind = \"command\"\nstop = \"ssh {{host}} stop\"\nstart = \"ssh {{node}} start\"\n{}",
+            &t[..start],
+            &t[end..]
+        )
     });
     assert!(err.contains("{host}"), "{err}");
 }
