@@ -73,25 +73,8 @@ async fn a_read_only_console_reads_every_source_as_a_read_only_acl_user() {
     node.wait_for_health(200, Duration::from_secs(10)).await;
     let ns = c.ns.namespace();
     let _q = dead_letters(&c.ns.url, ns.clone()).await;
-    let user = format!("ro-{}", c.ns.name);
-    let mut conn = plain_conn(&c.ns.url).await;
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(&user)
-        .arg("reset")
-        .arg("on")
-        .arg(">ro-password")
-        .arg("~*")
-        .arg("&*")
-        .arg("+@read")
-        .arg("+@connection")
-        .arg("+info")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let ro_url =
-        c.ns.url
-            .replace("redis://", &format!("redis://{user}:ro-password@"));
+    let user = common::ReadOnlyUser::create(&c.ns.url, &c.ns.name);
+    let ro_url = user.url.clone();
     let config = Config::all_redis(&ro_url, &c.ns.name).unwrap();
     let source = InspectorSource::new(config.clone());
     let audit = c.dir.path().join("audit.jsonl");
@@ -106,7 +89,7 @@ async fn a_read_only_console_reads_every_source_as_a_read_only_acl_user() {
         ("queues", matches!(snap.queues, Source::Ok(_))),
         ("maintenance", matches!(snap.maintenance, Source::Ok(_))),
     ] {
-        assert!(ok, "{name} reads ok as {user}: {snap:#?}");
+        assert!(ok, "{name} reads ok as {}: {snap:#?}", user.name);
     }
     assert!(snap.servers.iter().all(|s| s.error.is_none()), "{snap:#?}");
     assert_eq!(snap.nodes.ok().unwrap()[0].node_id, "lva");
@@ -151,12 +134,7 @@ async fn a_read_only_console_reads_every_source_as_a_read_only_acl_user() {
     // A second snapshot still reads everything; nothing was audited.
     assert!(source.fetch().await.is_ok());
     assert!(!audit.exists(), "a read-only console records no action");
-    let _: () = redis::cmd("ACL")
-        .arg("DELUSER")
-        .arg(&user)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    drop(user);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -212,29 +212,8 @@ async fn a_read_only_acl_user_gets_the_full_snapshot() {
         .await
         .unwrap()
         .unwrap();
-    let user = format!("ro-{}", c.ns.name);
-    let mut conn = redis::Client::open(c.ns.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg(&user)
-        .arg("reset")
-        .arg("on")
-        .arg(">ro-password")
-        .arg("~*")
-        .arg("&*")
-        .arg("+@read")
-        .arg("+@connection")
-        .arg("+info")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let ro_url =
-        c.ns.url
-            .replace("redis://", &format!("redis://{user}:ro-password@"));
+    let user = common::ReadOnlyUser::create(&c.ns.url, &c.ns.name);
+    let ro_url = user.url.clone();
     let vars: Vec<(&str, &str)> = [
         "CACHE_REDIS_URL",
         "PUBSUB_ADAPTER_REDIS_URL",
@@ -246,12 +225,7 @@ async fn a_read_only_acl_user_gets_the_full_snapshot() {
     .map(|v| (v, ro_url.as_str()))
     .collect();
     let (_, snap) = status_json(&c.env_file, &vars);
-    let _: () = redis::cmd("ACL")
-        .arg("DELUSER")
-        .arg(&user)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    drop(user);
     for source in [
         "nodes",
         "leases",

@@ -265,3 +265,52 @@ fn psql(sql: &str) {
 
 pub mod nginx;
 pub mod nodes;
+
+/// A Redis ACL user that may only read (`+@read +@connection +info`), as an
+/// operator would give a monitoring console; deleted on drop.
+pub struct ReadOnlyUser {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl ReadOnlyUser {
+    /// Create the user on the Redis at `admin_url`; `label` makes it unique.
+    pub fn create(admin_url: &str, label: &str) -> Self {
+        let name = format!("ro-{label}");
+        let client = redis::Client::open(admin_url).expect("admin URL");
+        let mut conn = client.get_connection().expect("admin connection");
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&name)
+            .arg("reset")
+            .arg("on")
+            .arg(">ro-password")
+            .arg("~*")
+            .arg("&*")
+            .arg("+@read")
+            .arg("+@connection")
+            .arg("+info")
+            .query::<()>(&mut conn)
+            .expect("ACL SETUSER");
+        let url = admin_url.replace("redis://", &format!("redis://{name}:ro-password@"));
+        Self {
+            name,
+            url,
+            admin_url: admin_url.to_string(),
+        }
+    }
+}
+
+impl Drop for ReadOnlyUser {
+    fn drop(&mut self) {
+        if let Ok(client) = redis::Client::open(self.admin_url.as_str())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let _: redis::RedisResult<i64> = redis::cmd("ACL")
+                .arg("DELUSER")
+                .arg(&self.name)
+                .query(&mut conn);
+        }
+    }
+}
