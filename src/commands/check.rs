@@ -2,7 +2,6 @@
 //! pass, 1 with warnings, 2 with any failure.
 
 use super::EnvArgs;
-use super::status::load_config;
 use clusterops::inspect::{CheckStatus, Inspector, checks};
 use color_eyre::eyre::Result;
 
@@ -16,7 +15,7 @@ pub struct CheckArgs {
 }
 
 pub async fn run(args: CheckArgs) -> Result<i32> {
-    let Some(config) = load_config(&args.env) else {
+    let Some(config) = args.env.load_config() else {
         return Ok(2);
     };
     let inspector = Inspector::new(config.clone());

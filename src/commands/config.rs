@@ -2,7 +2,6 @@
 //! secrets masked, and its fingerprint; exit 2 on a wrong value.
 
 use super::EnvArgs;
-use clusterops::config::Config;
 use color_eyre::eyre::Result;
 
 #[derive(Debug, clap::Args)]
@@ -15,14 +14,8 @@ pub struct ConfigArgs {
 }
 
 pub fn run(args: ConfigArgs) -> Result<i32> {
-    let config = match Config::load(args.env.env_file.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("error: {line}");
-            }
-            return Ok(2);
-        }
+    let Some(config) = args.env.load_config() else {
+        return Ok(2);
     };
     if args.json {
         let mut value = serde_json::to_value(&config)?;

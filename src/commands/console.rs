@@ -97,7 +97,7 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
                 None,
             ),
             None => {
-                let Some(config) = super::status::load_config(&args.env) else {
+                let Some(config) = args.env.load_config() else {
                     return Ok(2);
                 };
                 // In --read-only the actions only list dead letters (reads).

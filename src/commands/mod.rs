@@ -36,6 +36,22 @@ pub struct EnvArgs {
     pub env_file: Option<PathBuf>,
 }
 
+impl EnvArgs {
+    /// The validated configuration, or `None` after printing each wrong
+    /// variable on its own `error:` line (the caller exits 2).
+    pub fn load_config(&self) -> Option<clusterops::config::Config> {
+        match clusterops::config::Config::load(self.env_file.as_deref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    eprintln!("error: {line}");
+                }
+                None
+            }
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the validated configuration (secrets masked) and its fingerprint.

@@ -1,7 +1,6 @@
 //! `clusterops node`: run one reference app node until SIGTERM or SIGINT.
 
 use super::EnvArgs;
-use clusterops::config::Config;
 use clusterops::node::heartbeat::HeartbeatTiming;
 use clusterops::node::runtime::{self, NodeOptions};
 use color_eyre::eyre::Result;
@@ -33,14 +32,8 @@ pub struct NodeArgs {
 }
 
 pub async fn run(args: NodeArgs) -> Result<i32> {
-    let config = match Config::load(args.env.env_file.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("error: {line}");
-            }
-            return Ok(2);
-        }
+    let Some(config) = args.env.load_config() else {
+        return Ok(2);
     };
     let opts = NodeOptions {
         listen: args.listen,

@@ -20,21 +20,8 @@ pub struct StatusArgs {
     watch: Option<u64>,
 }
 
-/// Load the configuration or print its errors (one line each).
-pub fn load_config(env: &EnvArgs) -> Option<Config> {
-    match Config::load(env.env_file.as_deref()) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("error: {line}");
-            }
-            None
-        }
-    }
-}
-
 pub async fn run(args: StatusArgs) -> Result<i32> {
-    let Some(config) = load_config(&args.env) else {
+    let Some(config) = args.env.load_config() else {
         return Ok(2);
     };
     let inspector = Inspector::new(config);

@@ -5,7 +5,6 @@
 //! configuration, env file, version, a damaged journal, nothing to resume).
 
 use super::EnvArgs;
-use super::status::load_config;
 use clusterops::runbook::journal::JournalError;
 use clusterops::runbook::live::RedisClusterOps;
 use clusterops::runbook::terminal::TerminalOperator;
@@ -119,7 +118,7 @@ pub async fn run(args: UpgradeArgs) -> Result<i32> {
     {
         return Ok(fail(&e));
     }
-    let Some(cluster_config) = load_config(&args.env) else {
+    let Some(cluster_config) = args.env.load_config() else {
         return Ok(2);
     };
     if cluster_config.coordination_redis().is_none() {
