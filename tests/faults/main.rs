@@ -1,0 +1,36 @@
+//! The fault suite: the whole system keeps its promises while processes are
+//! killed and servers go away (real processes and services on loopback).
+//!
+//! This is a test target with its own harness (`harness = false`) so that it
+//! can take options of its own:
+//!
+//! ```sh
+//! cargo test --test faults                     # every scenario once, bounded (CI)
+//! cargo test --test faults -- lock_safety      # scenarios whose name contains the filter
+//! cargo test --test faults -- --soak 30        # repeat the suite for 30 minutes
+//! cargo test --test faults -- --list           # the scenario names
+//! ```
+//!
+//! Scenarios that need worker processes re-execute this binary with
+//! `--child ROLE ARGS…` (see [`CHILDREN`]), so a kill -9 hits a real process
+//! and never the harness itself.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+
+use harness::{Child, Scenario};
+
+/// Every scenario of the suite, in the order they run.
+const SCENARIOS: &[Scenario] = &[
+    // Each scenario module adds its entry here, one line each.
+];
+
+/// Roles a scenario may start as a separate process of this binary.
+const CHILDREN: &[Child] = &[
+    // Each scenario module that needs worker processes adds its roles here.
+];
+
+fn main() -> std::process::ExitCode {
+    harness::main(SCENARIOS, CHILDREN)
+}
