@@ -10,6 +10,7 @@ async fn main() -> Result<()> {
     color_eyre::install()?;
     let cli = commands::Cli::parse();
     commands::init_tracing(&cli);
+    commands::quiet_broken_pipe(&cli);
     let code = commands::run(cli).await?;
     std::process::exit(code);
 }

@@ -2,6 +2,7 @@
 //! secrets masked, and its fingerprint; exit 2 on a wrong value.
 
 use super::EnvArgs;
+use clusterops::config::{CacheStore, LockAdapter, PubsubAdapter, QueueAdapter};
 use color_eyre::eyre::Result;
 
 #[derive(Debug, clap::Args)]
@@ -30,10 +31,27 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("cluster       {}", config.namespace);
-    println!("cache         {:?}", config.cache);
-    println!("sync signals  {:?}", config.pubsub);
-    println!("queue         {:?}", config.queue);
-    println!("lock          {:?}", config.lock);
+    let cache = match &config.cache {
+        CacheStore::Memory => "memory (this node only)".to_string(),
+        CacheStore::Redis(u) => format!("redis {u}"),
+    };
+    let pubsub = match &config.pubsub {
+        PubsubAdapter::Memory => "memory (this node only)".to_string(),
+        PubsubAdapter::Redis(u) => format!("redis {u}"),
+    };
+    let queue = match &config.queue {
+        QueueAdapter::Memory => "memory (this node only)".to_string(),
+        QueueAdapter::Redis(u) => format!("redis {u}"),
+        QueueAdapter::Rabbitmq(u) => format!("rabbitmq {u}"),
+    };
+    let lock = match &config.lock {
+        LockAdapter::Local => "local (this node only)".to_string(),
+        LockAdapter::Redis(u) => format!("redis {u}"),
+    };
+    println!("cache         {cache}");
+    println!("sync signals  {pubsub}");
+    println!("queue         {queue}");
+    println!("lock          {lock}");
     match &config.worker_id_redis {
         Some(u) => println!("worker IDs    redis {u}"),
         None => println!("worker IDs    random (REDIS_URL unset: single node only)"),
@@ -41,6 +59,14 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
     match &config.app_key {
         Some(k) => println!("APP_KEY       {k}"),
         None => println!("APP_KEY       (unset)"),
+    }
+    match &config.db_url {
+        Some(u) => println!("database      {u}"),
+        None => println!("database      (DB_URL unset: records in memory, single node only)"),
+    }
+    match &config.storage_path {
+        Some(p) => println!("storage       {}", p.display()),
+        None => println!("storage       (STORAGE_PATH unset)"),
     }
     println!("fingerprint   {}", config.fingerprint());
     let local = config.local_adapters();

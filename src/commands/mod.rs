@@ -100,7 +100,36 @@ pub fn init_tracing(cli: &Cli) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Commands that only print (status, check, config, audit, ...) die quietly
+/// when their reader goes away (`clusterops status --json | head`) instead
+/// of panicking on a broken pipe, as Unix filters do. The node, the
+/// console, the demo and the runbook keep SIGPIPE ignored: they write to
+/// sockets and child processes, where a closed peer is an error to handle.
+pub fn quiet_broken_pipe(cli: &Cli) {
+    let printer = matches!(
+        cli.command,
+        Command::Config(_)
+            | Command::Id(_)
+            | Command::Status(_)
+            | Command::Check(_)
+            | Command::Completions(_)
+            | Command::Man
+            | Command::Audit(_)
+    );
+    if printer {
+        // SAFETY: SIG_DFL installs no handler, so no code runs in signal
+        // context; the disposition is process-wide and set once at start-up.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
 }
 
 /// Dispatch to the subcommand; returns the exit code.
