@@ -72,6 +72,15 @@ pub fn render(template: &str, node: &str, version: Option<&str>) -> Result<Strin
     Ok(out)
 }
 
+/// A template with `{node}` and `{version}` filled in for a plan's
+/// description only, never to run: the version may be a placeholder such as
+/// `<previous>` that [`render`] would refuse.
+pub fn preview(template: &str, node: &str, version: &str) -> String {
+    template
+        .replace("{node}", node)
+        .replace("{version}", version)
+}
+
 /// Shell command templates.
 #[derive(Debug, Clone)]
 pub struct CommandExecutor {
@@ -201,7 +210,7 @@ impl Executor for CommandExecutor {
     }
 
     fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
-        let show = |t: &str| render(t, &slot.name, Some(version)).unwrap_or_else(|e| e.to_string());
+        let show = |t: &str| preview(t, &slot.name, version);
         match &self.config.upgrade {
             Some(u) => format!("run `{}` then `{}`", show(u), show(&self.config.start)),
             None => format!("run `{}`", show(&self.config.start)),
@@ -236,5 +245,18 @@ impl Executor for CommandExecutor {
             self.run(&slot.name, &cmd, io).await?;
         }
         self.run(&slot.name, &start, io).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_shows_the_rollback_command_with_its_placeholder_version() {
+        let shown = preview("ssh {node} deploy {version}", "app1", "<previous>");
+        assert_eq!(shown, "ssh app1 deploy <previous>");
+        // Running it is still refused.
+        assert!(render("ssh {node} deploy {version}", "app1", Some("<previous>")).is_err());
     }
 }

@@ -53,8 +53,7 @@ impl Executor for ManualExecutor {
     }
 
     fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
-        let text =
-            render(&self.config.start, &slot.name, Some(version)).unwrap_or_else(|e| e.to_string());
+        let text = super::command::preview(&self.config.start, &slot.name, version);
         format!("ask the operator: \"{text}\"")
     }
 
