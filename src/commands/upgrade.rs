@@ -92,11 +92,42 @@ fn fail(e: &RunbookError) -> i32 {
     exit_code(e)
 }
 
+/// `[backup] url_env` names a variable of the process environment or,
+/// failing that, of the nodes' env file (`--env-file`, where `DB_URL`
+/// usually is). Resolved before anything runs, so a missing database URL is
+/// refused up front instead of at step 4 with every node already stopped.
+fn resolve_backup_url(config: &mut RunbookConfig, env: &EnvArgs) -> Result<(), String> {
+    let b = &mut config.backup;
+    let (true, None, Some(var)) = (b.kind != "none", &b.url, b.url_env.clone()) else {
+        return Ok(());
+    };
+    if std::env::var(&var).is_ok_and(|v| !v.trim().is_empty()) {
+        return Ok(());
+    }
+    let from_file = match &env.env_file {
+        Some(path) => clusterops::config::read_env_file(path)
+            .map_err(|e| format!("env file {e}"))?
+            .remove(&var)
+            .filter(|v| !v.trim().is_empty()),
+        None => None,
+    };
+    match from_file {
+        Some(url) => {
+            b.url = Some(url);
+            Ok(())
+        }
+        None => Err(format!(
+            "backup.url_env: {var} is set neither in the environment nor in the env file \
+             (--env-file); set it, or give [backup] url"
+        )),
+    }
+}
+
 pub async fn run(args: UpgradeArgs) -> Result<i32> {
     let Some(state_dir) = state_dir(args.state_dir.clone()) else {
         return Ok(2);
     };
-    let config = match RunbookConfig::load(&args.config) {
+    let mut config = match RunbookConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -121,6 +152,12 @@ pub async fn run(args: UpgradeArgs) -> Result<i32> {
     let Some(cluster_config) = args.env.load_config() else {
         return Ok(2);
     };
+    if !args.abort
+        && let Err(e) = resolve_backup_url(&mut config, &args.env)
+    {
+        eprintln!("error: {e}");
+        return Ok(2);
+    }
     if cluster_config.coordination_redis().is_none() {
         eprintln!(
             "error: the cluster configuration has no Redis (REDIS_URL or a *_REDIS_URL): a \
