@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// A line of a `.env` file that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}: {reason}")]
+#[error("{path}{}: {reason}", if *.line == 0 { String::new() } else { format!(":{}", .line) })]
 pub struct EnvFileError {
     /// The file.
     pub path: String,
@@ -126,5 +126,6 @@ mod tests {
     fn a_missing_file_is_an_error_naming_it() {
         let err = read_env_file(Path::new("/nonexistent/clusterops.env")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/clusterops.env"));
+        assert!(!err.to_string().contains(":0:"), "{err}");
     }
 }

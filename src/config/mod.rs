@@ -261,7 +261,16 @@ impl Config {
         let mut url_problems: Vec<ConfigProblem> = Vec::new();
         let mut parse_url =
             |variable: &str, raw: &str, schemes: &[&str], shape: &str| -> Option<SecretUrl> {
-                match SecretUrl::parse(raw, schemes) {
+                let parsed = SecretUrl::parse(raw, schemes).and_then(|u| {
+                    // A Redis database is a number (`/3`): the client would
+                    // only refuse it when connecting.
+                    if schemes == REDIS_SCHEMES && u.redis_db().is_none_or(|db| db < 0) {
+                        Err("the database after the host must be a number, e.g. /0".to_string())
+                    } else {
+                        Ok(u)
+                    }
+                });
+                match parsed {
                     Ok(u) => Some(u),
                     Err(why) => {
                         url_problems.push(ConfigProblem {
