@@ -183,3 +183,20 @@ async fn yes_confirms_and_rolls_back_only_when_configured() {
         Decision::Abort
     );
 }
+
+#[test]
+fn a_timeout_left_out_keeps_its_default() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/runbook.example.toml"
+    ))
+    .unwrap();
+    assert!(text.contains("drain_s = 60 ") && text.contains("poll_ms = 500"));
+    let text = text
+        .replace("drain_s = 60 ", "# drain_s = 60 ")
+        .replace("poll_ms = 500", "poll_ms = 250");
+    let c = RunbookConfig::parse(&text, "partial.toml").unwrap();
+    assert_eq!(c.timeouts.drain_s, 60);
+    assert_eq!(c.timeouts.poll_ms, 250);
+    assert_eq!(c.timeouts.first_node_s, 600);
+}

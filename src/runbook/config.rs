@@ -305,9 +305,10 @@ fn default_expect() -> u16 {
     200
 }
 
-/// `[timeouts]`, in seconds (poll interval in ms).
+/// `[timeouts]`, in seconds (poll interval in ms). A value left out keeps
+/// its default.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// Step 2: until every node reports maintenance.
     pub drain_s: u64,
