@@ -215,7 +215,9 @@ fn coordination_redis_prefers_redis_url() {
 fn a_redis_database_that_is_not_a_number_is_refused_before_connecting() {
     let line = one_problem(&[("REDIS_URL", "redis://u:pw@127.0.0.1:6379/abc")]);
     assert!(
-        line.starts_with("REDIS_URL:") && line.contains("must be a number") && !line.contains("pw@"),
+        line.starts_with("REDIS_URL:")
+            && line.contains("must be a number")
+            && !line.contains("pw@"),
         "{line}"
     );
     assert!(Config::from_vars(&vars(&[("REDIS_URL", "redis://127.0.0.1:6379/")])).is_ok());
