@@ -195,7 +195,7 @@ async fn an_upgrade_scales_to_zero_sets_the_image_then_scales_up_one_at_a_time()
     assert_eq!(fake.lock().replicas, 3);
     assert!(
         io.text()
-            .contains("3 pod(s) Ready on registry.example.com/shop:2"),
+            .contains("3 pod(s) up on registry.example.com/shop:2"),
         "{}",
         io.text()
     );

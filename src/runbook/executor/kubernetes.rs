@@ -1,7 +1,8 @@
 //! The `kubernetes` executor: one Deployment or StatefulSet is the cluster.
 //! Stop = scale to 0 and wait for its pods to go; starting the first node =
 //! set the container's image tag to the version, scale to 1, wait for the
-//! pod to be Ready; each further node = scale one more and wait. The engine
+//! pod to be up (Ready, or started); each further node = scale one more and
+//! wait. The engine
 //! then checks each node's own health through the registry.
 
 use super::{ExecError, Executor, NodeSlot, StepIo, check_value};
@@ -158,7 +159,7 @@ impl KubernetesExecutor {
         Ok(())
     }
 
-    /// Pods of the workload: (total, Ready ones running `image` if given).
+    /// Pods of the workload: (total, up ones running `image` if given).
     async fn pods(&self, selector: &str, image: Option<&str>) -> Result<(usize, usize), ExecError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.config.namespace);
         let list = api
@@ -166,15 +167,10 @@ impl KubernetesExecutor {
             .await
             .map_err(kerr("listing pods"))?;
         let total = list.items.len();
-        let ready = list
+        let up = list
             .items
             .iter()
             .filter(|p| {
-                let is_ready = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
                 let right_image = image.is_none_or(|want| {
                     p.spec.as_ref().is_some_and(|s| {
                         s.containers.iter().any(|c| {
@@ -182,15 +178,39 @@ impl KubernetesExecutor {
                         })
                     })
                 });
-                is_ready && right_image
+                pod_is_up(p, &self.config.container) && right_image
             })
             .count();
-        Ok((total, ready))
+        Ok((total, up))
     }
 
     fn image(&self, version: &str) -> String {
         format!("{}:{version}", self.config.image)
     }
+}
+
+/// A pod whose node serves: Ready, or its container running and started
+/// (its startup probe passed). A node in maintenance -- the whole cluster
+/// during an upgrade -- answers 503 on its health check, so a readiness
+/// probe on `/api/__health_check` keeps it un-Ready until the flag is
+/// cleared at step 8; the engine then checks the node itself through the
+/// registry and its `/api/status`.
+pub fn pod_is_up(pod: &Pod, container: &str) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    let ready = status
+        .conditions
+        .as_ref()
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let started = status.container_statuses.as_ref().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c.name == container
+                && c.started == Some(true)
+                && c.state.as_ref().is_some_and(|s| s.running.is_some())
+        })
+    });
+    ready || started
 }
 
 fn what(config: &KubernetesConfig) -> String {
@@ -220,14 +240,14 @@ pub fn describe_stop(config: &KubernetesConfig) -> String {
 pub fn describe_start(config: &KubernetesConfig, slot: &NodeSlot, version: &str) -> String {
     if slot.index == 0 {
         format!(
-            "set container {} of {} to {}:{version}, scale to 1, wait for the pod to be Ready",
+            "set container {} of {} to {}:{version}, scale to 1, wait for the pod to be up (Ready or started)",
             config.container,
             what(config),
             config.image
         )
     } else {
         format!(
-            "scale {} to {} and wait for the new pod to be Ready",
+            "scale {} to {} and wait for the new pod to be up (Ready or started)",
             what(config),
             slot.index + 1
         )
@@ -291,17 +311,57 @@ impl Executor for KubernetesExecutor {
         loop {
             let (_, ready) = self.pods(&selector, Some(&image)).await?;
             if ready >= want as usize {
-                io.line(&format!("{ready} pod(s) Ready on {image}"));
+                io.line(&format!("{ready} pod(s) up on {image}"));
                 return Ok(());
             }
             if started.elapsed() > self.wait {
                 return Err(ExecError::Timeout {
                     node: slot.name.clone(),
-                    what: format!("pod Ready on {image} ({ready} of {want})"),
+                    what: format!("pod up on {image} ({ready} of {want})"),
                     secs: self.wait.as_secs(),
                 });
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_started_pod_in_maintenance_is_up_though_not_ready() {
+        let in_maintenance = pod(json!({
+            "metadata": {"name": "shop-1"},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False"}],
+                "containerStatuses": [{
+                    "name": "app", "image": "r/shop:2", "imageID": "", "ready": false,
+                    "restartCount": 0, "started": true,
+                    "state": {"running": {"startedAt": "2026-11-24T08:00:00Z"}}
+                }]
+            }
+        }));
+        assert!(pod_is_up(&in_maintenance, "app"));
+        assert!(!pod_is_up(&in_maintenance, "sidecar"));
+        let starting = pod(json!({
+            "metadata": {"name": "shop-2"},
+            "status": {"containerStatuses": [{
+                "name": "app", "image": "r/shop:2", "imageID": "", "ready": false,
+                "restartCount": 0, "started": false,
+                "state": {"running": {"startedAt": "2026-11-24T08:00:00Z"}}
+            }]}
+        }));
+        assert!(!pod_is_up(&starting, "app"));
+        let ready = pod(json!({
+            "metadata": {"name": "shop-3"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}
+        }));
+        assert!(pod_is_up(&ready, "app"));
     }
 }
