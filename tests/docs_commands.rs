@@ -171,25 +171,22 @@ fn extract(path: &Path) -> Vec<Found> {
             };
             continue;
         }
-        match fence.as_deref() {
-            // Shell blocks (and unit files): whole lines, with `\` joins.
-            Some("sh" | "bash" | "shell" | "console" | "ini") => {
-                if let Some(start) = line.strip_suffix('\\') {
-                    pending.push_str(start);
-                    pending.push(' ');
-                    continue;
-                }
-                let joined = format!("{pending}{line}");
-                pending.clear();
-                for args in commands_in(&joined) {
-                    out.push(Found {
-                        at: at.clone(),
-                        args,
-                    });
-                }
+        // Shell blocks (and unit files): whole lines, with `\` joins.
+        // Output, TOML, text are not commands; in prose this was a blank line.
+        if let Some("sh" | "bash" | "shell" | "console" | "ini") = fence.as_deref() {
+            if let Some(start) = line.strip_suffix('\\') {
+                pending.push_str(start);
+                pending.push(' ');
+                continue;
             }
-            // Output, TOML, text: not commands. Prose: a blank line.
-            _ => {}
+            let joined = format!("{pending}{line}");
+            pending.clear();
+            for args in commands_in(&joined) {
+                out.push(Found {
+                    at: at.clone(),
+                    args,
+                });
+            }
         }
     }
     flush(&mut para, &para_at, &mut out);

@@ -325,7 +325,7 @@ fn the_runbook_account_may_do_what_the_executor_does_and_no_more() {
                 && r.verbs.iter().any(|v| v == verb)
                 && r.resource_names
                     .as_ref()
-                    .is_none_or(|n| n.iter().any(|x| *x == k.name))
+                    .is_none_or(|n| n.contains(&k.name))
         })
     };
     for (resource, verb) in [
