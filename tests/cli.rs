@@ -80,3 +80,53 @@ fn completions_and_the_man_page_come_from_the_cli_definition() {
         "{text}"
     );
 }
+
+#[test]
+fn a_printer_whose_reader_goes_away_stops_quietly_instead_of_panicking() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    // `clusterops status --watch 1 | head -c 100`: the reader closes the
+    // pipe while the command goes on printing.
+    let mut child = clusterops()
+        .args(["status", "--watch", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.signal() == Some(13), "{:?} {err}", out.status);
+}
+
+#[test]
+fn config_prints_each_adapter_as_an_operator_reads_it() {
+    let out = clusterops()
+        .args(["config"])
+        .env("CACHE_DEFAULT_STORE", "redis")
+        .env("CACHE_REDIS_URL", "redis://:pw@127.0.0.1:6379/1")
+        .env("DB_URL", "postgres://app:dbpw@127.0.0.1/shop")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cache         redis redis://:***@127.0.0.1:6379/1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("queue         memory (this node only)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("database      postgres://app:***@127.0.0.1/shop"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SecretUrl") && !text.contains("pw@"),
+        "{text}"
+    );
+}
