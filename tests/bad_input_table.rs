@@ -111,7 +111,9 @@ fn rows() -> BTreeMap<String, String> {
             continue;
         }
         let id = cells[0].trim();
+        // Row ids are `area-what`; other tables (headers like `target`) are not rows.
         let is_id = id.starts_with(|c: char| c.is_ascii_lowercase())
+            && id.contains('-')
             && id.chars().all(|c| c.is_ascii_lowercase() || c == '-');
         if id == "id" || !is_id {
             continue;
