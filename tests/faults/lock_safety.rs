@@ -8,7 +8,7 @@
 //! guard check and the write: the zombie writer fencing exists for.
 
 use crate::common::{TestDb, TestNs};
-use crate::harness::{Budget, Report};
+use crate::harness::{Budget, Child, Report, Scenario};
 use crate::procs::{self, Args, ChildProc, report_line};
 use clusterops::adapters::lock::{LockBackend, LockError, RedisLock};
 use clusterops::config::{Namespace, SecretUrl};
@@ -16,8 +16,17 @@ use rand::Rng;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// The scenario, as registered in `SCENARIOS`.
+pub const SCENARIO: Scenario = Scenario {
+    name: "lock_safety",
+    run,
+};
 /// The child role: `CLIENTS` lock clients in one process.
-pub const ROLE: &str = "lock-clients";
+pub const CHILD: Child = Child {
+    name: ROLE,
+    run: child,
+};
+const ROLE: &str = "lock-clients";
 /// The one contended lock.
 const LOCK: &str = "fault-resource";
 /// Lock acquisitions (fencing tokens issued) per run.

@@ -26,19 +26,13 @@ use harness::{Child, Scenario};
 /// Every scenario of the suite, in the order they run.
 const SCENARIOS: &[Scenario] = &[
     // Each scenario module adds its entry here, one line each.
-    Scenario {
-        name: "lock_safety",
-        run: lock_safety::run,
-    },
+    lock_safety::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
 const CHILDREN: &[Child] = &[
     // Each scenario module that needs worker processes adds its roles here.
-    Child {
-        name: lock_safety::ROLE,
-        run: lock_safety::child,
-    },
+    lock_safety::CHILD,
 ];
 
 fn main() -> std::process::ExitCode {
