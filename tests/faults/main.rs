@@ -20,6 +20,7 @@ mod common;
 mod harness;
 mod lock_safety;
 mod procs;
+mod worker_ids;
 
 use harness::{Child, Scenario};
 
@@ -27,6 +28,7 @@ use harness::{Child, Scenario};
 const SCENARIOS: &[Scenario] = &[
     // Each scenario module adds its entry here, one line each.
     lock_safety::SCENARIO,
+    worker_ids::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.

@@ -1,0 +1,281 @@
+//! Worker IDs under kill -9: 40 rounds of killing a random `clusterops
+//! node` process and starting a new one, while clients create records
+//! through every live node (each record id is a snowflake ID; `records.id`
+//! is the primary key). No ID may repeat, and every killed node's worker-ID
+//! lease must be free again within its TTL.
+
+use crate::common::nodes::{LEASE_TTL_MS, NodeProc, TestCluster};
+use crate::harness::{Budget, Report, Scenario};
+use crate::procs;
+use clusterops::adapters::worker_id::{HolderInfo, WORKER_IDS, lease_key};
+use clusterops::config::Namespace;
+use parking_lot::Mutex;
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The scenario, as registered in `SCENARIOS`.
+pub const SCENARIO: Scenario = Scenario {
+    name: "worker_ids",
+    run,
+};
+
+/// Kill-and-start rounds.
+const ROUNDS: usize = 40;
+/// Nodes alive at the start (and, a round later, again).
+const NODES: usize = 3;
+/// Concurrent clients creating records.
+const CLIENTS: usize = 4;
+/// Lease-free time allowed beyond the TTL: polling every 5 ms, on a loaded
+/// machine.
+const MARGIN: Duration = Duration::from_millis(500);
+
+pub fn run(_budget: &Budget, report: &mut Report) -> Result<(), String> {
+    procs::no_panic(|| procs::runtime()?.block_on(scenario(report)))
+}
+
+/// What the clients saw.
+#[derive(Default)]
+struct Load {
+    ids: Mutex<Vec<i64>>,
+    duplicate_errors: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One kill: how long its lease took to be free again.
+struct Freed {
+    worker_id: u8,
+    took: Duration,
+}
+
+async fn scenario(report: &mut Report) -> Result<(), String> {
+    let started = Instant::now();
+    let cluster = TestCluster::new("faults-wid");
+    let redis = redis::Client::open(cluster.ns.url.as_str()).map_err(|e| e.to_string())?;
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    let ttl = Duration::from_millis(LEASE_TTL_MS);
+    let ns = cluster.ns.namespace();
+
+    let mut nodes: Vec<NodeProc> = Vec::new();
+    let mut started_nodes = 0usize;
+    for _ in 0..NODES {
+        nodes.push(cluster.start(&format!("w{started_nodes}"), "2").await);
+        started_nodes += 1;
+    }
+    let addrs: Arc<Mutex<Vec<String>>> =
+        Arc::new(Mutex::new(nodes.iter().map(|n| n.addr.clone()).collect()));
+    let load = Arc::new(Load::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(create_records(addrs.clone(), load.clone(), stop.clone())))
+        .collect();
+
+    let mut pollers = Vec::new();
+    let mut kills_without_lease = 0u64;
+    let mut rng = rand::rng();
+    for _ in 0..ROUNDS {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
+        let victim = nodes.swap_remove(rng.random_range(0..nodes.len()));
+        // The lease the victim holds right now: its key, value and TTL left.
+        let held = lease_of(&mut conn, &ns, victim.pid()).await?;
+        let mut victim = victim;
+        victim.kill9();
+        let killed_at = Instant::now();
+        addrs.lock().retain(|a| *a != victim.addr);
+        match held {
+            Some((worker_id, key, value)) => {
+                let conn = conn.clone();
+                pollers.push(tokio::spawn(async move {
+                    let took = wait_until_changed(conn, &key, &value, killed_at).await;
+                    took.map(|took| Freed { worker_id, took })
+                }));
+            }
+            None => kills_without_lease += 1,
+        }
+        drop(victim);
+        // Start one (sometimes two, while few are alive) new nodes.
+        let starts = if nodes.len() < NODES && rng.random_bool(0.5) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..starts {
+            let node = cluster.start(&format!("w{started_nodes}"), "2").await;
+            started_nodes += 1;
+            addrs.lock().push(node.addr.clone());
+            nodes.push(node);
+        }
+    }
+    // A little more load on the last nodes, then stop the clients.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Release);
+    for c in clients {
+        c.await.map_err(|e| format!("client task: {e}"))?;
+    }
+    let mut freed = Vec::new();
+    for p in pollers {
+        freed.push(p.await.map_err(|e| format!("lease poller: {e}"))??);
+    }
+    drop(nodes);
+
+    let ids = std::mem::take(&mut *load.ids.lock());
+    let distinct: HashSet<i64> = ids.iter().copied().collect();
+    let rows = cluster.db.query("SELECT count(*) FROM records");
+    let worker_ids_used = cluster
+        .db
+        .query("SELECT count(DISTINCT (id >> 16) & 31) FROM records");
+    let reused = cluster.db.query(
+        "SELECT count(*) FROM (SELECT (id >> 16) & 31 FROM records GROUP BY 1 \
+         HAVING count(DISTINCT created_by) > 1) s",
+    );
+    let in_db: HashSet<i64> = cluster
+        .db
+        .query("SELECT id FROM records")
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let missing = distinct.iter().filter(|id| !in_db.contains(id)).count();
+    let min_took = freed.iter().map(|f| f.took).min().unwrap_or_default();
+    let max_took = freed.iter().map(|f| f.took).max().unwrap_or_default();
+    let mean_took =
+        freed.iter().map(|f| f.took.as_secs_f64()).sum::<f64>() / freed.len().max(1) as f64;
+    let late: Vec<String> = freed
+        .iter()
+        .filter(|f| f.took > ttl + MARGIN)
+        .map(|f| format!("worker {} after {:?}", f.worker_id, f.took))
+        .collect();
+    let duplicates = ids.len() - distinct.len();
+
+    report.figure("rounds", ROUNDS);
+    report.figure("nodes_started", started_nodes);
+    report.figure("kills", ROUNDS);
+    report.figure("ids", ids.len());
+    report.figure("duplicate_ids", duplicates);
+    report.figure(
+        "duplicate_key_errors",
+        load.duplicate_errors.load(Ordering::Relaxed),
+    );
+    report.figure("failed_requests", load.failed.load(Ordering::Relaxed));
+    report.figure("records_in_db", &rows);
+    report.figure("worker_ids_used", &worker_ids_used);
+    report.figure("worker_ids_reused_by_another_node", &reused);
+    report.figure("lease_ttl_ms", LEASE_TTL_MS);
+    report.figure("leases_measured", freed.len());
+    report.figure("kills_without_lease", kills_without_lease);
+    report.figure("lease_freed_min_ms", min_took.as_millis());
+    report.figure("lease_freed_max_ms", max_took.as_millis());
+    report.figure("lease_freed_mean_ms", format!("{:.0}", mean_took * 1000.0));
+    report.figure("seconds", format!("{:.1}", started.elapsed().as_secs_f64()));
+
+    if duplicates > 0 || load.duplicate_errors.load(Ordering::Relaxed) > 0 {
+        return Err("a snowflake ID was issued twice".into());
+    }
+    if missing > 0 {
+        return Err(format!(
+            "{missing} ids answered 201 are not in the records table"
+        ));
+    }
+    if ids.is_empty() || freed.is_empty() {
+        return Err("no ids were created or no lease was measured".into());
+    }
+    if !late.is_empty() {
+        return Err(format!(
+            "leases freed later than the TTL ({ttl:?}) + {MARGIN:?}: {}",
+            late.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Clients: create records through a random live node until stopped.
+async fn create_records(addrs: Arc<Mutex<Vec<String>>>, load: Arc<Load>, stop: Arc<AtomicBool>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .expect("http client");
+    while !stop.load(Ordering::Acquire) {
+        let Some(addr) = addrs.lock().choose(&mut rand::rng()).cloned() else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let resp = http
+            .post(format!("http://{addr}/api/records"))
+            .json(&serde_json::json!({"name": "fault", "value": "x"}))
+            .send()
+            .await;
+        let Ok(resp) = resp else {
+            // The node was killed under the request.
+            load.failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let created = resp.status() == reqwest::StatusCode::CREATED;
+        let body = resp.text().await.unwrap_or_default();
+        if created
+            && let Some(id) = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["id"].as_i64())
+        {
+            load.ids.lock().push(id);
+        } else if body.contains("duplicate key") {
+            load.duplicate_errors.fetch_add(1, Ordering::Relaxed);
+        } else {
+            load.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The worker-ID lease the process `pid` holds: (id, key, value), read in
+/// one pipeline over the 32 lease keys.
+async fn lease_of(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &Namespace,
+    pid: u32,
+) -> Result<Option<(u8, String, String)>, String> {
+    let mut pipe = redis::pipe();
+    for id in 0..WORKER_IDS {
+        pipe.get(lease_key(ns, id));
+    }
+    let slots: Vec<Option<String>> = pipe
+        .query_async(conn)
+        .await
+        .map_err(|e| format!("redis: {e}"))?;
+    for (id, value) in (0..WORKER_IDS).zip(slots) {
+        if let Some(value) = value
+            && HolderInfo::parse(&value).is_some_and(|h| h.pid == pid)
+        {
+            return Ok(Some((id, lease_key(ns, id), value)));
+        }
+    }
+    Ok(None)
+}
+
+/// Poll `key` every 5 ms until it no longer holds `value`; the time since
+/// `since`. Gives up (an error) after a minute.
+async fn wait_until_changed(
+    mut conn: redis::aio::MultiplexedConnection,
+    key: &str,
+    value: &str,
+    since: Instant,
+) -> Result<Duration, String> {
+    loop {
+        let now: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("redis: {e}"))?;
+        if now.as_deref() != Some(value) {
+            return Ok(since.elapsed());
+        }
+        if since.elapsed() > Duration::from_secs(60) {
+            return Err(format!("{key} still held by a killed node after 60 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
