@@ -20,6 +20,7 @@ mod common;
 mod harness;
 mod lock_safety;
 mod procs;
+mod queue_kills;
 mod worker_ids;
 
 use harness::{Child, Scenario};
@@ -29,12 +30,14 @@ const SCENARIOS: &[Scenario] = &[
     // Each scenario module adds its entry here, one line each.
     lock_safety::SCENARIO,
     worker_ids::SCENARIO,
+    queue_kills::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
 const CHILDREN: &[Child] = &[
     // Each scenario module that needs worker processes adds its roles here.
     lock_safety::CHILD,
+    queue_kills::CHILD,
 ];
 
 fn main() -> std::process::ExitCode {
