@@ -1,5 +1,6 @@
 //! Worker IDs under kill -9: 40 rounds of killing a random `clusterops
-//! node` process and starting a new one, while clients create records
+//! node` process (and now and then one that is still starting) and starting
+//! a new one, while clients create records
 //! through every live node (each record id is a snowflake ID; `records.id`
 //! is the primary key). No ID may repeat, and every killed node's worker-ID
 //! lease must be free again within its TTL.
@@ -79,26 +80,27 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
     let mut pollers = Vec::new();
     let mut kills_without_lease = 0u64;
     let mut rng = rand::rng();
+    let mut kills_while_starting = 0u64;
     for _ in 0..ROUNDS {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
         let victim = nodes.swap_remove(rng.random_range(0..nodes.len()));
-        // The lease the victim holds right now: its key, value and TTL left.
-        let held = lease_of(&mut conn, &ns, victim.pid()).await?;
-        let mut victim = victim;
-        victim.kill9();
-        let killed_at = Instant::now();
         addrs.lock().retain(|a| *a != victim.addr);
-        match held {
-            Some((worker_id, key, value)) => {
-                let conn = conn.clone();
-                pollers.push(tokio::spawn(async move {
-                    let took = wait_until_changed(conn, &key, &value, killed_at).await;
-                    took.map(|took| Freed { worker_id, took })
-                }));
-            }
+        match kill(&mut conn, &ns, victim).await? {
+            Some(poller) => pollers.push(poller),
             None => kills_without_lease += 1,
         }
-        drop(victim);
+        // Now and then a node killed while it starts (it may or may not
+        // hold a lease yet).
+        if rng.random_bool(0.25) {
+            let node = cluster.spawn(&format!("w{started_nodes}"), "2");
+            started_nodes += 1;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(50..400))).await;
+            kills_while_starting += 1;
+            match kill(&mut conn, &ns, node).await? {
+                Some(poller) => pollers.push(poller),
+                None => kills_without_lease += 1,
+            }
+        }
         // Start one (sometimes two, while few are alive) new nodes.
         let starts = if nodes.len() < NODES && rng.random_bool(0.5) {
             2
@@ -154,7 +156,8 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
 
     report.figure("rounds", ROUNDS);
     report.figure("nodes_started", started_nodes);
-    report.figure("kills", ROUNDS);
+    report.figure("kills", ROUNDS as u64 + kills_while_starting);
+    report.figure("kills_while_starting", kills_while_starting);
     report.figure("ids", ids.len());
     report.figure("duplicate_ids", duplicates);
     report.figure(
@@ -191,6 +194,26 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Kill -9 `victim` and, when it held a worker-ID lease, return a task that
+/// measures how long the lease takes to be free again.
+async fn kill(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &Namespace,
+    mut victim: NodeProc,
+) -> Result<Option<tokio::task::JoinHandle<Result<Freed, String>>>, String> {
+    // The lease the victim holds right now (read just before the kill).
+    let held = lease_of(conn, ns, victim.pid()).await?;
+    victim.kill9();
+    let killed_at = Instant::now();
+    Ok(held.map(|(worker_id, key, value)| {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let took = wait_until_changed(conn, &key, &value, killed_at).await;
+            took.map(|took| Freed { worker_id, took })
+        })
+    }))
 }
 
 /// Clients: create records through a random live node until stopped.
