@@ -184,6 +184,13 @@ fn scenario(time_budget: Option<Duration>, report: &mut Report) -> Result<(), St
             };
             children[slot].kill9();
             f.kills += 1;
+            // A frozen holder killed before we saw its "pause" line never
+            // writes: it is not counted as a pause.
+            f.lost_before_write += children[slot]
+                .remaining_lines()
+                .iter()
+                .filter(|l| *l == "lost")
+                .count() as u64;
             let after: Option<String> = redis::cmd("GET")
                 .arg(&lock_key)
                 .query(&mut redis)

@@ -62,6 +62,20 @@ impl ChildProc {
         self.lines.try_iter().collect()
     }
 
+    /// After the child exited or was killed: the lines it printed that were
+    /// not read yet (waits at most 200 ms for the pipe to drain).
+    pub fn remaining_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let mut out = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            out.push(line);
+        }
+        out
+    }
+
     /// Wait up to `within` for a line starting with `prefix`; every line
     /// read meanwhile (that one included) is returned.
     pub fn wait_for_line(&self, prefix: &str, within: Duration) -> Result<Vec<String>, String> {
