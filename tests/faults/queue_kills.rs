@@ -183,6 +183,10 @@ async fn backend(
     for p in publishers {
         published.extend(p.await.map_err(|e| format!("publisher: {e}"))??);
     }
+    // Let the survivors handle what the last kills left behind (RabbitMQ:
+    // requeued at once; Redis: reclaimed after the visibility timeout), so
+    // the duplicates are all counted and nothing is left for the check.
+    drained(&producer, &queue, kind).await?;
     for c in consumers.iter_mut() {
         c.ask_to_stop();
     }
@@ -259,6 +263,26 @@ async fn backend(
     }
     if kills == 0 {
         return Err(format!("{kind}: no consumer was killed while consuming"));
+    }
+    Ok(())
+}
+
+/// Wait until the queue shows nothing waiting and nothing in flight twice
+/// in a row, 300 ms apart (at most 60 s).
+async fn drained(q: &Arc<dyn MessageQueue>, queue: &str, kind: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet = 0;
+    while quiet < 2 {
+        let stats = q.stats(queue).await.map_err(|e| e.to_string())?;
+        if stats.waiting == 0 && stats.in_flight.unwrap_or(0) == 0 {
+            quiet += 1;
+        } else {
+            quiet = 0;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{kind}: the queue did not drain: {stats:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     Ok(())
 }
