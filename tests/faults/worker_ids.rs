@@ -2,7 +2,8 @@
 //! node` process (and now and then one that is still starting) and starting
 //! a new one, while clients create records
 //! through every live node (each record id is a snowflake ID; `records.id`
-//! is the primary key). No ID may repeat, and every killed node's worker-ID
+//! is the primary key). Now and then a node is frozen (SIGSTOP) past its
+//! lease TTL and resumed. No ID may repeat, and every killed node's worker-ID
 //! lease must be free again within its TTL.
 
 use crate::common::nodes::{LEASE_TTL_MS, NodeProc, TestCluster};
@@ -43,6 +44,8 @@ pub fn run(_budget: &Budget, report: &mut Report) -> Result<(), String> {
 struct Load {
     ids: Mutex<Vec<i64>>,
     duplicate_errors: AtomicU64,
+    /// 503 "no snowflake IDs": a node that fenced itself (lease lost).
+    refused: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -81,9 +84,19 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
     let mut kills_without_lease = 0u64;
     let mut rng = rand::rng();
     let mut kills_while_starting = 0u64;
+    let mut frozen: Vec<Frozen> = Vec::new();
+    let mut freezes = 0u64;
     for _ in 0..ROUNDS {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
-        let victim = nodes.swap_remove(rng.random_range(0..nodes.len()));
+        resume_due(&mut frozen, &addrs, Instant::now());
+        // A frozen node is never killed (it is resumed by its pid).
+        let unfrozen: Vec<usize> = (0..nodes.len())
+            .filter(|i| !frozen.iter().any(|f| f.pid == nodes[*i].pid()))
+            .collect();
+        let Some(&at) = unfrozen.choose(&mut rng) else {
+            continue;
+        };
+        let victim = nodes.swap_remove(at);
         addrs.lock().retain(|a| *a != victim.addr);
         match kill(&mut conn, &ns, victim).await? {
             Some(poller) => pollers.push(poller),
@@ -101,6 +114,24 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
                 None => kills_without_lease += 1,
             }
         }
+        // Now and then freeze a live node (SIGSTOP) for two lease TTLs, as
+        // a long pause would: its lease expires meanwhile, and after it is
+        // resumed it must not issue an ID under the lease it lost.
+        // The clients leave it alone meanwhile (they would all end up
+        // waiting on it); three requests sent right after the freeze are
+        // handled when it wakes up.
+        if frozen.is_empty() && nodes.len() >= 2 && rng.random_bool(0.2) {
+            let node = &nodes[rng.random_range(0..nodes.len())];
+            procs::signal(node.pid(), nix::sys::signal::Signal::SIGSTOP);
+            addrs.lock().retain(|a| *a != node.addr);
+            tokio::spawn(zombie_requests(node.addr.clone(), load.clone()));
+            frozen.push(Frozen {
+                pid: node.pid(),
+                addr: node.addr.clone(),
+                resume_at: Instant::now() + 2 * ttl,
+            });
+            freezes += 1;
+        }
         // Start one (sometimes two, while few are alive) new nodes.
         let starts = if nodes.len() < NODES && rng.random_bool(0.5) {
             2
@@ -114,7 +145,12 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
             nodes.push(node);
         }
     }
-    // A little more load on the last nodes, then stop the clients.
+    // Resume the frozen node, a little more load on the last nodes, then
+    // stop the clients.
+    if let Some(f) = frozen.first() {
+        tokio::time::sleep_until(f.resume_at.into()).await;
+    }
+    resume_due(&mut frozen, &addrs, Instant::now());
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Release);
     for c in clients {
@@ -158,11 +194,16 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
     report.figure("nodes_started", started_nodes);
     report.figure("kills", ROUNDS as u64 + kills_while_starting);
     report.figure("kills_while_starting", kills_while_starting);
+    report.figure("freezes", freezes);
     report.figure("ids", ids.len());
     report.figure("duplicate_ids", duplicates);
     report.figure(
         "duplicate_key_errors",
         load.duplicate_errors.load(Ordering::Relaxed),
+    );
+    report.figure(
+        "ids_refused_by_fenced_node",
+        load.refused.load(Ordering::Relaxed),
     );
     report.figure("failed_requests", load.failed.load(Ordering::Relaxed));
     report.figure("records_in_db", &rows);
@@ -196,6 +237,27 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// A node stopped with SIGSTOP, to be resumed at `resume_at`.
+struct Frozen {
+    pid: u32,
+    addr: String,
+    resume_at: Instant,
+}
+
+/// Resume (SIGCONT) the frozen nodes whose time has come and give them back
+/// to the clients.
+fn resume_due(frozen: &mut Vec<Frozen>, addrs: &Mutex<Vec<String>>, now: Instant) {
+    frozen.retain(|f| {
+        if f.resume_at <= now {
+            procs::signal(f.pid, nix::sys::signal::Signal::SIGCONT);
+            addrs.lock().push(f.addr.clone());
+            false
+        } else {
+            true
+        }
+    });
+}
+
 /// Kill -9 `victim` and, when it held a worker-ID lease, return a task that
 /// measures how long the lease takes to be free again.
 async fn kill(
@@ -216,41 +278,60 @@ async fn kill(
     }))
 }
 
-/// Clients: create records through a random live node until stopped.
-async fn create_records(addrs: Arc<Mutex<Vec<String>>>, load: Arc<Load>, stop: Arc<AtomicBool>) {
-    let http = reqwest::Client::builder()
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
         .build()
-        .expect("http client");
+        .expect("http client")
+}
+
+/// Clients: create records through a random live node until stopped.
+async fn create_records(addrs: Arc<Mutex<Vec<String>>>, load: Arc<Load>, stop: Arc<AtomicBool>) {
+    let http = http_client();
     while !stop.load(Ordering::Acquire) {
         let Some(addr) = addrs.lock().choose(&mut rand::rng()).cloned() else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let resp = http
-            .post(format!("http://{addr}/api/records"))
-            .json(&serde_json::json!({"name": "fault", "value": "x"}))
-            .send()
-            .await;
-        let Ok(resp) = resp else {
-            // The node was killed under the request.
-            load.failed.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let created = resp.status() == reqwest::StatusCode::CREATED;
-        let body = resp.text().await.unwrap_or_default();
-        if created
-            && let Some(id) = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["id"].as_i64())
-        {
-            load.ids.lock().push(id);
-        } else if body.contains("duplicate key") {
-            load.duplicate_errors.fetch_add(1, Ordering::Relaxed);
-        } else {
-            load.failed.fetch_add(1, Ordering::Relaxed);
-        }
+        create_one(&http, &addr, &load).await;
+    }
+}
+
+/// Requests sent to a node right after it was frozen: the node handles
+/// them when it is resumed, after its lease has expired.
+async fn zombie_requests(addr: String, load: Arc<Load>) {
+    let http = http_client();
+    let requests = (0..3).map(|_| create_one(&http, &addr, &load));
+    futures::future::join_all(requests).await;
+}
+
+/// One `POST /api/records`, its outcome counted in `load`.
+async fn create_one(http: &reqwest::Client, addr: &str, load: &Load) {
+    let resp = http
+        .post(format!("http://{addr}/api/records"))
+        .json(&serde_json::json!({"name": "fault", "value": "x"}))
+        .send()
+        .await;
+    let Ok(resp) = resp else {
+        // The node was killed under the request.
+        load.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let created = resp.status() == reqwest::StatusCode::CREATED;
+    let body = resp.text().await.unwrap_or_default();
+    if created
+        && let Some(id) = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["id"].as_i64())
+    {
+        load.ids.lock().push(id);
+    } else if body.contains("duplicate key") {
+        load.duplicate_errors.fetch_add(1, Ordering::Relaxed);
+    } else if body.contains("snowflake") {
+        load.refused.fetch_add(1, Ordering::Relaxed);
+    } else {
+        load.failed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
