@@ -1,6 +1,7 @@
 //! Lock safety under kill -9 and process pauses: 8 clients in 2 processes
 //! take one Redis lock (fencing tokens) over and over; every protected write
-//! goes to a PostgreSQL row that refuses a token lower than the last it saw.
+//! goes to a PostgreSQL row that refuses a token not above the last one it
+//! accepted.
 //!
 //! The scenario kills a client process while one of its clients holds the
 //! lock (and restarts it), and the clients now and then freeze their own
@@ -45,8 +46,9 @@ const PAUSE_ONE_IN: u32 = 4000;
 const KILL_EVERY: (f64, f64) = (1.0, 3.0);
 /// The default (CI) run stops taking the lock after this long even if the
 /// target is not reached (a soak round always goes to the target): on the
-/// loaded 2-core development VM (load average 7.5) the clients made about
-/// 600 acquisitions a second, so 100,000 took 169 s (see docs/faults.md).
+/// loaded 2-core development VM (load average 7 to 12) the clients made
+/// about 600 acquisitions a second, so 100,000 took 169 to 172 s (see
+/// docs/faults.md).
 const CI_BUDGET: Duration = Duration::from_secs(100);
 /// The scenario fails if the clients have not finished by then.
 const HARD_LIMIT: Duration = Duration::from_secs(600);
