@@ -37,6 +37,8 @@ const CONSUMERS: usize = 3;
 const CONCURRENCY: usize = 4;
 /// Concurrent publishers in the scenario process.
 const PUBLISHERS: usize = 8;
+/// One message in this many fails its first attempt (and is retried).
+const FAIL_ONE_IN: usize = 50;
 /// Time between two kills, drawn uniformly (ms).
 const KILL_EVERY_MS: (u64, u64) = (300, 1000);
 /// Redis: a dead consumer's messages go to another after this long.
@@ -219,6 +221,14 @@ async fn backend(
         .await
         .map_err(|e| e.to_string())?
         .get(0);
+    let retried: i64 = pg
+        .query_one(
+            "SELECT count(DISTINCT msg_id) FROM deliveries WHERE backend = $1 AND attempt > 1",
+            &[&kind],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
     let lost = published.difference(&delivered).count();
     let unknown = delivered.difference(&published).count();
     let duplicates = deliveries - delivered.len() as i64;
@@ -236,6 +246,7 @@ async fn backend(
     report.figure(&format!("{kind}_handled"), delivered.len());
     report.figure(&format!("{kind}_lost"), lost);
     report.figure(&format!("{kind}_duplicates"), duplicates);
+    report.figure(&format!("{kind}_handled_after_retry"), retried);
     report.figure(&format!("{kind}_kills"), kills);
     report.figure(&format!("{kind}_kills_mid_message"), mid_message);
     report.figure(&format!("{kind}_dead_letters"), dead);
@@ -304,7 +315,8 @@ async fn distinct(pg: &tokio_postgres::Client, kind: &str) -> Result<i64, String
 
 /// The `queue-consumer` role: one subscription whose handler logs each
 /// delivery, then works 0 to 3 ms (the window a kill lands in before the
-/// ack). Stops gracefully when the scenario closes its stdin.
+/// ack); one message in `FAIL_ONE_IN` fails its first attempt. Stops
+/// gracefully when the scenario closes its stdin.
 pub fn child(args: &[String]) -> ExitCode {
     let result = Args::parse(args).and_then(|a| procs::runtime()?.block_on(consume(&a)));
     match result {
@@ -339,6 +351,12 @@ async fn consume(a: &Args) -> Result<(), String> {
             handler(move |msg| {
                 let (pg, log, kind, label) = (pg.clone(), log.clone(), k.clone(), l.clone());
                 async move {
+                    // One message in FAIL_ONE_IN fails its first attempt:
+                    // the retry path runs under the kills too.
+                    let n: usize = msg.text().and_then(|t| t.parse().ok()).unwrap_or(1);
+                    if n.is_multiple_of(FAIL_ONE_IN) && msg.attempt == 1 {
+                        return Err("planned failure of a first attempt".to_string());
+                    }
                     let attempt = i32::try_from(msg.attempt).unwrap_or(i32::MAX);
                     pg.execute(&log, &[&kind, &msg.id, &label, &attempt])
                         .await
