@@ -76,6 +76,20 @@ impl TestCluster {
         path
     }
 
+    /// An env file like the cluster's with every Redis URL on `url` (a
+    /// private server the test may stop and start).
+    pub fn env_on_redis(&self, name: &str, url: &str) -> PathBuf {
+        let keys = [
+            "CACHE_REDIS_URL",
+            "PUBSUB_ADAPTER_REDIS_URL",
+            "QUEUE_ADAPTER_REDIS_URL",
+            "LOCK_ADAPTER_REDIS_URL",
+            "REDIS_URL",
+        ];
+        let overrides: Vec<(&str, &str)> = keys.iter().map(|k| (*k, url)).collect();
+        self.env_variant(name, &overrides)
+    }
+
     /// Start a node with another env file, without waiting.
     pub fn spawn_with_env(
         &self,
