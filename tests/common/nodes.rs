@@ -217,6 +217,13 @@ impl NodeProc {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// How the process ended, if it has (`None`: still running).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

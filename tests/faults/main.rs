@@ -18,12 +18,17 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod redis_down;
 
 use harness::{Child, Scenario};
 
 /// Every scenario of the suite, in the order they run.
 const SCENARIOS: &[Scenario] = &[
     // Each scenario module adds its entry here, one line each.
+    Scenario {
+        name: "redis_down",
+        run: redis_down::run,
+    },
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
