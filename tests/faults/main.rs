@@ -19,6 +19,7 @@
 mod common;
 mod harness;
 mod redis_down;
+mod runbook_kills;
 
 use harness::{Child, Scenario};
 
@@ -28,6 +29,10 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "redis_down",
         run: redis_down::run,
+    },
+    Scenario {
+        name: "runbook_kills",
+        run: runbook_kills::run,
     },
 ];
 
