@@ -347,6 +347,13 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
             .replace(' ', ""),
     );
 
+    // The console lists the three nodes again.
+    tmux.key("2");
+    tmux.wait_until(BOUND, |s| {
+        NODES.iter().all(|n| s.contains(n)) && !s.contains(BANNER)
+    })
+    .map_err(|s| format!("after the restart the console's Nodes view lacks a node:\n{s}"))?;
+
     // Quit the console; it and the nodes end well.
     tmux.key("q");
     tmux.wait_until(Duration::from_secs(10), |s| s.contains("EXITED:0"))

@@ -44,6 +44,8 @@ pub struct Rig {
     pub addrs: Vec<String>,
     pub http: reqwest::Client,
     pub runbooks: Vec<Child>,
+    /// Extra environment of every runbook process started from now on.
+    pub runbook_env: Vec<(String, String)>,
 }
 
 impl Rig {
@@ -93,6 +95,7 @@ impl Rig {
                 .build()
                 .unwrap(),
             runbooks: Vec::new(),
+            runbook_env: Vec::new(),
         }
     }
 
@@ -220,6 +223,7 @@ impl Rig {
             std::fs::File::create(self.state.path().join(format!("runbook-{i}.log"))).unwrap();
         let child = Command::new(BIN)
             .args(self.args(extra))
+            .envs(self.runbook_env.iter().map(|(k, v)| (k, v)))
             .stdin(if answers.is_some() {
                 Stdio::piped()
             } else {
