@@ -268,10 +268,8 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
         ));
     };
     if let Some(s) = &first_degraded {
-        report.figure(
-            "degraded_answer",
-            format!("{:?}", s.health.as_ref().map(|h| h.1.trim())),
-        );
+        let body = s.health.as_ref().map_or("", |h| h.1.trim());
+        report.figure("degraded_answer", format!("{body:?}"));
     }
 
     // Redis comes back: same port, same data directory.
@@ -339,12 +337,15 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
     for n in &nodes {
         ids_after.push(look(n).await.worker_id);
     }
+    let ids = |v: &[Option<u64>]| {
+        v.iter()
+            .map(|id| id.map_or("none".to_string(), |i| i.to_string()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     report.figure(
         "worker_ids",
-        format!("{ids_before:?}->{ids_after:?}")
-            .replace("Some(", "")
-            .replace(')', "")
-            .replace(' ', ""),
+        format!("{}->{}", ids(&ids_before), ids(&ids_after)),
     );
 
     // The console lists the three nodes again.
