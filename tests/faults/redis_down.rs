@@ -230,12 +230,18 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
     let mut degraded_ms: BTreeMap<String, u128> = BTreeMap::new();
     let mut banner_ms = None;
     let mut answers_during = 0u32;
+    let mut unanswered: Vec<String> = Vec::new();
     let mut first_degraded: Option<Seen> = None;
     while down_at.elapsed() < OUTAGE {
         for n in &nodes {
             let s = look(n).await;
-            if s.health.is_some() {
-                answers_during += 1;
+            match s.health {
+                Some(_) => answers_during += 1,
+                None => unanswered.push(format!(
+                    "{} at {} ms",
+                    n.node_id,
+                    down_at.elapsed().as_millis()
+                )),
             }
             if is_degraded(&s) && !degraded_ms.contains_key(&n.node_id) {
                 degraded_ms.insert(n.node_id.clone(), down_at.elapsed().as_millis());
@@ -260,6 +266,12 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
         return Err(format!(
             "not every node reported degraded within {OUTAGE:?}: {degraded_ms:?}; now {}",
             now.join("; ")
+        ));
+    }
+    if !unanswered.is_empty() {
+        return Err(format!(
+            "health checks went unanswered during the outage: {}",
+            unanswered.join(", ")
         ));
     }
     let Some(banner_ms) = banner_ms else {
