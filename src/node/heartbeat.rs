@@ -8,7 +8,7 @@ use super::registry::{Registry, RegistryEntry};
 use super::shared::NodeShared;
 use super::state::NodeState;
 use super::storage;
-use redis::aio::ConnectionManager;
+use crate::adapters::redis_conn::SharedConn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -81,7 +81,7 @@ fn redis_reached(node: &NodeShared) {
 /// most once per 30 s), never fatal: the loop retries on the next tick.
 pub async fn run(
     node: Arc<NodeShared>,
-    mut conn: ConnectionManager,
+    mut conn: SharedConn,
     registry: Registry,
     timing: HeartbeatTiming,
     mut stop: watch::Receiver<bool>,
