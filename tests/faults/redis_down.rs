@@ -345,6 +345,7 @@ async fn scenario(report: &mut Report) -> Result<(), String> {
             tmux.screen()
         ));
     };
+    first_write_after(&nodes, report).await?;
     let mut ids_after = Vec::new();
     for n in &nodes {
         ids_after.push(look(n).await.worker_id);
@@ -408,4 +409,60 @@ async fn metric(n: &NodeProc, name: &str) -> u64 {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The first write after the outage, through the first node: it is stored,
+/// its sync signal reaches the two other nodes and its follow-up work is
+/// handled, like any write before the outage (the connections it uses sat
+/// idle through the outage).
+async fn first_write_after(nodes: &[NodeProc], report: &mut Report) -> Result<(), String> {
+    const SIGNALS: &str = "clusterops_signals_received_total";
+    const HANDLED: &str = "clusterops_queue_handled_total";
+    let mut signals_before = Vec::new();
+    let mut handled_before = 0;
+    for n in nodes {
+        signals_before.push(metric(n, SIGNALS).await);
+        handled_before += metric(n, HANDLED).await;
+    }
+    let resp = nodes[0]
+        .http
+        .post(nodes[0].url("/api/records"))
+        .json(&serde_json::json!({"name": "after-outage", "value": "v"}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /api/records after the outage: {e}"))?;
+    let code = resp.status();
+    if !code.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!(
+            "the first write after the outage answered {code}: {body}"
+        ));
+    }
+    let started = Instant::now();
+    loop {
+        let mut signals = Vec::new();
+        let mut handled = 0;
+        for n in nodes {
+            signals.push(metric(n, SIGNALS).await);
+            handled += metric(n, HANDLED).await;
+        }
+        let others_signalled = signals[1..]
+            .iter()
+            .zip(&signals_before[1..])
+            .all(|(now, before)| now > before);
+        if others_signalled && handled > handled_before {
+            report.figure("first_write_propagated_ms", started.elapsed().as_millis());
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!(
+                "the first write after the outage did not propagate within 10 s: \
+                 signals received {signals_before:?} -> {signals:?}, \
+                 queue handled {handled_before} -> {handled}\nlog of {}:\n{}",
+                nodes[0].node_id,
+                nodes[0].log_text()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
