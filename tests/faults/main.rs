@@ -22,6 +22,8 @@ mod lock_safety;
 mod procs;
 mod queue_kills;
 mod worker_ids;
+mod redis_down;
+mod runbook_kills;
 
 use harness::{Child, Scenario};
 
@@ -31,6 +33,14 @@ const SCENARIOS: &[Scenario] = &[
     lock_safety::SCENARIO,
     worker_ids::SCENARIO,
     queue_kills::SCENARIO,
+    Scenario {
+        name: "redis_down",
+        run: redis_down::run,
+    },
+    Scenario {
+        name: "runbook_kills",
+        run: runbook_kills::run,
+    },
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
