@@ -48,8 +48,8 @@ const KILL_EVERY: (f64, f64) = (1.0, 3.0);
 /// target is not reached (a soak round always goes to the target): on the
 /// loaded 2-core development VM (load average 7 to 12) the clients made
 /// about 600 acquisitions a second, so 100,000 took 169 to 172 s (see
-/// docs/faults.md).
-const CI_BUDGET: Duration = Duration::from_secs(100);
+/// docs/faults.md); 200 s lets an unloaded CI machine make the full count.
+const CI_BUDGET: Duration = Duration::from_secs(200);
 /// The scenario fails if the clients have not finished by then.
 const HARD_LIMIT: Duration = Duration::from_secs(600);
 
