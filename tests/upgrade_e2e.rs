@@ -758,3 +758,86 @@ fn the_plan_changes_nothing_and_bad_input_exits_2() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no Redis"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_at_a_safe_point_frees_the_lock_at_once_and_resume_finishes() {
+    let mut rig = Rig::new("up_sigint", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event("the first node started on v2", |e| {
+        e["event"] == "output"
+            && e["step"] == "upgrade_first"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("started version 2"))
+    })
+    .await;
+    let lock_key = format!("{}:lock:runbook", rig.ns());
+    assert!(
+        rig.cluster.ns.keys().contains(&lock_key),
+        "the run holds no lock: {:?}",
+        rig.cluster.ns.keys()
+    );
+    let pid = nix::unistd::Pid::from_raw(rig.runbooks[i].id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let code = rig.wait_runbook(i, Duration::from_secs(20)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 130, "{log}");
+    // The lock is free at once, not after its TTL.
+    assert!(
+        !rig.cluster.ns.keys().contains(&lock_key),
+        "the runbook lock is still held after the interrupted run exited"
+    );
+    // One line says how to go on.
+    let how: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("interrupted (SIGINT)") && l.contains("--resume"))
+        .collect();
+    assert_eq!(how.len(), 1, "{log}");
+    assert!(
+        how[0].contains("--rollback") && how[0].contains("--abort"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    // The journal ends with the interruption, every line whole.
+    let text = std::fs::read_to_string(rig.journal()).unwrap();
+    assert!(text.ends_with('\n'));
+    let events = rig.events();
+    assert_eq!(
+        events.len(),
+        text.lines().count(),
+        "a journal line is not JSON"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_interrupted", "{last}");
+    assert_eq!(last["reason"], "SIGINT");
+    assert_eq!(last["step"], "upgrade_first");
+    // The Redis mirror has it too.
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mirrored: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(format!("{}:runbook:journal", rig.ns()))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        mirrored[0].1[0].1.contains("run_interrupted"),
+        "{mirrored:?}"
+    );
+
+    let j = rig.spawn_runbook(&["upgrade", "--resume", "--yes"]);
+    let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
+    assert_eq!(code, 0, "resume output:\n{}", rig.runbook_log(j));
+    rig.assert_all_on("2").await;
+    assert_eq!(rig.records(), before);
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "completed");
+    assert_eq!(run["interrupted"][0]["reason"], "SIGINT", "{run}");
+    assert_eq!(run["interrupted"][0]["step"], "upgrade_first", "{run}");
+}
