@@ -841,3 +841,80 @@ async fn ctrl_c_stops_at_a_safe_point_frees_the_lock_at_once_and_resume_finishes
     assert_eq!(run["interrupted"][0]["reason"], "SIGINT", "{run}");
     assert_eq!(run["interrupted"][0]["step"], "upgrade_first", "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_follows_a_real_run_from_the_mirror_stream_as_a_read_only_user() {
+    use clusterops::config::{Namespace, SecretUrl};
+    use clusterops::console::run_feed::RunFeed;
+    use clusterops::runbook::view::RunStatus;
+
+    let mut rig = Rig::new("up_follow", "app_version").await;
+    rig.start_nodes("1").await;
+    // Another machine's console: no local journal, a user that may only read.
+    let ro = common::ReadOnlyUser::create(&common::redis_url(), &rig.ns());
+    let url = SecretUrl::parse(&ro.url, &["redis"]).unwrap();
+    let ns = Namespace::new(&rig.ns()).unwrap();
+    let mut feed = RunFeed::on(url, &ns, None);
+    let pane = feed.fetch().await;
+    assert_eq!(pane.error, None);
+    assert!(pane.run.is_none(), "{pane:?}");
+    assert_eq!(
+        pane.looked_at,
+        vec![format!("stream {}:runbook:journal", rig.ns())]
+    );
+
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    let mut seen_running = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let pane = feed.fetch().await;
+        assert_eq!(pane.error, None, "a read-only user cannot follow");
+        if let Some(run) = pane.run {
+            if let Some(step) = run.running
+                && seen_running.last() != Some(&step)
+            {
+                seen_running.push(step);
+            }
+            if run.finished.is_some() {
+                break run;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never ended in the stream; runbook output:\n{}",
+            rig.runbook_log(i)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rig.wait_runbook(i, Duration::from_secs(30)).await, 0);
+    assert_eq!(run.status(), RunStatus::Completed);
+    assert_eq!(run.target_version, "2");
+    assert_eq!(run.previous_version.as_deref(), Some("1"));
+    assert_eq!(run.steps.len(), 8);
+    for s in &run.steps {
+        assert_eq!(
+            s.result,
+            Some(clusterops::runbook::journal::StepResult::Succeeded),
+            "{:?}",
+            s.kind
+        );
+        assert!(s.started_at_ms <= s.ended_at_ms && s.attempts == 1);
+        assert!(!s.description.is_empty());
+    }
+    assert!(
+        run.steps[4]
+            .output
+            .iter()
+            .any(|l| l.contains("started version 2")),
+        "{:?}",
+        run.steps[4].output
+    );
+    // It was followed while it ran, not only read at the end.
+    assert!(seen_running.len() >= 3, "saw only {seen_running:?} running");
+    // The same run as the local journal has it.
+    let local = clusterops::runbook::view::last_run(
+        &clusterops::runbook::journal::read(&rig.journal()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(local, run);
+}

@@ -5,6 +5,7 @@
 use super::EnvArgs;
 use clusterops::console::live::{InspectorSource, LiveActions, default_audit_path, operator};
 use clusterops::console::ops::ClusterActions;
+use clusterops::console::run_feed::RunFeed;
 use clusterops::console::source::{FileSource, SnapshotSource};
 use clusterops::console::theme::Theme;
 use clusterops::console::{self as ui, ConsoleOptions};
@@ -33,6 +34,10 @@ pub struct ConsoleArgs {
     /// Log file (default: $XDG_STATE_HOME/clusterops/console.log).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Where the runbook's local journal is, for the Runbook view (default:
+    /// $XDG_STATE_HOME/clusterops, else ~/.local/state/clusterops).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// `2s`, `500ms`, `1m`, or a number of seconds; at least 100 ms.
@@ -124,7 +129,17 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
         source_label: label,
         config,
     };
-    ui::run(options, source, actions).await?;
+    // The Runbook view: the journal mirror of the live cluster, and the
+    // local journal of this machine's runbook.
+    let run_feed = options.config.as_ref().map(|c| {
+        let journal = args
+            .state_dir
+            .clone()
+            .or_else(clusterops::runbook::default_state_dir)
+            .map(|dir| clusterops::runbook::journal::journal_path(&dir, c.namespace.name()));
+        RunFeed::new(Some(c), journal)
+    });
+    ui::run_with(options, source, actions, ui::Extras { run_feed }).await?;
     Ok(0)
 }
 

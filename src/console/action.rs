@@ -58,4 +58,6 @@ pub enum Action {
     },
     /// Show a one-line message in the status bar.
     Status(String),
+    /// The runbook run was read again (journal mirror, local journal).
+    RunFetched(Box<crate::console::run_feed::RunPane>),
 }

@@ -64,6 +64,8 @@ pub struct App {
     pub(crate) now_ms: u64,
     pub(crate) status: Option<String>,
     pub(crate) options: AppOptions,
+    /// The upgrade run shown in the Runbook view, once read.
+    pub(crate) run: Option<crate::console::run_feed::RunPane>,
     /// The live cluster's configuration, for the checks that read it.
     checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
@@ -105,6 +107,7 @@ impl App {
             now_ms: now_ms(),
             status: None,
             options,
+            run: None,
             checks_config: None,
             actions,
             outbox,
@@ -122,6 +125,16 @@ impl App {
     /// Whether keys that change the cluster are offered.
     pub fn actions_enabled(&self) -> bool {
         !self.options.read_only && self.actions.is_some()
+    }
+
+    /// Whether this console drives upgrades (`--runbook`, not read-only).
+    pub fn runbook_enabled(&self) -> bool {
+        false
+    }
+
+    /// The upgrade run shown in the Runbook view, once read.
+    pub fn run_pane(&self) -> Option<&crate::console::run_feed::RunPane> {
+        self.run.as_ref()
     }
 
     /// Whether read-only lookups (the dead-letter list) can be made.
@@ -205,6 +218,8 @@ impl App {
                 assessment: &self.assessment,
                 actions_enabled,
                 lookups_enabled: self.actions.is_some(),
+                run: self.run.as_ref(),
+                runbook_enabled: self.runbook_enabled(),
             };
             if let Some(a) = self.views[self.view.index()].handle_key(key, snap, &ctx) {
                 return Some(a);
@@ -213,7 +228,7 @@ impl App {
         let view = &mut self.views[self.view.index()];
         match key.code {
             KeyCode::Char('q') => Some(Action::Quit),
-            KeyCode::Char(c @ '1'..='8') => {
+            KeyCode::Char(c @ '1'..='9') => {
                 Some(Action::SwitchView(ViewId::ALL[c as usize - '1' as usize]))
             }
             KeyCode::Tab => Some(Action::NextView),
@@ -284,6 +299,7 @@ impl App {
                 self.views[ViewId::Queues.index()].on_action(a);
             }
             Action::Status(s) => self.status = Some(s),
+            Action::RunFetched(pane) => self.run = Some(*pane),
         }
         None
     }

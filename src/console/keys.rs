@@ -8,7 +8,7 @@ pub type KeyHelp = (&'static str, &'static str);
 
 /// Keys every view has.
 pub const GLOBAL: [KeyHelp; 10] = [
-    ("1-8", "switch view"),
+    ("1-9", "switch view"),
     ("Tab / Shift-Tab", "next / previous view"),
     (":name", "jump to a view (:nodes, :locks, :wid, …)"),
     ("/", "filter the rows (Enter keeps it, Esc clears it)"),
@@ -34,6 +34,10 @@ pub fn view_keys(view: ViewId) -> &'static [KeyHelp] {
         )],
         ViewId::Servers => &[],
         ViewId::Events => &[],
+        ViewId::Runbook => &[
+            ("j k", "select a step; its output tail shows below"),
+            ("f", "follow the running step again"),
+        ],
     }
 }
 

@@ -85,6 +85,8 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         assessment: &app.assessment,
         actions_enabled,
         lookups_enabled,
+        run: app.run.as_ref(),
+        runbook_enabled: app.runbook_enabled(),
     };
     app.views[app.view.index()].draw(frame, body, snap, &ctx);
     if app.fetch_error.is_some() {
@@ -137,7 +139,8 @@ fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
         .sum::<usize>();
     let mut spans = vec![Span::raw(" ")];
     for (i, v) in ViewId::ALL.iter().enumerate() {
-        let title = if full < area.width as usize {
+        // Narrow: four letters each, the view shown in full.
+        let title = if full < area.width as usize || *v == app.view {
             v.title()
         } else {
             &v.title()[..v.title().len().min(4)]

@@ -146,36 +146,30 @@ impl RunView {
         }
     }
 
-    /// What the operator can do next, in one or two lines.
-    pub fn next(&self) -> Vec<String> {
+    /// What the operator can do next, in one short line.
+    pub fn next(&self) -> String {
         let prev = self
             .previous_version
             .as_deref()
             .unwrap_or("the previous version");
         match self.status() {
-            RunStatus::Completed => vec![format!(
-                "done: every node runs version {}; traffic is restored",
+            RunStatus::Completed => format!(
+                "nothing: every node runs {} and traffic is restored",
                 self.target_version
-            )],
-            RunStatus::RolledBack => vec![
-                format!("rolled back: the nodes run {prev} on the backup's data"),
-                "find why it failed (clusterops audit), then start a new run".to_string(),
-            ],
-            RunStatus::Aborted => vec![
-                "aborted: the cluster stays as the last step left it (maintenance may be on)"
-                    .to_string(),
-                "check it, then start a new run or clear maintenance".to_string(),
-            ],
-            RunStatus::Interrupted | RunStatus::Paused => vec![
-                "continue: clusterops upgrade --resume".to_string(),
-                format!(
-                    "or: clusterops upgrade --rollback (back to {prev}) / clusterops upgrade --abort"
-                ),
-            ],
-            RunStatus::Running => vec![match self.running {
-                Some(step) => format!("running: {}", step.title()),
-                None => "between steps, or waiting for the operator's answer".to_string(),
-            }],
+            ),
+            RunStatus::RolledBack => {
+                format!("the nodes run {prev} on the backup's data; see why in clusterops audit")
+            }
+            RunStatus::Aborted => {
+                "check the cluster (maintenance may be on), then start a new run".to_string()
+            }
+            RunStatus::Interrupted | RunStatus::Paused => {
+                format!("clusterops upgrade --resume (or --rollback to {prev}, or --abort)")
+            }
+            RunStatus::Running => match self.running {
+                Some(step) => format!("wait: {} is running", step.title()),
+                None => "wait: between steps, or waiting for the operator's answer".to_string(),
+            },
         }
     }
 }
