@@ -6,12 +6,14 @@ use crate::console::action::Action;
 use crate::console::changes::{self, Event as ClusterEvent, EventLog, Level};
 use crate::console::history::History;
 use crate::console::ops::{ClusterActions, Operation};
+use crate::console::runbook_driver::{RunDriver, RunbookOp};
 use crate::console::theme::Theme;
 use crate::console::tui::{Event, Tui};
 use crate::console::verdict::{self, Assessment};
 use crate::console::views::{self, Ctx, View, ViewId};
 use crate::console::{input, ui};
 use crate::inspect::{Snapshot, Verdict};
+use crate::runbook::Progress;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,12 @@ pub enum Mode {
     Prompt(String),
     /// The confirmation dialog of an operation.
     Confirm(Operation),
+    /// Typing the version to upgrade to.
+    Version(String),
+    /// The confirmation dialog of a runbook operation, with what it does.
+    RunbookConfirm(RunbookOp, Vec<String>),
+    /// The runbook driven from here asks; one of its choices answers.
+    RunbookPrompt(crate::runbook::Prompt),
 }
 
 /// How the app was started.
@@ -66,6 +74,8 @@ pub struct App {
     pub(crate) options: AppOptions,
     /// The upgrade run shown in the Runbook view, once read.
     pub(crate) run: Option<crate::console::run_feed::RunPane>,
+    /// Drives upgrades from the Runbook view (`--runbook`).
+    runbook: Option<Arc<RunDriver>>,
     /// The live cluster's configuration, for the checks that read it.
     checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
@@ -108,6 +118,7 @@ impl App {
             status: None,
             options,
             run: None,
+            runbook: None,
             checks_config: None,
             actions,
             outbox,
@@ -127,9 +138,55 @@ impl App {
         !self.options.read_only && self.actions.is_some()
     }
 
+    /// Drive upgrades from the Runbook view with `driver` (its questions
+    /// and outcomes come back through the outbox). Ignored in read-only mode.
+    pub fn set_runbook_driver(&mut self, driver: Arc<RunDriver>) {
+        if self.options.read_only {
+            return;
+        }
+        driver.attach(self.outbox.clone());
+        self.runbook = Some(driver);
+    }
+
     /// Whether this console drives upgrades (`--runbook`, not read-only).
     pub fn runbook_enabled(&self) -> bool {
-        false
+        !self.options.read_only && self.runbook.is_some()
+    }
+
+    /// Whether the action keys of the view shown are offered.
+    pub fn view_actions_enabled(&self) -> bool {
+        if self.view == ViewId::Runbook {
+            self.runbook_enabled()
+        } else {
+            self.actions_enabled()
+        }
+    }
+
+    /// Carry out a confirmed runbook operation.
+    pub(crate) fn run_runbook_op(&mut self, op: RunbookOp) {
+        let Some(driver) = self.runbook.clone().filter(|_| !self.options.read_only) else {
+            return;
+        };
+        tracing::info!(operation = ?op, "runbook operation confirmed");
+        let (level, text) = match driver.execute(op) {
+            Ok(s) => (Level::Info, format!("runbook: {s}")),
+            Err(s) => (Level::Failed, format!("runbook: {s}")),
+        };
+        self.status = Some(text.clone());
+        self.log(now_ms(), level, text);
+    }
+
+    /// Answer the runbook's question with `decision`.
+    pub(crate) fn answer_runbook(&mut self, decision: crate::runbook::Decision) -> bool {
+        let Some(driver) = self.runbook.clone() else {
+            return false;
+        };
+        let ok = driver.answer(decision);
+        if ok {
+            tracing::info!(decision = decision.as_str(), "runbook question answered");
+            self.status = Some(format!("runbook: answered {}", decision.as_str()));
+        }
+        ok
     }
 
     /// The upgrade run shown in the Runbook view, once read.
@@ -300,8 +357,77 @@ impl App {
             }
             Action::Status(s) => self.status = Some(s),
             Action::RunFetched(pane) => self.run = Some(*pane),
+            Action::PromptRunbookVersion => {
+                if self.runbook_enabled() {
+                    self.mode = Mode::Version(String::new());
+                }
+            }
+            Action::AskRunbook(op) => {
+                if let Some(d) = self.runbook.clone().filter(|_| !self.options.read_only) {
+                    let lines = d.describe(&op);
+                    self.mode = Mode::RunbookConfirm(op, lines);
+                }
+            }
+            Action::RunbookAsk(prompt) => {
+                if self.runbook.is_some() {
+                    self.view = ViewId::Runbook;
+                    self.mode = Mode::RunbookPrompt(prompt);
+                }
+            }
+            Action::RunbookAskWithdrawn => {
+                if matches!(self.mode, Mode::RunbookPrompt(_)) {
+                    self.mode = Mode::Normal;
+                }
+            }
+            Action::RunbookProgress(p) => self.on_runbook_progress(p),
+            Action::RunbookFinished { outcome, at_ms } => {
+                let (level, text) = match outcome {
+                    Ok(s) => (Level::Done, s),
+                    Err(s) => (Level::Failed, format!("runbook failed: {s}")),
+                };
+                tracing::info!(outcome = %text, "runbook run ended");
+                if matches!(self.mode, Mode::RunbookPrompt(_)) {
+                    self.mode = Mode::Normal;
+                }
+                self.status = Some(text.clone());
+                self.log(at_ms, level, text);
+                return Some(Action::RefreshNow);
+            }
         }
         None
+    }
+
+    fn on_runbook_progress(&mut self, p: Progress) {
+        match p {
+            Progress::StepStarted { step, attempt, .. } => {
+                let again = if attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                self.status = Some(format!("runbook: {}{again}…", step.title()));
+            }
+            Progress::StepFinished { step, result } => {
+                let text = format!("runbook: {}: {result}", step.title());
+                let level = if result.starts_with("failed") {
+                    Level::Failed
+                } else {
+                    Level::Info
+                };
+                self.log(now_ms(), level, text);
+            }
+            Progress::Bytes { written, .. } => {
+                self.status = Some(format!(
+                    "runbook: backup {} written",
+                    crate::console::format::bytes(written)
+                ));
+            }
+            Progress::Note { text } => {
+                self.status = Some(format!("runbook: {text}"));
+                self.log(now_ms(), Level::Info, format!("runbook: {text}"));
+            }
+            Progress::Output { .. } => {}
+        }
     }
 
     fn on_snapshot(&mut self, snap: Snapshot) {

@@ -51,6 +51,13 @@ pub fn action_keys(view: ViewId) -> &'static [KeyHelp] {
             ("R", "requeue the selected queue's dead letters"),
             ("D", "purge the selected queue's dead letters"),
         ],
+        ViewId::Runbook => &[
+            ("U", "start an upgrade (asks the version, shows the plan)"),
+            ("C", "continue (resume) the unfinished run"),
+            ("B", "roll the unfinished run back"),
+            ("A", "abort the unfinished run (changes nothing)"),
+            ("I", "interrupt the run in progress at a safe point"),
+        ],
         _ => &[],
     }
 }

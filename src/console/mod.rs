@@ -20,6 +20,7 @@ pub mod keys;
 pub mod live;
 pub mod ops;
 pub mod run_feed;
+pub mod runbook_driver;
 pub mod sample;
 pub mod source;
 pub mod theme;
@@ -57,6 +58,8 @@ pub struct ConsoleOptions {
 pub struct Extras {
     /// Follow upgrade runs in the Runbook view (read on its own task).
     pub run_feed: Option<run_feed::RunFeed>,
+    /// Drive upgrades from the Runbook view (not in read-only mode).
+    pub runbook: Option<Arc<runbook_driver::RunDriver>>,
 }
 
 /// How often the Runbook view's run is read: the refresh interval, at most
@@ -104,9 +107,17 @@ pub async fn run_with(
     if let Some(config) = options.config {
         app.set_checks_config(config);
     }
+    if let Some(driver) = extras.runbook.clone().filter(|_| !options.read_only) {
+        app.set_runbook_driver(driver);
+    }
     tracing::info!(read_only = options.read_only, "console started");
     let mut tui = tui::Tui::enter()?;
     let result = app::run(app, &mut tui, snap_rx, out_rx).await;
+    // A run driven from here stops at a safe point (journaled, lock
+    // released) before the console exits.
+    if let Some(driver) = &extras.runbook {
+        driver.shutdown(Duration::from_secs(60)).await;
+    }
     let restored = tui.exit();
     poller.abort();
     if let Some(p) = run_poller {

@@ -9,6 +9,7 @@ use super::{Ctx, View};
 use crate::console::action::Action;
 use crate::console::format;
 use crate::console::run_feed::RunPane;
+use crate::console::runbook_driver::RunbookOp;
 use crate::console::theme::Theme;
 use crate::inspect::Snapshot;
 use crate::runbook::journal::StepResult;
@@ -299,6 +300,19 @@ impl View for Runbook {
             self.follow = true;
             return Some(Action::Render);
         }
+        if ctx.runbook_enabled {
+            let op = match key.code {
+                KeyCode::Char('U') => return Some(Action::PromptRunbookVersion),
+                KeyCode::Char('C') => Some(RunbookOp::Resume),
+                KeyCode::Char('B') => Some(RunbookOp::Rollback),
+                KeyCode::Char('A') => Some(RunbookOp::Abort),
+                KeyCode::Char('I') => Some(RunbookOp::Interrupt),
+                _ => None,
+            };
+            if let Some(op) = op {
+                return Some(Action::AskRunbook(op));
+            }
+        }
         if self.nav.handle(&key, len, 4) {
             self.follow = false;
             return Some(Action::Render);
@@ -336,7 +350,7 @@ impl View for Runbook {
             }
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(
-                if ctx.actions_enabled && ctx.runbook_enabled {
+                if ctx.runbook_enabled {
                     "U starts an upgrade to a version; or run `clusterops upgrade --to VERSION`"
                 } else {
                     "start one with `clusterops upgrade --to VERSION` (docs/runbook.md)"
