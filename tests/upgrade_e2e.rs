@@ -1144,3 +1144,51 @@ async fn an_upgrade_driven_from_the_console_asks_in_dialogs_survives_a_quit_and_
     );
     assert!(lines.iter().all(|l| l["who"] == "carol@console1"));
 }
+
+#[test]
+fn console_runbook_bad_input_is_one_line_and_exit_2_before_the_screen() {
+    let (_ns, dir, args) = offline("up_conrb");
+    let (config, env) = (args[1].clone(), args[3].clone());
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let (code, _, err) = cli(&["console", "--env-file", &env, "--runbook", &missing], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("error: --runbook:"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A runbook configuration of another cluster.
+    let other = dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let first = text.lines().nth(1).unwrap().to_string();
+    std::fs::write(&other, text.replace(&first, "name = \"another-cluster\"")).unwrap();
+    let (code, _, err) = cli(
+        &[
+            "console",
+            "--env-file",
+            &env,
+            "--runbook",
+            &other.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("another-cluster") && err.contains("CLUSTER_NAME"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Driving is not looking.
+    let (code, _, err) = cli(
+        &[
+            "console",
+            "--env-file",
+            &env,
+            "--runbook",
+            &config,
+            "--read-only",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--read-only"), "{err}");
+}

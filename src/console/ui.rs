@@ -290,7 +290,11 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             );
         }
         Mode::RunbookConfirm(op, describe) => {
-            let mut lines: Vec<Line> = describe.iter().cloned().map(Line::from).collect();
+            let mut lines: Vec<Line> = describe
+                .iter()
+                .flat_map(|l| wrap(l, DIALOG_TEXT))
+                .map(Line::from)
+                .collect();
             lines.push(Line::from(""));
             lines.push(Line::from(vec![
                 Span::styled("y", t.accent),
@@ -304,7 +308,8 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             let mut lines: Vec<Line> = p
                 .message
                 .lines()
-                .map(|l| Line::from(l.to_string()))
+                .flat_map(|l| wrap(l, DIALOG_TEXT))
+                .map(Line::from)
                 .collect();
             lines.push(Line::from(""));
             let mut answers = Vec::new();
@@ -326,5 +331,50 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             );
         }
         _ => {}
+    }
+}
+
+/// Text width inside the runbook's dialogs (76 wide with border and margin).
+const DIALOG_TEXT: usize = 70;
+
+/// Break `text` into lines of at most `width` characters at spaces (a
+/// longer word is cut), so a dialog's height counts every line it shows.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        while word.chars().count() > width {
+            if !line.is_empty() {
+                out.push(std::mem::take(&mut line));
+            }
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            out.push(head);
+        }
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn dialog_text_wraps_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("abcdefgh ij", 3), ["abc", "def", "gh", "ij"]);
+        assert_eq!(wrap("", 5), [""]);
     }
 }

@@ -225,7 +225,12 @@ impl Runbook {
         } else {
             Line::from(Span::styled(format!("read from {}", pane.from), t.dim))
         };
-        let next = run.next();
+        let next = match run.status() {
+            RunStatus::Interrupted | RunStatus::Paused if ctx.runbook_enabled => {
+                "C continues it, B rolls it back, A aborts it".to_string()
+            }
+            _ => run.next(),
+        };
         let l4 = Line::from(vec![Span::styled("next: ", t.accent), Span::raw(next)]);
         vec![l1, Line::from(l2), l3, l4]
     }
