@@ -113,12 +113,27 @@ pub async fn run_with(
     tracing::info!(read_only = options.read_only, "console started");
     let mut tui = tui::Tui::enter()?;
     let result = app::run(app, &mut tui, snap_rx, out_rx).await;
+    let restored = tui.exit();
     // A run driven from here stops at a safe point (journaled, lock
     // released) before the console exits.
-    if let Some(driver) = &extras.runbook {
-        driver.shutdown(Duration::from_secs(60)).await;
+    if let Some(driver) = &extras.runbook
+        && driver.is_running()
+    {
+        crate::runbook::operator::say(format_args!(
+            "stopping the upgrade run at its next safe point…"
+        ));
+        match driver.shutdown(Duration::from_secs(60)).await {
+            Some(true) => crate::runbook::operator::say(format_args!(
+                "the run is interrupted and its lock released; continue it with C in the \
+                 console --runbook, or `clusterops upgrade --resume`"
+            )),
+            Some(false) => crate::runbook::operator::say(format_args!(
+                "the run did not stop within 60 s; its runbook lock expires after its TTL, then \
+                 `clusterops upgrade --resume`"
+            )),
+            None => {}
+        }
     }
-    let restored = tui.exit();
     poller.abort();
     if let Some(p) = run_poller {
         p.abort();

@@ -62,6 +62,14 @@ impl RunbookOp {
     }
 }
 
+/// What the engine task does.
+enum Job {
+    Start(String),
+    Resume,
+    Rollback,
+    Abort,
+}
+
 struct Pending {
     prompt: Prompt,
     reply: oneshot::Sender<Decision>,
@@ -217,15 +225,21 @@ impl RunDriver {
 
     fn execute_inner(&self, op: &RunbookOp) -> Result<String, String> {
         let mut inner = self.inner.lock();
-        if let RunbookOp::Interrupt = op {
-            return match (&inner.interrupt, inner.running()) {
-                (Some(i), true) => {
-                    i.trigger(&format!("interrupted from the console by {}", self.actor));
-                    Ok("interrupting at the next safe point".to_string())
-                }
-                _ => Err("no run in progress from this console".to_string()),
-            };
-        }
+        let job = match op {
+            RunbookOp::Start { target } => Job::Start(target.clone()),
+            RunbookOp::Resume => Job::Resume,
+            RunbookOp::Rollback => Job::Rollback,
+            RunbookOp::Abort => Job::Abort,
+            RunbookOp::Interrupt => {
+                return match (&inner.interrupt, inner.running()) {
+                    (Some(i), true) => {
+                        i.trigger(&format!("interrupted from the console by {}", self.actor));
+                        Ok("interrupting at the next safe point".to_string())
+                    }
+                    _ => Err("no run in progress from this console".to_string()),
+                };
+            }
+        };
         if inner.running() {
             return Err(
                 "a run is already in progress from this console (I interrupts it)".to_string(),
@@ -243,7 +257,7 @@ impl RunDriver {
             self.cluster.clone(),
             self.executor.clone(),
         );
-        let (state_dir, actor, op2) = (self.state_dir.clone(), self.actor.clone(), op.clone());
+        let (state_dir, actor) = (self.state_dir.clone(), self.actor.clone());
         let shared = self.inner.clone();
         let audit = self.audit_path.clone();
         let stop = interrupt.clone();
@@ -257,15 +271,14 @@ impl RunDriver {
             let outcome = match runbook {
                 Ok(rb) => {
                     let rb = rb.with_actor(actor.clone()).with_interrupt(stop);
-                    match op2 {
-                        RunbookOp::Start { target } => rb.run(&target).await,
-                        RunbookOp::Resume => rb.resume().await,
-                        RunbookOp::Rollback => rb.rollback().await,
-                        RunbookOp::Abort => {
+                    match job {
+                        Job::Start(target) => rb.run(&target).await,
+                        Job::Resume => rb.resume().await,
+                        Job::Rollback => rb.rollback().await,
+                        Job::Abort => {
                             rb.abort(&format!("aborted from the console by {actor}"))
                                 .await
                         }
-                        RunbookOp::Interrupt => unreachable!("handled above"),
                     }
                 }
                 Err(e) => Err(e),
@@ -313,21 +326,22 @@ impl RunDriver {
     }
 
     /// Before the console exits: interrupt a run in progress and wait (at
-    /// most `within`) for it to journal that and release the lock.
-    pub async fn shutdown(&self, within: Duration) {
+    /// most `within`) for it to journal that and release the lock. Returns
+    /// whether a run was stopped in time (`None`: none was running).
+    pub async fn shutdown(&self, within: Duration) -> Option<bool> {
         let (task, interrupt) = {
             let mut inner = self.inner.lock();
             (inner.task.take(), inner.interrupt.clone())
         };
-        let Some(task) = task.filter(|t| !t.is_finished()) else {
-            return;
-        };
+        let task = task.filter(|t| !t.is_finished())?;
         if let Some(i) = interrupt {
             i.trigger(&format!("the console of {} quit", self.actor));
         }
         if tokio::time::timeout(within, task).await.is_err() {
             tracing::warn!("the runbook did not stop in time; its lock expires after its TTL");
+            return Some(false);
         }
+        Some(true)
     }
 
     fn audit(&self, action: &str, target: String, result: &Result<String, String>) {
