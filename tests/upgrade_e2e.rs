@@ -1104,6 +1104,12 @@ async fn an_upgrade_driven_from_the_console_asks_in_dialogs_survives_a_quit_and_
         outcome.as_ref().unwrap().contains("upgrade completed"),
         "{outcome:?}"
     );
+    // I with no run in progress: refused, and said so.
+    keys(&mut app, "Iy");
+    assert_eq!(
+        app.status(),
+        Some("runbook: no run in progress from this console")
+    );
     assert_eq!(
         asked.iter().filter(|k| **k == PromptKind::Verify).count(),
         2
@@ -1137,6 +1143,8 @@ async fn an_upgrade_driven_from_the_console_asks_in_dialogs_survives_a_quit_and_
         .collect();
     assert_eq!(actions.first(), Some(&"runbook-start"), "{actions:?}");
     assert!(actions.contains(&"runbook-resume"), "{actions:?}");
+    assert_eq!(actions.last(), Some(&"runbook-interrupt"), "{actions:?}");
+    assert_eq!(lines.last().unwrap()["outcome"], "refused");
     assert_eq!(
         actions.iter().filter(|a| **a == "runbook-decision").count(),
         decisions.len(),
@@ -1285,10 +1293,11 @@ async fn the_console_binary_with_runbook_upgrades_the_cluster_through_its_dialog
     tmux.wait_for("no upgrade run recorded yet", Duration::from_secs(10))
         .await;
     tmux.keys(&["U", "2", "Enter"]);
-    let plan = tmux
-        .wait_for("Start the upgrade", Duration::from_secs(10))
-        .await;
-    assert!(plan.contains("4. Back up the database"), "{plan}");
+    let plan = tmux.wait_for("y do it", Duration::from_secs(10)).await;
+    assert!(
+        plan.contains("Start the upgrade") && plan.contains("4. Back up the database"),
+        "{plan}"
+    );
     tmux.keys(&["y"]);
     // Answer yes to every question until the run completes.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -1298,8 +1307,8 @@ async fn the_console_binary_with_runbook_upgrades_the_cluster_through_its_dialog
         if s.contains("COMPLETED") {
             break;
         }
-        if s.contains("the runbook waits for your answer") {
-            assert!(s.contains("y yes"), "a question without yes:\n{s}");
+        // (A question without `y yes`, a failure, runs into the deadline.)
+        if s.contains("the runbook waits for your answer") && s.contains("y yes") {
             tmux.keys(&["y"]);
             answered += 1;
             tokio::time::sleep(Duration::from_millis(500)).await;
