@@ -8,11 +8,13 @@
 mod common;
 mod upgrade_support;
 
-use clusterops::runbook::StepKind;
+use clusterops::runbook::{RunbookConfig, StepKind};
+use common::tmux::Tmux;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use std::time::Instant;
 use upgrade_support::{BIN, Rig, poll_lb, step_names};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -815,77 +817,6 @@ fn console_runbook_bad_input_is_one_line_and_exit_2_before_the_screen() {
     assert!(err.contains("--read-only"), "{err}");
 }
 
-/// The real binary in tmux (a private server, killed on drop).
-struct TmuxConsole {
-    socket: String,
-}
-
-impl TmuxConsole {
-    fn start(command: &str) -> Self {
-        let t = TmuxConsole {
-            socket: format!(
-                "clusterops-rb-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ),
-        };
-        let out = t.tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            "-s",
-            "rb",
-            command,
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed")
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            assert!(self.tmux(&["send-keys", "-t", "rb", k]).status.success());
-        }
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "rb"]).stdout).into_owned()
-    }
-
-    async fn wait_for(&self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let s = self.screen();
-            if s.contains(needle) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "never showed {needle:?}:\n{s}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for TmuxConsole {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_binary_with_runbook_upgrades_the_cluster_through_its_dialogs() {
     let rig = Rig::new("up_tmux", "app_version").await;
@@ -895,24 +826,31 @@ async fn the_console_binary_with_runbook_upgrades_the_cluster_through_its_dialog
     let xdg = rig.state.path().join("xdg");
     let command = format!(
         "env XDG_STATE_HOME={} {BIN} console --env-file {} --runbook {} --state-dir {} \
-         --refresh 500ms; echo console-exit=$?; sleep 600",
+         --refresh 500ms; echo console-exit=$?",
         xdg.display(),
         rig.cluster.env_file.display(),
         rig.config_path.display(),
         rig.state.path().display()
     );
-    let tmux = TmuxConsole::start(&command);
-    tmux.wait_for("9 Runbook", Duration::from_secs(20)).await;
-    tmux.keys(&["9"]);
-    tmux.wait_for("no upgrade run recorded yet", Duration::from_secs(10))
-        .await;
-    tmux.keys(&["U", "2", "Enter"]);
-    let plan = tmux.wait_for("y do it", Duration::from_secs(10)).await;
+    let tmux = Tmux::start(100, 30);
+    tmux.type_text(&command);
+    tmux.key("Enter");
+    let wait = |needle: &str, secs: u64| {
+        tmux.wait_until(Duration::from_secs(secs), |s| s.contains(needle))
+            .unwrap_or_else(|s| panic!("never showed {needle:?}:\n{s}"))
+    };
+    wait("9 Runbook", 30);
+    tmux.key("9");
+    wait("no upgrade run recorded yet", 10);
+    tmux.key("U");
+    tmux.type_text("2");
+    tmux.key("Enter");
+    let plan = wait("y do it", 10);
     assert!(
         plan.contains("Start the upgrade") && plan.contains("4. Back up the database"),
         "{plan}"
     );
-    tmux.keys(&["y"]);
+    tmux.key("y");
     // Answer yes to every question until the run completes.
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut answered = 0;
@@ -923,7 +861,7 @@ async fn the_console_binary_with_runbook_upgrades_the_cluster_through_its_dialog
         }
         // (A question without `y yes`, a failure, runs into the deadline.)
         if s.contains("the runbook waits for your answer") && s.contains("y yes") {
-            tmux.keys(&["y"]);
+            tmux.key("y");
             answered += 1;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -933,10 +871,8 @@ async fn the_console_binary_with_runbook_upgrades_the_cluster_through_its_dialog
     assert!(answered >= 1, "the verification was never asked");
     rig.assert_all_on("2").await;
     assert_eq!(rig.records(), before);
-    tmux.keys(&["q"]);
-    let end = tmux
-        .wait_for("console-exit=", Duration::from_secs(20))
-        .await;
+    tmux.key("q");
+    let end = wait("console-exit=", 20);
     assert!(end.contains("console-exit=0"), "{end}");
     let audit = rig.audit_json();
     assert_eq!(audit["runs"][0]["outcome"], "completed");

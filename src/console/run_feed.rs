@@ -5,12 +5,12 @@
 //! [`Action::RunFetched`].
 
 use crate::adapters::redis_conn;
+use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Config, Namespace, SecretUrl};
 use crate::console::action::Action;
 use crate::console::app::now_ms;
 use crate::runbook::journal::{self, Entry, Event};
 use crate::runbook::view::{RunView, last_run};
-use redis::aio::ConnectionManager;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -38,7 +38,7 @@ pub struct RunPane {
 /// Reads the run from the mirror stream and the local journal.
 pub struct RunFeed {
     redis: Option<(SecretUrl, String)>,
-    conn: Option<ConnectionManager>,
+    conn: Option<SharedConn>,
     last_id: String,
     stream: Vec<Entry>,
     journal: Option<PathBuf>,

@@ -21,9 +21,9 @@ mod harness;
 mod lock_safety;
 mod procs;
 mod queue_kills;
-mod worker_ids;
 mod redis_down;
 mod runbook_kills;
+mod worker_ids;
 
 use harness::{Child, Scenario};
 
