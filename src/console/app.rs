@@ -13,7 +13,6 @@ use crate::console::verdict::{self, Assessment};
 use crate::console::views::{self, Ctx, View, ViewId};
 use crate::console::{input, ui};
 use crate::inspect::{Snapshot, Verdict};
-use crate::runbook::Progress;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,11 +74,11 @@ pub struct App {
     /// The upgrade run shown in the Runbook view, once read.
     pub(crate) run: Option<crate::console::run_feed::RunPane>,
     /// Drives upgrades from the Runbook view (`--runbook`).
-    runbook: Option<Arc<RunDriver>>,
+    pub(crate) runbook: Option<Arc<RunDriver>>,
     /// The live cluster's configuration, for the checks that read it.
     checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
-    outbox: mpsc::UnboundedSender<Action>,
+    pub(crate) outbox: mpsc::UnboundedSender<Action>,
     refresh: Arc<Notify>,
     quit: bool,
 }
@@ -138,16 +137,6 @@ impl App {
         !self.options.read_only && self.actions.is_some()
     }
 
-    /// Drive upgrades from the Runbook view with `driver` (its questions
-    /// and outcomes come back through the outbox). Ignored in read-only mode.
-    pub fn set_runbook_driver(&mut self, driver: Arc<RunDriver>) {
-        if self.options.read_only {
-            return;
-        }
-        driver.attach(self.outbox.clone());
-        self.runbook = Some(driver);
-    }
-
     /// Whether this console drives upgrades (`--runbook`, not read-only).
     pub fn runbook_enabled(&self) -> bool {
         !self.options.read_only && self.runbook.is_some()
@@ -160,33 +149,6 @@ impl App {
         } else {
             self.actions_enabled()
         }
-    }
-
-    /// Carry out a confirmed runbook operation.
-    pub(crate) fn run_runbook_op(&mut self, op: RunbookOp) {
-        let Some(driver) = self.runbook.clone().filter(|_| !self.options.read_only) else {
-            return;
-        };
-        tracing::info!(operation = ?op, "runbook operation confirmed");
-        let (level, text) = match driver.execute(op) {
-            Ok(s) => (Level::Info, format!("runbook: {s}")),
-            Err(s) => (Level::Failed, format!("runbook: {s}")),
-        };
-        self.status = Some(text.clone());
-        self.log(now_ms(), level, text);
-    }
-
-    /// Answer the runbook's question with `decision`.
-    pub(crate) fn answer_runbook(&mut self, decision: crate::runbook::Decision) -> bool {
-        let Some(driver) = self.runbook.clone() else {
-            return false;
-        };
-        let ok = driver.answer(decision);
-        if ok {
-            tracing::info!(decision = decision.as_str(), "runbook question answered");
-            self.status = Some(format!("runbook: answered {}", decision.as_str()));
-        }
-        ok
     }
 
     /// The upgrade run shown in the Runbook view, once read.
@@ -357,77 +319,14 @@ impl App {
             }
             Action::Status(s) => self.status = Some(s),
             Action::RunFetched(pane) => self.run = Some(*pane),
-            Action::PromptRunbookVersion => {
-                if self.runbook_enabled() {
-                    self.mode = Mode::Version(String::new());
-                }
-            }
-            Action::AskRunbook(op) => {
-                if let Some(d) = self.runbook.clone().filter(|_| !self.options.read_only) {
-                    let lines = d.describe(&op);
-                    self.mode = Mode::RunbookConfirm(op, lines);
-                }
-            }
-            Action::RunbookAsk(prompt) => {
-                if self.runbook.is_some() {
-                    self.view = ViewId::Runbook;
-                    self.mode = Mode::RunbookPrompt(prompt);
-                }
-            }
-            Action::RunbookAskWithdrawn => {
-                if matches!(self.mode, Mode::RunbookPrompt(_)) {
-                    self.mode = Mode::Normal;
-                }
-            }
-            Action::RunbookProgress(p) => self.on_runbook_progress(p),
-            Action::RunbookFinished { outcome, at_ms } => {
-                let (level, text) = match outcome {
-                    Ok(s) => (Level::Done, s),
-                    Err(s) => (Level::Failed, format!("runbook failed: {s}")),
-                };
-                tracing::info!(outcome = %text, "runbook run ended");
-                if matches!(self.mode, Mode::RunbookPrompt(_)) {
-                    self.mode = Mode::Normal;
-                }
-                self.status = Some(text.clone());
-                self.log(at_ms, level, text);
-                return Some(Action::RefreshNow);
-            }
+            a @ (Action::PromptRunbookVersion
+            | Action::AskRunbook(_)
+            | Action::RunbookAsk(_)
+            | Action::RunbookAskWithdrawn
+            | Action::RunbookProgress(_)
+            | Action::RunbookFinished { .. }) => return self.on_runbook_action(a),
         }
         None
-    }
-
-    fn on_runbook_progress(&mut self, p: Progress) {
-        match p {
-            Progress::StepStarted { step, attempt, .. } => {
-                let again = if attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                self.status = Some(format!("runbook: {}{again}…", step.title()));
-            }
-            Progress::StepFinished { step, result } => {
-                let text = format!("runbook: {}: {result}", step.title());
-                let level = if result.starts_with("failed") {
-                    Level::Failed
-                } else {
-                    Level::Info
-                };
-                self.log(now_ms(), level, text);
-            }
-            Progress::Bytes { written, .. } => {
-                self.status = Some(format!(
-                    "runbook: backup {} written",
-                    crate::console::format::bytes(written)
-                ));
-            }
-            Progress::Note { text } => {
-                self.status = Some(format!("runbook: {text}"));
-                self.log(now_ms(), Level::Info, format!("runbook: {text}"));
-            }
-            Progress::Output { .. } => {}
-        }
     }
 
     fn on_snapshot(&mut self, snap: Snapshot) {
@@ -446,7 +345,7 @@ impl App {
         self.snapshot = Some(snap);
     }
 
-    fn log(&mut self, at_ms: u64, level: Level, text: String) {
+    pub(crate) fn log(&mut self, at_ms: u64, level: Level, text: String) {
         self.events.push(ClusterEvent { at_ms, level, text });
     }
 

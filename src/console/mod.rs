@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod app;
+mod app_runbook;
 pub mod changes;
 pub mod demo;
 pub mod demo_redis;
