@@ -9,6 +9,7 @@ mod common;
 use common::tmux::Tmux;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clusterops");
 
@@ -61,6 +62,10 @@ fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was
     tmux.key("?");
     tmux.wait_for(&["Keys: Queues", "read-only: no action is offered"]);
     tmux.key("Escape");
+    // Wait for the help to close: an Escape still unread when the next key
+    // arrives is read with it as Alt-<key>.
+    tmux.wait_until(Duration::from_secs(10), |s| !s.contains("Keys: Queues"))
+        .unwrap_or_else(|s| panic!("the help did not close:\n{s}"));
 
     tmux.tmux(&["resize-window", "-t", "e2e", "-x", "120", "-y", "30"]);
     let wide = tmux.wait_for(&["CONSUMERS", "ACK RATE", "BACKEND"]);

@@ -3,7 +3,9 @@
 //! PostgreSQL and Redis behind a real nginx running assets/nginx.conf; the
 //! runbook is the real binary, run as a child process with a generated
 //! runbook configuration. Upgrade, rollback, kill -9 mid-step and resume,
-//! the runbook lock, a damaged journal, the plan and the audit.
+//! the runbook lock, Ctrl-C (SIGINT) and resume, a damaged journal, the plan,
+//! the audit, and `console --runbook` bad input. (The console with the
+//! runbook: upgrade_console.rs.)
 
 mod common;
 mod upgrade_support;
@@ -371,4 +373,135 @@ fn the_plan_changes_nothing_and_bad_input_exits_2() {
     let (code, _, err) = cli(&["upgrade", "--to", "2", "--yes"], &a);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no Redis"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_at_a_safe_point_frees_the_lock_at_once_and_resume_finishes() {
+    let mut rig = Rig::new("up_sigint", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event("the first node started on v2", |e| {
+        e["event"] == "output"
+            && e["step"] == "upgrade_first"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("started version 2"))
+    })
+    .await;
+    let lock_key = format!("{}:lock:runbook", rig.ns());
+    assert!(
+        rig.cluster.ns.keys().contains(&lock_key),
+        "the run holds no lock: {:?}",
+        rig.cluster.ns.keys()
+    );
+    let pid = nix::unistd::Pid::from_raw(rig.runbooks[i].id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let code = rig.wait_runbook(i, Duration::from_secs(20)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 130, "{log}");
+    // The lock is free at once, not after its TTL.
+    assert!(
+        !rig.cluster.ns.keys().contains(&lock_key),
+        "the runbook lock is still held after the interrupted run exited"
+    );
+    // One line says how to go on.
+    let how: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("interrupted (SIGINT)") && l.contains("--resume"))
+        .collect();
+    assert_eq!(how.len(), 1, "{log}");
+    assert!(
+        how[0].contains("--rollback") && how[0].contains("--abort"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    // The journal ends with the interruption, every line whole.
+    let text = std::fs::read_to_string(rig.journal()).unwrap();
+    assert!(text.ends_with('\n'));
+    let events = rig.events();
+    assert_eq!(
+        events.len(),
+        text.lines().count(),
+        "a journal line is not JSON"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_interrupted", "{last}");
+    assert_eq!(last["reason"], "SIGINT");
+    assert_eq!(last["step"], "upgrade_first");
+    // The Redis mirror has it too.
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mirrored: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(format!("{}:runbook:journal", rig.ns()))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        mirrored[0].1[0].1.contains("run_interrupted"),
+        "{mirrored:?}"
+    );
+
+    let j = rig.spawn_runbook(&["upgrade", "--resume", "--yes"]);
+    let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
+    assert_eq!(code, 0, "resume output:\n{}", rig.runbook_log(j));
+    rig.assert_all_on("2").await;
+    assert_eq!(rig.records(), before);
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "completed");
+    assert_eq!(run["interrupted"][0]["reason"], "SIGINT", "{run}");
+    assert_eq!(run["interrupted"][0]["step"], "upgrade_first", "{run}");
+}
+
+#[test]
+fn console_runbook_bad_input_is_one_line_and_exit_2_before_the_screen() {
+    let (_ns, dir, args) = offline("up_conrb");
+    let (config, env) = (args[1].clone(), args[3].clone());
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let (code, _, err) = cli(&["console", "--env-file", &env, "--runbook", &missing], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("error: --runbook:"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A runbook configuration of another cluster.
+    let other = dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let first = text.lines().nth(1).unwrap().to_string();
+    std::fs::write(&other, text.replace(&first, "name = \"another-cluster\"")).unwrap();
+    let (code, _, err) = cli(
+        &[
+            "console",
+            "--env-file",
+            &env,
+            "--runbook",
+            &other.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("another-cluster") && err.contains("CLUSTER_NAME"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Driving is not looking.
+    let (code, _, err) = cli(
+        &[
+            "console",
+            "--env-file",
+            &env,
+            "--runbook",
+            &config,
+            "--read-only",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--read-only"), "{err}");
 }
