@@ -4,98 +4,14 @@
 //! terminal came back as it was (alternate screen off, same tty modes,
 //! the shell's next line visible).
 
+mod common;
+
+use common::tmux::Tmux;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clusterops");
-
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(width: u16, height: u16) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let t = Tmux {
-            socket: format!("clusterops-e2e-{}-{nanos}", std::process::id()),
-        };
-        let out = t.tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            &width.to_string(),
-            "-y",
-            &height.to_string(),
-            "-s",
-            "e2e",
-            "env PS1='sh>' sh",
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is installed")
-    }
-
-    fn type_text(&self, text: &str) {
-        assert!(
-            self.tmux(&["send-keys", "-t", "e2e", "-l", text])
-                .status
-                .success()
-        );
-    }
-
-    fn key(&self, key: &str) {
-        assert!(self.tmux(&["send-keys", "-t", "e2e", key]).status.success());
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "e2e"]).stdout)
-            .into_owned()
-    }
-
-    fn alternate_screen_on(&self) -> bool {
-        let out = self.tmux(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
-        String::from_utf8_lossy(&out.stdout).trim() == "1"
-    }
-
-    /// The screen once it shows every one of `needles` (at most 10 s).
-    fn wait_for(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let screen = self.screen();
-            if needles.iter().all(|n| screen.contains(n)) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited 10 s for {needles:?}; the screen shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -146,6 +62,10 @@ fn an_operator_browses_a_saved_snapshot_and_quits_leaving_the_terminal_as_it_was
     tmux.key("?");
     tmux.wait_for(&["Keys: Queues", "read-only: no action is offered"]);
     tmux.key("Escape");
+    // Wait for the help to close: an Escape still unread when the next key
+    // arrives is read with it as Alt-<key>.
+    tmux.wait_until(Duration::from_secs(10), |s| !s.contains("Keys: Queues"))
+        .unwrap_or_else(|s| panic!("the help did not close:\n{s}"));
 
     tmux.tmux(&["resize-window", "-t", "e2e", "-x", "120", "-y", "30"]);
     let wide = tmux.wait_for(&["CONSUMERS", "ACK RATE", "BACKEND"]);

@@ -51,6 +51,10 @@ fn number_keys_tab_and_shift_tab_switch_views() {
     assert_eq!(app.view(), ViewId::WorkerIds);
     type_str(&mut app, "8");
     app.press(key(KeyCode::Tab));
+    assert_eq!(app.view(), ViewId::Runbook);
+    type_str(&mut app, "9");
+    assert_eq!(app.view(), ViewId::Runbook);
+    app.press(key(KeyCode::Tab));
     assert_eq!(app.view(), ViewId::Overview, "Tab wraps around");
 }
 

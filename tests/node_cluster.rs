@@ -334,3 +334,46 @@ async fn a_node_with_its_own_storage_folder_reports_storage_not_shared() {
     .await;
     assert!(ok, "A cannot see B's marker either");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_without_its_redis_reports_degraded_and_recovers_by_itself() {
+    let c = TestCluster::new("degraded");
+    let mut redis = common::PrivateRedis::start_persistent();
+    let env = c.env_on_redis("private.env", &redis.url());
+    let n = c.spawn_with_env("dg-1", "2", &env);
+    n.wait_for_status(Duration::from_secs(30)).await;
+    assert_eq!(
+        n.wait_for_health(200, Duration::from_secs(10)).await,
+        "ok\n"
+    );
+    assert_eq!(n.status().await.unwrap()["degraded"], json!([]));
+
+    redis.kill();
+    // Still serving (200), but saying what is missing.
+    let ok = eventually(Duration::from_secs(10), || async {
+        let s = n.status().await.unwrap();
+        let d: Vec<String> = serde_json::from_value(s["degraded"].clone()).unwrap();
+        d.iter().any(|l| l.starts_with("REDIS_URL unreachable"))
+            && d.iter().any(|l| l.starts_with("no worker ID"))
+            && s["worker_id"].is_null()
+            && s["state"] == "running"
+    })
+    .await;
+    assert!(ok, "{:?}", n.status().await);
+    let (code, body) = n.health().await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.starts_with("degraded: REDIS_URL unreachable"),
+        "{body}"
+    );
+
+    redis.restart();
+    let ok = eventually(Duration::from_secs(15), || async {
+        let s = n.status().await.unwrap();
+        s["degraded"] == json!([]) && s["worker_id"].is_u64()
+    })
+    .await;
+    assert!(ok, "{:?}\n{}", n.status().await, n.log_text());
+    assert_eq!(n.health().await.unwrap(), (200, "ok\n".to_string()));
+    assert!(!n.log_text().contains("panicked"));
+}

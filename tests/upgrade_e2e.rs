@@ -3,403 +3,19 @@
 //! PostgreSQL and Redis behind a real nginx running assets/nginx.conf; the
 //! runbook is the real binary, run as a child process with a generated
 //! runbook configuration. Upgrade, rollback, kill -9 mid-step and resume,
-//! the runbook lock, a damaged journal, the plan and the audit.
+//! the runbook lock, Ctrl-C (SIGINT) and resume, a damaged journal, the plan,
+//! the audit, and `console --runbook` bad input. (The console with the
+//! runbook: upgrade_console.rs.)
 
 mod common;
+mod upgrade_support;
 
-use clusterops::runbook::executor::process::{PidFile, ProcessExecutor};
-use clusterops::runbook::{Decision, Executor, PromptKind, RunbookConfig, StepIo, StepKind};
-use common::nginx::Nginx;
-use common::nodes::TestCluster;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use clusterops::runbook::StepKind;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_clusterops");
-const NODES: [&str; 3] = ["n1", "n2", "n3"];
-
-struct NullIo;
-
-#[async_trait::async_trait]
-impl StepIo for NullIo {
-    fn step(&self) -> StepKind {
-        StepKind::RollbackStart
-    }
-    fn line(&self, _line: &str) {}
-    fn bytes(&self, _written: u64) {}
-    async fn ask(&self, _k: PromptKind, _m: String, _c: Vec<Decision>) -> Decision {
-        Decision::Confirm
-    }
-}
-
-/// One cluster under test: its env, three node ports, nginx, a state
-/// directory and the runbook configuration. Kills every node it knows of
-/// (pid files of the process executor) and the runbook on drop.
-struct Rig {
-    cluster: TestCluster,
-    nginx: Nginx,
-    state: tempfile::TempDir,
-    config_path: PathBuf,
-    addrs: Vec<String>,
-    http: reqwest::Client,
-    runbooks: Vec<Child>,
-}
-
-impl Rig {
-    /// `target_smoke`: the body the smoke check of /api/status must contain.
-    async fn new(label: &str, smoke_body: &str) -> Self {
-        let cluster = TestCluster::new(label);
-        let addrs: Vec<String> = NODES
-            .iter()
-            .map(|_| format!("127.0.0.1:{}", common::free_port()))
-            .collect();
-        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-        let nginx = Nginx::start(&refs, 1).await;
-        let state = tempfile::tempdir().unwrap();
-        let mut toml = format!(
-            "[cluster]\nname = \"{ns}\"\nload_balancer = \"127.0.0.1:{port}\"\n\n\
-             [executor]\nkind = \"process\"\nbinary = \"{BIN}\"\n\
-             args = [\"node\", \"--heartbeat-ms\", \"300\", \"--lease-ttl-ms\", \"1500\", \"--drain-timeout\", \"2\"]\n\
-             stop_timeout_s = 10\n\n",
-            ns = cluster.ns.name,
-            port = nginx.port
-        );
-        for (name, addr) in NODES.iter().zip(&addrs) {
-            toml.push_str(&format!(
-                "[[nodes]]\nname = \"{name}\"\nlisten = \"{addr}\"\nenv_file = \"{}\"\n\n",
-                cluster.env_file.display()
-            ));
-        }
-        toml.push_str(&format!(
-            "[backup]\nkind = \"postgres\"\nurl = \"{}\"\n\n\
-             [[verify.smoke]]\npath = \"/api/status\"\nbody_contains = \"{smoke_body}\"\n\n\
-             [[verify.smoke]]\npath = \"/api/counters/smoke\"\nbody_contains = \"\\\"value\\\"\"\n\n\
-             [timeouts]\ndrain_s = 20\nstop_s = 20\nfirst_node_s = 30\nnode_s = 30\nrestore_s = 20\npoll_ms = 100\n\n\
-             [rollback]\nautomatic = true\n",
-            cluster.db.url()
-        ));
-        let config_path = state.path().join("runbook.toml");
-        std::fs::write(&config_path, &toml).unwrap();
-        Self {
-            cluster,
-            nginx,
-            state,
-            config_path,
-            addrs,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap(),
-            runbooks: Vec::new(),
-        }
-    }
-
-    fn ns(&self) -> String {
-        self.cluster.ns.name.clone()
-    }
-
-    fn pid_dir(&self) -> PathBuf {
-        self.state.path().join(self.ns()).join("nodes")
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.state.path().join(self.ns()).join("journal.jsonl")
-    }
-
-    /// Start the three nodes on `version` with the runbook's own executor
-    /// (so the runbook finds their pid files), and wait until they serve.
-    async fn start_nodes(&self, version: &str) {
-        let config = RunbookConfig::load(&self.config_path).unwrap();
-        let clusterops::runbook::config::ExecutorConfig::Process(p) = config.executor.clone()
-        else {
-            panic!("process executor expected");
-        };
-        let ex = ProcessExecutor::new(p, config.nodes.clone(), self.pid_dir());
-        for slot in ex.slots() {
-            ex.start(&slot, version, &NullIo).await.unwrap();
-        }
-        for addr in &self.addrs {
-            self.wait_status(addr, |s| s["state"] == "running" && s["worker_id"].is_u64())
-                .await;
-        }
-        self.wait_lb(200).await;
-    }
-
-    async fn status(&self, addr: &str) -> Option<serde_json::Value> {
-        let r = self
-            .http
-            .get(format!("http://{addr}/api/status"))
-            .send()
-            .await
-            .ok()?;
-        r.json().await.ok()
-    }
-
-    async fn wait_status(&self, addr: &str, ok: impl Fn(&serde_json::Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = None;
-        while Instant::now() < deadline {
-            last = self.status(addr).await;
-            if last.as_ref().is_some_and(&ok) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{addr}: status never as expected; last {last:?}");
-    }
-
-    async fn lb_code(&self) -> Option<u16> {
-        let r = self
-            .http
-            .get(self.nginx.url("/api/__health_check"))
-            .send()
-            .await
-            .ok()?;
-        Some(r.status().as_u16())
-    }
-
-    async fn wait_lb(&self, code: u16) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.lb_code().await == Some(code) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nginx never answered {code}: {}", self.nginx.error_log());
-    }
-
-    /// Write `n` records through nginx.
-    async fn write_records(&self, n: usize) {
-        for i in 0..n {
-            let r = self
-                .http
-                .post(self.nginx.url("/api/records"))
-                .json(
-                    &serde_json::json!({"name": format!("rec{i}"), "value": format!("value {i}")}),
-                )
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "POST /api/records: {}", r.status());
-        }
-    }
-
-    fn records(&self) -> String {
-        self.cluster
-            .db
-            .query("SELECT id, name, value, revision FROM records ORDER BY id")
-    }
-
-    fn args(&self, extra: &[&str]) -> Vec<String> {
-        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        v.extend([
-            "--config".to_string(),
-            self.config_path.display().to_string(),
-            "--env-file".to_string(),
-            self.cluster.env_file.display().to_string(),
-            "--state-dir".to_string(),
-            self.state.path().display().to_string(),
-        ]);
-        v
-    }
-
-    /// Start `clusterops upgrade <extra>` in the background; its output
-    /// goes to `<state>/runbook-<i>.log`.
-    fn spawn_runbook(&mut self, extra: &[&str]) -> usize {
-        self.spawn_runbook_answering(extra, None)
-    }
-
-    /// Like `spawn_runbook`; with `answers`, its stdin is a pipe they are
-    /// written to (more with `answer`).
-    fn spawn_runbook_answering(&mut self, extra: &[&str], answers: Option<&str>) -> usize {
-        let i = self.runbooks.len();
-        let log =
-            std::fs::File::create(self.state.path().join(format!("runbook-{i}.log"))).unwrap();
-        let child = Command::new(BIN)
-            .args(self.args(extra))
-            .stdin(if answers.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.runbooks.push(child);
-        if let Some(text) = answers {
-            self.answer(i, text);
-        }
-        i
-    }
-
-    /// Write answers to runbook `i`'s stdin.
-    fn answer(&mut self, i: usize, text: &str) {
-        use std::io::Write;
-        let stdin = self.runbooks[i].stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn runbook_log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.state.path().join(format!("runbook-{i}.log")))
-            .unwrap_or_default()
-    }
-
-    /// Wait for runbook `i` to exit; its exit code.
-    async fn wait_runbook(&mut self, i: usize, within: Duration) -> i32 {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = self.runbooks[i].try_wait().unwrap() {
-                return st.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the runbook did not finish; its output:\n{}",
-                self.runbook_log(i)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kill9_runbook(&mut self, i: usize) {
-        let _ = self.runbooks[i].kill();
-        let _ = self.runbooks[i].wait();
-    }
-
-    /// Run `clusterops <args>` to the end.
-    fn run_cli(&self, args: &[String]) -> Output {
-        Command::new(BIN).args(args).output().unwrap()
-    }
-
-    /// The journal's events as JSON values.
-    fn events(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.journal())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// Wait until the journal has an event matching `ok`.
-    async fn wait_event(&self, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while Instant::now() < deadline {
-            if self.events().iter().any(&ok) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "the journal never showed {what}; runbook output:\n{}",
-            self.runbook_log(0)
-        );
-    }
-
-    /// Every node runs `version` with schema `version`, and the cluster serves.
-    async fn assert_all_on(&self, version: &str) {
-        for addr in &self.addrs {
-            self.wait_status(addr, |s| {
-                s["app_version"] == version
-                    && s["schema_version"] == version
-                    && s["state"] == "running"
-            })
-            .await;
-        }
-        self.wait_lb(200).await;
-        assert!(!self.maintenance_set(), "maintenance is still set");
-    }
-
-    fn maintenance_set(&self) -> bool {
-        self.cluster
-            .ns
-            .keys()
-            .iter()
-            .any(|k| k == &format!("{}:maintenance", self.ns()))
-    }
-
-    fn audit_json(&self) -> serde_json::Value {
-        let out = self.run_cli(&[
-            "audit".to_string(),
-            "--state-dir".to_string(),
-            self.state.path().display().to_string(),
-            "--json".to_string(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-fn kill_pid_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.path().extension().is_some_and(|x| x == "pid")
-            && let Ok(text) = std::fs::read_to_string(e.path())
-            && let Ok(pf) = serde_json::from_str::<PidFile>(&text)
-        {
-            let pid = nix::unistd::Pid::from_raw(pf.pid);
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        for c in &mut self.runbooks {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        kill_pid_files(&self.pid_dir());
-    }
-}
-
-/// Polls the health check through nginx until stopped; the codes seen.
-fn poll_lb(url: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<u16>> {
-    tokio::spawn(async move {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        let mut seen = Vec::new();
-        while !stop.load(Ordering::SeqCst) {
-            if let Ok(r) = http.get(&url).send().await {
-                let code = r.status().as_u16();
-                if seen.last() != Some(&code) {
-                    seen.push(code);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        seen
-    })
-}
-
-fn step_names(run: &serde_json::Value) -> Vec<(String, String)> {
-    run["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let result = if s["result"].is_string() {
-                s["result"].as_str().unwrap().to_string()
-            } else {
-                s["result"]["result"].as_str().unwrap_or("?").to_string()
-            };
-            (s["step"].as_str().unwrap().to_string(), result)
-        })
-        .collect()
-}
+use std::time::Duration;
+use upgrade_support::{BIN, Rig, poll_lb, step_names};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_drains_through_nginx_moves_every_node_to_v2_and_keeps_the_data() {
@@ -757,4 +373,135 @@ fn the_plan_changes_nothing_and_bad_input_exits_2() {
     let (code, _, err) = cli(&["upgrade", "--to", "2", "--yes"], &a);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no Redis"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_at_a_safe_point_frees_the_lock_at_once_and_resume_finishes() {
+    let mut rig = Rig::new("up_sigint", "app_version").await;
+    rig.start_nodes("1").await;
+    rig.write_records(3).await;
+    let before = rig.records();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_event("the first node started on v2", |e| {
+        e["event"] == "output"
+            && e["step"] == "upgrade_first"
+            && e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("started version 2"))
+    })
+    .await;
+    let lock_key = format!("{}:lock:runbook", rig.ns());
+    assert!(
+        rig.cluster.ns.keys().contains(&lock_key),
+        "the run holds no lock: {:?}",
+        rig.cluster.ns.keys()
+    );
+    let pid = nix::unistd::Pid::from_raw(rig.runbooks[i].id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let code = rig.wait_runbook(i, Duration::from_secs(20)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 130, "{log}");
+    // The lock is free at once, not after its TTL.
+    assert!(
+        !rig.cluster.ns.keys().contains(&lock_key),
+        "the runbook lock is still held after the interrupted run exited"
+    );
+    // One line says how to go on.
+    let how: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("interrupted (SIGINT)") && l.contains("--resume"))
+        .collect();
+    assert_eq!(how.len(), 1, "{log}");
+    assert!(
+        how[0].contains("--rollback") && how[0].contains("--abort"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    // The journal ends with the interruption, every line whole.
+    let text = std::fs::read_to_string(rig.journal()).unwrap();
+    assert!(text.ends_with('\n'));
+    let events = rig.events();
+    assert_eq!(
+        events.len(),
+        text.lines().count(),
+        "a journal line is not JSON"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_interrupted", "{last}");
+    assert_eq!(last["reason"], "SIGINT");
+    assert_eq!(last["step"], "upgrade_first");
+    // The Redis mirror has it too.
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mirrored: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(format!("{}:runbook:journal", rig.ns()))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        mirrored[0].1[0].1.contains("run_interrupted"),
+        "{mirrored:?}"
+    );
+
+    let j = rig.spawn_runbook(&["upgrade", "--resume", "--yes"]);
+    let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
+    assert_eq!(code, 0, "resume output:\n{}", rig.runbook_log(j));
+    rig.assert_all_on("2").await;
+    assert_eq!(rig.records(), before);
+    let audit = rig.audit_json();
+    let run = &audit["runs"][0];
+    assert_eq!(run["outcome"], "completed");
+    assert_eq!(run["interrupted"][0]["reason"], "SIGINT", "{run}");
+    assert_eq!(run["interrupted"][0]["step"], "upgrade_first", "{run}");
+}
+
+#[test]
+fn console_runbook_bad_input_is_one_line_and_exit_2_before_the_screen() {
+    let (_ns, dir, args) = offline("up_conrb");
+    let (config, env) = (args[1].clone(), args[3].clone());
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let (code, _, err) = cli(&["console", "--env-file", &env, "--runbook", &missing], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("error: --runbook:"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A runbook configuration of another cluster.
+    let other = dir.path().join("other.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let first = text.lines().nth(1).unwrap().to_string();
+    std::fs::write(&other, text.replace(&first, "name = \"another-cluster\"")).unwrap();
+    let (code, _, err) = cli(
+        &[
+            "console",
+            "--env-file",
+            &env,
+            "--runbook",
+            &other.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("another-cluster") && err.contains("CLUSTER_NAME"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Driving is not looking.
+    let (code, _, err) = cli(
+        &[
+            "console",
+            "--env-file",
+            &env,
+            "--runbook",
+            &config,
+            "--read-only",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--read-only"), "{err}");
 }

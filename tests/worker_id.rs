@@ -5,6 +5,7 @@
 mod common;
 
 use clusterops::adapters::redis_conn;
+use clusterops::adapters::redis_conn::SharedConn;
 use clusterops::adapters::snowflake::{Snowflake, SnowflakeError, decode};
 use clusterops::adapters::worker_id::{
     HolderInfo, LeaseStatus, RedisWorkerIds, SlotLastTs, SlotLease, WorkerIdAllocator,
@@ -13,14 +14,13 @@ use clusterops::adapters::worker_id::{
 use clusterops::config::{Config, SecretUrl};
 use common::TestNs;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TTL: Duration = Duration::from_millis(900);
 const LIVENESS: Duration = Duration::from_secs(5);
 
-async fn conn(ns: &TestNs) -> ConnectionManager {
+async fn conn(ns: &TestNs) -> SharedConn {
     redis_conn::connect(&SecretUrl::parse(&ns.url, &["redis"]).unwrap())
         .await
         .unwrap()
@@ -54,7 +54,7 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) -> Duration {
 }
 
 /// Occupy lease keys by hand with well-formed foreign holders.
-async fn occupy(c: &mut ConnectionManager, ns: &TestNs, ids: impl IntoIterator<Item = u8>) {
+async fn occupy(c: &mut SharedConn, ns: &TestNs, ids: impl IntoIterator<Item = u8>) {
     for id in ids {
         let value = HolderInfo::for_this_process(&format!("filler-{id}")).to_value();
         let _: () = c

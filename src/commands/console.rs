@@ -1,13 +1,18 @@
 //! `clusterops console`: the operations console, live (the inspector, and
 //! actions unless `--read-only`) or over a saved snapshot (`--snapshot
-//! FILE`, read-only).
+//! FILE`, read-only); `--runbook runbook.toml` drives upgrades from its
+//! Runbook view.
 
 use super::EnvArgs;
 use clusterops::console::live::{InspectorSource, LiveActions, default_audit_path, operator};
 use clusterops::console::ops::ClusterActions;
+use clusterops::console::run_feed::RunFeed;
+use clusterops::console::runbook_driver::RunDriver;
 use clusterops::console::source::{FileSource, SnapshotSource};
 use clusterops::console::theme::Theme;
 use clusterops::console::{self as ui, ConsoleOptions};
+use clusterops::runbook::RunbookConfig;
+use clusterops::runbook::live::RedisClusterOps;
 use color_eyre::eyre::Result;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +38,15 @@ pub struct ConsoleArgs {
     /// Log file (default: $XDG_STATE_HOME/clusterops/console.log).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Where the runbook's local journal is, for the Runbook view (default:
+    /// $XDG_STATE_HOME/clusterops, else ~/.local/state/clusterops).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Drive upgrades from the Runbook view with this runbook configuration
+    /// (see assets/runbook.example.toml): U starts one, C continues, B rolls
+    /// back, A aborts, I interrupts; questions open dialogs.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["read_only", "snapshot"])]
+    runbook: Option<PathBuf>,
 }
 
 /// `2s`, `500ms`, `1m`, or a number of seconds; at least 100 ms.
@@ -124,8 +138,68 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
         source_label: label,
         config,
     };
-    ui::run(options, source, actions).await?;
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(clusterops::runbook::default_state_dir);
+    let runbook = match (&args.runbook, &options.config) {
+        (Some(path), Some(config)) => match runbook_driver(path, config, state_dir.clone()).await {
+            Ok(d) => Some(Arc::new(d)),
+            Err((code, msg)) => {
+                eprintln!("error: {msg}");
+                return Ok(code);
+            }
+        },
+        _ => None,
+    };
+    // The Runbook view: the journal mirror of the live cluster, and the
+    // local journal of this machine's runbook.
+    let run_feed = options.config.as_ref().map(|c| {
+        let journal = state_dir
+            .as_ref()
+            .map(|dir| clusterops::runbook::journal::journal_path(dir, c.namespace.name()));
+        RunFeed::new(Some(c), journal)
+    });
+    ui::run_with(options, source, actions, ui::Extras { run_feed, runbook }).await?;
     Ok(0)
+}
+
+/// The driver of `--runbook PATH`, checked as `clusterops upgrade` checks
+/// its input; the error is an exit code and one line.
+async fn runbook_driver(
+    path: &std::path::Path,
+    config: &clusterops::config::Config,
+    state_dir: Option<PathBuf>,
+) -> Result<RunDriver, (i32, String)> {
+    let Some(state_dir) = state_dir else {
+        return Err((
+            2,
+            "no state directory: set HOME or XDG_STATE_HOME, or pass --state-dir".into(),
+        ));
+    };
+    let rb = RunbookConfig::load(path).map_err(|e| (2, format!("--runbook: {e}")))?;
+    if config.coordination_redis().is_none() {
+        return Err((
+            2,
+            "--runbook: the cluster configuration has no Redis (REDIS_URL or a *_REDIS_URL): \
+             a runbook needs the cluster's shared state"
+                .into(),
+        ));
+    }
+    if config.namespace.name() != rb.cluster.name {
+        return Err((
+            2,
+            format!(
+                "--runbook: the runbook configuration is for cluster {:?} but the env file \
+                 says CLUSTER_NAME={}",
+                rb.cluster.name, config.namespace
+            ),
+        ));
+    }
+    let ops = RedisClusterOps::connect(config.clone())
+        .await
+        .map_err(|e| (1, e.to_string()))?;
+    Ok(RunDriver::new(rb, Arc::new(ops), state_dir).with_audit(default_audit_path()))
 }
 
 #[cfg(test)]

@@ -2,15 +2,19 @@
 //! roll back, abort) and `clusterops audit` (who did what, from the journals).
 //! Exit codes: 0 done, 1 the run failed, was aborted or rolled back (or
 //! the cluster could not be reached), 2 bad input (arguments, runbook
-//! configuration, env file, version, a damaged journal, nothing to resume).
+//! configuration, env file, version, a damaged journal, nothing to resume),
+//! 128 + the signal when interrupted (130 for Ctrl-C): the first SIGINT,
+//! SIGTERM or SIGHUP stops the run at the next safe point, journals it and
+//! releases the runbook lock; a second one exits at once.
 
 use super::EnvArgs;
 use clusterops::runbook::journal::JournalError;
 use clusterops::runbook::live::RedisClusterOps;
+use clusterops::runbook::operator::say;
 use clusterops::runbook::terminal::TerminalOperator;
 use clusterops::runbook::{
-    AutoOperator, LockAcquireError, Operator, RunOutcome, Runbook, RunbookConfig, RunbookError,
-    audit, default_state_dir,
+    AutoOperator, Interrupt, LockAcquireError, Operator, RunOutcome, Runbook, RunbookConfig,
+    RunbookError, audit, default_state_dir,
 };
 use color_eyre::eyre::Result;
 use std::path::PathBuf;
@@ -88,7 +92,7 @@ fn exit_code(e: &RunbookError) -> i32 {
 }
 
 fn fail(e: &RunbookError) -> i32 {
-    eprintln!("error: {e}");
+    say(format_args!("error: {e}"));
     exit_code(e)
 }
 
@@ -121,6 +125,45 @@ fn resolve_backup_url(config: &mut RunbookConfig, env: &EnvArgs) -> Result<(), S
              (--env-file); set it, or give [backup] url"
         )),
     }
+}
+
+/// The exit code of a run stopped by `signal` (`SIGINT` → 130).
+fn signal_exit_code(signal: &str) -> i32 {
+    match signal {
+        "SIGHUP" => 129,
+        "SIGTERM" => 143,
+        _ => 130,
+    }
+}
+
+/// Turn SIGINT, SIGTERM and SIGHUP into `interrupt`: the first stops the run
+/// at its next safe point; a second one exits at once.
+fn watch_signals(interrupt: Interrupt) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+                _ = hup.recv() => "SIGHUP",
+            };
+            if interrupt.trigger(name) {
+                say(format_args!(
+                    "\n{name}: stopping at the next safe point (the step in progress stops and runs \
+                     again on --resume; the runbook lock is released); press Ctrl-C again to exit at once"
+                ));
+            } else {
+                say(format_args!(
+                    "{name} again: exiting now; the runbook lock expires after its TTL, then \
+                     `clusterops upgrade --resume`"
+                ));
+                std::process::exit(signal_exit_code(name));
+            }
+        }
+    }))
 }
 
 pub async fn run(args: UpgradeArgs) -> Result<i32> {
@@ -185,8 +228,10 @@ pub async fn run(args: UpgradeArgs) -> Result<i32> {
     } else {
         Arc::new(TerminalOperator::new())
     };
+    let interrupt = Interrupt::new();
+    let _signals = watch_signals(interrupt.clone())?;
     let runbook = match Runbook::new(config, Arc::new(ops), operator, state_dir).await {
-        Ok(r) => r,
+        Ok(r) => r.with_interrupt(interrupt),
         Err(e) => return Ok(fail(&e)),
     };
     let outcome = if args.abort {
@@ -214,28 +259,40 @@ pub async fn run(args: UpgradeArgs) -> Result<i32> {
     };
     Ok(match outcome {
         Ok(RunOutcome::Completed { run_id }) => {
-            eprintln!("run {run_id}: upgrade completed");
+            say(format_args!("run {run_id}: upgrade completed"));
             0
         }
+        Ok(RunOutcome::Interrupted { run_id, at, reason }) => {
+            say(format_args!(
+                "run {run_id}: interrupted ({reason}){}; the runbook lock is released. Continue \
+                 with `clusterops upgrade --resume`, or `--rollback` / `--abort` it (same \
+                 --config, --env-file and --state-dir)",
+                at.map(|s| format!(" during {}", s.title()))
+                    .unwrap_or_default()
+            ));
+            signal_exit_code(&reason)
+        }
         Ok(RunOutcome::Paused { run_id, after }) => {
-            eprintln!(
+            say(format_args!(
                 "run {run_id}: paused after {}; continue with `clusterops upgrade --resume`",
                 after.title()
-            );
+            ));
             0
         }
         Ok(RunOutcome::RolledBack { run_id }) => {
-            eprintln!("run {run_id}: rolled back to the previous version and the backup");
+            say(format_args!(
+                "run {run_id}: rolled back to the previous version and the backup"
+            ));
             1
         }
         Ok(RunOutcome::Aborted { run_id, at }) => {
             match at {
-                Some(step) => eprintln!(
+                Some(step) => say(format_args!(
                     "run {run_id}: aborted at {}; the cluster stays as that step left it (see \
                      `clusterops audit`)",
                     step.title()
-                ),
-                None => eprintln!("run {run_id}: aborted"),
+                )),
+                None => say(format_args!("run {run_id}: aborted")),
             }
             1
         }

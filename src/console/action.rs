@@ -58,4 +58,23 @@ pub enum Action {
     },
     /// Show a one-line message in the status bar.
     Status(String),
+    /// The runbook run was read again (journal mirror, local journal).
+    RunFetched(Box<crate::console::run_feed::RunPane>),
+    /// Ask the operator which version to upgrade to.
+    PromptRunbookVersion,
+    /// Ask the operator to confirm a runbook operation.
+    AskRunbook(crate::console::runbook_driver::RunbookOp),
+    /// The runbook driven from here asks a question (a dialog).
+    RunbookAsk(crate::runbook::Prompt),
+    /// The runbook stopped waiting for the answer (interrupted).
+    RunbookAskWithdrawn,
+    /// The runbook driven from here made progress.
+    RunbookProgress(crate::runbook::Progress),
+    /// The runbook driven from here ended.
+    RunbookFinished {
+        /// One line.
+        outcome: Result<String, String>,
+        /// Unix ms.
+        at_ms: u64,
+    },
 }

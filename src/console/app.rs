@@ -6,6 +6,7 @@ use crate::console::action::Action;
 use crate::console::changes::{self, Event as ClusterEvent, EventLog, Level};
 use crate::console::history::History;
 use crate::console::ops::{ClusterActions, Operation};
+use crate::console::runbook_driver::{RunDriver, RunbookOp};
 use crate::console::theme::Theme;
 use crate::console::tui::{Event, Tui};
 use crate::console::verdict::{self, Assessment};
@@ -35,6 +36,12 @@ pub enum Mode {
     Prompt(String),
     /// The confirmation dialog of an operation.
     Confirm(Operation),
+    /// Typing the version to upgrade to.
+    Version(String),
+    /// The confirmation dialog of a runbook operation, with what it does.
+    RunbookConfirm(RunbookOp, Vec<String>),
+    /// The runbook driven from here asks; one of its choices answers.
+    RunbookPrompt(crate::runbook::Prompt),
 }
 
 /// How the app was started.
@@ -64,10 +71,14 @@ pub struct App {
     pub(crate) now_ms: u64,
     pub(crate) status: Option<String>,
     pub(crate) options: AppOptions,
+    /// The upgrade run shown in the Runbook view, once read.
+    pub(crate) run: Option<crate::console::run_feed::RunPane>,
+    /// Drives upgrades from the Runbook view (`--runbook`).
+    pub(crate) runbook: Option<Arc<RunDriver>>,
     /// The live cluster's configuration, for the checks that read it.
     checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
-    outbox: mpsc::UnboundedSender<Action>,
+    pub(crate) outbox: mpsc::UnboundedSender<Action>,
     refresh: Arc<Notify>,
     quit: bool,
 }
@@ -105,6 +116,8 @@ impl App {
             now_ms: now_ms(),
             status: None,
             options,
+            run: None,
+            runbook: None,
             checks_config: None,
             actions,
             outbox,
@@ -122,6 +135,25 @@ impl App {
     /// Whether keys that change the cluster are offered.
     pub fn actions_enabled(&self) -> bool {
         !self.options.read_only && self.actions.is_some()
+    }
+
+    /// Whether this console drives upgrades (`--runbook`, not read-only).
+    pub fn runbook_enabled(&self) -> bool {
+        !self.options.read_only && self.runbook.is_some()
+    }
+
+    /// Whether the action keys of the view shown are offered.
+    pub fn view_actions_enabled(&self) -> bool {
+        if self.view == ViewId::Runbook {
+            self.runbook_enabled()
+        } else {
+            self.actions_enabled()
+        }
+    }
+
+    /// The upgrade run shown in the Runbook view, once read.
+    pub fn run_pane(&self) -> Option<&crate::console::run_feed::RunPane> {
+        self.run.as_ref()
     }
 
     /// Whether read-only lookups (the dead-letter list) can be made.
@@ -205,6 +237,8 @@ impl App {
                 assessment: &self.assessment,
                 actions_enabled,
                 lookups_enabled: self.actions.is_some(),
+                run: self.run.as_ref(),
+                runbook_enabled: self.runbook_enabled(),
             };
             if let Some(a) = self.views[self.view.index()].handle_key(key, snap, &ctx) {
                 return Some(a);
@@ -213,7 +247,7 @@ impl App {
         let view = &mut self.views[self.view.index()];
         match key.code {
             KeyCode::Char('q') => Some(Action::Quit),
-            KeyCode::Char(c @ '1'..='8') => {
+            KeyCode::Char(c @ '1'..='9') => {
                 Some(Action::SwitchView(ViewId::ALL[c as usize - '1' as usize]))
             }
             KeyCode::Tab => Some(Action::NextView),
@@ -284,6 +318,13 @@ impl App {
                 self.views[ViewId::Queues.index()].on_action(a);
             }
             Action::Status(s) => self.status = Some(s),
+            Action::RunFetched(pane) => self.run = Some(*pane),
+            a @ (Action::PromptRunbookVersion
+            | Action::AskRunbook(_)
+            | Action::RunbookAsk(_)
+            | Action::RunbookAskWithdrawn
+            | Action::RunbookProgress(_)
+            | Action::RunbookFinished { .. }) => return self.on_runbook_action(a),
         }
         None
     }
@@ -304,7 +345,7 @@ impl App {
         self.snapshot = Some(snap);
     }
 
-    fn log(&mut self, at_ms: u64, level: Level, text: String) {
+    pub(crate) fn log(&mut self, at_ms: u64, level: Level, text: String) {
         self.events.push(ClusterEvent { at_ms, level, text });
     }
 

@@ -1,11 +1,14 @@
 //! Keys while the console is not in its normal mode: typing a `/` filter,
-//! a `:` view name or a maintenance reason, reading the help, answering a
-//! confirmation dialog.
+//! a `:` view name, a maintenance reason or a version to upgrade to,
+//! reading the help, answering a confirmation dialog or the runbook's
+//! question.
 
 use crate::console::action::Action;
 use crate::console::app::{App, Mode};
 use crate::console::ops::Operation;
+use crate::console::runbook_driver::RunbookOp;
 use crate::console::views::ViewId;
+use crate::runbook::terminal::{choice_label, parse_answer};
 use crossterm::event::{KeyCode, KeyEvent};
 
 /// Longest text accepted in a line editor.
@@ -99,6 +102,59 @@ pub(crate) fn mode_key(app: &mut App, key: KeyEvent) -> Option<Action> {
             }
             _ => Some(Action::Render),
         },
+        Mode::Version(mut text) => match key.code {
+            KeyCode::Esc => {
+                app.mode = Mode::Normal;
+                Some(Action::Status("no upgrade started".into()))
+            }
+            KeyCode::Enter => {
+                let target = text.trim().to_string();
+                match crate::runbook::check_version(&target) {
+                    Ok(()) => {
+                        app.mode = Mode::Normal;
+                        Some(Action::AskRunbook(RunbookOp::Start { target }))
+                    }
+                    Err(e) => Some(Action::Status(format!("{e} (Esc cancels)"))),
+                }
+            }
+            _ => {
+                edit(&mut text, key);
+                app.mode = Mode::Version(text);
+                Some(Action::Render)
+            }
+        },
+        Mode::RunbookConfirm(op, _) => match key.code {
+            KeyCode::Char('y' | 'Y') => {
+                app.mode = Mode::Normal;
+                app.run_runbook_op(op);
+                Some(Action::Render)
+            }
+            KeyCode::Char('n' | 'N' | 'q') | KeyCode::Esc => {
+                app.mode = Mode::Normal;
+                Some(Action::Status(format!("cancelled: {}", op.title())))
+            }
+            _ => Some(Action::Render),
+        },
+        Mode::RunbookPrompt(prompt) => {
+            // Modal: the runbook waits. Only its choices answer (one letter,
+            // as in the terminal); Ctrl-C quits the console, which
+            // interrupts the run at a safe point.
+            let KeyCode::Char(c) = key.code else {
+                return Some(Action::Render);
+            };
+            match parse_answer(&c.to_string(), &prompt.choices) {
+                Some(d) => {
+                    app.mode = Mode::Normal;
+                    app.answer_runbook(d);
+                    Some(Action::Render)
+                }
+                None => {
+                    let labels: Vec<&str> =
+                        prompt.choices.iter().map(|d| choice_label(*d).1).collect();
+                    Some(Action::Status(format!("answer {}", labels.join(" / "))))
+                }
+            }
+        }
     }
 }
 

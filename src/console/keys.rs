@@ -8,7 +8,7 @@ pub type KeyHelp = (&'static str, &'static str);
 
 /// Keys every view has.
 pub const GLOBAL: [KeyHelp; 10] = [
-    ("1-8", "switch view"),
+    ("1-9", "switch view"),
     ("Tab / Shift-Tab", "next / previous view"),
     (":name", "jump to a view (:nodes, :locks, :wid, …)"),
     ("/", "filter the rows (Enter keeps it, Esc clears it)"),
@@ -34,6 +34,10 @@ pub fn view_keys(view: ViewId) -> &'static [KeyHelp] {
         )],
         ViewId::Servers => &[],
         ViewId::Events => &[],
+        ViewId::Runbook => &[
+            ("j k", "select a step; its output tail shows below"),
+            ("f", "follow the running step again"),
+        ],
     }
 }
 
@@ -46,6 +50,13 @@ pub fn action_keys(view: ViewId) -> &'static [KeyHelp] {
         ViewId::Queues => &[
             ("R", "requeue the selected queue's dead letters"),
             ("D", "purge the selected queue's dead letters"),
+        ],
+        ViewId::Runbook => &[
+            ("U", "start an upgrade (asks the version, shows the plan)"),
+            ("C", "continue (resume) the unfinished run"),
+            ("B", "roll the unfinished run back"),
+            ("A", "abort the unfinished run (changes nothing)"),
+            ("I", "interrupt the run in progress at a safe point"),
         ],
         _ => &[],
     }

@@ -2,6 +2,7 @@
 //! [`LiveActions`] changes it through the adapters' admin functions, each
 //! change recorded in the console's audit file.
 
+use crate::adapters::redis_conn::SharedConn;
 use crate::adapters::{lock, queue, worker_id};
 use crate::config::{Config, LockAdapter, SecretUrl};
 use crate::console::ops::{ClusterActions, DeadLetter};
@@ -10,7 +11,6 @@ use crate::inspect::{Inspector, Snapshot, Source};
 use crate::node::maintenance::{self, MaintenanceFlag};
 use crate::node::registry::{Registry, RegistryEntry};
 use crate::node::shared::now_ms;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -115,7 +115,7 @@ pub struct LiveActions {
     config: Config,
     by: String,
     audit_path: PathBuf,
-    conns: tokio::sync::Mutex<HashMap<String, ConnectionManager>>,
+    conns: tokio::sync::Mutex<HashMap<String, SharedConn>>,
     queue: tokio::sync::OnceCell<Arc<dyn queue::MessageQueue>>,
 }
 
@@ -138,7 +138,7 @@ impl LiveActions {
         &self.audit_path
     }
 
-    async fn conn(&self, url: &SecretUrl) -> Result<ConnectionManager, String> {
+    async fn conn(&self, url: &SecretUrl) -> Result<SharedConn, String> {
         let mut conns = self.conns.lock().await;
         if let Some(c) = conns.get(url.expose()) {
             return Ok(c.clone());
@@ -150,7 +150,7 @@ impl LiveActions {
         Ok(c)
     }
 
-    async fn coordination(&self) -> Result<ConnectionManager, String> {
+    async fn coordination(&self) -> Result<SharedConn, String> {
         match self.config.coordination_redis() {
             Some((_, url)) => self.conn(url).await,
             None => Err("no coordination Redis is configured (REDIS_URL or an adapter URL)".into()),

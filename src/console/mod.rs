@@ -1,5 +1,5 @@
 //! The operations console: a terminal UI over [`Snapshot`]s of a cluster
-//! (eight views, k9s-style keys) that may, when not read-only, act on it
+//! (nine views, k9s-style keys, the Runbook view following upgrade runs) that may, when not read-only, act on it
 //! through [`ops::ClusterActions`] after a confirmation.
 //!
 //! Layers: [`tui`] owns the terminal; [`app`] runs the loop and holds the
@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod app;
+mod app_runbook;
 pub mod changes;
 pub mod demo;
 pub mod demo_redis;
@@ -19,6 +20,8 @@ mod input;
 pub mod keys;
 pub mod live;
 pub mod ops;
+pub mod run_feed;
+pub mod runbook_driver;
 pub mod sample;
 pub mod source;
 pub mod theme;
@@ -51,6 +54,21 @@ pub struct ConsoleOptions {
     pub config: Option<crate::config::Config>,
 }
 
+/// Optional parts of a console.
+#[derive(Default)]
+pub struct Extras {
+    /// Follow upgrade runs in the Runbook view (read on its own task).
+    pub run_feed: Option<run_feed::RunFeed>,
+    /// Drive upgrades from the Runbook view (not in read-only mode).
+    pub runbook: Option<Arc<runbook_driver::RunDriver>>,
+}
+
+/// How often the Runbook view's run is read: the refresh interval, at most
+/// one second (a run moves faster than the cluster).
+pub fn run_refresh(refresh: Duration) -> Duration {
+    refresh.min(Duration::from_secs(1))
+}
+
 /// Run the console until the operator quits. `actions` is `None` when
 /// nothing may be changed (snapshot mode); with `read_only` it is only used
 /// to look (the dead-letter list).
@@ -59,8 +77,21 @@ pub async fn run(
     source: Arc<dyn SnapshotSource>,
     actions: Option<Arc<dyn ClusterActions>>,
 ) -> std::io::Result<()> {
+    run_with(options, source, actions, Extras::default()).await
+}
+
+/// [`run`] with the optional parts.
+pub async fn run_with(
+    options: ConsoleOptions,
+    source: Arc<dyn SnapshotSource>,
+    actions: Option<Arc<dyn ClusterActions>>,
+    extras: Extras,
+) -> std::io::Result<()> {
     let (snap_tx, snap_rx) = mpsc::channel(4);
     let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let run_poller = extras
+        .run_feed
+        .map(|feed| run_feed::spawn_run_poller(feed, run_refresh(options.refresh), out_tx.clone()));
     let refresh = Arc::new(Notify::new());
     let poller = source::spawn_poller(source, options.refresh, snap_tx, refresh.clone());
     let mut app = App::new(
@@ -77,11 +108,37 @@ pub async fn run(
     if let Some(config) = options.config {
         app.set_checks_config(config);
     }
+    if let Some(driver) = extras.runbook.clone().filter(|_| !options.read_only) {
+        app.set_runbook_driver(driver);
+    }
     tracing::info!(read_only = options.read_only, "console started");
     let mut tui = tui::Tui::enter()?;
     let result = app::run(app, &mut tui, snap_rx, out_rx).await;
     let restored = tui.exit();
+    // A run driven from here stops at a safe point (journaled, lock
+    // released) before the console exits.
+    if let Some(driver) = &extras.runbook
+        && driver.is_running()
+    {
+        crate::runbook::operator::say(format_args!(
+            "stopping the upgrade run at its next safe point…"
+        ));
+        match driver.shutdown(Duration::from_secs(60)).await {
+            Some(true) => crate::runbook::operator::say(format_args!(
+                "the run is interrupted and its lock released; continue it with C in the \
+                 console --runbook, or `clusterops upgrade --resume`"
+            )),
+            Some(false) => crate::runbook::operator::say(format_args!(
+                "the run did not stop within 60 s; its runbook lock expires after its TTL, then \
+                 `clusterops upgrade --resume`"
+            )),
+            None => {}
+        }
+    }
     poller.abort();
+    if let Some(p) = run_poller {
+        p.abort();
+    }
     tracing::info!("console stopped");
     result.and(restored)
 }

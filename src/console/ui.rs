@@ -67,6 +67,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
                 .block(Block::bordered().border_style(t.border)),
             body,
         );
+        draw_overlay(app, frame, body);
         return;
     };
     if let Some(text) = banner_text {
@@ -85,6 +86,8 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         assessment: &app.assessment,
         actions_enabled,
         lookups_enabled,
+        run: app.run.as_ref(),
+        runbook_enabled: app.runbook_enabled(),
     };
     app.views[app.view.index()].draw(frame, body, snap, &ctx);
     if app.fetch_error.is_some() {
@@ -104,7 +107,7 @@ fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
             style.add_modifier(Modifier::REVERSED),
         ));
     }
-    if !app.actions_enabled() {
+    if !app.actions_enabled() && !app.runbook_enabled() {
         spans.push(Span::styled(" read-only", t.accent));
     }
     if let Some(snap) = &app.snapshot {
@@ -137,7 +140,8 @@ fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
         .sum::<usize>();
     let mut spans = vec![Span::raw(" ")];
     for (i, v) in ViewId::ALL.iter().enumerate() {
-        let title = if full < area.width as usize {
+        // Narrow: four letters each, the view shown in full.
+        let title = if full < area.width as usize || *v == app.view {
             v.title()
         } else {
             &v.title()[..v.title().len().min(4)]
@@ -168,7 +172,24 @@ fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
             "type the reason · Enter next · Esc cancel",
             t.dim,
         )),
-        Mode::Confirm(_) => Line::from(Span::styled(" y confirm · n / Esc cancel", t.accent)),
+        Mode::Confirm(_) | Mode::RunbookConfirm(..) => {
+            Line::from(Span::styled(" y confirm · n / Esc cancel", t.accent))
+        }
+        Mode::Version(_) => Line::from(Span::styled(
+            "type the version · Enter next · Esc cancel",
+            t.dim,
+        )),
+        Mode::RunbookPrompt(p) => Line::from(Span::styled(
+            format!(
+                " the runbook waits: {}",
+                p.choices
+                    .iter()
+                    .map(|d| crate::runbook::terminal::choice_label(*d).1)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ),
+            t.accent,
+        )),
         Mode::Help => Line::from(Span::styled(" Esc close help", t.dim)),
         Mode::Normal => match &app.status {
             Some(s) => Line::from(Span::styled(format!(" {s}"), t.warn)),
@@ -180,7 +201,7 @@ fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
                     spans.push(Span::styled("(Esc clears) ", t.dim));
                 }
                 spans.push(Span::styled(
-                    format!(" {}", keys::hint(app.view, app.actions_enabled())),
+                    format!(" {}", keys::hint(app.view, app.view_actions_enabled())),
                     t.dim,
                 ));
                 Line::from(spans)
@@ -194,7 +215,7 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.options.theme;
     match &app.mode {
         Mode::Help => {
-            let keys = keys::help(app.view, app.actions_enabled());
+            let keys = keys::help(app.view, app.view_actions_enabled());
             let width = keys
                 .iter()
                 .map(|(k, _)| k.chars().count())
@@ -210,7 +231,7 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
                     ])
                 })
                 .collect();
-            if !app.actions_enabled() {
+            if !app.view_actions_enabled() {
                 lines.push(Line::from(Span::styled(
                     "read-only: no action is offered",
                     t.dim,
@@ -249,6 +270,111 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             ]));
             popup::draw_lines(frame, body, op.title(), "confirm", lines, 76, t);
         }
+        Mode::Version(text) => {
+            let lines = vec![
+                Line::from("Upgrade every node to which version?"),
+                Line::from(vec![
+                    Span::styled("version: ", t.dim),
+                    Span::raw(text.clone()),
+                    Span::styled("█", t.accent),
+                ]),
+            ];
+            popup::draw_lines(
+                frame,
+                body,
+                "Start the upgrade",
+                "Enter next · Esc cancel",
+                lines,
+                72,
+                t,
+            );
+        }
+        Mode::RunbookConfirm(op, describe) => {
+            let mut lines: Vec<Line> = describe
+                .iter()
+                .flat_map(|l| wrap(l, DIALOG_TEXT))
+                .map(Line::from)
+                .collect();
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled("y", t.accent),
+                Span::raw(" do it    "),
+                Span::styled("n / Esc", t.accent),
+                Span::raw(" cancel"),
+            ]));
+            popup::draw_lines(frame, body, op.title(), "confirm", lines, 76, t);
+        }
+        Mode::RunbookPrompt(p) => {
+            let mut lines: Vec<Line> = p
+                .message
+                .lines()
+                .flat_map(|l| wrap(l, DIALOG_TEXT))
+                .map(Line::from)
+                .collect();
+            lines.push(Line::from(""));
+            let mut answers = Vec::new();
+            for d in &p.choices {
+                let (letter, label) = crate::runbook::terminal::choice_label(*d);
+                answers.push(Span::styled(letter.to_string(), t.accent));
+                answers.push(Span::raw(format!(" {}    ", label.replace(['[', ']'], ""))));
+            }
+            lines.push(Line::from(answers));
+            let title = format!("Runbook: {}", p.step.title());
+            popup::draw_lines(
+                frame,
+                body,
+                &title,
+                "the runbook waits for your answer",
+                lines,
+                76,
+                t,
+            );
+        }
         _ => {}
+    }
+}
+
+/// Text width inside the runbook's dialogs (76 wide with border and margin).
+const DIALOG_TEXT: usize = 70;
+
+/// Break `text` into lines of at most `width` characters at spaces (a
+/// longer word is cut), so a dialog's height counts every line it shows.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        while word.chars().count() > width {
+            if !line.is_empty() {
+                out.push(std::mem::take(&mut line));
+            }
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            out.push(head);
+        }
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn dialog_text_wraps_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("a bb ccc dddd", 6), ["a bb", "ccc", "dddd"]);
+        assert_eq!(wrap("abcdefgh ij", 3), ["abc", "def", "gh", "ij"]);
+        assert_eq!(wrap("", 5), [""]);
     }
 }

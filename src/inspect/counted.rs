@@ -1,7 +1,8 @@
 //! A Redis connection that counts the requests it sends (one per command
 //! or pipeline), so a snapshot can report its round trips.
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use crate::adapters::redis_conn::SharedConn;
+use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,13 +10,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// A shared connection plus a request counter.
 #[derive(Clone)]
 pub struct Counted {
-    inner: ConnectionManager,
+    inner: SharedConn,
     count: Arc<AtomicU32>,
 }
 
 impl Counted {
     /// Wrap `inner`, counting into `count`.
-    pub fn new(inner: ConnectionManager, count: Arc<AtomicU32>) -> Self {
+    pub fn new(inner: SharedConn, count: Arc<AtomicU32>) -> Self {
         Self { inner, count }
     }
 }

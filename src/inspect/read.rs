@@ -21,7 +21,7 @@ use crate::node::registry::QUEUE_CATALOGUE;
 pub struct Inspector {
     config: Config,
     http: reqwest::Client,
-    conns: Mutex<HashMap<String, redis::aio::ConnectionManager>>,
+    conns: Mutex<HashMap<String, crate::adapters::redis_conn::SharedConn>>,
     rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
 }
 

@@ -8,7 +8,7 @@ use super::registry::{Registry, RegistryEntry};
 use super::shared::NodeShared;
 use super::state::NodeState;
 use super::storage;
-use redis::aio::ConnectionManager;
+use crate::adapters::redis_conn::SharedConn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -59,11 +59,29 @@ pub fn apply_maintenance(node: &NodeShared, read: MaintenanceRead) {
     }
 }
 
+/// A command to the coordination Redis failed: the node is degraded.
+fn redis_lost(node: &NodeShared, err: &dyn std::fmt::Display) {
+    if node.redis_failed(err) {
+        tracing::warn!(node = %node.node_id, "coordination Redis unreachable: degraded until it answers ({err})");
+    }
+}
+
+/// A command to the coordination Redis succeeded: no longer degraded by it.
+fn redis_reached(node: &NodeShared) {
+    if let Some(trouble) = node.redis_ok() {
+        tracing::info!(
+            node = %node.node_id,
+            outage_ms = super::shared::now_ms().saturating_sub(trouble.since_ms),
+            "coordination Redis reachable again"
+        );
+    }
+}
+
 /// Run until `stop` turns true. Redis errors are counted and logged (at
 /// most once per 30 s), never fatal: the loop retries on the next tick.
 pub async fn run(
     node: Arc<NodeShared>,
-    mut conn: ConnectionManager,
+    mut conn: SharedConn,
     registry: Registry,
     timing: HeartbeatTiming,
     mut stop: watch::Receiver<bool>,
@@ -87,8 +105,14 @@ pub async fn run(
             }
             _ = poll.tick() => {
                 match maintenance::read(&mut conn, &ns).await {
-                    Ok(read) => apply_maintenance(&node, read),
-                    Err(e) => warn("cannot read the maintenance flag", &e),
+                    Ok(read) => {
+                        redis_reached(&node);
+                        apply_maintenance(&node, read);
+                    }
+                    Err(e) => {
+                        redis_lost(&node, &e);
+                        warn("cannot read the maintenance flag", &e);
+                    }
                 }
             }
             _ = beat.tick() => {
@@ -116,8 +140,12 @@ pub async fn run(
                 }
                 let record = node.registry_record();
                 match registry.heartbeat(&mut conn, &record).await {
-                    Ok(()) => inc(&node.metrics.heartbeats),
+                    Ok(()) => {
+                        redis_reached(&node);
+                        inc(&node.metrics.heartbeats);
+                    }
                     Err(e) => {
+                        redis_lost(&node, &e);
                         inc(&node.metrics.heartbeat_failures);
                         warn("heartbeat failed", &e);
                     }

@@ -54,12 +54,23 @@ fn carries_bypass_token(config: &Config, headers: &HeaderMap) -> bool {
             == 0
 }
 
-/// `GET /api/__health_check`: 200 `ok` when running; 503 and a one-line
-/// reason otherwise.
+/// `GET /api/__health_check`: 200 `ok` when running (200 `degraded: …`
+/// when running without its Redis or worker ID: the node still serves what
+/// it can, and taking every node out at once would turn a Redis outage into
+/// a full one); 503 and a one-line reason otherwise.
 pub async fn health(State(node): State<Arc<NodeShared>>) -> Response {
     let (state, reason) = node.state.get();
     if state == NodeState::Running {
-        (StatusCode::OK, "ok\n").into_response()
+        let degraded = node.degraded();
+        if degraded.is_empty() {
+            (StatusCode::OK, "ok\n").into_response()
+        } else {
+            (
+                StatusCode::OK,
+                format!("degraded: {}\n", degraded.join("; ")),
+            )
+                .into_response()
+        }
     } else {
         inc(&node.metrics.http_unavailable);
         unavailable(

@@ -9,6 +9,7 @@ use crate::config::Config;
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -56,6 +57,17 @@ pub struct NodeShared {
     pub draining: std::sync::atomic::AtomicBool,
     /// Requests being served right now.
     pub in_flight: AtomicU64,
+    /// Set while the coordination Redis cannot be reached (heartbeat loop).
+    pub redis_trouble: RwLock<Option<RedisTrouble>>,
+}
+
+/// The coordination Redis could not be reached: since when, and the last error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrouble {
+    /// Unix ms of the first failure in a row.
+    pub since_ms: u64,
+    /// The last error, one line.
+    pub reason: String,
 }
 
 /// `GET /api/status`.
@@ -97,6 +109,9 @@ pub struct StatusReport {
     pub maintenance: Option<super::maintenance::MaintenanceFlag>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Why the node is degraded now (it serves, but without something the
+    /// cluster relies on: its Redis, its worker ID); empty when it is not.
+    pub degraded: Vec<String>,
 }
 
 impl NodeShared {
@@ -125,7 +140,64 @@ impl NodeShared {
             warnings: RwLock::new(Vec::new()),
             draining: std::sync::atomic::AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
+            redis_trouble: RwLock::new(None),
         }
+    }
+
+    /// The heartbeat loop could not reach the coordination Redis. Returns
+    /// true when this starts a new outage (the first failure in a row).
+    pub fn redis_failed(&self, reason: &dyn fmt::Display) -> bool {
+        let reason = reason.to_string().lines().next().unwrap_or("").to_string();
+        let mut slot = self.redis_trouble.write();
+        match slot.as_mut() {
+            Some(t) => {
+                t.reason = reason;
+                false
+            }
+            None => {
+                *slot = Some(RedisTrouble {
+                    since_ms: now_ms(),
+                    reason,
+                });
+                true
+            }
+        }
+    }
+
+    /// The heartbeat loop reached the coordination Redis. Returns the
+    /// outage that this ends, if one was going on.
+    pub fn redis_ok(&self) -> Option<RedisTrouble> {
+        if self.redis_trouble.read().is_none() {
+            return None;
+        }
+        self.redis_trouble.write().take()
+    }
+
+    /// Why the node is degraded now, one line each (empty: it is not).
+    pub fn degraded(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(t) = self.redis_trouble.read().as_ref() {
+            let var = self
+                .config
+                .coordination_redis()
+                .map_or("REDIS_URL", |(name, _)| name);
+            out.push(format!(
+                "{var} unreachable for {} s ({}): no heartbeat, maintenance flag not read",
+                now_ms().saturating_sub(t.since_ms) / 1000,
+                t.reason
+            ));
+        }
+        let (state, _) = self.state.get();
+        if matches!(state, NodeState::Running | NodeState::Maintenance)
+            && self.lease.read().is_some()
+            && self.worker_id().is_none()
+        {
+            out.push(
+                "no worker ID (lease not renewed): snowflake IDs paused until one is re-acquired"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// The worker ID, if one is held and valid now.
@@ -209,6 +281,7 @@ impl NodeShared {
             storage_reason,
             maintenance: self.maintenance.read().clone(),
             warnings: self.warnings.read().clone(),
+            degraded: self.degraded(),
         }
     }
 

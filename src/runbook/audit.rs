@@ -37,6 +37,19 @@ pub struct AuditStep {
     pub result: StepResult,
 }
 
+/// One interruption of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditInterruption {
+    /// Unix ms.
+    pub at_ms: u64,
+    /// The step running or about to run.
+    pub step: Option<StepKind>,
+    /// What interrupted it (`SIGINT`, …).
+    pub reason: String,
+    /// Who ran the interrupted runbook.
+    pub by: Actor,
+}
+
 /// One run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRun {
@@ -56,6 +69,9 @@ pub struct AuditRun {
     pub started_at_ms: u64,
     /// Resumes: who and when.
     pub resumed: Vec<(Actor, u64)>,
+    /// Interruptions (Ctrl-C, a signal, the console): who, when, why, at
+    /// which step.
+    pub interrupted: Vec<AuditInterruption>,
     /// Step results in order.
     pub steps: Vec<AuditStep>,
     /// Decisions in order.
@@ -140,6 +156,7 @@ pub fn runs(path: &Path, entries: &[Entry]) -> Vec<AuditRun> {
                 started_by: by.clone(),
                 started_at_ms: e.at_ms,
                 resumed: Vec::new(),
+                interrupted: Vec::new(),
                 steps: Vec::new(),
                 decisions: Vec::new(),
                 backup: None,
@@ -154,6 +171,12 @@ pub fn runs(path: &Path, entries: &[Entry]) -> Vec<AuditRun> {
         };
         match &e.event {
             Event::RunResumed { by } => run.resumed.push((by.clone(), e.at_ms)),
+            Event::RunInterrupted { step, reason, by } => run.interrupted.push(AuditInterruption {
+                at_ms: e.at_ms,
+                step: *step,
+                reason: reason.clone(),
+                by: by.clone(),
+            }),
             Event::StepFinished { step, result } => run.steps.push(AuditStep {
                 at_ms: e.at_ms,
                 step: *step,
@@ -212,6 +235,18 @@ pub fn format(audit: &Audit) -> String {
         );
         for (by, at) in &r.resumed {
             let _ = writeln!(s, "  resumed  {} by {by}", format_ms(*at));
+        }
+        for i in &r.interrupted {
+            let _ = writeln!(
+                s,
+                "  interrupted {} ({}) by {}{}",
+                format_ms(i.at_ms),
+                i.reason,
+                i.by,
+                i.step
+                    .map(|st| format!(" during {}", st.title()))
+                    .unwrap_or_default()
+            );
         }
         for st in &r.steps {
             let result = match &st.result {

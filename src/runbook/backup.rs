@@ -164,7 +164,10 @@ impl Database {
 
     fn command(&self, tool: &'static str) -> Command {
         let mut cmd = Command::new(tool);
-        cmd.kill_on_drop(true).stdin(Stdio::null());
+        // Its own process group: a Ctrl-C at the terminal interrupts the
+        // runbook, which stops the step (killing the tool), instead of
+        // reaching the tool first and failing the step.
+        cmd.kill_on_drop(true).process_group(0).stdin(Stdio::null());
         match self.kind {
             DbKind::Postgres => {
                 cmd.args([

@@ -145,6 +145,17 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The run was interrupted (Ctrl-C, SIGTERM, SIGHUP, the console) and
+    /// stopped at a safe point, its lock released; resume continues it.
+    RunInterrupted {
+        /// The step that was running or about to run (it runs again on
+        /// resume).
+        step: Option<StepKind>,
+        /// What interrupted it (`SIGINT`, …).
+        reason: String,
+        /// Who ran the interrupted runbook.
+        by: Actor,
+    },
     /// The run stops after a step, on request; resume continues it.
     RunPaused {
         /// Last step done.

@@ -13,12 +13,12 @@ use super::cluster::{
 use super::journal;
 use crate::adapters::lock::{self, LockBackend, LockGuard, RedisLock};
 use crate::adapters::redis_conn;
+use crate::adapters::redis_conn::SharedConn;
 use crate::adapters::worker_id::{self, SlotLease};
 use crate::config::{Config, SecretUrl};
 use crate::inspect::{CheckResult, Inspector, checks};
 use crate::node::maintenance::{self, MaintenanceFlag, MaintenanceRead};
 use crate::node::registry::{Registry, RegistryEntry};
-use redis::aio::ConnectionManager;
 use std::time::Duration;
 
 /// Name of the runbook lock (key `{ns}:lock:runbook`).
@@ -31,7 +31,7 @@ pub const LOCK_TTL: Duration = Duration::from_secs(60);
 pub struct RedisClusterOps {
     config: Config,
     url: SecretUrl,
-    conn: ConnectionManager,
+    conn: SharedConn,
     inspector: Inspector,
 }
 

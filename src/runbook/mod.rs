@@ -28,6 +28,7 @@ pub mod cluster;
 pub mod config;
 mod engine;
 pub mod executor;
+pub mod interrupt;
 pub mod journal;
 pub mod live;
 pub mod operator;
@@ -43,6 +44,7 @@ pub use cluster::{
 };
 pub use config::RunbookConfig;
 pub use executor::{ExecError, Executor, NodeSlot, StepIo};
+pub use interrupt::Interrupt;
 pub use journal::{JournalError, RunEnd, RunState};
 pub use operator::{AutoOperator, Decision, Operator, Progress, Prompt, PromptKind};
 pub use plan::{Plan, StepKind};
@@ -132,6 +134,16 @@ pub enum RunOutcome {
         /// The step where it stopped.
         at: Option<StepKind>,
     },
+    /// Interrupted (a signal, the console) at a safe point; the lock is
+    /// released and resume continues.
+    Interrupted {
+        /// Run id.
+        run_id: String,
+        /// The step that was running or about to run.
+        at: Option<StepKind>,
+        /// What interrupted it.
+        reason: String,
+    },
     /// Stopped after a step on request (`until`); resume continues.
     Paused {
         /// Run id.
@@ -150,6 +162,7 @@ pub struct Runbook {
     pub(crate) executor: Arc<dyn Executor>,
     pub(crate) state_dir: PathBuf,
     pub(crate) actor: Actor,
+    pub(crate) interrupt: Interrupt,
 }
 
 impl Runbook {
@@ -181,7 +194,20 @@ impl Runbook {
             executor,
             state_dir,
             actor: Actor::current(),
+            interrupt: Interrupt::new(),
         }
+    }
+
+    /// Stop at the next safe point when `interrupt` is triggered (see
+    /// [`interrupt`]): the run ends as [`RunOutcome::Interrupted`].
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
+    }
+
+    /// The interrupt this runbook obeys.
+    pub fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
     }
 
     /// Record decisions as someone else (a console's user, a test).

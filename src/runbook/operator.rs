@@ -148,20 +148,27 @@ impl Operator for AutoOperator {
             }
         };
         if self.print {
-            eprintln!(
+            say(format_args!(
                 "? {} -> {} (--yes)",
                 prompt.message.lines().next().unwrap_or(""),
                 answer.as_str()
-            );
+            ));
         }
         answer
     }
 
     fn progress(&self, event: &Progress) {
         if self.print {
-            eprintln!("{}", format_progress(event));
+            say(format_args!("{}", format_progress(event)));
         }
     }
+}
+
+/// Write one line to stderr, ignoring failures: after a SIGHUP (the SSH
+/// session dropped) the terminal is gone and `eprintln!` would panic.
+pub fn say(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// One line for a terminal.

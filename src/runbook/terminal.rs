@@ -4,7 +4,7 @@
 //! `[y]es / [r]etry / [s]kip / [a]bort / roll[b]ack` (only the choices the
 //! prompt allows). End of input answers abort.
 
-use super::operator::{Decision, Operator, Progress, Prompt, format_progress};
+use super::operator::{Decision, Operator, Progress, Prompt, format_progress, say};
 use std::io::{BufRead, Write};
 
 /// Asks on stderr, reads answers from stdin.
@@ -65,26 +65,26 @@ impl Operator for TerminalOperator {
             }
             let line = tokio::task::spawn_blocking(read_line).await.ok().flatten();
             let Some(line) = line else {
-                eprintln!("(end of input: abort)");
+                say(format_args!("(end of input: abort)"));
                 return Decision::Abort;
             };
             if let Some(d) = parse_answer(&line, &prompt.choices) {
                 return d;
             }
-            eprintln!("  answer one of: {}", labels.join(" / "));
+            say(format_args!("  answer one of: {}", labels.join(" / ")));
         }
     }
 
     fn progress(&self, event: &Progress) {
         match event {
             Progress::StepStarted { description, .. } => {
-                eprintln!();
-                eprintln!("{}", format_progress(event));
+                say("");
+                say(format_args!("{}", format_progress(event)));
                 for line in description.lines().skip(1) {
-                    eprintln!("   {line}");
+                    say(format_args!("   {line}"));
                 }
             }
-            other => eprintln!("{}", format_progress(other)),
+            other => say(format_args!("{}", format_progress(other))),
         }
     }
 }

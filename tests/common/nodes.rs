@@ -76,6 +76,20 @@ impl TestCluster {
         path
     }
 
+    /// An env file like the cluster's with every Redis URL on `url` (a
+    /// private server the test may stop and start).
+    pub fn env_on_redis(&self, name: &str, url: &str) -> PathBuf {
+        let keys = [
+            "CACHE_REDIS_URL",
+            "PUBSUB_ADAPTER_REDIS_URL",
+            "QUEUE_ADAPTER_REDIS_URL",
+            "LOCK_ADAPTER_REDIS_URL",
+            "REDIS_URL",
+        ];
+        let overrides: Vec<(&str, &str)> = keys.iter().map(|k| (*k, url)).collect();
+        self.env_variant(name, &overrides)
+    }
+
     /// Start a node with another env file, without waiting.
     pub fn spawn_with_env(
         &self,
@@ -201,6 +215,13 @@ impl NodeProc {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// How the process ended, if it has (`None`: still running).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGKILL.

@@ -18,17 +18,36 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod lock_safety;
+mod procs;
+mod queue_kills;
+mod redis_down;
+mod runbook_kills;
+mod worker_ids;
 
 use harness::{Child, Scenario};
 
 /// Every scenario of the suite, in the order they run.
 const SCENARIOS: &[Scenario] = &[
     // Each scenario module adds its entry here, one line each.
+    lock_safety::SCENARIO,
+    worker_ids::SCENARIO,
+    queue_kills::SCENARIO,
+    Scenario {
+        name: "redis_down",
+        run: redis_down::run,
+    },
+    Scenario {
+        name: "runbook_kills",
+        run: runbook_kills::run,
+    },
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
 const CHILDREN: &[Child] = &[
     // Each scenario module that needs worker processes adds its roles here.
+    lock_safety::CHILD,
+    queue_kills::CHILD,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -6,8 +6,8 @@ use super::redis_bloom::{BloomImpl, RedisBlooms};
 use super::single_flight::SingleFlight;
 use super::{Cache, CacheError, Compute, validate_key, validate_ttl};
 use crate::adapters::redis_conn;
+use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
-use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ const SCAN_COUNT: usize = 500;
 
 /// A cache in Redis, shared by every node of the cluster.
 pub struct RedisCache {
-    conn: ConnectionManager,
+    conn: SharedConn,
     namespace: Namespace,
     node_id: String,
     flights: SingleFlight,
@@ -50,7 +50,7 @@ impl RedisCache {
 
     /// A cache over an existing connection.
     pub fn from_connection(
-        conn: ConnectionManager,
+        conn: SharedConn,
         namespace: Namespace,
         node_id: impl Into<String>,
     ) -> Self {

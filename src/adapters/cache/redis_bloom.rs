@@ -6,9 +6,9 @@
 
 use super::bloom::{BloomParams, HASH_SCHEME, MAX_BLOOM_BITS, MAX_BLOOM_HASHES, item_hashes};
 use super::{CacheError, validate_bloom_name};
+use crate::adapters::redis_conn::SharedConn;
 use crate::config::Namespace;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
 /// How filters are stored in Redis.
@@ -123,7 +123,7 @@ return out
 
 /// The Bloom half of the Redis cache backend.
 pub(crate) struct RedisBlooms {
-    conn: ConnectionManager,
+    conn: SharedConn,
     namespace: Namespace,
     imp: OnceCell<BloomImpl>,
     reserve: Script,
@@ -132,7 +132,7 @@ pub(crate) struct RedisBlooms {
 }
 
 impl RedisBlooms {
-    pub(crate) fn new(conn: ConnectionManager, namespace: Namespace) -> Self {
+    pub(crate) fn new(conn: SharedConn, namespace: Namespace) -> Self {
         Self {
             conn,
             namespace,

@@ -12,11 +12,11 @@ use super::{
     LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, unix_ms, validate_name,
     validate_node_id, validate_ttl,
 };
+use crate::adapters::redis_conn::SharedConn;
 use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT, ConnectError};
 use crate::config::{Namespace, SecretUrl};
 use futures::StreamExt;
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -94,7 +94,7 @@ pub struct RedisLock {
 struct Inner {
     node_id: String,
     namespace: Namespace,
-    conn: ConnectionManager,
+    conn: SharedConn,
     client: redis::Client,
     url: String,
     channel: String,
@@ -153,7 +153,7 @@ impl RedisLock {
     }
 
     /// The shared command connection (for the read-only inspector).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> SharedConn {
         self.inner.conn.clone()
     }
 

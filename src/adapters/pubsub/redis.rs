@@ -23,8 +23,8 @@ use super::{
     validate_channel,
 };
 use crate::adapters::redis_conn;
+use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
-use ::redis::aio::ConnectionManager;
 use ::redis::{Script, Value};
 use parking_lot::Mutex;
 use std::collections::hash_map::Entry;
@@ -107,7 +107,7 @@ pub(crate) struct Inner {
     pub(crate) node: String,
     pub(crate) ns: Namespace,
     pub(crate) url: SecretUrl,
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: SharedConn,
     pub(crate) options: RedisSignalsOptions,
     pub(crate) state: Mutex<State>,
     /// Generation of the channel set used by the reader's current XREAD.

@@ -11,9 +11,9 @@ use super::{
     new_message_id, validate_concurrency, validate_queue_name,
 };
 use crate::adapters::redis_conn;
+use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, RedisError, Script};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub(crate) struct Inner {
     pub ns: Namespace,
     pub node_id: String,
     pub options: QueueOptions,
-    pub conn: ConnectionManager,
+    pub conn: SharedConn,
     /// Consumer numbers in use, per queue, so names are stable
     /// (`{node_id}-0`, `-1`, …) and a restarted node finds its own pending
     /// messages under the same name.
@@ -101,7 +101,7 @@ impl RedisQueue {
     /// `reconnect_timeout`); the shared connection reconnects by itself.
     async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, QueueError>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(SharedConn) -> Fut,
         Fut: std::future::Future<Output = Result<T, QueueError>>,
     {
         let deadline = Instant::now() + self.inner.options.reconnect_timeout;
@@ -121,10 +121,7 @@ impl RedisQueue {
 
     /// Create the consumer group (from the start of the stream, creating the
     /// stream if needed); an existing group is kept.
-    pub(crate) async fn ensure_group(
-        conn: &mut ConnectionManager,
-        key: &str,
-    ) -> Result<(), QueueError> {
+    pub(crate) async fn ensure_group(conn: &mut SharedConn, key: &str) -> Result<(), QueueError> {
         let created: Result<(), RedisError> = conn.xgroup_create_mkstream(key, GROUP, "0").await;
         match created {
             Err(e) if e.code() != Some("BUSYGROUP") => Err(redis_err("XGROUP CREATE", key)(e)),
@@ -163,7 +160,7 @@ impl RedisQueue {
 
 async fn query<T: redis::FromRedisValue>(
     cmd: redis::Cmd,
-    mut conn: ConnectionManager,
+    mut conn: SharedConn,
     name: &'static str,
     key: String,
 ) -> Result<T, QueueError> {

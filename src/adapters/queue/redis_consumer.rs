@@ -11,8 +11,9 @@ use super::redis_entries::{
 use super::subscription::{Backoff, Stop, drain, reap, run_handler};
 use super::{Handler, HandlerResult, Message, now_ms};
 use crate::adapters::redis_conn;
+use crate::adapters::redis_conn::SharedConn;
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub(crate) struct ConsumerCtx {
     pub inner: Arc<Inner>,
     /// The subscription's own connection for acknowledgements, retries and
     /// heartbeats, so they do not queue behind the node's publishes.
-    pub conn: ConnectionManager,
+    pub conn: SharedConn,
     pub queue: String,
     pub keys: Keys,
     pub consumer: String,

@@ -5,10 +5,10 @@
 use super::lease::mono_at;
 use super::scripts::{self, ACQUIRE, RELEASE, RENEW};
 use super::{DEFAULT_TTL, HolderInfo, WORKER_IDS, WorkerIdAllocator, WorkerIdError, WorkerLease};
+use crate::adapters::redis_conn::SharedConn;
 use crate::config::Namespace;
 use parking_lot::Mutex;
 use redis::Value;
-use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,7 +23,7 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Options for [`RedisWorkerIds`]; finish with [`RedisWorkerIdsBuilder::start`].
 #[derive(Clone)]
 pub struct RedisWorkerIdsBuilder {
-    conn: ConnectionManager,
+    conn: SharedConn,
     ns: Namespace,
     node: String,
     ttl: Duration,
@@ -99,7 +99,7 @@ struct Held {
 }
 
 struct Shared {
-    conn: ConnectionManager,
+    conn: SharedConn,
     ns: Namespace,
     node: String,
     ttl: Duration,
@@ -115,7 +115,7 @@ struct Shared {
 impl RedisWorkerIds {
     /// Start building an allocator for `node_id` on the namespace `ns`.
     pub fn builder(
-        conn: ConnectionManager,
+        conn: SharedConn,
         ns: Namespace,
         node_id: impl Into<String>,
     ) -> RedisWorkerIdsBuilder {

@@ -43,7 +43,7 @@ pub async fn run(args: StatusBenchArgs) -> Result<i32> {
 async fn build_state(
     url: &SecretUrl,
     ns: &Namespace,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut redis_conn::SharedConn,
 ) -> Result<()> {
     let now = now_ms();
     let registry = Registry::new(ns.clone(), Duration::from_secs(600));
@@ -127,7 +127,7 @@ async fn build_state(
 }
 
 /// The same data read with one pipeline, keys known in advance.
-async fn raw_read(ns: &Namespace, conn: &mut redis::aio::ConnectionManager) -> Result<usize> {
+async fn raw_read(ns: &Namespace, conn: &mut redis_conn::SharedConn) -> Result<usize> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     pipe.cmd("ZRANGE").arg(ns.key("nodes")).arg(0).arg(-1);
@@ -174,7 +174,7 @@ async fn measure(
     args: &StatusBenchArgs,
     url: &SecretUrl,
     ns: &Namespace,
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut redis_conn::SharedConn,
 ) -> Result<serde_json::Value> {
     build_state(url, ns, conn).await?;
     let config = Config::all_redis(url.expose(), ns.name()).map_err(|e| eyre!("{e}"))?;
@@ -219,7 +219,7 @@ async fn measure(
     }))
 }
 
-async fn cleanup(conn: &mut redis::aio::ConnectionManager, ns: &Namespace) {
+async fn cleanup(conn: &mut redis_conn::SharedConn, ns: &Namespace) {
     let mut cursor: u64 = 0;
     loop {
         let reply: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")

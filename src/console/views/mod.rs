@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod overview;
 pub mod popup;
 pub mod queues;
+pub mod runbook;
 pub mod servers;
 pub mod streams;
 pub mod table;
@@ -23,7 +24,7 @@ use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-/// The eight views, in tab order (number keys 1-8).
+/// The nine views, in tab order (number keys 1-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ViewId {
     /// Verdict, counts, sparklines.
@@ -42,11 +43,13 @@ pub enum ViewId {
     Servers,
     /// Changes noticed and action outcomes.
     Events,
+    /// The current or last upgrade run.
+    Runbook,
 }
 
 impl ViewId {
     /// Tab order.
-    pub const ALL: [ViewId; 8] = [
+    pub const ALL: [ViewId; 9] = [
         ViewId::Overview,
         ViewId::Nodes,
         ViewId::WorkerIds,
@@ -55,6 +58,7 @@ impl ViewId {
         ViewId::Queues,
         ViewId::Servers,
         ViewId::Events,
+        ViewId::Runbook,
     ];
 
     /// Position in [`ViewId::ALL`].
@@ -73,6 +77,7 @@ impl ViewId {
             ViewId::Queues => "Queues",
             ViewId::Servers => "Servers",
             ViewId::Events => "Events",
+            ViewId::Runbook => "Runbook",
         }
     }
 
@@ -87,6 +92,7 @@ impl ViewId {
             ViewId::Queues => "queues",
             ViewId::Servers => "servers",
             ViewId::Events => "events",
+            ViewId::Runbook => "runbook",
         }
     }
 
@@ -108,6 +114,7 @@ impl ViewId {
             ("wid", ViewId::WorkerIds),
             ("lease", ViewId::WorkerIds),
             ("dl", ViewId::Queues),
+            ("upgrade", ViewId::Runbook),
         ];
         Self::ALL
             .iter()
@@ -148,6 +155,11 @@ pub struct Ctx<'a> {
     pub actions_enabled: bool,
     /// Whether read-only lookups (the dead-letter list) can be made.
     pub lookups_enabled: bool,
+    /// The upgrade run read from the journal (`None`: nothing to follow,
+    /// e.g. snapshot mode).
+    pub run: Option<&'a crate::console::run_feed::RunPane>,
+    /// Whether this console can drive upgrades (`--runbook`, not read-only).
+    pub runbook_enabled: bool,
 }
 
 /// One view of the console.
@@ -186,6 +198,7 @@ pub fn all_views() -> Vec<Box<dyn View>> {
         Box::new(queues::Queues::default()),
         Box::new(servers::Servers::default()),
         Box::new(events::Events::default()),
+        Box::new(runbook::Runbook::default()),
     ]
 }
 
@@ -200,11 +213,14 @@ mod tests {
         assert_eq!(ViewId::by_name("worker-ids"), Some(ViewId::WorkerIds));
         assert_eq!(ViewId::by_name("wid"), Some(ViewId::WorkerIds));
         assert_eq!(ViewId::by_name("3"), Some(ViewId::WorkerIds));
-        assert_eq!(ViewId::by_name("9"), None);
+        assert_eq!(ViewId::by_name("9"), Some(ViewId::Runbook));
+        assert_eq!(ViewId::by_name("10"), None);
+        assert_eq!(ViewId::by_name("ru"), Some(ViewId::Runbook));
+        assert_eq!(ViewId::by_name("upgrade"), Some(ViewId::Runbook));
         assert_eq!(ViewId::by_name("s"), Some(ViewId::Streams));
         assert_eq!(ViewId::by_name("se"), Some(ViewId::Servers));
         assert_eq!(ViewId::by_name("bogus"), None);
-        assert_eq!(ViewId::Events.next(), ViewId::Overview);
-        assert_eq!(ViewId::Overview.prev(), ViewId::Events);
+        assert_eq!(ViewId::Runbook.next(), ViewId::Overview);
+        assert_eq!(ViewId::Overview.prev(), ViewId::Runbook);
     }
 }

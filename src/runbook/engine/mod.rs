@@ -228,6 +228,31 @@ impl<'r> Engine<'r> {
         }
     }
 
+    /// Journal the interruption; the caller releases the lock.
+    fn interrupted(&self, at: Option<StepKind>) -> Result<RunOutcome, RunbookError> {
+        let reason = self
+            .rb
+            .interrupt
+            .reason()
+            .unwrap_or_else(|| "interrupted".to_string());
+        self.record(Event::RunInterrupted {
+            step: at,
+            reason: reason.clone(),
+            by: self.rb.actor.clone(),
+        });
+        self.note(format!(
+            "interrupted ({reason}){}; the run stopped at a safe point and can be resumed",
+            at.map(|s| format!(" during {}", s.title()))
+                .unwrap_or_default()
+        ));
+        self.journal_failed()?;
+        Ok(RunOutcome::Interrupted {
+            run_id: self.run_id.clone(),
+            at,
+            reason,
+        })
+    }
+
     async fn rollback(
         &self,
         until: Option<StepKind>,
@@ -258,6 +283,9 @@ impl<'r> Engine<'r> {
                     continue;
                 }
                 loop {
+                    if self.rb.interrupt.is_triggered() {
+                        return self.interrupted(Some(step));
+                    }
                     if !self.lock.lock().as_ref().is_some_and(|g| g.is_held()) {
                         return Err(RunbookError::LockLost { step });
                     }
@@ -280,7 +308,15 @@ impl<'r> Engine<'r> {
                     });
                     self.journal_failed()?;
                     let io = EngineIo { engine: self, step };
-                    let result = self.execute(step, &io).await;
+                    // The safe point: the step stops at its next await (a
+                    // journal append is never split); it runs again on resume.
+                    let result = tokio::select! {
+                        r = self.execute(step, &io) => Some(r),
+                        _ = self.rb.interrupt.triggered() => None,
+                    };
+                    let Some(result) = result else {
+                        return self.interrupted(Some(step));
+                    };
                     self.journal_failed()?;
                     match result {
                         Ok(Flow::Done) => {
@@ -321,7 +357,19 @@ impl<'r> Engine<'r> {
                                     ""
                                 }
                             );
-                            match self.ask(step, PromptKind::Failure, message, choices).await {
+                            if self.rb.interrupt.is_triggered() {
+                                // It failed because of the interruption
+                                // (e.g. Ctrl-C reached its child): ask nothing.
+                                return self.interrupted(Some(step));
+                            }
+                            let asked = tokio::select! {
+                                d = self.ask(step, PromptKind::Failure, message, choices) => Some(d),
+                                _ = self.rb.interrupt.triggered() => None,
+                            };
+                            let Some(decision) = asked else {
+                                return self.interrupted(Some(step));
+                            };
+                            match decision {
                                 Decision::Retry => continue,
                                 Decision::Skip => {
                                     self.finish(step, StepResult::Skipped);

@@ -111,6 +111,9 @@ impl CommandExecutor {
                 message: format!("cannot run sh: {e}"),
             })?;
         let pid = child.id();
+        // Dropped before the command ended (the run was interrupted): the
+        // whole group gets SIGTERM, not only `sh`.
+        let mut group = GroupOnDrop(pid);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         if let Some(out) = child.stdout.take() {
             let tx = tx.clone();
@@ -162,6 +165,8 @@ impl CommandExecutor {
                 }
             }
         };
+        // Ended (or timed out: killed below before any await).
+        group.0 = None;
         match status {
             Ok(s) if s.success() => Ok(()),
             Ok(s) => Err(ExecError::Command {
@@ -188,6 +193,20 @@ impl CommandExecutor {
                 node: node.to_string(),
                 message: format!("waiting for `{command}`: {e}"),
             }),
+        }
+    }
+}
+
+/// SIGTERM to a command's process group when dropped while armed.
+struct GroupOnDrop(Option<u32>);
+
+impl Drop for GroupOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
     }
 }
