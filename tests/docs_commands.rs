@@ -64,6 +64,7 @@ fn words(text: &str) -> Vec<String> {
     let mut args = Vec::new();
     for w in out {
         let stop = w.starts_with('#')
+            || w.starts_with('(')
             || w.starts_with('|')
             || w.starts_with(';')
             || w.starts_with('&')
@@ -220,6 +221,14 @@ fn accepted(args: &[String]) -> Result<(), String> {
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             | ErrorKind::MissingRequiredArgument
             | ErrorKind::MissingSubcommand => Ok(()),
+            // A flag named in prose without its value (`console --runbook`):
+            // clap knows the flag, it only misses the value.
+            ErrorKind::InvalidValue
+                if args.last().is_some_and(|a| a.starts_with("--"))
+                    && e.to_string().contains("but none was supplied") =>
+            {
+                Ok(())
+            }
             ErrorKind::InvalidValue | ErrorKind::ValueValidation
                 if matches!(
                     e.get(ContextKind::InvalidValue),
@@ -282,6 +291,12 @@ fn the_extraction_reads_shell_the_way_the_docs_write_it() {
         ]]
     );
     assert!(commands_in("the clusterops_http_requests_total counter").is_empty());
+    assert_eq!(
+        commands_in("clusterops upgrade --resume (or --rollback to 1, or --abort)"),
+        vec![vec!["upgrade", "--resume"]]
+    );
+    assert!(accepted(&["console".into(), "--runbook".into()]).is_ok());
+    assert!(accepted(&["console".into(), "--runbok".into()]).is_err());
     // And a wrong flag is caught.
     assert!(accepted(&["status".into(), "--jsn".into()]).is_err());
     assert!(accepted(&["statsu".into()]).is_err());
