@@ -1,0 +1,332 @@
+//! One Redis server's part of a snapshot, in two requests when its
+//! database holds at most [`SCAN_COUNT`] keys: a pipeline of the fixed keys
+//! (registry index, maintenance flag, the 32 leases, `INFO`) with the first
+//! `SCAN` of the keys that must be discovered (locks, streams, queues), then
+//! one pipeline of every per-key read (node records, locks, streams,
+//! queues). A larger database costs one more `SCAN` per [`SCAN_COUNT`]
+//! keys. The commands and the parsing are the adapters' own read halves;
+//! only read commands are sent.
+
+use super::servers;
+use crate::adapters::lock::{LockInspection, LockReads};
+use crate::adapters::pubsub::{StreamInfo, StreamReads};
+use crate::adapters::queue::{QueueReads, QueueStats};
+use crate::adapters::worker_id::{self, LeaseSlot};
+use crate::config::Namespace;
+use crate::node::maintenance::{self, MaintenanceRead};
+use crate::node::registry::{Registry, RegistryEntry};
+use redis::Value;
+use redis::aio::ConnectionLike;
+use std::ops::Range;
+use std::time::Duration;
+
+/// `COUNT` of each `SCAN`: a database of up to this many keys is scanned
+/// in one request. It bounds how long one `SCAN` holds the server: Redis
+/// 7.0 visits this many keys per call whatever the pattern (measured on a
+/// loaded 2-core machine: 10–40 ms for 20,000 keys; see docs/redis-keys.md).
+pub const SCAN_COUNT: u64 = 10_000;
+
+/// What one server holds for this cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Roles {
+    /// The node registry and the maintenance flag.
+    pub coordination: bool,
+    /// The worker-ID leases.
+    pub leases: bool,
+    /// The Redis locks.
+    pub locks: bool,
+    /// The sync-signal streams.
+    pub streams: bool,
+    /// The Redis queues.
+    pub queues: bool,
+}
+
+impl Roles {
+    /// The key families found by SCAN (their first path segment).
+    fn scanned(&self) -> Vec<&'static str> {
+        [
+            (self.locks, "lock:"),
+            (self.streams, "signal:"),
+            (self.queues, "queue:"),
+        ]
+        .into_iter()
+        .filter_map(|(on, family)| on.then_some(family))
+        .collect()
+    }
+}
+
+/// One role's result: `None` when the server does not have that role.
+pub type Part<T> = Option<Result<T, String>>;
+
+/// What was read from one server.
+#[derive(Debug, Default)]
+pub struct ServerRead {
+    /// The `INFO` text.
+    pub info: Option<Result<String, String>>,
+    /// Node registry entries.
+    pub registry: Part<Vec<RegistryEntry>>,
+    /// The maintenance flag.
+    pub maintenance: Part<MaintenanceRead>,
+    /// The 32 worker-ID slots.
+    pub leases: Part<Vec<LeaseSlot>>,
+    /// Held locks and unreadable lock keys.
+    pub locks: Part<LockInspection>,
+    /// Sync-signal streams.
+    pub streams: Part<Vec<StreamInfo>>,
+    /// Redis queues.
+    pub queues: Part<Vec<QueueStats>>,
+}
+
+/// The SCAN pattern covering `families`: `{ns}:lock:*` for one, a first
+/// letter class such as `{ns}:[lsq]*` for several (the reads ignore the
+/// other keys it matches, such as `{ns}:lock-fence:*`).
+fn scan_pattern(ns: &Namespace, families: &[&str]) -> String {
+    match families {
+        [one] => ns.pattern(&format!("{one}*")),
+        many => {
+            let letters: String = many.iter().filter_map(|f| f.chars().next()).collect();
+            ns.pattern(&format!("[{letters}]*"))
+        }
+    }
+}
+
+fn add_scan(pipe: &mut redis::Pipeline, cursor: &[u8], pattern: &str) {
+    pipe.cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+}
+
+/// `(next cursor, keys)` of a SCAN reply; the cursor is kept as the bytes
+/// Redis sent (it is only ever sent back).
+fn parse_scan(reply: &Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
+    let Value::Array(parts) = reply else {
+        return Err(match reply {
+            Value::ServerError(e) => {
+                format!("SCAN failed: {} {}", e.code(), e.details().unwrap_or(""))
+            }
+            other => format!("SCAN: unexpected reply {other:?}"),
+        });
+    };
+    let (Some(Value::BulkString(cursor)), Some(Value::Array(keys))) = (parts.first(), parts.get(1))
+    else {
+        return Err("SCAN: reply is not [cursor, keys]".to_string());
+    };
+    let keys = keys
+        .iter()
+        .filter_map(|k| match k {
+            Value::BulkString(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    Ok((cursor.clone(), keys))
+}
+
+/// `server_time_usec` of an `INFO` text, in milliseconds.
+fn server_time_ms(info: &str) -> Option<u64> {
+    servers::parse_info(info)
+        .get("server_time_usec")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|us| us / 1000)
+}
+
+async fn run<C: ConnectionLike + Send>(
+    conn: &mut C,
+    pipe: &redis::Pipeline,
+) -> Result<Vec<Value>, String> {
+    let replies: Vec<Value> = pipe.query_async(conn).await.map_err(|e| e.to_string())?;
+    if replies.len() != pipe.len() {
+        return Err(format!(
+            "Redis answered {} replies to {} commands",
+            replies.len(),
+            pipe.len()
+        ));
+    }
+    Ok(replies)
+}
+
+/// Append with `add` and return the range of replies it will take.
+fn slot(pipe: &mut redis::Pipeline, add: impl FnOnce(&mut redis::Pipeline)) -> Range<usize> {
+    let start = pipe.len();
+    add(pipe);
+    start..pipe.len()
+}
+
+/// Read everything `roles` says this server holds, for namespace `ns`.
+/// `Err` only when the server cannot be read at all (down, timeout); a
+/// failing command or a garbage key is kept to its own role or entry.
+pub async fn read<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    roles: Roles,
+) -> Result<ServerRead, String> {
+    // The registry's TTL only matters to writers; readers take it from PTTL.
+    let registry = Registry::new(ns.clone(), Duration::from_secs(6));
+    let families = roles.scanned();
+    let pattern = scan_pattern(ns, &families);
+
+    // Request 1: the fixed keys, INFO and the first SCAN.
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    let info_at = slot(&mut pipe, |p| {
+        p.cmd("INFO");
+    });
+    let index_at = roles
+        .coordination
+        .then(|| slot(&mut pipe, |p| registry.add_index_read(p)));
+    let flag_at = roles
+        .coordination
+        .then(|| slot(&mut pipe, |p| maintenance::add_read(p, ns)));
+    let leases_at = roles
+        .leases
+        .then(|| slot(&mut pipe, |p| worker_id::add_lease_reads(p, ns)));
+    let scan_at = (!families.is_empty()).then(|| slot(&mut pipe, |p| add_scan(p, b"0", &pattern)));
+    let first = run(conn, &pipe).await?;
+
+    let mut out = ServerRead::default();
+    let info = match &first[info_at.start] {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Value::VerbatimString { text, .. } => Ok(text.clone()),
+        Value::ServerError(e) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+        other => Err(format!("INFO: unexpected reply {other:?}")),
+    };
+    let now_ms = info.as_deref().ok().and_then(server_time_ms);
+    out.info = Some(info);
+    let ids = index_at.map(|r| registry.parse_index(&first[r.start]));
+    if let Some(r) = flag_at {
+        out.maintenance = Some(Ok(maintenance::parse(
+            &maintenance::key(ns),
+            &first[r.start],
+        )));
+    }
+    if let Some(r) = leases_at {
+        out.leases = Some(worker_id::parse_leases(ns, &first[r]).map_err(|e| e.to_string()));
+    }
+
+    // More SCAN only when the database holds more than SCAN_COUNT keys.
+    let keys: Option<Result<Vec<Vec<u8>>, String>> = match scan_at {
+        None => None,
+        Some(r) => Some(match parse_scan(&first[r.start]) {
+            Err(e) => Err(e),
+            Ok((mut cursor, mut keys)) => {
+                let mut failed = None;
+                while cursor.as_slice() != b"0" {
+                    let mut pipe = redis::pipe();
+                    pipe.ignore_errors();
+                    add_scan(&mut pipe, &cursor, &pattern);
+                    match run(conn, &pipe).await.and_then(|r| parse_scan(&r[0])) {
+                        Ok((next, more)) => {
+                            cursor = next;
+                            keys.extend(more);
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(keys),
+                }
+            }
+        }),
+    };
+
+    // Request 2: every per-key read.
+    let found = |which: bool| -> Option<Result<&[Vec<u8>], String>> {
+        if !which {
+            return None;
+        }
+        keys.as_ref().map(|k| match k {
+            Ok(k) => Ok(k.as_slice()),
+            Err(e) => Err(e.clone()),
+        })
+    };
+    let lock_reads = found(roles.locks)
+        .map(|k| k.map(|k| LockReads::from_keys(ns, k.iter().map(Vec::as_slice))));
+    let stream_reads = found(roles.streams)
+        .map(|k| k.map(|k| StreamReads::from_keys(ns, k.iter().map(Vec::as_slice))));
+    let queue_reads = found(roles.queues)
+        .map(|k| k.map(|k| QueueReads::from_keys(ns, k.iter().map(Vec::as_slice))));
+    let ids = ids.map(|r| r.map_err(|e| format!("registry index {e}")));
+
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    let records_at = match &ids {
+        Some(Ok(ids)) => Some(slot(&mut pipe, |p| registry.add_record_reads(p, ids))),
+        _ => None,
+    };
+    let locks_at = match &lock_reads {
+        Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
+        _ => None,
+    };
+    let streams_at = match &stream_reads {
+        Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
+        _ => None,
+    };
+    let queues_at = match &queue_reads {
+        Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
+        _ => None,
+    };
+    let second = if pipe.is_empty() {
+        Ok(Vec::new())
+    } else {
+        run(conn, &pipe).await
+    };
+    let part = |at: Option<Range<usize>>| -> Result<&[Value], String> {
+        match &second {
+            Ok(replies) => Ok(at.and_then(|r| replies.get(r)).unwrap_or(&[])),
+            Err(e) => Err(e.clone()),
+        }
+    };
+    out.registry = ids.map(|ids| {
+        let ids = ids?;
+        Ok(registry.parse_records(&ids, part(records_at)?))
+    });
+    out.locks = lock_reads.map(|r| Ok(r?.parse(part(locks_at)?)));
+    out.streams =
+        stream_reads.map(|r| Ok(r?.parse(part(streams_at)?, crate::node::shared::now_ms())));
+    out.queues = queue_reads.map(|r| Ok(r?.parse(part(queues_at)?, now_ms)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_pattern_covers_exactly_the_families_on_the_server() {
+        let ns = Namespace::new("c1").unwrap();
+        assert_eq!(scan_pattern(&ns, &["lock:"]), "c1:lock:*");
+        assert_eq!(
+            scan_pattern(&ns, &["lock:", "signal:", "queue:"]),
+            "c1:[lsq]*"
+        );
+    }
+
+    #[test]
+    fn a_scan_reply_that_is_not_cursor_and_keys_is_an_error_not_a_panic() {
+        let ok = Value::Array(vec![
+            Value::BulkString(b"17".to_vec()),
+            Value::Array(vec![Value::BulkString(b"c1:lock:a".to_vec())]),
+        ]);
+        assert_eq!(
+            parse_scan(&ok).unwrap(),
+            (b"17".to_vec(), vec![b"c1:lock:a".to_vec()])
+        );
+        let denied = redis::parse_redis_value(b"-NOPERM no permissions\r\n").unwrap();
+        assert!(parse_scan(&denied).unwrap_err().contains("NOPERM"));
+        assert!(parse_scan(&Value::Nil).is_err());
+        assert!(parse_scan(&Value::Array(vec![Value::Int(0)])).is_err());
+    }
+
+    #[test]
+    fn the_server_clock_comes_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nserver_time_usec:1700000000123456\r\n";
+        assert_eq!(server_time_ms(info), Some(1_700_000_000_123));
+        assert_eq!(server_time_ms("redis_version:7.0.15\r\n"), None);
+    }
+}
