@@ -128,7 +128,7 @@ fn assert_full(snap: &Snapshot) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_of_the_bench_sized_state_takes_two_requests_one_after_the_other() {
+async fn a_snapshot_of_the_bench_sized_state_takes_four_requests_two_at_a_time() {
     let redis = PrivateRedis::start();
     let url = redis.url();
     let ns = Namespace::new("big").unwrap();
@@ -137,14 +137,17 @@ async fn a_snapshot_of_the_bench_sized_state_takes_two_requests_one_after_the_ot
     for _ in 0..2 {
         let snap = inspector.snapshot().await;
         assert_full(&snap);
-        assert_eq!(snap.round_trips, 2);
-        assert_eq!(
-            inspector.last_requests(),
-            RequestCount {
-                sent: 2,
-                max_concurrent: 1
-            }
-        );
+        // The registry (index, then records) beside the rest (fixed keys
+        // and SCAN, then every per-key read).
+        // (On the first snapshot the two chains connect separately, so one
+        // may finish before the other starts.)
+        assert_eq!(snap.round_trips, 4);
+        let RequestCount {
+            sent,
+            max_concurrent,
+        } = inspector.last_requests();
+        assert_eq!(sent, 4);
+        assert!((1..=2).contains(&max_concurrent), "{max_concurrent}");
     }
 
     // Another cluster's keys make the database larger than one SCAN: one
@@ -166,9 +169,9 @@ async fn a_snapshot_of_the_bench_sized_state_takes_two_requests_one_after_the_ot
     assert_full(&snap);
     let scans = u32::try_from(keys.div_ceil(SCAN_COUNT)).unwrap();
     assert!(
-        (3..=2 + scans).contains(&snap.round_trips),
+        (5..=3 + scans).contains(&snap.round_trips),
         "{} requests for {keys} keys",
         snap.round_trips
     );
-    assert_eq!(inspector.last_requests().max_concurrent, 1);
+    assert!(inspector.last_requests().max_concurrent <= 2);
 }

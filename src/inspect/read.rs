@@ -1,7 +1,7 @@
 //! Reading a snapshot: every Redis server read concurrently (two pipelined
-//! requests each, see [`server_read`]), each failure kept to its own
-//! source, read commands only; then the nodes' health checks. Connections
-//! are kept between snapshots (one per distinct Redis URL).
+//! requests each, see [`server_read`]) beside the registry and the nodes'
+//! health checks, each failure kept to its own source, read commands only.
+//! Connections are kept between snapshots (one per distinct Redis URL).
 
 use super::counted::{Counted, Requests};
 use super::server_read::{self, Roles};
@@ -66,9 +66,11 @@ impl Inspector {
         Ok(Counted::new(manager, requests.clone()))
     }
 
-    /// Read the whole cluster once. Per Redis server, about two requests
-    /// (see [`server_read`]); the servers are read concurrently, then the
-    /// nodes' health checks run concurrently.
+    /// Read the whole cluster once: per Redis server two requests (more
+    /// SCAN on a database of more than [`server_read::SCAN_COUNT`] keys),
+    /// and on the coordination Redis two more for the registry, followed by
+    /// the nodes' health checks; all of it concurrently (see
+    /// [`server_read`]).
     pub async fn snapshot(&self) -> Snapshot {
         let started = Instant::now();
         let taken_at_ms = crate::node::shared::now_ms();
@@ -86,13 +88,51 @@ impl Inspector {
                 }
             }
         }));
+        // The registry on its own chain: the health checks start as soon
+        // as the records are in, while the big pipeline is still running.
+        let nodes_fut = async {
+            let Some((var, url)) = coordination else {
+                return (Source::NotConfigured, Source::NotConfigured);
+            };
+            let read = match self.conn(url, &requests).await {
+                Ok(mut conn) => server_read::read_registry(&mut conn, &c.namespace).await,
+                Err(e) => Err(e),
+            };
+            let (entries, flag) = match read {
+                Ok(read) => read,
+                Err(e) => return (unavailable(var, url, &e), unavailable(var, url, &e)),
+            };
+            let maintenance = match flag {
+                MaintenanceRead::Clear => Source::Ok(None),
+                MaintenanceRead::Set(f) => Source::Ok(Some(MaintenanceView {
+                    by: f.by,
+                    reason: f.reason,
+                    since_ms: f.since_ms,
+                })),
+                MaintenanceRead::Unreadable { key, reason } => Source::Unavailable {
+                    source: key,
+                    reason: format!("unreadable: {reason}"),
+                },
+            };
+            let entries = match entries {
+                Ok(entries) => entries,
+                Err(e) => return (unavailable(var, url, e), maintenance),
+            };
+            let checks = futures::future::join_all(entries.iter().filter_map(|e| match e {
+                RegistryEntry::Live { record, .. } => {
+                    Some(health::check(&self.http, &record.http_addr))
+                }
+                RegistryEntry::Unreadable { .. } => None,
+            }))
+            .await;
+            (Source::Ok((entries, checks)), maintenance)
+        };
         let rabbit_fut = self.read_rabbit_queues(&requests);
-        let (mut reads, rabbit) = tokio::join!(server_reads, rabbit_fut);
+        let (mut reads, (registry, maintenance), rabbit) =
+            tokio::join!(server_reads, nodes_fut, rabbit_fut);
 
         // Each source from the server that holds it, under the variable
         // that names that server.
-        let mut registry = Source::NotConfigured;
-        let mut maintenance = Source::NotConfigured;
         let mut leases = Source::NotConfigured;
         let mut locks = Source::NotConfigured;
         let mut streams = Source::NotConfigured;
@@ -105,11 +145,6 @@ impl Inspector {
                 Ok(read) => read,
                 Err(e) => {
                     let e = e.clone();
-                    if plan.roles.coordination {
-                        let var = coordination.map_or("REDIS_URL", |(v, _)| v);
-                        registry = unavailable(var, url, &e);
-                        maintenance = unavailable(var, url, &e);
-                    }
                     if plan.roles.leases {
                         leases = unavailable("REDIS_URL", url, &e);
                     }
@@ -141,25 +176,6 @@ impl Inspector {
                     "no INFO reply".to_string(),
                 ),
             });
-            let var = coordination.map_or("REDIS_URL", |(v, _)| v);
-            if let Some(r) = read.registry.take() {
-                registry = from_part(var, url, r);
-            }
-            if let Some(r) = read.maintenance.take() {
-                maintenance = match r {
-                    Ok(MaintenanceRead::Clear) => Source::Ok(None),
-                    Ok(MaintenanceRead::Set(f)) => Source::Ok(Some(MaintenanceView {
-                        by: f.by,
-                        reason: f.reason,
-                        since_ms: f.since_ms,
-                    })),
-                    Ok(MaintenanceRead::Unreadable { key, reason }) => Source::Unavailable {
-                        source: key,
-                        reason: format!("unreadable: {reason}"),
-                    },
-                    Err(e) => unavailable(var, url, e),
-                };
-            }
             if let Some(r) = read.leases.take() {
                 leases = from_part("REDIS_URL", url, r);
             }
@@ -186,7 +202,7 @@ impl Inspector {
         let mut drift = Drift::default();
         // Nodes, with live health checks and drift against the majority.
         let nodes = match registry {
-            Source::Ok(entries) => {
+            Source::Ok((entries, checks)) => {
                 let mut records = Vec::new();
                 for e in entries {
                     match e {
@@ -210,10 +226,6 @@ impl Inspector {
                     .collect();
                 let (d, mut per_node) = drift::compute(&facts);
                 drift = d;
-                let addrs: Vec<String> = records.iter().map(|(r, _)| r.http_addr.clone()).collect();
-                let checks =
-                    futures::future::join_all(addrs.iter().map(|a| health::check(&self.http, a)))
-                        .await;
                 Source::Ok(
                     records
                         .into_iter()
@@ -298,9 +310,6 @@ impl Inspector {
         }
         for (var, url) in c.redis_urls() {
             entry(&mut by_url, url).used_by.push(var.to_string());
-        }
-        if let Some((_, url)) = c.coordination_redis() {
-            entry(&mut by_url, url).roles.coordination = true;
         }
         if let Some(url) = &c.worker_id_redis {
             entry(&mut by_url, url).roles.leases = true;

@@ -1,11 +1,12 @@
 //! One Redis server's part of a snapshot, in two requests when its
 //! database holds at most [`SCAN_COUNT`] keys: a pipeline of the fixed keys
-//! (registry index, maintenance flag, the 32 leases, `INFO`) with the first
-//! `SCAN` of the keys that must be discovered (locks, streams, queues), then
-//! one pipeline of every per-key read (node records, locks, streams,
-//! queues). A larger database costs one more `SCAN` per [`SCAN_COUNT`]
-//! keys. The commands and the parsing are the adapters' own read halves;
-//! only read commands are sent.
+//! (the 32 leases, `INFO`) with the first `SCAN` of the keys that must be
+//! discovered (locks, streams, queues), then one pipeline of every per-key
+//! read. A larger database costs one more `SCAN` per [`SCAN_COUNT`] keys.
+//! The node registry and the maintenance flag are read by
+//! [`read_registry`], two more requests, concurrently, so the nodes' health
+//! checks overlap the big pipeline. The commands and the parsing are the
+//! adapters' own read halves; only read commands are sent.
 
 use super::servers;
 use crate::adapters::lock::{LockInspection, LockReads};
@@ -29,8 +30,6 @@ pub const SCAN_COUNT: u64 = 10_000;
 /// What one server holds for this cluster.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Roles {
-    /// The node registry and the maintenance flag.
-    pub coordination: bool,
     /// The worker-ID leases.
     pub leases: bool,
     /// The Redis locks.
@@ -63,10 +62,6 @@ pub type Part<T> = Option<Result<T, String>>;
 pub struct ServerRead {
     /// The `INFO` text.
     pub info: Option<Result<String, String>>,
-    /// Node registry entries.
-    pub registry: Part<Vec<RegistryEntry>>,
-    /// The maintenance flag.
-    pub maintenance: Part<MaintenanceRead>,
     /// The 32 worker-ID slots.
     pub leases: Part<Vec<LeaseSlot>>,
     /// Held locks and unreadable lock keys.
@@ -77,17 +72,31 @@ pub struct ServerRead {
     pub queues: Part<Vec<QueueStats>>,
 }
 
-/// The SCAN pattern covering `families`: `{ns}:lock:*` for one, a first
-/// letter class such as `{ns}:[lsq]*` for several (the reads ignore the
-/// other keys it matches, such as `{ns}:lock-fence:*`).
+/// The SCAN pattern covering `families` (`lock:`, `signal:`, `queue:`): one
+/// character class per position over their first five characters, e.g.
+/// `{ns}:[lqs][iou][ceg][knu][:ae]*` for all three, which leaves out
+/// `{ns}:lock-fence:*` (one family alone: `{ns}:lock:*`). Keys it matches
+/// outside the families are ignored by the reads.
 fn scan_pattern(ns: &Namespace, families: &[&str]) -> String {
-    match families {
-        [one] => ns.pattern(&format!("{one}*")),
-        many => {
-            let letters: String = many.iter().filter_map(|f| f.chars().next()).collect();
-            ns.pattern(&format!("[{letters}]*"))
+    if let [one] = families {
+        return ns.pattern(&format!("{one}*"));
+    }
+    let mut glob = String::new();
+    for i in 0..5 {
+        let mut class: Vec<char> = families.iter().filter_map(|f| f.chars().nth(i)).collect();
+        class.sort_unstable();
+        class.dedup();
+        match class.as_slice() {
+            [one] => glob.push(*one),
+            many => {
+                glob.push('[');
+                glob.extend(many);
+                glob.push(']');
+            }
         }
     }
+    glob.push('*');
+    ns.pattern(&glob)
 }
 
 fn add_scan(pipe: &mut redis::Pipeline, cursor: &[u8], pattern: &str) {
@@ -162,8 +171,6 @@ pub async fn read<C: ConnectionLike + Send>(
     ns: &Namespace,
     roles: Roles,
 ) -> Result<ServerRead, String> {
-    // The registry's TTL only matters to writers; readers take it from PTTL.
-    let registry = Registry::new(ns.clone(), Duration::from_secs(6));
     let families = roles.scanned();
     let pattern = scan_pattern(ns, &families);
 
@@ -173,12 +180,6 @@ pub async fn read<C: ConnectionLike + Send>(
     let info_at = slot(&mut pipe, |p| {
         p.cmd("INFO");
     });
-    let index_at = roles
-        .coordination
-        .then(|| slot(&mut pipe, |p| registry.add_index_read(p)));
-    let flag_at = roles
-        .coordination
-        .then(|| slot(&mut pipe, |p| maintenance::add_read(p, ns)));
     let leases_at = roles
         .leases
         .then(|| slot(&mut pipe, |p| worker_id::add_lease_reads(p, ns)));
@@ -194,13 +195,6 @@ pub async fn read<C: ConnectionLike + Send>(
     };
     let now_ms = info.as_deref().ok().and_then(server_time_ms);
     out.info = Some(info);
-    let ids = index_at.map(|r| registry.parse_index(&first[r.start]));
-    if let Some(r) = flag_at {
-        out.maintenance = Some(Ok(maintenance::parse(
-            &maintenance::key(ns),
-            &first[r.start],
-        )));
-    }
     if let Some(r) = leases_at {
         out.leases = Some(worker_id::parse_leases(ns, &first[r]).map_err(|e| e.to_string()));
     }
@@ -251,14 +245,8 @@ pub async fn read<C: ConnectionLike + Send>(
         .map(|k| k.map(|k| StreamReads::from_keys(ns, k.iter().map(Vec::as_slice))));
     let queue_reads = found(roles.queues)
         .map(|k| k.map(|k| QueueReads::from_keys(ns, k.iter().map(Vec::as_slice))));
-    let ids = ids.map(|r| r.map_err(|e| format!("registry index {e}")));
-
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    let records_at = match &ids {
-        Some(Ok(ids)) => Some(slot(&mut pipe, |p| registry.add_record_reads(p, ids))),
-        _ => None,
-    };
     let locks_at = match &lock_reads {
         Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
         _ => None,
@@ -282,15 +270,42 @@ pub async fn read<C: ConnectionLike + Send>(
             Err(e) => Err(e.clone()),
         }
     };
-    out.registry = ids.map(|ids| {
-        let ids = ids?;
-        Ok(registry.parse_records(&ids, part(records_at)?))
-    });
     out.locks = lock_reads.map(|r| Ok(r?.parse(part(locks_at)?)));
     out.streams =
         stream_reads.map(|r| Ok(r?.parse(part(streams_at)?, crate::node::shared::now_ms())));
     out.queues = queue_reads.map(|r| Ok(r?.parse(part(queues_at)?, now_ms)));
     Ok(out)
+}
+
+/// The node registry and the maintenance flag, on their own so the nodes'
+/// health checks can start while the other reads are still running: one
+/// pipeline (`ZRANGE {ns}:nodes`, `GET {ns}:maintenance`), then one of the
+/// records' `GET` + `PTTL` (none when the index is empty). `Err` only when
+/// the server cannot be read; the registry's own `Err` is a bad index.
+pub async fn read_registry<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+) -> Result<(Result<Vec<RegistryEntry>, String>, MaintenanceRead), String> {
+    // The registry's TTL only matters to writers; readers take it from PTTL.
+    let registry = Registry::new(ns.clone(), Duration::from_secs(6));
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    registry.add_index_read(&mut pipe);
+    maintenance::add_read(&mut pipe, ns);
+    let first = run(conn, &pipe).await?;
+    let flag = maintenance::parse(&maintenance::key(ns), &first[1]);
+    let ids = match registry.parse_index(&first[0]) {
+        Ok(ids) => ids,
+        Err(e) => return Ok((Err(format!("registry index {e}")), flag)),
+    };
+    if ids.is_empty() {
+        return Ok((Ok(Vec::new()), flag));
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    registry.add_record_reads(&mut pipe, &ids);
+    let replies = run(conn, &pipe).await?;
+    Ok((Ok(registry.parse_records(&ids, &replies)), flag))
 }
 
 #[cfg(test)]
@@ -301,9 +316,14 @@ mod tests {
     fn the_scan_pattern_covers_exactly_the_families_on_the_server() {
         let ns = Namespace::new("c1").unwrap();
         assert_eq!(scan_pattern(&ns, &["lock:"]), "c1:lock:*");
+        assert_eq!(scan_pattern(&ns, &["signal:"]), "c1:signal:*");
+        assert_eq!(
+            scan_pattern(&ns, &["lock:", "queue:"]),
+            "c1:[lq][ou][ce][ku][:e]*"
+        );
         assert_eq!(
             scan_pattern(&ns, &["lock:", "signal:", "queue:"]),
-            "c1:[lsq]*"
+            "c1:[lqs][iou][ceg][knu][:ae]*"
         );
     }
 
