@@ -118,18 +118,21 @@ impl Inspector {
                 Ok(entries) => entries,
                 Err(e) => return (unavailable(var, url, e), maintenance),
             };
-            let checks = futures::future::join_all(entries.iter().filter_map(|e| match e {
-                RegistryEntry::Live { record, .. } => {
-                    Some(health::check(&self.http, &record.http_addr))
-                }
-                RegistryEntry::Unreadable { .. } => None,
-            }))
-            .await;
+            let addrs: Vec<String> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    RegistryEntry::Live { record, .. } => Some(record.http_addr.clone()),
+                    RegistryEntry::Unreadable { .. } => None,
+                })
+                .collect();
+            let checks = health::check_each(&self.http, &addrs).await;
             (Source::Ok((entries, checks)), maintenance)
         };
         let rabbit_fut = self.read_rabbit_queues(&requests);
-        let (mut reads, (registry, maintenance), rabbit) =
-            tokio::join!(server_reads, nodes_fut, rabbit_fut);
+        // The registry first: its small requests then reach Redis ahead of
+        // the big pipeline, which is sent only after the SCAN's reply.
+        let ((registry, maintenance), mut reads, rabbit) =
+            tokio::join!(nodes_fut, server_reads, rabbit_fut);
 
         // Each source from the server that holds it, under the variable
         // that names that server.
