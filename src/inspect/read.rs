@@ -23,6 +23,10 @@ pub struct Inspector {
     conns: Mutex<HashMap<String, redis::aio::ConnectionManager>>,
     rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
     last_requests: Mutex<RequestCount>,
+    /// Per Redis URL, the keys the last snapshot's SCAN found.
+    known_keys: Mutex<HashMap<String, Vec<Vec<u8>>>>,
+    /// The node ids of the last snapshot's registry index.
+    known_ids: Mutex<Vec<String>>,
 }
 
 fn unavailable<T>(var: &str, url: &SecretUrl, reason: impl std::fmt::Display) -> Source<T> {
@@ -41,6 +45,8 @@ impl Inspector {
             conns: Mutex::new(HashMap::new()),
             rabbit: tokio::sync::Mutex::new(None),
             last_requests: Mutex::new(RequestCount::default()),
+            known_keys: Mutex::new(HashMap::new()),
+            known_ids: Mutex::new(Vec::new()),
         }
     }
 
@@ -83,7 +89,15 @@ impl Inspector {
             let requests = &requests;
             async move {
                 match self.conn(&s.url, requests).await {
-                    Ok(mut conn) => server_read::read(&mut conn, &c.namespace, s.roles).await,
+                    Ok(mut conn) => {
+                        let known = self
+                            .known_keys
+                            .lock()
+                            .get(s.url.expose())
+                            .cloned()
+                            .unwrap_or_default();
+                        server_read::read(&mut conn, &c.namespace, s.roles, &known).await
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -94,14 +108,19 @@ impl Inspector {
             let Some((var, url)) = coordination else {
                 return (Source::NotConfigured, Source::NotConfigured);
             };
+            let known = self.known_ids.lock().clone();
             let read = match self.conn(url, &requests).await {
-                Ok(mut conn) => server_read::read_registry(&mut conn, &c.namespace).await,
+                Ok(mut conn) => server_read::read_registry(&mut conn, &c.namespace, &known).await,
                 Err(e) => Err(e),
             };
-            let (entries, flag) = match read {
+            let (entries, flag, ids) = match read {
                 Ok(read) => read,
-                Err(e) => return (unavailable(var, url, &e), unavailable(var, url, &e)),
+                Err(e) => {
+                    self.known_ids.lock().clear();
+                    return (unavailable(var, url, &e), unavailable(var, url, &e));
+                }
             };
+            *self.known_ids.lock() = ids;
             let maintenance = match flag {
                 MaintenanceRead::Clear => Source::Ok(None),
                 MaintenanceRead::Set(f) => Source::Ok(Some(MaintenanceView {
@@ -145,8 +164,14 @@ impl Inspector {
             let url = &plan.url;
             let used_by = plan.used_by.clone();
             let read = match read {
-                Ok(read) => read,
+                Ok(read) => {
+                    self.known_keys
+                        .lock()
+                        .insert(url.expose().to_string(), std::mem::take(&mut read.keys));
+                    read
+                }
                 Err(e) => {
+                    self.known_keys.lock().remove(url.expose());
                     let e = e.clone();
                     if plan.roles.leases {
                         leases = unavailable("REDIS_URL", url, &e);

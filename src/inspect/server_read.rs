@@ -18,6 +18,7 @@ use crate::node::maintenance::{self, MaintenanceRead};
 use crate::node::registry::{Registry, RegistryEntry};
 use redis::Value;
 use redis::aio::ConnectionLike;
+use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ pub struct ServerRead {
     pub streams: Part<Vec<StreamInfo>>,
     /// Redis queues.
     pub queues: Part<Vec<QueueStats>>,
+    /// What the SCAN found (pass it as `known` to the next read).
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// The SCAN pattern covering `families` (`lock:`, `signal:`, `queue:`): one
@@ -170,6 +173,7 @@ pub async fn read<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
     roles: Roles,
+    known: &[Vec<u8>],
 ) -> Result<ServerRead, String> {
     let families = roles.scanned();
     let pattern = scan_pattern(ns, &families);
@@ -184,6 +188,25 @@ pub async fn read<C: ConnectionLike + Send>(
         .leases
         .then(|| slot(&mut pipe, |p| worker_id::add_lease_reads(p, ns)));
     let scan_at = (!families.is_empty()).then(|| slot(&mut pipe, |p| add_scan(p, b"0", &pattern)));
+    // The keys the last snapshot found, read now beside the SCAN: when the
+    // SCAN finds the same keys, no second request is needed for them.
+    let known_slices = || known.iter().map(Vec::as_slice);
+    let pre_locks = roles
+        .locks
+        .then(|| LockReads::from_keys(ns, known_slices()));
+    let pre_locks_at = pre_locks.as_ref().map(|r| slot(&mut pipe, |p| r.add_to(p)));
+    let pre_streams = roles
+        .streams
+        .then(|| StreamReads::from_keys(ns, known_slices()));
+    let pre_streams_at = pre_streams
+        .as_ref()
+        .map(|r| slot(&mut pipe, |p| r.add_to(p)));
+    let pre_queues = roles
+        .queues
+        .then(|| QueueReads::from_keys(ns, known_slices()));
+    let pre_queues_at = pre_queues
+        .as_ref()
+        .map(|r| slot(&mut pipe, |p| r.add_to(p)));
     let first = run(conn, &pipe).await?;
 
     let mut out = ServerRead::default();
@@ -229,84 +252,152 @@ pub async fn read<C: ConnectionLike + Send>(
         }),
     };
 
-    // Request 2: every per-key read.
-    let found = |which: bool| -> Option<Result<&[Vec<u8>], String>> {
-        if !which {
-            return None;
+    // Request 2: the per-key reads of the keys the SCAN found and the
+    // prefetch did not cover (none when nothing changed).
+    let keys = match keys {
+        None => return Ok(out),
+        Some(Ok(keys)) => keys,
+        Some(Err(e)) => {
+            out.locks = roles.locks.then(|| Err(e.clone()));
+            out.streams = roles.streams.then(|| Err(e.clone()));
+            out.queues = roles.queues.then(|| Err(e));
+            return Ok(out);
         }
-        keys.as_ref().map(|k| match k {
-            Ok(k) => Ok(k.as_slice()),
-            Err(e) => Err(e.clone()),
-        })
     };
-    let lock_reads = found(roles.locks)
-        .map(|k| k.map(|k| LockReads::from_keys(ns, k.iter().map(Vec::as_slice))));
-    let stream_reads = found(roles.streams)
-        .map(|k| k.map(|k| StreamReads::from_keys(ns, k.iter().map(Vec::as_slice))));
-    let queue_reads = found(roles.queues)
-        .map(|k| k.map(|k| QueueReads::from_keys(ns, k.iter().map(Vec::as_slice))));
+    let same = |family: &str| {
+        let prefix = ns.key(family);
+        let pick = |ks: &[Vec<u8>]| -> BTreeSet<Vec<u8>> {
+            ks.iter()
+                .filter(|k| k.starts_with(prefix.as_bytes()))
+                .cloned()
+                .collect()
+        };
+        pick(&keys) == pick(known)
+    };
+    let slices = || keys.iter().map(Vec::as_slice);
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    let locks_at = match &lock_reads {
-        Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
-        _ => None,
-    };
-    let streams_at = match &stream_reads {
-        Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
-        _ => None,
-    };
-    let queues_at = match &queue_reads {
-        Some(Ok(r)) => Some(slot(&mut pipe, |p| r.add_to(p))),
-        _ => None,
-    };
+    // Locks: only the new keys; the prefetched ones still there are kept.
+    let lock_reads = pre_locks.map(|pre| {
+        let now = LockReads::from_keys(ns, slices());
+        let before: HashSet<&[u8]> = pre.keys().iter().map(Vec::as_slice).collect();
+        let new = now.only(|k| !before.contains(k));
+        let at = slot(&mut pipe, |p| new.add_to(p));
+        let still: HashSet<String> = now
+            .keys()
+            .iter()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        (pre, new, at, still)
+    });
+    let stream_reads = pre_streams.map(|pre| {
+        if same("signal:") {
+            (pre, None)
+        } else {
+            let now = StreamReads::from_keys(ns, slices());
+            let at = slot(&mut pipe, |p| now.add_to(p));
+            (now, Some(at))
+        }
+    });
+    let queue_reads = pre_queues.map(|pre| {
+        if same("queue:") {
+            (pre, None)
+        } else {
+            let now = QueueReads::from_keys(ns, slices());
+            let at = slot(&mut pipe, |p| now.add_to(p));
+            (now, Some(at))
+        }
+    });
     let second = if pipe.is_empty() {
         Ok(Vec::new())
     } else {
         run(conn, &pipe).await
     };
-    let part = |at: Option<Range<usize>>| -> Result<&[Value], String> {
+    let part = |at: &Range<usize>| -> Result<&[Value], String> {
         match &second {
-            Ok(replies) => Ok(at.and_then(|r| replies.get(r)).unwrap_or(&[])),
+            Ok(replies) => Ok(replies.get(at.clone()).unwrap_or(&[])),
             Err(e) => Err(e.clone()),
         }
     };
-    out.locks = lock_reads.map(|r| Ok(r?.parse(part(locks_at)?)));
-    out.streams =
-        stream_reads.map(|r| Ok(r?.parse(part(streams_at)?, crate::node::shared::now_ms())));
-    out.queues = queue_reads.map(|r| Ok(r?.parse(part(queues_at)?, now_ms)));
+    let pre_part = |at: &Option<Range<usize>>| -> &[Value] {
+        at.as_ref()
+            .and_then(|r| first.get(r.clone()))
+            .unwrap_or(&[])
+    };
+    out.locks = lock_reads.map(|(pre, new, at, still)| {
+        let prefix = ns.key("lock:");
+        let mut found = pre.parse(pre_part(&pre_locks_at));
+        found
+            .holders
+            .retain(|h| still.contains(&format!("{prefix}{}", h.name)));
+        found.unreadable.retain(|u| still.contains(&u.key));
+        let added = new.parse(part(&at)?);
+        found.holders.extend(added.holders);
+        found.unreadable.extend(added.unreadable);
+        found.holders.sort_by(|a, b| a.name.cmp(&b.name));
+        found.unreadable.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    });
+    let clock = crate::node::shared::now_ms();
+    out.streams = stream_reads.map(|(reads, at)| match at {
+        None => Ok(reads.parse(pre_part(&pre_streams_at), clock)),
+        Some(at) => Ok(reads.parse(part(&at)?, clock)),
+    });
+    out.queues = queue_reads.map(|(reads, at)| match at {
+        None => Ok(reads.parse(pre_part(&pre_queues_at), now_ms)),
+        Some(at) => Ok(reads.parse(part(&at)?, now_ms)),
+    });
+    out.keys = keys;
     Ok(out)
 }
 
 /// The node registry and the maintenance flag, on their own so the nodes'
 /// health checks can start while the other reads are still running: one
-/// pipeline (`ZRANGE {ns}:nodes`, `GET {ns}:maintenance`), then one of the
-/// records' `GET` + `PTTL` (none when the index is empty). `Err` only when
-/// the server cannot be read; the registry's own `Err` is a bad index.
+/// pipeline (`ZRANGE {ns}:nodes`, `GET {ns}:maintenance`, and `GET` +
+/// `PTTL` of the records of `known_ids`, the nodes of the last snapshot),
+/// then, only when the index names other nodes, one of their records.
+/// `Err` only when the server cannot be read.
 pub async fn read_registry<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
-) -> Result<(Result<Vec<RegistryEntry>, String>, MaintenanceRead), String> {
+    known_ids: &[String],
+) -> Result<RegistryRead, String> {
     // The registry's TTL only matters to writers; readers take it from PTTL.
     let registry = Registry::new(ns.clone(), Duration::from_secs(6));
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     registry.add_index_read(&mut pipe);
     maintenance::add_read(&mut pipe, ns);
+    // The records of the nodes the last snapshot saw, read now: when the
+    // index names the same nodes, no second request is needed.
+    registry.add_record_reads(&mut pipe, known_ids);
     let first = run(conn, &pipe).await?;
     let flag = maintenance::parse(&maintenance::key(ns), &first[1]);
     let ids = match registry.parse_index(&first[0]) {
         Ok(ids) => ids,
-        Err(e) => return Ok((Err(format!("registry index {e}")), flag)),
+        Err(e) => return Ok((Err(format!("registry index {e}")), flag, Vec::new())),
     };
+    if ids.as_slice() == known_ids {
+        let entries = registry.parse_records(&ids, &first[2..]);
+        return Ok((Ok(entries), flag, ids));
+    }
     if ids.is_empty() {
-        return Ok((Ok(Vec::new()), flag));
+        return Ok((Ok(Vec::new()), flag, ids));
     }
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     registry.add_record_reads(&mut pipe, &ids);
     let replies = run(conn, &pipe).await?;
-    Ok((Ok(registry.parse_records(&ids, &replies)), flag))
+    Ok((Ok(registry.parse_records(&ids, &replies)), flag, ids))
 }
+
+/// What [`read_registry`] found: the entries (`Err`: a bad index), the
+/// maintenance flag, and the node ids (pass them to the next read).
+pub type RegistryRead = (
+    Result<Vec<RegistryEntry>, String>,
+    MaintenanceRead,
+    Vec<String>,
+);
 
 #[cfg(test)]
 mod tests {

@@ -221,6 +221,19 @@ impl LockReads {
         self.keys.len() * 2
     }
 
+    /// The lock keys, sorted.
+    pub fn keys(&self) -> &[Vec<u8>] {
+        &self.keys
+    }
+
+    /// The same reads for the keys `keep` accepts.
+    pub fn only(&self, keep: impl Fn(&[u8]) -> bool) -> Self {
+        Self {
+            prefix: self.prefix.clone(),
+            keys: self.keys.iter().filter(|k| keep(k)).cloned().collect(),
+        }
+    }
+
     /// Append `PTTL key` and `GET key` for every key.
     pub fn add_to(&self, pipe: &mut redis::Pipeline) {
         for key in &self.keys {
