@@ -260,7 +260,7 @@ pub async fn read<C: ConnectionLike + Send>(
         Some(Err(e)) => {
             out.locks = roles.locks.then(|| Err(e.clone()));
             out.streams = roles.streams.then(|| Err(e.clone()));
-            out.queues = roles.queues.then(|| Err(e));
+            out.queues = roles.queues.then_some(Err(e));
             return Ok(out);
         }
     };
