@@ -3,6 +3,8 @@
 //! (the 32 leases, `INFO`) with the first `SCAN` of the keys that must be
 //! discovered (locks, streams, queues), then one pipeline of every per-key
 //! read. A larger database costs one more `SCAN` per [`SCAN_COUNT`] keys.
+//! The keys the caller's last read found go into the first pipeline too, so
+//! the second one reads only what changed, and is not sent when nothing did.
 //! The node registry and the maintenance flag are read by
 //! [`read_registry`], two more requests, concurrently, so the nodes' health
 //! checks overlap the big pipeline. The commands and the parsing are the

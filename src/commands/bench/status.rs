@@ -230,7 +230,7 @@ async fn measure(
         "snapshot_redis_requests_median": sent,
         "snapshot_redis_requests_max": most,
         "snapshot_max_concurrent_requests": max(&concurrent),
-        "snapshot_note": "requests = commands or pipelines sent (counted on the connection); max concurrent 2 = two chains of requests at once (the registry, then the health checks; the rest of the reads); the snapshot time includes the health checks of the 32 nodes (127.0.0.1:9, refused), timed alone in health_checks_alone_ms_median",
+        "snapshot_note": "requests = commands or pipelines sent (counted on the connection), by the timed snapshots: one inspector, after one untimed snapshot (its first snapshot takes 4: no keys known yet); max concurrent 2 = two chains of requests at once (the registry, then the health checks; the rest of the reads); the snapshot time includes the health checks of the 32 nodes (127.0.0.1:9, refused), timed alone in health_checks_alone_ms_median",
         "health_checks_alone_ms_median": (median(health_ms) * 1000.0).round() / 1000.0,
         "raw_pipeline_ms_median": (r * 1000.0).round() / 1000.0,
         "raw_pipeline_requests": 1,
