@@ -151,13 +151,13 @@ async fn a_snapshot_of_the_bench_sized_state_takes_four_requests_then_two() {
     for _ in 0..2 {
         let snap = inspector.snapshot().await;
         assert_full(&snap);
-        assert_eq!(
-            inspector.last_requests(),
-            RequestCount {
-                sent: 2,
-                max_concurrent: 2
-            }
-        );
+        assert_eq!(snap.round_trips, 2);
+        let RequestCount {
+            sent,
+            max_concurrent,
+        } = inspector.last_requests();
+        assert_eq!(sent, 2);
+        assert!((1..=2).contains(&max_concurrent), "{max_concurrent}");
     }
     // A released lock and a new one: the new key is read in one more
     // request, the gone one is left out.

@@ -24,7 +24,7 @@ pub struct Inspector {
     rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
     last_requests: Mutex<RequestCount>,
     /// Per Redis URL, the keys the last snapshot's SCAN found.
-    known_keys: Mutex<HashMap<String, Vec<Vec<u8>>>>,
+    known_keys: Mutex<HashMap<String, Arc<Vec<Vec<u8>>>>>,
     /// The node ids of the last snapshot's registry index.
     known_ids: Mutex<Vec<String>>,
 }
@@ -96,6 +96,7 @@ impl Inspector {
                             .get(s.url.expose())
                             .cloned()
                             .unwrap_or_default();
+                        // (An Arc: the list is not copied.)
                         server_read::read(&mut conn, &c.namespace, s.roles, &known).await
                     }
                     Err(e) => Err(e),
@@ -165,9 +166,10 @@ impl Inspector {
             let used_by = plan.used_by.clone();
             let read = match read {
                 Ok(read) => {
-                    self.known_keys
-                        .lock()
-                        .insert(url.expose().to_string(), std::mem::take(&mut read.keys));
+                    self.known_keys.lock().insert(
+                        url.expose().to_string(),
+                        Arc::new(std::mem::take(&mut read.keys)),
+                    );
                     read
                 }
                 Err(e) => {

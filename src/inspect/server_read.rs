@@ -282,6 +282,10 @@ pub async fn read<C: ConnectionLike + Send>(
     // Locks: only the new keys; the prefetched ones still there are kept.
     let lock_reads = pre_locks.map(|pre| {
         let now = LockReads::from_keys(ns, slices());
+        if now.keys() == pre.keys() {
+            // The usual case: the same locks as last time, all read already.
+            return (pre, None);
+        }
         let before: HashSet<&[u8]> = pre.keys().iter().map(Vec::as_slice).collect();
         let new = now.only(|k| !before.contains(k));
         let at = slot(&mut pipe, |p| new.add_to(p));
@@ -290,7 +294,7 @@ pub async fn read<C: ConnectionLike + Send>(
             .iter()
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect();
-        (pre, new, at, still)
+        (pre, Some((new, at, still)))
     });
     let stream_reads = pre_streams.map(|pre| {
         if same("signal:") {
@@ -326,9 +330,12 @@ pub async fn read<C: ConnectionLike + Send>(
             .and_then(|r| first.get(r.clone()))
             .unwrap_or(&[])
     };
-    out.locks = lock_reads.map(|(pre, new, at, still)| {
-        let prefix = ns.key("lock:");
+    out.locks = lock_reads.map(|(pre, changed)| {
         let mut found = pre.parse(pre_part(&pre_locks_at));
+        let Some((new, at, still)) = changed else {
+            return Ok(found);
+        };
+        let prefix = ns.key("lock:");
         found
             .holders
             .retain(|h| still.contains(&format!("{prefix}{}", h.name)));
