@@ -1,5 +1,6 @@
 //! A Redis connection that counts the requests it sends (one per command
-//! or pipeline), so a snapshot can report its round trips.
+//! or pipeline) and how many were in flight at once, so a snapshot can
+//! report its round trips honestly.
 
 use crate::adapters::redis_conn::SharedConn;
 use redis::aio::ConnectionLike;
@@ -7,24 +8,66 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// Requests sent through [`Counted`] connections sharing one counter.
+#[derive(Debug, Default)]
+pub struct Requests {
+    sent: AtomicU32,
+    in_flight: AtomicU32,
+    max_in_flight: AtomicU32,
+}
+
+impl Requests {
+    /// Requests sent (a pipeline is one).
+    pub fn sent(&self) -> u32 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were waiting for their reply at one time.
+    pub fn max_in_flight(&self) -> u32 {
+        self.max_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Count a request sent; it is in flight until the guard is dropped
+    /// (its reply arrived, or the caller gave up on it).
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+struct InFlight(Arc<Requests>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A shared connection plus a request counter.
 #[derive(Clone)]
 pub struct Counted {
     inner: SharedConn,
-    count: Arc<AtomicU32>,
+    requests: Arc<Requests>,
 }
 
 impl Counted {
-    /// Wrap `inner`, counting into `count`.
-    pub fn new(inner: SharedConn, count: Arc<AtomicU32>) -> Self {
-        Self { inner, count }
+    /// Wrap `inner`, counting into `requests`.
+    pub fn new(inner: SharedConn, requests: Arc<Requests>) -> Self {
+        Self { inner, requests }
     }
 }
 
 impl ConnectionLike for Counted {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.inner.req_packed_command(cmd)
+        let in_flight = self.requests.start();
+        let reply = self.inner.req_packed_command(cmd);
+        Box::pin(async move {
+            let r = reply.await;
+            drop(in_flight);
+            r
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -33,8 +76,13 @@ impl ConnectionLike for Counted {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.inner.req_packed_commands(pipeline, offset, count)
+        let in_flight = self.requests.start();
+        let replies = self.inner.req_packed_commands(pipeline, offset, count);
+        Box::pin(async move {
+            let r = replies.await;
+            drop(in_flight);
+            r
+        })
     }
 
     fn get_db(&self) -> i64 {

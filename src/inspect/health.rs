@@ -53,8 +53,29 @@ pub async fn check(client: &reqwest::Client, http_addr: &str) -> Health {
     }
 }
 
-/// Check every address concurrently; results in the same order.
+/// Check every address concurrently, each check its own task (so they
+/// spread over the runtime's threads while the caller does other work);
+/// results in the same order.
+pub async fn check_each(client: &reqwest::Client, addrs: &[String]) -> Vec<Health> {
+    let tasks = addrs.iter().map(|addr| {
+        let (client, addr) = (client.clone(), addr.clone());
+        tokio::spawn(async move { check(&client, &addr).await })
+    });
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|done| {
+            done.unwrap_or_else(|e| Health {
+                http_status: None,
+                detail: format!("health check did not finish: {e}"),
+                latency_ms: 0,
+            })
+        })
+        .collect()
+}
+
+/// Check every address concurrently with a new client; results in the
+/// same order.
 pub async fn check_all(addrs: &[String]) -> Vec<Health> {
-    let client = client();
-    futures::future::join_all(addrs.iter().map(|a| check(&client, a))).await
+    check_each(&client(), addrs).await
 }

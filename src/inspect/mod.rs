@@ -9,8 +9,12 @@ pub mod drift;
 pub mod health;
 pub mod rabbit;
 pub mod read;
+pub mod server_read;
 pub mod servers;
 pub mod types;
 
-pub use read::Inspector;
+#[cfg(test)]
+mod parse_tests;
+
+pub use read::{Inspector, RequestCount};
 pub use types::*;

@@ -1,21 +1,20 @@
-//! Reading a snapshot: every source read concurrently, each failure kept
-//! to its own source, read commands only. Connections are kept between
-//! snapshots (one per distinct Redis URL).
+//! Reading a snapshot: every Redis server read concurrently (two pipelined
+//! requests each, see [`server_read`]) beside the registry and the nodes'
+//! health checks, each failure kept to its own source, read commands only.
+//! Connections are kept between snapshots (one per distinct Redis URL).
 
-use super::counted::Counted;
+use super::counted::{Counted, Requests};
+use super::server_read::{self, Roles};
 use super::types::*;
 use super::{convert, drift, health, rabbit, servers};
-use crate::adapters::{lock, pubsub, queue, worker_id};
+use crate::adapters::queue;
 use crate::config::{Config, LockAdapter, PubsubAdapter, QueueAdapter, SecretUrl};
-use crate::node::maintenance::{self, MaintenanceRead};
-use crate::node::registry::{Registry, RegistryEntry};
+use crate::node::maintenance::MaintenanceRead;
+use crate::node::registry::{QUEUE_CATALOGUE, RegistryEntry};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
-
-use crate::node::registry::QUEUE_CATALOGUE;
+use std::time::Instant;
 
 /// Reads snapshots of one cluster.
 pub struct Inspector {
@@ -23,6 +22,11 @@ pub struct Inspector {
     http: reqwest::Client,
     conns: Mutex<HashMap<String, crate::adapters::redis_conn::SharedConn>>,
     rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
+    last_requests: Mutex<RequestCount>,
+    /// Per Redis URL, the keys the last snapshot's SCAN found.
+    known_keys: Mutex<HashMap<String, Arc<Vec<Vec<u8>>>>>,
+    /// The node ids of the last snapshot's registry index.
+    known_ids: Mutex<Vec<String>>,
 }
 
 fn unavailable<T>(var: &str, url: &SecretUrl, reason: impl std::fmt::Display) -> Source<T> {
@@ -40,6 +44,9 @@ impl Inspector {
             http: health::client(),
             conns: Mutex::new(HashMap::new()),
             rabbit: tokio::sync::Mutex::new(None),
+            last_requests: Mutex::new(RequestCount::default()),
+            known_keys: Mutex::new(HashMap::new()),
+            known_ids: Mutex::new(Vec::new()),
         }
     }
 
@@ -48,7 +55,7 @@ impl Inspector {
         &self.config
     }
 
-    async fn conn(&self, url: &SecretUrl, count: &Arc<AtomicU32>) -> Result<Counted, String> {
+    async fn conn(&self, url: &SecretUrl, requests: &Arc<Requests>) -> Result<Counted, String> {
         let existing = self.conns.lock().get(url.expose()).cloned();
         let manager = match existing {
             Some(m) => m,
@@ -62,105 +69,170 @@ impl Inspector {
                 m
             }
         };
-        Ok(Counted::new(manager, count.clone()))
+        Ok(Counted::new(manager, requests.clone()))
     }
 
-    /// Read the whole cluster once.
+    /// Read the whole cluster once: per Redis server two requests (more
+    /// SCAN on a database of more than [`server_read::SCAN_COUNT`] keys),
+    /// and on the coordination Redis two more for the registry, followed by
+    /// the nodes' health checks; all of it concurrently (see
+    /// [`server_read`]).
     pub async fn snapshot(&self) -> Snapshot {
         let started = Instant::now();
         let taken_at_ms = crate::node::shared::now_ms();
-        let count = Arc::new(AtomicU32::new(0));
+        let requests = Arc::new(Requests::default());
         let c = &self.config;
         let coordination = c.coordination_redis();
 
-        let registry_fut = async {
+        let servers_plan = self.server_plan();
+        let server_reads = futures::future::join_all(servers_plan.iter().map(|s| {
+            let requests = &requests;
+            async move {
+                match self.conn(&s.url, requests).await {
+                    Ok(mut conn) => {
+                        let known = self
+                            .known_keys
+                            .lock()
+                            .get(s.url.expose())
+                            .cloned()
+                            .unwrap_or_default();
+                        // (An Arc: the list is not copied.)
+                        server_read::read(&mut conn, &c.namespace, s.roles, &known).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        }));
+        // The registry on its own chain: the health checks start as soon
+        // as the records are in, while the big pipeline is still running.
+        let nodes_fut = async {
             let Some((var, url)) = coordination else {
-                return (Source::NotConfigured, Source::NotConfigured, ());
+                return (Source::NotConfigured, Source::NotConfigured);
             };
-            let mut conn = match self.conn(url, &count).await {
-                Ok(conn) => conn,
-                Err(e) => return (unavailable(var, url, &e), unavailable(var, url, &e), ()),
+            let known = self.known_ids.lock().clone();
+            let read = match self.conn(url, &requests).await {
+                Ok(mut conn) => server_read::read_registry(&mut conn, &c.namespace, &known).await,
+                Err(e) => Err(e),
             };
-            let registry = Registry::new(c.namespace.clone(), Duration::from_secs(6));
-            let mut conn2 = conn.clone();
-            let (entries, flag) = tokio::join!(
-                registry.read_all(&mut conn2),
-                maintenance::read(&mut conn, &c.namespace)
-            );
+            let (entries, flag, ids) = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    self.known_ids.lock().clear();
+                    return (unavailable(var, url, &e), unavailable(var, url, &e));
+                }
+            };
+            *self.known_ids.lock() = ids;
             let maintenance = match flag {
-                Ok(MaintenanceRead::Clear) => Source::Ok(None),
-                Ok(MaintenanceRead::Set(f)) => Source::Ok(Some(MaintenanceView {
+                MaintenanceRead::Clear => Source::Ok(None),
+                MaintenanceRead::Set(f) => Source::Ok(Some(MaintenanceView {
                     by: f.by,
                     reason: f.reason,
                     since_ms: f.since_ms,
                 })),
-                Ok(MaintenanceRead::Unreadable { key, reason }) => Source::Unavailable {
+                MaintenanceRead::Unreadable { key, reason } => Source::Unavailable {
                     source: key,
                     reason: format!("unreadable: {reason}"),
                 },
-                Err(e) => unavailable(var, url, e),
             };
-            match entries {
-                Ok(entries) => (Source::Ok(entries), maintenance, ()),
-                Err(e) => (unavailable(var, url, e), maintenance, ()),
-            }
+            let entries = match entries {
+                Ok(entries) => entries,
+                Err(e) => return (unavailable(var, url, e), maintenance),
+            };
+            let addrs: Vec<String> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    RegistryEntry::Live { record, .. } => Some(record.http_addr.clone()),
+                    RegistryEntry::Unreadable { .. } => None,
+                })
+                .collect();
+            let checks = health::check_each(&self.http, &addrs).await;
+            (Source::Ok((entries, checks)), maintenance)
         };
-        let leases_fut = async {
-            let Some(url) = &c.worker_id_redis else {
-                return Source::NotConfigured;
-            };
-            let mut conn = match self.conn(url, &count).await {
-                Ok(conn) => conn,
-                Err(e) => return unavailable("REDIS_URL", url, e),
-            };
-            match worker_id::read_leases(&mut conn, &c.namespace).await {
-                Ok(slots) => Source::Ok(slots),
-                Err(e) => unavailable("REDIS_URL", url, e),
-            }
-        };
-        let locks_fut = async {
-            let LockAdapter::Redis(url) = &c.lock else {
-                return Source::NotConfigured;
-            };
-            let mut conn = match self.conn(url, &count).await {
-                Ok(conn) => conn,
-                Err(e) => return unavailable("LOCK_ADAPTER_REDIS_URL", url, e),
-            };
-            match lock::read_holders(&mut conn, &c.namespace).await {
-                Ok(found) => Source::Ok(found),
-                Err(e) => unavailable("LOCK_ADAPTER_REDIS_URL", url, e),
-            }
-        };
-        let streams_fut = async {
-            let PubsubAdapter::Redis(url) = &c.pubsub else {
-                return Source::NotConfigured;
-            };
-            let mut conn = match self.conn(url, &count).await {
-                Ok(conn) => conn,
-                Err(e) => return unavailable("PUBSUB_ADAPTER_REDIS_URL", url, e),
-            };
-            match pubsub::read_streams(&mut conn, &c.namespace).await {
-                Ok(found) => Source::Ok(found),
-                Err(e) => unavailable("PUBSUB_ADAPTER_REDIS_URL", url, e),
-            }
-        };
-        let queues_fut = self.read_queues(&count);
-        let servers_fut = self.read_servers(&count);
+        let rabbit_fut = self.read_rabbit_queues(&requests);
+        // The registry first: its small requests then reach Redis ahead of
+        // the big pipeline, which is sent only after the SCAN's reply.
+        let ((registry, maintenance), mut reads, rabbit) =
+            tokio::join!(nodes_fut, server_reads, rabbit_fut);
 
-        let ((registry, maintenance, _), leases, locks, streams, queues, servers) = tokio::join!(
-            registry_fut,
-            leases_fut,
-            locks_fut,
-            streams_fut,
-            queues_fut,
-            servers_fut
-        );
+        // Each source from the server that holds it, under the variable
+        // that names that server.
+        let mut leases = Source::NotConfigured;
+        let mut locks = Source::NotConfigured;
+        let mut streams = Source::NotConfigured;
+        let mut redis_queues = Source::NotConfigured;
+        let mut servers = Vec::new();
+        for (plan, read) in servers_plan.iter().zip(reads.iter_mut()) {
+            let url = &plan.url;
+            let used_by = plan.used_by.clone();
+            let read = match read {
+                Ok(read) => {
+                    self.known_keys.lock().insert(
+                        url.expose().to_string(),
+                        Arc::new(std::mem::take(&mut read.keys)),
+                    );
+                    read
+                }
+                Err(e) => {
+                    self.known_keys.lock().remove(url.expose());
+                    let e = e.clone();
+                    if plan.roles.leases {
+                        leases = unavailable("REDIS_URL", url, &e);
+                    }
+                    if plan.roles.locks {
+                        locks = unavailable("LOCK_ADAPTER_REDIS_URL", url, &e);
+                    }
+                    if plan.roles.streams {
+                        streams = unavailable("PUBSUB_ADAPTER_REDIS_URL", url, &e);
+                    }
+                    if plan.roles.queues {
+                        redis_queues = unavailable("QUEUE_ADAPTER_REDIS_URL", url, &e);
+                    }
+                    servers.push(servers::unreachable_view(
+                        "redis",
+                        url.to_string(),
+                        used_by,
+                        e,
+                    ));
+                    continue;
+                }
+            };
+            servers.push(match read.info.take() {
+                Some(Ok(info)) => servers::redis_view(url.to_string(), used_by, &info),
+                Some(Err(e)) => servers::unreachable_view("redis", url.to_string(), used_by, e),
+                None => servers::unreachable_view(
+                    "redis",
+                    url.to_string(),
+                    used_by,
+                    "no INFO reply".to_string(),
+                ),
+            });
+            if let Some(r) = read.leases.take() {
+                leases = from_part("REDIS_URL", url, r);
+            }
+            if let Some(r) = read.locks.take() {
+                locks = from_part("LOCK_ADAPTER_REDIS_URL", url, r);
+            }
+            if let Some(r) = read.streams.take() {
+                streams = from_part("PUBSUB_ADAPTER_REDIS_URL", url, r);
+            }
+            if let Some(r) = read.queues.take() {
+                redis_queues = map_source(from_part("QUEUE_ADAPTER_REDIS_URL", url, r), |stats| {
+                    convert::queue_views("redis", stats)
+                });
+            }
+        }
+        let (queues, rabbit_server) = rabbit;
+        let queues = match queues {
+            Some(q) => q,
+            None => redis_queues,
+        };
+        servers.extend(rabbit_server);
 
         let mut unreadable = Vec::new();
         let mut drift = Drift::default();
         // Nodes, with live health checks and drift against the majority.
         let nodes = match registry {
-            Source::Ok(entries) => {
+            Source::Ok((entries, checks)) => {
                 let mut records = Vec::new();
                 for e in entries {
                     match e {
@@ -184,10 +256,6 @@ impl Inspector {
                     .collect();
                 let (d, mut per_node) = drift::compute(&facts);
                 drift = d;
-                let addrs: Vec<String> = records.iter().map(|(r, _)| r.http_addr.clone()).collect();
-                let checks =
-                    futures::future::join_all(addrs.iter().map(|a| health::check(&self.http, a)))
-                        .await;
                 Source::Ok(
                     records
                         .into_iter()
@@ -225,6 +293,10 @@ impl Inspector {
             Source::NotConfigured => Source::NotConfigured,
         };
 
+        *self.last_requests.lock() = RequestCount {
+            sent: requests.sent(),
+            max_concurrent: requests.max_in_flight(),
+        };
         Snapshot {
             taken_at_ms,
             took_ms: started.elapsed().as_millis() as u64,
@@ -239,123 +311,167 @@ impl Inspector {
             servers,
             drift,
             unreadable,
-            round_trips: count.load(Ordering::Relaxed),
+            round_trips: requests.sent(),
         }
     }
 
-    async fn read_queues(
-        &self,
-        count: &Arc<AtomicU32>,
-    ) -> Source<(Vec<QueueView>, Vec<Unreadable>)> {
+    /// Requests of the last snapshot: how many were sent, and the most
+    /// that were in flight at once (1: all of them one after another).
+    pub fn last_requests(&self) -> RequestCount {
+        *self.last_requests.lock()
+    }
+
+    /// The Redis servers to read, one per distinct URL, with what each
+    /// holds and the variables that name it.
+    fn server_plan(&self) -> Vec<ServerPlan> {
         let c = &self.config;
-        match &c.queue {
-            QueueAdapter::Memory => Source::NotConfigured,
-            QueueAdapter::Redis(url) => {
-                let mut conn = match self.conn(url, count).await {
-                    Ok(conn) => conn,
-                    Err(e) => return unavailable("QUEUE_ADAPTER_REDIS_URL", url, e),
-                };
-                match queue::read_queue_stats(&mut conn, &c.namespace).await {
-                    Ok(stats) => Source::Ok(convert::queue_views("redis", stats)),
-                    Err(e) => unavailable("QUEUE_ADAPTER_REDIS_URL", url, e),
-                }
-            }
-            QueueAdapter::Rabbitmq(url) => {
-                let names = match c.coordination_redis() {
-                    Some((_, coord)) => match self.conn(coord, count).await {
-                        Ok(mut conn) => redis::cmd("SMEMBERS")
-                            .arg(c.namespace.key(QUEUE_CATALOGUE))
-                            .query_async::<Vec<String>>(&mut conn)
-                            .await
-                            .unwrap_or_default(),
-                        Err(_) => Vec::new(),
-                    },
-                    None => Vec::new(),
-                };
-                let mq = {
-                    let mut slot = self.rabbit.lock().await;
-                    match slot.as_ref() {
-                        Some(mq) => mq.clone(),
-                        None => {
-                            let opts = queue::QueueOptions::default();
-                            match queue::RabbitQueue::connect(
-                                url,
-                                c.namespace.clone(),
-                                "inspector",
-                                opts,
-                            )
-                            .await
-                            {
-                                Ok(q) => {
-                                    let mq: Arc<dyn queue::MessageQueue> = Arc::new(q);
-                                    *slot = Some(mq.clone());
-                                    mq
-                                }
-                                Err(e) => return unavailable("QUEUE_ADAPTER_RABBITMQ_URL", url, e),
-                            }
-                        }
-                    }
-                };
-                let mut stats = Vec::new();
-                for name in names {
-                    match mq.stats(&name).await {
-                        Ok(s) => stats.push(s),
-                        Err(e) => return unavailable("QUEUE_ADAPTER_RABBITMQ_URL", url, e),
-                    }
-                }
-                Source::Ok(convert::queue_views("rabbitmq", stats))
-            }
-        }
-    }
-
-    async fn read_servers(&self, count: &Arc<AtomicU32>) -> Vec<ServerView> {
-        let mut by_url: BTreeMap<String, (SecretUrl, Vec<String>)> = BTreeMap::new();
-        for (var, url) in self.config.redis_urls() {
+        let mut by_url: BTreeMap<String, ServerPlan> = BTreeMap::new();
+        fn entry<'m>(
+            by_url: &'m mut BTreeMap<String, ServerPlan>,
+            url: &SecretUrl,
+        ) -> &'m mut ServerPlan {
             by_url
                 .entry(url.expose().to_string())
-                .or_insert_with(|| (url.clone(), Vec::new()))
-                .1
-                .push(var.to_string());
-        }
-        let reads = by_url.into_values().map(|(url, used_by)| async move {
-            match self.conn(&url, count).await {
-                Err(e) => servers::unreachable_view("redis", url.to_string(), used_by, e),
-                Ok(mut conn) => match redis::cmd("INFO").query_async::<String>(&mut conn).await {
-                    Ok(info) => servers::redis_view(url.to_string(), used_by, &info),
-                    Err(e) => {
-                        servers::unreachable_view("redis", url.to_string(), used_by, e.to_string())
-                    }
-                },
-            }
-        });
-        let mut out = futures::future::join_all(reads).await;
-        if let QueueAdapter::Rabbitmq(url) = &self.config.queue {
-            let used_by = vec!["QUEUE_ADAPTER_RABBITMQ_URL".to_string()];
-            let hp = url::Url::parse(url.expose())
-                .map(|u| {
-                    format!(
-                        "{}:{}",
-                        u.host_str().unwrap_or("localhost"),
-                        u.port().unwrap_or(5672)
-                    )
+                .or_insert_with(|| ServerPlan {
+                    url: url.clone(),
+                    used_by: Vec::new(),
+                    roles: Roles::default(),
                 })
-                .unwrap_or_default();
-            out.push(match rabbit::server_version(&hp).await {
-                Ok(version) => {
-                    let mut v = servers::unreachable_view(
-                        "rabbitmq",
-                        url.to_string(),
-                        used_by,
-                        String::new(),
-                    );
-                    v.error = None;
-                    v.version = Some(version);
-                    v
-                }
-                Err(e) => servers::unreachable_view("rabbitmq", url.to_string(), used_by, e),
-            });
         }
-        out
+        for (var, url) in c.redis_urls() {
+            entry(&mut by_url, url).used_by.push(var.to_string());
+        }
+        if let Some(url) = &c.worker_id_redis {
+            entry(&mut by_url, url).roles.leases = true;
+        }
+        if let LockAdapter::Redis(url) = &c.lock {
+            entry(&mut by_url, url).roles.locks = true;
+        }
+        if let PubsubAdapter::Redis(url) = &c.pubsub {
+            entry(&mut by_url, url).roles.streams = true;
+        }
+        if let QueueAdapter::Redis(url) = &c.queue {
+            entry(&mut by_url, url).roles.queues = true;
+        }
+        by_url.into_values().collect()
+    }
+
+    /// RabbitMQ queues (names from the coordination Redis' catalogue, AMQP
+    /// cannot list them) and the RabbitMQ server; `(None, None)` when the
+    /// queue is not on RabbitMQ.
+    async fn read_rabbit_queues(
+        &self,
+        requests: &Arc<Requests>,
+    ) -> (
+        Option<Source<(Vec<QueueView>, Vec<Unreadable>)>>,
+        Option<ServerView>,
+    ) {
+        let c = &self.config;
+        let QueueAdapter::Rabbitmq(url) = &c.queue else {
+            return (None, None);
+        };
+        let server = self.rabbit_server(url);
+        let names = async {
+            match c.coordination_redis() {
+                Some((_, coord)) => match self.conn(coord, requests).await {
+                    Ok(mut conn) => redis::cmd("SMEMBERS")
+                        .arg(c.namespace.key(QUEUE_CATALOGUE))
+                        .query_async::<Vec<String>>(&mut conn)
+                        .await
+                        .unwrap_or_default(),
+                    Err(_) => Vec::new(),
+                },
+                None => Vec::new(),
+            }
+        };
+        let (names, server) = tokio::join!(names, server);
+        let mq = {
+            let mut slot = self.rabbit.lock().await;
+            match slot.as_ref() {
+                Some(mq) => mq.clone(),
+                None => {
+                    let opts = queue::QueueOptions::default();
+                    match queue::RabbitQueue::connect(url, c.namespace.clone(), "inspector", opts)
+                        .await
+                    {
+                        Ok(q) => {
+                            let mq: Arc<dyn queue::MessageQueue> = Arc::new(q);
+                            *slot = Some(mq.clone());
+                            mq
+                        }
+                        Err(e) => {
+                            return (
+                                Some(unavailable("QUEUE_ADAPTER_RABBITMQ_URL", url, e)),
+                                Some(server),
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        let mut stats = Vec::new();
+        for name in names {
+            match mq.stats(&name).await {
+                Ok(s) => stats.push(s),
+                Err(e) => {
+                    return (
+                        Some(unavailable("QUEUE_ADAPTER_RABBITMQ_URL", url, e)),
+                        Some(server),
+                    );
+                }
+            }
+        }
+        (
+            Some(Source::Ok(convert::queue_views("rabbitmq", stats))),
+            Some(server),
+        )
+    }
+
+    async fn rabbit_server(&self, url: &SecretUrl) -> ServerView {
+        let used_by = vec!["QUEUE_ADAPTER_RABBITMQ_URL".to_string()];
+        let hp = url::Url::parse(url.expose())
+            .map(|u| {
+                format!(
+                    "{}:{}",
+                    u.host_str().unwrap_or("localhost"),
+                    u.port().unwrap_or(5672)
+                )
+            })
+            .unwrap_or_default();
+        match rabbit::server_version(&hp).await {
+            Ok(version) => {
+                let mut v =
+                    servers::unreachable_view("rabbitmq", url.to_string(), used_by, String::new());
+                v.error = None;
+                v.version = Some(version);
+                v
+            }
+            Err(e) => servers::unreachable_view("rabbitmq", url.to_string(), used_by, e),
+        }
+    }
+}
+
+/// One Redis server of the configuration.
+struct ServerPlan {
+    url: SecretUrl,
+    used_by: Vec<String>,
+    roles: Roles,
+}
+
+/// How many Redis requests a snapshot sent ([`Inspector::last_requests`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCount {
+    /// Requests sent; a pipeline is one.
+    pub sent: u32,
+    /// The most that were in flight at the same time (one per server read
+    /// concurrently; 1 means every request waited for the previous one).
+    pub max_concurrent: u32,
+}
+
+fn from_part<T>(var: &str, url: &SecretUrl, part: Result<T, String>) -> Source<T> {
+    match part {
+        Ok(t) => Source::Ok(t),
+        Err(e) => unavailable(var, url, e),
     }
 }
 

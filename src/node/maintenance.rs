@@ -47,17 +47,20 @@ pub async fn read<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
 ) -> redis::RedisResult<MaintenanceRead> {
-    let k = key(ns);
     // A pipeline that keeps server errors as values, so a key of the wrong
     // type reads as unreadable instead of failing the call.
-    let mut replies: Vec<redis::Value> = redis::pipe()
-        .ignore_errors()
-        .cmd("GET")
-        .arg(&k)
-        .query_async(conn)
-        .await?;
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    add_read(&mut pipe, ns);
+    let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
     let value = replies.pop().unwrap_or(redis::Value::Nil);
-    Ok(parse(&k, &value))
+    Ok(parse(&key(ns), &value))
+}
+
+/// Append the flag's read (`GET {ns}:maintenance`, one command) to a
+/// pipeline; [`parse`] reads its reply.
+pub fn add_read(pipe: &mut redis::Pipeline, ns: &Namespace) {
+    pipe.cmd("GET").arg(key(ns));
 }
 
 /// Decode a GET reply of the flag key.

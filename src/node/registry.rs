@@ -162,29 +162,74 @@ impl Registry {
         &self,
         conn: &mut C,
     ) -> redis::RedisResult<Vec<RegistryEntry>> {
-        let ids: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.index_key())
-            .arg(0)
-            .arg(-1)
-            .query_async(conn)
-            .await?;
+        let mut pipe = redis::pipe();
+        self.add_index_read(&mut pipe);
+        let mut index: Vec<redis::Value> = pipe.query_async(conn).await?;
+        let ids = self
+            .parse_index(&index.pop().unwrap_or(redis::Value::Nil))
+            .map_err(|why| {
+                redis::RedisError::from((redis::ErrorKind::Parse, "registry index", why))
+            })?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for id in &ids {
+        self.add_record_reads(&mut pipe, &ids);
+        let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        Ok(self.parse_records(&ids, &replies))
+    }
+
+    /// Append the read of the index (`ZRANGE {ns}:nodes 0 -1`, one command).
+    pub fn add_index_read(&self, pipe: &mut redis::Pipeline) {
+        pipe.cmd("ZRANGE").arg(self.index_key()).arg(0).arg(-1);
+    }
+
+    /// The node ids of the index reply; an error (naming the key) when the
+    /// reply is not a list of ids (e.g. the key is not a sorted set).
+    pub fn parse_index(&self, reply: &redis::Value) -> Result<Vec<String>, String> {
+        let key = self.index_key();
+        let items = match reply {
+            redis::Value::Array(items) | redis::Value::Set(items) => items,
+            redis::Value::Nil => return Ok(Vec::new()),
+            redis::Value::ServerError(e) => {
+                return Err(format!("{key}: {} {}", e.code(), e.details().unwrap_or("")));
+            }
+            other => return Err(format!("{key}: unexpected reply {other:?}")),
+        };
+        items
+            .iter()
+            .map(|item| match item {
+                redis::Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+                redis::Value::SimpleString(s) => Ok(s.clone()),
+                other => Err(format!("{key}: unexpected member {other:?}")),
+            })
+            .collect()
+    }
+
+    /// Append `GET` and `PTTL` of each node's record (two commands per id).
+    pub fn add_record_reads(&self, pipe: &mut redis::Pipeline, ids: &[String]) {
+        for id in ids {
             let key = self.record_key(id);
             pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
         }
-        let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    }
+
+    /// The entries of the replies of [`Registry::add_record_reads`]; expired
+    /// records are left out, garbage (or a missing reply) is unreadable.
+    pub fn parse_records(&self, ids: &[String], replies: &[redis::Value]) -> Vec<RegistryEntry> {
         let mut out = Vec::new();
-        for (id, pair) in ids.iter().zip(replies.chunks(2)) {
+        for (i, id) in ids.iter().enumerate() {
             let key = self.record_key(id);
-            let [value, ttl] = pair else { continue };
-            out.extend(parse_entry(&key, value, ttl));
+            match (replies.get(2 * i), replies.get(2 * i + 1)) {
+                (Some(value), Some(ttl)) => out.extend(parse_entry(&key, value, ttl)),
+                _ => out.push(RegistryEntry::Unreadable {
+                    key,
+                    reason: "no reply from Redis".to_string(),
+                }),
+            }
         }
-        Ok(out)
+        out
     }
 }
 

@@ -1,5 +1,7 @@
 //! Reading locks without taking them (SCAN plus pipelined PTTL/GET, no
-//! writes), the holder value format, and the admin force-release.
+//! writes; the per-key reads split into "add to a pipeline" and "parse the
+//! replies" for the inspector), the holder value format, and the admin
+//! force-release.
 
 use super::LockError;
 use super::redis::{lock_key, release_channel};
@@ -8,7 +10,6 @@ use crate::config::Namespace;
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 use serde::{Serialize, Serializer};
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -189,44 +190,109 @@ fn read_one(prefix: &str, key: &[u8], pttl: &Value, get: &Value) -> Read {
     }
 }
 
-/// PTTL and GET of each key, in one round trip, errors kept per command.
-async fn pttl_and_get<C: ConnectionLike + Send>(
-    conn: &mut C,
-    keys: &[Vec<u8>],
-) -> Result<Vec<Value>, LockError> {
-    let mut pipe = redis::pipe();
-    for key in keys {
-        pipe.cmd("PTTL").arg(key).cmd("GET").arg(key);
+/// The per-key half of reading locks: which keys to read and how to read
+/// them. [`LockReads::add_to`] appends one `PTTL` and one `GET` per key to
+/// a pipeline (run it with `ignore_errors`), [`LockReads::parse`] turns
+/// the replies into a [`LockInspection`]. Used by [`read_holders`] and by
+/// the inspector, which puts these reads in one pipeline with the others.
+#[derive(Debug, Clone, Default)]
+pub struct LockReads {
+    prefix: String,
+    keys: Vec<Vec<u8>>,
+}
+
+impl LockReads {
+    /// The lock keys among `keys` (what a SCAN found): those under
+    /// `{ns}:lock:`, deduplicated and sorted; other keys are ignored.
+    pub fn from_keys<'a>(ns: &Namespace, keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let prefix = ns.key("lock:");
+        let mut keys: Vec<Vec<u8>> = keys
+            .into_iter()
+            .filter(|k| k.starts_with(prefix.as_bytes()))
+            .map(<[u8]>::to_vec)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        Self { prefix, keys }
     }
+
+    /// How many commands [`LockReads::add_to`] appends.
+    pub fn commands(&self) -> usize {
+        self.keys.len() * 2
+    }
+
+    /// The lock keys, sorted.
+    pub fn keys(&self) -> &[Vec<u8>] {
+        &self.keys
+    }
+
+    /// The same reads for the keys `keep` accepts.
+    pub fn only(&self, keep: impl Fn(&[u8]) -> bool) -> Self {
+        Self {
+            prefix: self.prefix.clone(),
+            keys: self.keys.iter().filter(|k| keep(k)).cloned().collect(),
+        }
+    }
+
+    /// Append `PTTL key` and `GET key` for every key.
+    pub fn add_to(&self, pipe: &mut redis::Pipeline) {
+        for key in &self.keys {
+            pipe.cmd("PTTL").arg(key).cmd("GET").arg(key);
+        }
+    }
+
+    /// The replies of [`LockReads::add_to`], in order. Never fails: a key
+    /// whose replies are not a lock (or are missing) is listed as
+    /// unreadable with the reason; a key that expired meanwhile is left out.
+    pub fn parse(self, replies: &[Value]) -> LockInspection {
+        let mut out = LockInspection::default();
+        for (i, key) in self.keys.into_iter().enumerate() {
+            let read = match (replies.get(2 * i), replies.get(2 * i + 1)) {
+                (Some(pttl), Some(get)) => read_one(&self.prefix, &key, pttl, get),
+                _ => Read::Unreadable("no reply from Redis".to_string()),
+            };
+            match read {
+                Read::Gone => {}
+                Read::Held(info) => out.holders.push(info),
+                Read::Unreadable(reason) => out.unreadable.push(UnreadableLock {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason,
+                }),
+            }
+        }
+        out.holders.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+/// Run `reads` as one pipeline, errors kept per command.
+async fn run_reads<C: ConnectionLike + Send>(
+    conn: &mut C,
+    reads: LockReads,
+) -> Result<LockInspection, LockError> {
+    if reads.commands() == 0 {
+        return Ok(LockInspection::default());
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    reads.add_to(&mut pipe);
     let replies: Vec<Value> = pipe
-        .ignore_errors()
         .query_async(conn)
         .await
         .map_err(|e| LockError::redis("reading locks", e))?;
-    if replies.len() != keys.len() * 2 {
-        return Err(LockError::Unreadable {
-            key: String::from_utf8_lossy(&keys[0]).into_owned(),
-            reason: format!(
-                "pipeline returned {} replies for {} commands",
-                replies.len(),
-                keys.len() * 2
-            ),
-        });
-    }
-    Ok(replies)
+    Ok(reads.parse(&replies))
 }
 
-/// Every lock under `{ns}:lock:` (SCAN, then PTTL and GET pipelined per
-/// batch; no writes). Keys that are not well-formed locks are listed in
+/// Every lock under `{ns}:lock:` (SCAN, then one pipeline of PTTL and GET
+/// per key; no writes). Keys that are not well-formed locks are listed in
 /// [`LockInspection::unreadable`] with the reason; locks that expire while
 /// being read are left out.
 pub async fn read_holders<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
 ) -> Result<LockInspection, LockError> {
-    let prefix = ns.key("lock:");
     let pattern = ns.pattern("lock:*");
-    let mut found: BTreeMap<Vec<u8>, Read> = BTreeMap::new();
+    let mut found: Vec<Vec<u8>> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
@@ -238,35 +304,17 @@ pub async fn read_holders<C: ConnectionLike + Send>(
             .query_async(conn)
             .await
             .map_err(|e| LockError::redis("scanning lock keys", e))?;
-        let keys: Vec<Vec<u8>> = keys
-            .into_iter()
-            .filter(|k| !found.contains_key(k))
-            .collect();
-        if !keys.is_empty() {
-            let replies = pttl_and_get(conn, &keys).await?;
-            for (key, pair) in keys.into_iter().zip(replies.chunks(2)) {
-                let read = read_one(&prefix, &key, &pair[0], &pair[1]);
-                found.insert(key, read);
-            }
-        }
+        found.extend(keys);
         if next == 0 {
             break;
         }
         cursor = next;
     }
-    let mut out = LockInspection::default();
-    for (key, read) in found {
-        match read {
-            Read::Gone => {}
-            Read::Held(info) => out.holders.push(info),
-            Read::Unreadable(reason) => out.unreadable.push(UnreadableLock {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason,
-            }),
-        }
-    }
-    out.holders.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    run_reads(
+        conn,
+        LockReads::from_keys(ns, found.iter().map(Vec::as_slice)),
+    )
+    .await
 }
 
 /// One lock: `None` when free, [`LockError::Unreadable`] (naming the key)
@@ -278,12 +326,14 @@ pub async fn read_holder<C: ConnectionLike + Send>(
 ) -> Result<Option<LockHolderInfo>, LockError> {
     validate_name(name)?;
     let key = lock_key(ns, name);
-    let replies = pttl_and_get(conn, &[key.clone().into_bytes()]).await?;
-    match read_one(&ns.key("lock:"), key.as_bytes(), &replies[0], &replies[1]) {
-        Read::Gone => Ok(None),
-        Read::Held(info) => Ok(Some(info)),
-        Read::Unreadable(reason) => Err(LockError::Unreadable { key, reason }),
+    let mut found = run_reads(conn, LockReads::from_keys(ns, [key.as_bytes()])).await?;
+    if let Some(bad) = found.unreadable.pop() {
+        return Err(LockError::Unreadable {
+            key,
+            reason: bad.reason,
+        });
     }
+    Ok(found.holders.pop())
 }
 
 /// The outcome of [`force_release`].

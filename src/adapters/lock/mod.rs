@@ -24,7 +24,7 @@ mod watchdog;
 
 pub use guard::LockGuard;
 pub use inspect::{
-    ForceReleaseOutcome, HolderValue, LockHolderInfo, LockInspection, UnreadableLock,
+    ForceReleaseOutcome, HolderValue, LockHolderInfo, LockInspection, LockReads, UnreadableLock,
     force_release, read_holder, read_holders,
 };
 pub use local::LocalLock;

@@ -1,6 +1,8 @@
 //! Read-only inspection of the sync-signal keys for the console: every
 //! channel's stream, its publish counter and each node's cursor and lag.
-//! Only SCAN and one pipeline of XINFO STREAM / HGETALL / GET (no writes);
+//! Only SCAN and one pipeline of XINFO STREAM / HGETALL / GET (no writes;
+//! the pipeline's commands and the parsing of its replies are
+//! [`StreamReads`], so the inspector can merge them into its own pipeline);
 //! a key that does not match docs/redis-keys.md is reported as unreadable.
 //! Also [`forget_node`], the one writing helper: drop a dead node's cursors.
 
@@ -60,6 +62,7 @@ pub struct Unreadable {
     pub reason: String,
 }
 
+#[derive(Debug)]
 enum Role {
     Stream,
     Cursors,
@@ -106,7 +109,8 @@ fn classify(prefix: &str, key: &str) -> Option<(String, Role)> {
 }
 
 /// Every channel under `ns`, with each node's lag, sorted by channel and
-/// node. Read-only: SCAN, then one pipeline of XINFO STREAM, HGETALL and GET.
+/// node. Read-only: SCAN, then one pipeline of XINFO STREAM, HGETALL and GET
+/// ([`StreamReads`]).
 ///
 /// Lag of a node = `published` (the channel's `:seq` counter) minus the
 /// `seq` recorded in its cursor: the number of messages published after the
@@ -117,138 +121,205 @@ pub async fn read_streams<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
 ) -> Result<Vec<StreamInfo>, PubsubError> {
-    let prefix = ns.key("signal:");
     let keys = scan(conn, &ns.pattern("signal:*")).await?;
-    let mut channels: BTreeMap<String, StreamInfo> = BTreeMap::new();
-    let mut reads: Vec<(String, String, Role)> = Vec::new();
-    for raw in keys {
-        let key = String::from_utf8_lossy(&raw).into_owned();
-        match classify(&prefix, &key) {
-            Some((channel, role)) => reads.push((channel, key, role)),
-            None => {
-                let channel = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
-                let info = channels.entry(channel.clone()).or_default();
-                info.channel = channel;
-                info.unreadable.push(Unreadable {
-                    key,
-                    field: None,
-                    reason: "not a sync-signal key (expected signal:{channel}[:cursors|:seq])"
-                        .to_string(),
-                });
-            }
-        }
-    }
-    let mut results: Vec<::redis::RedisResult<Value>> = Vec::new();
-    if !reads.is_empty() {
+    let reads = StreamReads::from_keys(ns, keys.iter().map(Vec::as_slice));
+    let mut replies: Vec<Value> = Vec::new();
+    if reads.commands() > 0 {
         let mut pipe = ::redis::pipe();
         pipe.ignore_errors();
-        for (_, key, role) in &reads {
+        reads.add_to(&mut pipe);
+        replies = pipe
+            .query_async(conn)
+            .await
+            .map_err(|source| PubsubError::Redis {
+                key: ns.key("signal:"),
+                source,
+            })?;
+    }
+    Ok(reads.parse(&replies, now_ms()))
+}
+
+/// The per-key half of [`read_streams`]: what to read for the sync-signal
+/// keys a SCAN found. [`StreamReads::add_to`] appends one command per key
+/// (`XINFO STREAM`, `HGETALL` or `GET`) to a pipeline run with
+/// `ignore_errors`; [`StreamReads::parse`] turns the replies into
+/// [`StreamInfo`]s. The inspector puts these reads in its one pipeline.
+#[derive(Debug, Default)]
+pub struct StreamReads {
+    /// Per channel, what is known before reading (unrecognised keys).
+    channels: BTreeMap<String, StreamInfo>,
+    /// The keys to read: channel, key, what the key is.
+    reads: Vec<(String, String, Role)>,
+    /// `{ns}:signal:`.
+    prefix: String,
+}
+
+impl StreamReads {
+    /// Sort `keys` (what a SCAN found; duplicates allowed) into the keys of
+    /// each channel. Keys not under `{ns}:signal:` are ignored; keys under
+    /// it that are not a channel's stream, `:seq` or `:cursors` are
+    /// reported as unreadable.
+    pub fn from_keys<'a>(ns: &Namespace, keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let prefix = ns.key("signal:");
+        let keys: BTreeSet<&[u8]> = keys
+            .into_iter()
+            .filter(|k| k.starts_with(prefix.as_bytes()))
+            .collect();
+        let mut channels: BTreeMap<String, StreamInfo> = BTreeMap::new();
+        let mut reads: Vec<(String, String, Role)> = Vec::new();
+        for raw in keys {
+            let key = String::from_utf8_lossy(raw).into_owned();
+            match classify(&prefix, &key) {
+                Some((channel, role)) => reads.push((channel, key, role)),
+                None => {
+                    let channel = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
+                    let info = channels.entry(channel.clone()).or_default();
+                    info.channel = channel;
+                    info.unreadable.push(Unreadable {
+                        key,
+                        field: None,
+                        reason: "not a sync-signal key (expected signal:{channel}[:cursors|:seq])"
+                            .to_string(),
+                    });
+                }
+            }
+        }
+        Self {
+            channels,
+            reads,
+            prefix,
+        }
+    }
+
+    /// How many commands [`StreamReads::add_to`] appends.
+    pub fn commands(&self) -> usize {
+        self.reads.len()
+    }
+
+    /// Append one read per key.
+    pub fn add_to(&self, pipe: &mut ::redis::Pipeline) {
+        for (_, key, role) in &self.reads {
             match role {
                 Role::Stream => pipe.cmd("XINFO").arg("STREAM").arg(key),
                 Role::Cursors => pipe.cmd("HGETALL").arg(key),
                 Role::Seq => pipe.cmd("GET").arg(key),
             };
         }
-        results = pipe
-            .query_async(conn)
-            .await
-            .map_err(|source| PubsubError::Redis {
-                key: prefix.clone(),
-                source,
-            })?;
     }
-    let now = now_ms();
-    let mut cursors: BTreeMap<String, Vec<(String, u64, u64, String)>> = BTreeMap::new();
-    // Per channel: the `:seq` counter and the last entry's `seq` (fallback).
-    let mut counters: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
-    for ((channel, key, role), result) in reads.into_iter().zip(results) {
-        let info = channels.entry(channel.clone()).or_default();
-        info.channel = channel.clone();
-        info.key = ns.key(&format!("signal:{channel}"));
-        let bad = |reason: String| Unreadable {
-            key: key.clone(),
-            field: None,
-            reason,
-        };
-        let value = match result {
-            Ok(v) => v,
-            Err(e) => {
-                info.unreadable.push(bad(format!("cannot be read: {e}")));
-                continue;
-            }
-        };
-        match role {
-            Role::Stream => match stream_summary(value) {
-                Ok(Summary {
-                    length,
-                    first,
-                    last,
-                    last_seq,
-                }) => {
-                    info.length = length;
-                    info.first_id = first;
-                    info.last_id = last;
-                    counters.entry(channel.clone()).or_default().1 = last_seq;
+
+    /// The channels, sorted, from the replies of [`StreamReads::add_to`]
+    /// (`now_ms`: the clock the cursors' ages are measured against). Never
+    /// fails: a reply that does not match the documented format (or is
+    /// missing) becomes an unreadable entry naming the key.
+    pub fn parse(self, replies: &[Value], now: u64) -> Vec<StreamInfo> {
+        let Self {
+            mut channels,
+            reads,
+            prefix,
+        } = self;
+        let ns_key = |channel: &str| format!("{prefix}{channel}");
+        let mut cursors: BTreeMap<String, Vec<(String, u64, u64, String)>> = BTreeMap::new();
+        // Per channel: the `:seq` counter and the last entry's `seq` (fallback).
+        let mut counters: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
+        for (i, (channel, key, role)) in reads.into_iter().enumerate() {
+            let info = channels.entry(channel.clone()).or_default();
+            info.channel = channel.clone();
+            info.key = ns_key(&channel);
+            let bad = |reason: String| Unreadable {
+                key: key.clone(),
+                field: None,
+                reason,
+            };
+            let value = match replies.get(i) {
+                Some(Value::ServerError(e)) => {
+                    info.unreadable.push(bad(format!(
+                        "cannot be read: {} {}",
+                        e.code(),
+                        e.details().unwrap_or("")
+                    )));
+                    continue;
                 }
-                Err(reason) => info.unreadable.push(bad(reason)),
-            },
-            Role::Seq => match bytes(&value)
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.parse::<u64>().ok())
-            {
-                Some(n) => counters.entry(channel.clone()).or_default().0 = Some(n),
-                None => info
-                    .unreadable
-                    .push(bad("not an integer counter".to_string())),
-            },
-            Role::Cursors => match reply::pairs(value) {
-                Some(pairs) => {
-                    for (field, raw) in pairs {
-                        let node = String::from_utf8_lossy(&field).into_owned();
-                        match decode_cursor(&raw) {
-                            Ok((pos, at_ms)) => cursors.entry(channel.clone()).or_default().push((
-                                node,
-                                pos.seq,
-                                now.saturating_sub(at_ms),
-                                pos.id.to_string(),
-                            )),
-                            Err(reason) => info.unreadable.push(Unreadable {
-                                key: key.clone(),
-                                field: Some(node),
-                                reason,
-                            }),
+                Some(v) => v.clone(),
+                None => {
+                    info.unreadable.push(bad("no reply from Redis".to_string()));
+                    continue;
+                }
+            };
+            match role {
+                Role::Stream => match stream_summary(value) {
+                    Ok(Summary {
+                        length,
+                        first,
+                        last,
+                        last_seq,
+                    }) => {
+                        info.length = length;
+                        info.first_id = first;
+                        info.last_id = last;
+                        counters.entry(channel.clone()).or_default().1 = last_seq;
+                    }
+                    Err(reason) => info.unreadable.push(bad(reason)),
+                },
+                Role::Seq => match bytes(&value)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    Some(n) => counters.entry(channel.clone()).or_default().0 = Some(n),
+                    None => info
+                        .unreadable
+                        .push(bad("not an integer counter".to_string())),
+                },
+                Role::Cursors => match reply::pairs(value) {
+                    Some(pairs) => {
+                        for (field, raw) in pairs {
+                            let node = String::from_utf8_lossy(&field).into_owned();
+                            match decode_cursor(&raw) {
+                                Ok((pos, at_ms)) => {
+                                    cursors.entry(channel.clone()).or_default().push((
+                                        node,
+                                        pos.seq,
+                                        now.saturating_sub(at_ms),
+                                        pos.id.to_string(),
+                                    ))
+                                }
+                                Err(reason) => info.unreadable.push(Unreadable {
+                                    key: key.clone(),
+                                    field: Some(node),
+                                    reason,
+                                }),
+                            }
                         }
                     }
-                }
-                None => info.unreadable.push(bad("not a hash".to_string())),
-            },
+                    None => info.unreadable.push(bad("not a hash".to_string())),
+                },
+            }
         }
-    }
-    for (channel, (counter, last_seq)) in counters {
-        if let Some(info) = channels.get_mut(&channel) {
-            info.published = counter.or(last_seq).unwrap_or(0);
+        for (channel, (counter, last_seq)) in counters {
+            if let Some(info) = channels.get_mut(&channel) {
+                info.published = counter.or(last_seq).unwrap_or(0);
+            }
         }
-    }
-    for (channel, nodes) in cursors {
-        let Some(info) = channels.get_mut(&channel) else {
-            continue;
-        };
-        for (node, seq, age, last_id) in nodes {
-            let lag = if seq <= info.published {
-                info.published - seq
-            } else {
-                info.published
+        for (channel, nodes) in cursors {
+            let Some(info) = channels.get_mut(&channel) else {
+                continue;
             };
-            info.per_node.push(NodeLag {
-                node,
-                last_id,
-                lag,
-                last_handled_age_ms: age,
-            });
+            for (node, seq, age, last_id) in nodes {
+                let lag = if seq <= info.published {
+                    info.published - seq
+                } else {
+                    info.published
+                };
+                info.per_node.push(NodeLag {
+                    node,
+                    last_id,
+                    lag,
+                    last_handled_age_ms: age,
+                });
+            }
+            info.per_node.sort_by(|a, b| a.node.cmp(&b.node));
         }
-        info.per_node.sort_by(|a, b| a.node.cmp(&b.node));
+        channels.into_values().collect()
     }
-    Ok(channels.into_values().collect())
 }
 
 /// What XINFO STREAM tells about one stream.

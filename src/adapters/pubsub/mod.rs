@@ -29,7 +29,7 @@ mod reply;
 mod subscription;
 
 pub use envelope::{ENVELOPE_VERSION, EntryId};
-pub use inspect::{NodeLag, StreamInfo, Unreadable, forget_node, read_streams};
+pub use inspect::{NodeLag, StreamInfo, StreamReads, Unreadable, forget_node, read_streams};
 pub use memory::{MemoryHub, MemorySignals};
 pub use redis::{RedisSignals, RedisSignalsOptions};
 pub use subscription::{BACKLOG_WARN_EVERY, Subscription};

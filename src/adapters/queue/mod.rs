@@ -22,7 +22,7 @@ pub use memory::MemoryQueue;
 pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
 pub use redis_entries::GROUP as REDIS_GROUP;
-pub use redis_stats::read_queue_stats;
+pub use redis_stats::{QueueReads, read_queue_stats};
 pub use subscription::Subscription;
 
 use crate::adapters::redis_conn::ConnectError;

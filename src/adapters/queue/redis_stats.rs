@@ -1,7 +1,8 @@
 //! Read-only queue statistics from Redis alone, for the adapter's `stats`
-//! and for the inspector: SCAN for the queue keys, then three pipelined
-//! rounds (TYPE; XLEN and XINFO GROUPS; XPENDING summary and XINFO
-//! CONSUMERS). Nothing is written. A key that is not what the queue writes
+//! and for the inspector: SCAN for the queue keys, then one pipeline (TYPE,
+//! XLEN, XINFO GROUPS, XPENDING summary, XINFO CONSUMERS of every queue:
+//! [`QueueReads`], which the inspector merges into its own pipeline).
+//! Nothing is written. A key that is not what the queue writes
 //! becomes an entry with `unreadable` set and the key named.
 
 use super::redis_entries::{GROUP, Keys, entry_ms, pairs, text, uint};
@@ -17,6 +18,7 @@ fn scan_err(key: &str) -> impl FnOnce(redis::RedisError) -> QueueError {
 
 /// Every queue under `ns`, with its counts, sorted by name. Keys under
 /// `{ns}:queue:` that do not belong to a queue are listed as unreadable.
+/// SCAN, then one pipeline ([`QueueReads`] plus `TIME`).
 ///
 /// `waiting` is `XLEN − pending`: the consumers delete every entry they
 /// acknowledge, retry or dead-letter, so the stream holds exactly the
@@ -26,10 +28,8 @@ pub async fn read_queue_stats<C: ConnectionLike + Send>(
     ns: &Namespace,
 ) -> Result<Vec<QueueStats>, QueueError> {
     let pattern = ns.pattern("queue:*");
-    let prefix = ns.key("queue:");
     let mut cursor = 0u64;
-    let mut names = BTreeSet::new();
-    let mut strays = Vec::new();
+    let mut found: Vec<Vec<u8>> = Vec::new();
     loop {
         let reply: Value = redis::cmd("SCAN")
             .arg(cursor)
@@ -48,32 +48,60 @@ pub async fn read_queue_stats<C: ConnectionLike + Send>(
         };
         cursor = parts.first().and_then(uint).unwrap_or(0);
         if let Some(Value::Array(keys)) = parts.get(1) {
-            for key in keys.iter().filter_map(text) {
-                let rest = key.strip_prefix(&prefix).unwrap_or(&key);
-                let name = rest.strip_suffix(":dead").unwrap_or(rest);
-                if validate_queue_name(name).is_ok() {
-                    names.insert(name.to_string());
-                } else {
-                    strays.push(key);
-                }
-            }
+            found.extend(keys.iter().filter_map(|k| match k {
+                Value::BulkString(b) => Some(b.clone()),
+                _ => None,
+            }));
         }
         if cursor == 0 {
             break;
         }
     }
-    let mut out = stats_for(conn, ns, names.into_iter().collect()).await?;
-    for key in strays {
-        out.push(QueueStats {
-            queue: String::new(),
-            key,
-            unreadable: Some(
-                "not a queue key: expected {ns}:queue:{name} or {ns}:queue:{name}:dead".into(),
-            ),
-            ..QueueStats::default()
-        });
+    run_with_time(
+        conn,
+        ns,
+        QueueReads::from_keys(ns, found.iter().map(Vec::as_slice)),
+    )
+    .await
+}
+
+/// Stats of the named queues, in the given order (one pipeline).
+pub(crate) async fn stats_for<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    names: Vec<String>,
+) -> Result<Vec<QueueStats>, QueueError> {
+    run_with_time(conn, ns, QueueReads::for_names(ns, names)).await
+}
+
+/// `TIME` and `reads` in one pipeline.
+async fn run_with_time<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    reads: QueueReads,
+) -> Result<Vec<QueueStats>, QueueError> {
+    if reads.commands() == 0 {
+        return Ok(reads.parse(&[], None));
     }
-    Ok(out)
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    pipe.cmd("TIME");
+    reads.add_to(&mut pipe);
+    let replies: Vec<Value> = pipe
+        .query_async(conn)
+        .await
+        .map_err(super::redis::redis_err(
+            "stats pipeline",
+            &ns.pattern("queue:*"),
+        ))?;
+    let now_ms = match replies.first() {
+        Some(Value::Array(t)) => t
+            .first()
+            .and_then(uint)
+            .map(|s| s.saturating_mul(1000) + t.get(1).and_then(uint).unwrap_or(0) / 1000),
+        _ => None,
+    };
+    Ok(reads.parse(replies.get(1..).unwrap_or(&[]), now_ms))
 }
 
 fn server_error(v: &Value) -> Option<String> {
@@ -83,157 +111,187 @@ fn server_error(v: &Value) -> Option<String> {
     }
 }
 
-async fn run_pipe<C: ConnectionLike + Send>(
-    conn: &mut C,
-    pipe: &redis::Pipeline,
-    key: &str,
-) -> Result<Vec<Value>, QueueError> {
-    if pipe.is_empty() {
-        return Ok(Vec::new());
-    }
-    pipe.query_async(conn)
-        .await
-        .map_err(super::redis::redis_err("stats pipeline", key))
-}
+/// Commands per queue in [`QueueReads::add_to`].
+const PER_QUEUE: usize = 7;
 
-/// What the first two rounds found about one queue.
-#[derive(Default)]
-struct Found {
-    stream_is_stream: bool,
-    dead_is_stream: bool,
-    len: u64,
-    has_group: bool,
-}
-
-/// Stats of the named queues, in the given order.
-pub(crate) async fn stats_for<C: ConnectionLike + Send>(
-    conn: &mut C,
-    ns: &Namespace,
+/// The per-key half of reading queues: which queues, and how to read them.
+/// [`QueueReads::add_to`] appends, per queue, `TYPE` of both keys, `XLEN` +
+/// `XINFO GROUPS` of the stream, `XLEN` of `:dead`, `XPENDING` (summary)
+/// and `XINFO CONSUMERS` of the group, to a pipeline run with
+/// `ignore_errors` (commands on a missing key or group just fail, and
+/// their replies are not used); [`QueueReads::parse`] makes them
+/// [`QueueStats`].
+#[derive(Debug, Clone, Default)]
+pub struct QueueReads {
     names: Vec<String>,
-) -> Result<Vec<QueueStats>, QueueError> {
-    let keys: Vec<Keys> = names.iter().map(|n| Keys::new(ns, n)).collect();
-    let mut out: Vec<QueueStats> = names
-        .iter()
-        .zip(&keys)
-        .map(|(n, k)| QueueStats {
-            queue: n.clone(),
-            key: k.stream.clone(),
-            in_flight: Some(0),
-            ..QueueStats::default()
-        })
-        .collect();
-    let label = ns.pattern("queue:*");
+    keys: Vec<Keys>,
+    strays: Vec<String>,
+}
 
-    // Round 1: the server clock and the key types.
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    pipe.cmd("TIME");
-    for k in &keys {
-        pipe.cmd("TYPE").arg(&k.stream);
-        pipe.cmd("TYPE").arg(&k.dead);
-    }
-    let r1 = run_pipe(conn, &pipe, &label).await?;
-    let now_ms = match r1.first() {
-        Some(Value::Array(t)) => t
-            .first()
-            .and_then(uint)
-            .map(|s| s.saturating_mul(1000) + t.get(1).and_then(uint).unwrap_or(0) / 1000),
-        _ => None,
-    };
-    let mut found: Vec<Found> = Vec::new();
-    for (i, (k, st)) in keys.iter().zip(out.iter_mut()).enumerate() {
-        let mut f = Found::default();
-        for (slot, key, is_stream) in [
-            (1 + 2 * i, &k.stream, &mut f.stream_is_stream),
-            (2 + 2 * i, &k.dead, &mut f.dead_is_stream),
-        ] {
-            match r1.get(slot).and_then(text).as_deref() {
-                Some("stream") => *is_stream = true,
-                Some("none") => {}
-                Some(other) => {
-                    st.unreadable = Some(format!("{key} is a {other}, not a stream"));
-                    st.key = key.clone();
-                }
-                None => st.unreadable = Some(format!("TYPE {key} gave no answer")),
+impl QueueReads {
+    /// The queues among `keys` (what a SCAN found; duplicates allowed):
+    /// keys not under `{ns}:queue:` are ignored, keys under it that do not
+    /// fit `{ns}:queue:{name}[:dead]` become unreadable entries.
+    pub fn from_keys<'a>(ns: &Namespace, keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let prefix = ns.key("queue:");
+        let mut names = BTreeSet::new();
+        let mut strays = BTreeSet::new();
+        for raw in keys {
+            let Ok(key) = std::str::from_utf8(raw) else {
+                continue;
+            };
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let name = rest.strip_suffix(":dead").unwrap_or(rest);
+            if validate_queue_name(name).is_ok() {
+                names.insert(name.to_string());
+            } else {
+                strays.insert(key.to_string());
             }
         }
-        found.push(f);
+        let mut reads = Self::for_names(ns, names.into_iter().collect());
+        reads.strays = strays.into_iter().collect();
+        reads
     }
 
-    // Round 2: lengths and the consumer group.
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    for (k, f) in keys.iter().zip(&found) {
-        if f.stream_is_stream {
+    /// The named queues, in this order.
+    pub fn for_names(ns: &Namespace, names: Vec<String>) -> Self {
+        Self {
+            keys: names.iter().map(|n| Keys::new(ns, n)).collect(),
+            names,
+            strays: Vec::new(),
+        }
+    }
+
+    /// How many commands [`QueueReads::add_to`] appends.
+    pub fn commands(&self) -> usize {
+        self.keys.len() * PER_QUEUE
+    }
+
+    /// Append the reads of every queue.
+    pub fn add_to(&self, pipe: &mut redis::Pipeline) {
+        for k in &self.keys {
+            pipe.cmd("TYPE").arg(&k.stream);
+            pipe.cmd("TYPE").arg(&k.dead);
             pipe.cmd("XLEN").arg(&k.stream);
             pipe.cmd("XINFO").arg("GROUPS").arg(&k.stream);
-        }
-        if f.dead_is_stream {
             pipe.cmd("XLEN").arg(&k.dead);
-        }
-    }
-    let r2 = run_pipe(conn, &pipe, &label).await?;
-    let mut r2 = r2.into_iter();
-    for ((k, f), st) in keys.iter().zip(found.iter_mut()).zip(out.iter_mut()) {
-        if f.stream_is_stream {
-            let (len, groups) = (r2.next().unwrap_or_default(), r2.next().unwrap_or_default());
-            match uint(&len) {
-                Some(n) => f.len = n,
-                None => st.unreadable = Some(format!("XLEN {} failed", k.stream)),
-            }
-            match &groups {
-                Value::Array(gs) => {
-                    for g in gs {
-                        let Some(p) = pairs(g) else {
-                            st.unreadable = Some(format!("XINFO GROUPS {} is malformed", k.stream));
-                            continue;
-                        };
-                        let get = |n: &str| p.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-                        if get("name").as_ref().and_then(text).as_deref() == Some(GROUP) {
-                            f.has_group = true;
-                            st.consumers = get("consumers").as_ref().and_then(uint).unwrap_or(0);
-                        }
-                    }
-                }
-                other => {
-                    st.unreadable = Some(format!(
-                        "XINFO GROUPS {} failed: {}",
-                        k.stream,
-                        server_error(other).unwrap_or_else(|| "not an array".into())
-                    ));
-                }
-            }
-            st.waiting = f.len;
-        }
-        if f.dead_is_stream {
-            match uint(&r2.next().unwrap_or_default()) {
-                Some(n) => st.dead = n,
-                None => st.unreadable = Some(format!("XLEN {} failed", k.dead)),
-            }
-        }
-    }
-
-    // Round 3: pending summary and consumers of the group.
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    for (k, f) in keys.iter().zip(&found) {
-        if f.has_group {
             pipe.cmd("XPENDING").arg(&k.stream).arg(GROUP);
             pipe.cmd("XINFO").arg("CONSUMERS").arg(&k.stream).arg(GROUP);
         }
     }
-    let r3 = run_pipe(conn, &pipe, &label).await?;
-    let mut r3 = r3.into_iter();
-    for ((k, f), st) in keys.iter().zip(&found).zip(out.iter_mut()) {
-        if !f.has_group {
-            continue;
+
+    /// The queues (in order, then the stray keys) from the replies of
+    /// [`QueueReads::add_to`]; `now_ms` is the server clock for the oldest
+    /// pending age (`None`: no age). Never fails: replies that do not fit
+    /// (or are missing) make that queue unreadable, naming the key.
+    pub fn parse(self, replies: &[Value], now_ms: Option<u64>) -> Vec<QueueStats> {
+        let mut out: Vec<QueueStats> = self
+            .names
+            .into_iter()
+            .zip(&self.keys)
+            .enumerate()
+            .map(|(i, (name, k))| {
+                let r = replies.get(i * PER_QUEUE..(i + 1) * PER_QUEUE);
+                one_queue(name, k, r, now_ms)
+            })
+            .collect();
+        for key in self.strays {
+            out.push(QueueStats {
+                queue: String::new(),
+                key,
+                unreadable: Some(
+                    "not a queue key: expected {ns}:queue:{name} or {ns}:queue:{name}:dead".into(),
+                ),
+                ..QueueStats::default()
+            });
         }
-        let (pending, consumers) = (r3.next().unwrap_or_default(), r3.next().unwrap_or_default());
-        match &pending {
+        out
+    }
+}
+
+/// One queue from its [`PER_QUEUE`] replies.
+fn one_queue(name: String, k: &Keys, r: Option<&[Value]>, now_ms: Option<u64>) -> QueueStats {
+    let mut st = QueueStats {
+        queue: name,
+        key: k.stream.clone(),
+        in_flight: Some(0),
+        ..QueueStats::default()
+    };
+    let Some(
+        [
+            stream_type,
+            dead_type,
+            len,
+            groups,
+            dead_len,
+            pending,
+            consumers,
+        ],
+    ) = r
+    else {
+        st.unreadable = Some(format!("no reply from Redis for {}", k.stream));
+        return st;
+    };
+    let (mut stream_is_stream, mut dead_is_stream) = (false, false);
+    for (reply, key, is_stream) in [
+        (stream_type, &k.stream, &mut stream_is_stream),
+        (dead_type, &k.dead, &mut dead_is_stream),
+    ] {
+        match text(reply).as_deref() {
+            Some("stream") => *is_stream = true,
+            Some("none") => {}
+            Some(other) => {
+                st.unreadable = Some(format!("{key} is a {other}, not a stream"));
+                st.key = key.clone();
+            }
+            None => st.unreadable = Some(format!("TYPE {key} gave no answer")),
+        }
+    }
+    let mut has_group = false;
+    let mut stream_len = 0;
+    if stream_is_stream {
+        match uint(len) {
+            Some(n) => stream_len = n,
+            None => st.unreadable = Some(format!("XLEN {} failed", k.stream)),
+        }
+        match groups {
+            Value::Array(gs) => {
+                for g in gs {
+                    let Some(p) = pairs(g) else {
+                        st.unreadable = Some(format!("XINFO GROUPS {} is malformed", k.stream));
+                        continue;
+                    };
+                    let get = |n: &str| p.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+                    if get("name").as_ref().and_then(text).as_deref() == Some(GROUP) {
+                        has_group = true;
+                        st.consumers = get("consumers").as_ref().and_then(uint).unwrap_or(0);
+                    }
+                }
+            }
+            other => {
+                st.unreadable = Some(format!(
+                    "XINFO GROUPS {} failed: {}",
+                    k.stream,
+                    server_error(other).unwrap_or_else(|| "not an array".into())
+                ));
+            }
+        }
+        st.waiting = stream_len;
+    }
+    if dead_is_stream {
+        match uint(dead_len) {
+            Some(n) => st.dead = n,
+            None => st.unreadable = Some(format!("XLEN {} failed", k.dead)),
+        }
+    }
+    if has_group {
+        match pending {
             Value::Array(p) => {
                 let count = p.first().and_then(uint).unwrap_or(0);
                 st.in_flight = Some(count);
-                st.waiting = f.len.saturating_sub(count);
+                st.waiting = stream_len.saturating_sub(count);
                 let oldest = p.get(1).and_then(text).and_then(|id| entry_ms(&id));
                 st.oldest_pending_age_ms = match (now_ms, oldest) {
                     (Some(now), Some(then)) if count > 0 => Some(now.saturating_sub(then)),
@@ -248,7 +306,7 @@ pub(crate) async fn stats_for<C: ConnectionLike + Send>(
                 ));
             }
         }
-        if let Value::Array(cs) = &consumers {
+        if let Value::Array(cs) = consumers {
             for c in cs {
                 let Some(p) = pairs(c) else { continue };
                 let get = |n: &str| p.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -260,16 +318,13 @@ pub(crate) async fn stats_for<C: ConnectionLike + Send>(
             }
         }
     }
-    for st in &mut out {
-        if st.unreadable.is_some() {
-            let keep = (st.queue.clone(), st.key.clone(), st.unreadable.take());
-            *st = QueueStats {
-                queue: keep.0,
-                key: keep.1,
-                unreadable: keep.2,
-                ..QueueStats::default()
-            };
-        }
+    if st.unreadable.is_some() {
+        return QueueStats {
+            queue: st.queue,
+            key: st.key,
+            unreadable: st.unreadable,
+            ..QueueStats::default()
+        };
     }
-    Ok(out)
+    st
 }

@@ -1,12 +1,13 @@
-//! Read-only view of the 32 worker-ID leases (one pipelined round trip),
-//! and the operator's compare-and-delete of a dead node's lease.
+//! Read-only view of the 32 worker-ID leases (one pipelined round trip,
+//! split into "add the reads to a pipeline" and "parse the replies" for
+//! the inspector), and the operator's compare-and-delete of a dead node's lease.
 
 use super::redis::{as_i64, as_string};
 use super::scripts::{self, FORCE_FREE};
 use super::{HolderInfo, WORKER_IDS, WorkerIdError};
 use crate::config::Namespace;
+use redis::Value;
 use redis::aio::ConnectionLike;
-use redis::{RedisResult, Value};
 use serde::Serialize;
 
 /// One worker ID as seen in Redis.
@@ -66,6 +67,39 @@ pub enum SlotLastTs {
     },
 }
 
+/// Commands [`add_lease_reads`] appends: `GET` and `PTTL` of each lease,
+/// `GET` of each `last_ts`.
+pub const LEASE_READ_COMMANDS: usize = WORKER_IDS as usize * 3;
+
+/// Append the reads of the 32 slots to `pipe` (run it with
+/// `ignore_errors`); [`parse_leases`] reads the replies.
+pub fn add_lease_reads(pipe: &mut redis::Pipeline, ns: &Namespace) {
+    for id in 0..WORKER_IDS {
+        pipe.cmd("GET").arg(scripts::lease_key(ns, id));
+        pipe.cmd("PTTL").arg(scripts::lease_key(ns, id));
+        pipe.cmd("GET").arg(scripts::last_ts_key(ns, id));
+    }
+}
+
+/// The 32 slots, in ID order, from the [`LEASE_READ_COMMANDS`] replies of
+/// [`add_lease_reads`]. Garbage is reported per slot as unreadable; only a
+/// reply count that does not match is an error.
+pub fn parse_leases(ns: &Namespace, replies: &[Value]) -> Result<Vec<LeaseSlot>, WorkerIdError> {
+    if replies.len() != LEASE_READ_COMMANDS {
+        return Err(WorkerIdError::Unreadable {
+            key: ns.key("worker:*"),
+            reason: format!(
+                "expected {LEASE_READ_COMMANDS} replies, got {}",
+                replies.len()
+            ),
+        });
+    }
+    Ok((0..WORKER_IDS)
+        .zip(replies.chunks(3))
+        .map(|(id, r)| slot(ns, id, &r[0], &r[1], &r[2]))
+        .collect())
+}
+
 /// The 32 slots, in ID order, read with one pipelined round trip (GET and
 /// PTTL of each lease, GET of each `last_ts`). Garbage is reported per
 /// slot as unreadable, never an error for the whole read.
@@ -75,44 +109,29 @@ pub async fn read_leases<C: ConnectionLike>(
 ) -> Result<Vec<LeaseSlot>, WorkerIdError> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    for id in 0..WORKER_IDS {
-        pipe.cmd("GET").arg(scripts::lease_key(ns, id));
-        pipe.cmd("PTTL").arg(scripts::lease_key(ns, id));
-        pipe.cmd("GET").arg(scripts::last_ts_key(ns, id));
-    }
-    let replies: Vec<RedisResult<Value>> =
+    add_lease_reads(&mut pipe, ns);
+    let replies: Vec<Value> =
         pipe.query_async(conn)
             .await
             .map_err(|source| WorkerIdError::Redis {
                 action: "inspection",
                 source,
             })?;
-    if replies.len() != usize::from(WORKER_IDS) * 3 {
-        return Err(WorkerIdError::Unreadable {
-            key: ns.key("worker:*"),
-            reason: format!("expected {} replies, got {}", WORKER_IDS * 3, replies.len()),
-        });
-    }
-    Ok((0..WORKER_IDS)
-        .zip(replies.chunks(3))
-        .map(|(id, r)| slot(ns, id, &r[0], &r[1], &r[2]))
-        .collect())
+    parse_leases(ns, &replies)
 }
 
-fn slot(
-    ns: &Namespace,
-    worker_id: u8,
-    get: &RedisResult<Value>,
-    pttl: &RedisResult<Value>,
-    last: &RedisResult<Value>,
-) -> LeaseSlot {
+fn slot(ns: &Namespace, worker_id: u8, get: &Value, pttl: &Value, last: &Value) -> LeaseSlot {
     let key = scripts::lease_key(ns, worker_id);
     let last_ts_key = scripts::last_ts_key(ns, worker_id);
-    let ttl = pttl.as_ref().ok().and_then(as_i64);
+    let ttl = as_i64(pttl);
     let ttl_ms = ttl.and_then(|t| u64::try_from(t).ok());
     let lease = match get {
-        Ok(Value::Nil) => SlotLease::Free,
-        Ok(v) => match as_string(v) {
+        Value::Nil => SlotLease::Free,
+        Value::ServerError(e) => SlotLease::Unreadable {
+            reason: format!("{key}: {} {}", e.code(), e.details().unwrap_or("")),
+            raw: None,
+        },
+        v => match as_string(v) {
             None => SlotLease::Unreadable {
                 reason: format!("{key}: not a string value"),
                 raw: None,
@@ -131,14 +150,13 @@ fn slot(
                 Some(holder) => SlotLease::Held { holder, raw },
             },
         },
-        Err(e) => SlotLease::Unreadable {
-            reason: format!("{key}: {e}"),
-            raw: None,
-        },
     };
     let last_ts = match last {
-        Ok(Value::Nil) => SlotLastTs::Unset,
-        Ok(v) => match as_string(v)
+        Value::Nil => SlotLastTs::Unset,
+        Value::ServerError(e) => SlotLastTs::Unreadable {
+            reason: format!("{last_ts_key}: {} {}", e.code(), e.details().unwrap_or("")),
+        },
+        v => match as_string(v)
             .filter(|s| s.len() <= 15 && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         {
             Some(s) => match s.parse() {
@@ -151,15 +169,12 @@ fn slot(
                 reason: format!("{last_ts_key}: not a unix second (decimal, at most 15 digits)"),
             },
         },
-        Err(e) => SlotLastTs::Unreadable {
-            reason: format!("{last_ts_key}: {e}"),
-        },
     };
     LeaseSlot {
         worker_id,
         key,
         lease,
-        ttl_ms: if matches!(get, Ok(Value::Nil)) {
+        ttl_ms: if matches!(get, Value::Nil) {
             None
         } else {
             ttl_ms

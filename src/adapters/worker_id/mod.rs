@@ -13,7 +13,10 @@ mod local;
 mod redis;
 mod scripts;
 
-pub use inspect::{LeaseSlot, SlotLastTs, SlotLease, force_free, read_leases};
+pub use inspect::{
+    LEASE_READ_COMMANDS, LeaseSlot, SlotLastTs, SlotLease, add_lease_reads, force_free,
+    parse_leases, read_leases,
+};
 pub use lease::{LeaseStatus, WorkerLease};
 pub use local::RandomWorkerId;
 pub use redis::{RedisWorkerIds, RedisWorkerIdsBuilder};

@@ -1,0 +1,315 @@
+//! The adapters' parse halves, fed the replies a garbage key (or a short
+//! pipeline) produces: every one becomes an unreadable entry naming the
+//! key, nothing panics, and the good entries beside it still read.
+
+use crate::adapters::lock::LockReads;
+use crate::adapters::pubsub::StreamReads;
+use crate::adapters::queue::QueueReads;
+use crate::adapters::worker_id::{
+    LEASE_READ_COMMANDS, SlotLastTs, SlotLease, add_lease_reads, parse_leases,
+};
+use crate::config::Namespace;
+use crate::node::maintenance::{self, MaintenanceRead};
+use crate::node::registry::{Registry, RegistryEntry};
+use redis::Value;
+use std::time::Duration;
+
+fn ns() -> Namespace {
+    Namespace::new("pt").unwrap()
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+fn server_error(line: &str) -> Value {
+    let v = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+    assert!(matches!(v, Value::ServerError(_)), "{v:?}");
+    v
+}
+
+fn wrongtype() -> Value {
+    server_error("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+#[test]
+fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
+    let n = ns();
+    let keys: Vec<&[u8]> = vec![
+        b"pt:lock:good",
+        b"pt:lock:gone",
+        b"pt:lock:hash",
+        b"pt:lock:junk",
+        b"pt:lock:forever",
+        b"pt:lock:short",
+        b"pt:lock-fence:good",
+        b"other:lock:x",
+    ];
+    let reads = LockReads::from_keys(&n, keys);
+    // Sorted: forever, gone, good, hash, junk, short (fence and other ignored).
+    assert_eq!(reads.commands(), 12);
+    let mut pipe = redis::pipe();
+    reads.add_to(&mut pipe);
+    assert_eq!(pipe.len(), 12);
+    let replies = [
+        Value::Int(-1),
+        bulk("3|1700000000000|0123456789abcdef|n1"),
+        Value::Int(-2),
+        Value::Nil,
+        Value::Int(5000),
+        bulk("7|1700000000000|0123456789abcdef|node|a"),
+        Value::Int(9000),
+        wrongtype(),
+        Value::Int(9000),
+        bulk("not a lock value"),
+        // "short": one reply missing.
+        Value::Int(9000),
+    ];
+    let found = reads.parse(&replies);
+    assert_eq!(found.holders.len(), 1);
+    assert_eq!(found.holders[0].name, "good");
+    assert_eq!(found.holders[0].holder_node, "node|a");
+    assert_eq!(found.holders[0].ttl_left, Duration::from_millis(5000));
+    let bad: Vec<(&str, &str)> = found
+        .unreadable
+        .iter()
+        .map(|u| (u.key.as_str(), u.reason.as_str()))
+        .collect();
+    assert_eq!(bad.len(), 4, "{bad:?}");
+    assert!(bad[0].0 == "pt:lock:forever" && bad[0].1.contains("no TTL"));
+    assert!(bad[1].0 == "pt:lock:hash" && bad[1].1.contains("WRONGTYPE"));
+    assert!(bad[2].0 == "pt:lock:junk" && bad[2].1.contains("4 fields"));
+    assert!(bad[3].0 == "pt:lock:short" && bad[3].1.contains("no reply"));
+}
+
+#[test]
+fn lease_replies_are_read_per_slot_and_a_short_pipeline_is_an_error() {
+    let n = ns();
+    let mut pipe = redis::pipe();
+    add_lease_reads(&mut pipe, &n);
+    assert_eq!(pipe.len(), LEASE_READ_COMMANDS);
+    let mut replies = vec![Value::Nil; LEASE_READ_COMMANDS];
+    replies[0] = bulk(r#"{"node":"a","pid":1,"host":"h","acquired_at_ms":1,"token":"t"}"#);
+    replies[1] = Value::Int(4000);
+    replies[2] = bulk("1700000000");
+    replies[3] = wrongtype();
+    replies[4] = Value::Int(-1);
+    replies[5] = bulk("soon");
+    replies[6] = bulk("{broken json");
+    replies[7] = Value::Int(4000);
+    replies[8] = wrongtype();
+    let slots = parse_leases(&n, &replies).unwrap();
+    assert_eq!(slots.len(), 32);
+    assert!(matches!(&slots[0].lease, SlotLease::Held { holder, .. } if holder.node == "a"));
+    assert_eq!(slots[0].ttl_ms, Some(4000));
+    assert!(matches!(
+        slots[0].last_ts,
+        SlotLastTs::At {
+            unix_seconds: 1_700_000_000
+        }
+    ));
+    assert!(
+        matches!(&slots[1].lease, SlotLease::Unreadable { reason, .. } if reason.starts_with("pt:worker:1:") && reason.contains("WRONGTYPE"))
+    );
+    assert!(
+        matches!(&slots[1].last_ts, SlotLastTs::Unreadable { reason } if reason.starts_with("pt:worker:1:last_ts"))
+    );
+    assert!(
+        matches!(&slots[2].lease, SlotLease::Unreadable { reason, .. } if reason.contains("not a lease holder"))
+    );
+    assert!(matches!(&slots[2].last_ts, SlotLastTs::Unreadable { .. }));
+    assert!(matches!(slots[3].lease, SlotLease::Free));
+    let err = parse_leases(&n, &replies[..10]).unwrap_err().to_string();
+    assert!(err.contains("pt:worker:*"), "{err}");
+}
+
+#[test]
+fn registry_replies_that_are_not_records_are_unreadable_and_a_bad_index_is_an_error() {
+    let registry = Registry::new(ns(), Duration::from_secs(6));
+    let err = registry.parse_index(&wrongtype()).unwrap_err();
+    assert!(
+        err.starts_with("pt:nodes") && err.contains("WRONGTYPE"),
+        "{err}"
+    );
+    assert!(registry.parse_index(&bulk("x")).is_err());
+    assert!(
+        registry
+            .parse_index(&Value::Array(vec![Value::Int(1)]))
+            .is_err()
+    );
+    let ids: Vec<String> = registry
+        .parse_index(&Value::Array(vec![
+            bulk("zombie"),
+            bulk("gone"),
+            bulk("cut"),
+        ]))
+        .unwrap();
+    let mut pipe = redis::pipe();
+    registry.add_record_reads(&mut pipe, &ids);
+    assert_eq!(pipe.len(), 6);
+    let entries = registry.parse_records(
+        &ids,
+        &[
+            bulk("[]"),
+            Value::Int(100),
+            Value::Nil,
+            Value::Int(-2),
+            wrongtype(),
+        ],
+    );
+    assert_eq!(entries.len(), 2, "gone is left out: {entries:?}");
+    assert!(
+        matches!(&entries[0], RegistryEntry::Unreadable { key, reason } if key == "pt:node:zombie" && reason.contains("not a node record"))
+    );
+    assert!(
+        matches!(&entries[1], RegistryEntry::Unreadable { key, reason } if key == "pt:node:cut" && reason.contains("no reply"))
+    );
+}
+
+#[test]
+fn a_maintenance_flag_of_the_wrong_type_is_unreadable() {
+    let n = ns();
+    let mut pipe = redis::pipe();
+    maintenance::add_read(&mut pipe, &n);
+    assert_eq!(pipe.len(), 1);
+    let key = maintenance::key(&n);
+    assert!(
+        matches!(maintenance::parse(&key, &wrongtype()), MaintenanceRead::Unreadable { key, .. } if key == "pt:maintenance")
+    );
+    assert!(matches!(
+        maintenance::parse(&key, &bulk("on")),
+        MaintenanceRead::Unreadable { .. }
+    ));
+    assert_eq!(
+        maintenance::parse(&key, &Value::Nil),
+        MaintenanceRead::Clear
+    );
+}
+
+#[test]
+fn stream_replies_that_are_not_signals_are_unreadable_and_named() {
+    let n = ns();
+    let keys: Vec<&[u8]> = vec![
+        b"pt:signal:chan",
+        b"pt:signal:chan:seq",
+        b"pt:signal:chan:cursors",
+        b"pt:signal:bad:name:here",
+        b"pt:signal:chan",
+        b"pt:lock:x",
+    ];
+    let reads = StreamReads::from_keys(&n, keys);
+    assert_eq!(reads.commands(), 3, "duplicates and other families dropped");
+    let mut pipe = redis::pipe();
+    reads.add_to(&mut pipe);
+    assert_eq!(pipe.len(), 3);
+    // Sorted keys: chan, chan:cursors, chan:seq.
+    let cursors = Value::Array(vec![
+        bulk("n1"),
+        bulk(r#"{"id":"1-0","seq":2,"at_ms":1000}"#),
+        bulk("n2"),
+        bulk("garbage"),
+    ]);
+    let streams = reads.parse(&[wrongtype(), cursors, bulk("five")], 3000);
+    let chan = streams.iter().find(|s| s.channel == "chan").unwrap();
+    assert_eq!(chan.key, "pt:signal:chan");
+    assert_eq!(chan.per_node.len(), 1);
+    assert_eq!(chan.per_node[0].node, "n1");
+    assert_eq!(chan.per_node[0].last_handled_age_ms, 2000);
+    let reasons: Vec<String> = chan
+        .unreadable
+        .iter()
+        .map(|u| format!("{} {:?} {}", u.key, u.field, u.reason))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("pt:signal:chan None") && r.contains("WRONGTYPE"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("pt:signal:chan:cursors Some(\"n2\")"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("pt:signal:chan:seq None not an integer"))
+    );
+    let odd = streams
+        .iter()
+        .find(|s| s.channel == "bad:name:here")
+        .unwrap();
+    assert!(odd.unreadable[0].reason.contains("not a sync-signal key"));
+    // Too few replies: named, not a panic.
+    let short = StreamReads::from_keys(&n, [b"pt:signal:c2".as_slice()]).parse(&[], 0);
+    assert!(short[0].unreadable[0].reason.contains("no reply"));
+}
+
+#[test]
+fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
+    let n = ns();
+    let keys: Vec<&[u8]> = vec![
+        b"pt:queue:jobs",
+        b"pt:queue:mail",
+        b"pt:queue:mail:dead",
+        b"pt:queue:mail:extra",
+        b"pt:queue-names",
+    ];
+    let reads = QueueReads::from_keys(&n, keys);
+    assert_eq!(reads.commands(), 14);
+    let mut pipe = redis::pipe();
+    reads.add_to(&mut pipe);
+    assert_eq!(pipe.len(), 14);
+    let group = Value::Array(vec![Value::Array(vec![
+        bulk("name"),
+        bulk("workers"),
+        bulk("consumers"),
+        Value::Int(2),
+    ])]);
+    let replies = [
+        // jobs: a string.
+        Value::SimpleString("string".into()),
+        Value::SimpleString("none".into()),
+        wrongtype(),
+        wrongtype(),
+        Value::Int(0),
+        wrongtype(),
+        wrongtype(),
+        // mail: 5 entries, 2 pending, 1 dead letter.
+        Value::SimpleString("stream".into()),
+        Value::SimpleString("stream".into()),
+        Value::Int(5),
+        group,
+        Value::Int(1),
+        Value::Array(vec![
+            Value::Int(2),
+            bulk("1000-0"),
+            bulk("1500-0"),
+            Value::Nil,
+        ]),
+        Value::Array(vec![]),
+    ];
+    let stats = reads.parse(&replies, Some(4000));
+    assert_eq!(stats.len(), 3);
+    assert_eq!(stats[0].key, "pt:queue:jobs");
+    assert!(
+        stats[0]
+            .unreadable
+            .as_deref()
+            .unwrap()
+            .contains("is a string")
+    );
+    let mail = &stats[1];
+    assert!(mail.unreadable.is_none(), "{mail:?}");
+    assert_eq!(
+        (mail.waiting, mail.in_flight, mail.dead, mail.consumers),
+        (3, Some(2), 1, 2)
+    );
+    assert_eq!(mail.oldest_pending_age_ms, Some(3000));
+    assert_eq!(stats[2].key, "pt:queue:mail:extra");
+    assert!(stats[2].unreadable.is_some());
+    // Too few replies: the queue is unreadable, not a panic.
+    let short = QueueReads::from_keys(&n, [b"pt:queue:q".as_slice()]).parse(&replies[..3], None);
+    assert!(short[0].unreadable.as_deref().unwrap().contains("no reply"));
+}
