@@ -101,7 +101,18 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
             )
         })
         .collect();
-    if bad.is_empty() {
+    let degraded: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.health.is_degraded())
+        .map(|n| format!("{} ({})", n.node_id, n.health.detail))
+        .collect();
+    if bad.is_empty() && !degraded.is_empty() {
+        result(
+            "nodes-healthy",
+            CheckStatus::Warn,
+            format!("degraded: {}", degraded.join("; ")),
+        )
+    } else if bad.is_empty() {
         result(
             "nodes-healthy",
             CheckStatus::Pass,

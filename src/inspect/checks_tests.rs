@@ -252,6 +252,27 @@ fn a_node_in_error_or_unhealthy_fails() {
 }
 
 #[test]
+fn a_degraded_node_warns_and_a_healthy_one_passes() {
+    let mut s = healthy();
+    let r = run(&clustered(), &s);
+    assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Pass);
+    if let Source::Ok(nodes) = &mut s.nodes {
+        nodes[1].health = Health {
+            http_status: Some(200),
+            detail: "degraded: REDIS_URL unreachable for 3 s".into(),
+            latency_ms: 1,
+        };
+    }
+    let r = run(&clustered(), &s);
+    assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Warn);
+    let reason = &r.iter().find(|c| c.id == "nodes-healthy").unwrap().reason;
+    assert!(
+        reason.contains("b (degraded: REDIS_URL unreachable"),
+        "{reason}"
+    );
+}
+
+#[test]
 fn an_unreachable_redis_fails_and_the_cluster_is_down() {
     let mut s = healthy();
     s.nodes = Source::Unavailable {

@@ -129,6 +129,12 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         self.http_status == Some(200)
     }
+
+    /// 200, but the node says it is degraded (its Redis is unreachable or it
+    /// lost its worker ID): it serves, with reduced guarantees.
+    pub fn is_degraded(&self) -> bool {
+        self.is_healthy() && self.detail.starts_with("degraded")
+    }
 }
 
 /// One worker-ID slot (0..31).

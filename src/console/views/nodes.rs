@@ -221,7 +221,13 @@ fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
                     n.health.detail,
                     n.health.latency_ms
                 ),
-                if n.health.is_healthy() { t.ok } else { t.bad },
+                if n.health.is_degraded() {
+                    t.warn
+                } else if n.health.is_healthy() {
+                    t.ok
+                } else {
+                    t.bad
+                },
             ),
             t,
         ),
