@@ -308,7 +308,7 @@ fn the_extraction_reads_shell_the_way_the_docs_write_it() {
 /// For humans: `cargo test --test docs_commands -- --ignored --nocapture`
 /// lists every command found.
 #[test]
-#[ignore]
+#[ignore = "a listing for a person to read: cargo test --test docs_commands -- --ignored --nocapture"]
 fn list_the_commands_found() {
     for file in doc_files() {
         for f in extract(&file) {
