@@ -384,29 +384,7 @@ async fn upgrade_path(report: &mut Report) -> Result<(), String> {
         ));
     }
     let want: Vec<(&str, &str)> = UPGRADE[1..].iter().map(|b| (b.name, "succeeded")).collect();
-    expect_steps("journal", &journaled_steps(&rig), &want)?;
-    expect_steps("audit", &audit_steps(&rig), &want)?;
-    let audit = rig.audit_json();
-    let run = &audit["runs"][0];
-    if run["outcome"] != "completed"
-        || run["resumed"].as_array().map(Vec::len) != Some(kills as usize)
-    {
-        return Err(format!(
-            "audit: outcome {} after {} resumes, expected completed after {kills}",
-            run["outcome"], run["resumed"]
-        ));
-    }
-    if !lock_free(&rig) {
-        return Err(format!(
-            "the runbook lock is still held: {:?}",
-            rig.cluster.ns.keys()
-        ));
-    }
-    report.figure("upgrade_fencing_token", fencing_token(&rig));
-    if !misses.is_empty() {
-        report.figure("upgrade_late_kills", misses.join(" | "));
-    }
-    Ok(())
+    check_the_end(&rig, &want, "completed", kills, &misses, "upgrade", report)
 }
 
 async fn rollback_path(report: &mut Report) -> Result<(), String> {
@@ -466,27 +444,50 @@ async fn rollback_path(report: &mut Report) -> Result<(), String> {
         ("rollback_start", "succeeded"),
         ("rollback_restore_traffic", "succeeded"),
     ];
-    expect_steps("journal", &journaled_steps(&rig), &want)?;
-    expect_steps("audit", &audit_steps(&rig), &want)?;
+    check_the_end(
+        &rig,
+        &want,
+        "rolled_back",
+        kills,
+        &misses,
+        "rollback",
+        report,
+    )
+}
+
+/// How both paths end: every step once (as `want` says) in the journal and
+/// in the audit, the audit's `outcome` after one resume per kill, the runbook
+/// lock free; then the lock's fencing token and any late kills as figures
+/// named after `path`.
+fn check_the_end(
+    rig: &Rig,
+    want: &[(&str, &str)],
+    outcome: &str,
+    kills: u32,
+    misses: &[String],
+    path: &str,
+    report: &mut Report,
+) -> Result<(), String> {
+    expect_steps("journal", &journaled_steps(rig), want)?;
+    expect_steps("audit", &audit_steps(rig), want)?;
     let audit = rig.audit_json();
     let run = &audit["runs"][0];
-    if run["outcome"] != "rolled_back"
-        || run["resumed"].as_array().map(Vec::len) != Some(kills as usize)
+    if run["outcome"] != outcome || run["resumed"].as_array().map(Vec::len) != Some(kills as usize)
     {
         return Err(format!(
-            "audit: outcome {} after {} resumes, expected rolled_back after {kills}",
+            "audit: outcome {} after {} resumes, expected {outcome} after {kills}",
             run["outcome"], run["resumed"]
         ));
     }
-    if !lock_free(&rig) {
+    if !lock_free(rig) {
         return Err(format!(
             "the runbook lock is still held: {:?}",
             rig.cluster.ns.keys()
         ));
     }
-    report.figure("rollback_fencing_token", fencing_token(&rig));
+    report.figure(&format!("{path}_fencing_token"), fencing_token(rig));
     if !misses.is_empty() {
-        report.figure("rollback_late_kills", misses.join(" | "));
+        report.figure(&format!("{path}_late_kills"), misses.join(" | "));
     }
     Ok(())
 }
