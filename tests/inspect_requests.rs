@@ -6,103 +6,21 @@
 
 mod common;
 
-use clusterops::adapters::queue::{MessageQueue, QueueOptions, RedisQueue};
 use clusterops::config::{Config, Namespace, SecretUrl};
 use clusterops::inspect::server_read::SCAN_COUNT;
 use clusterops::inspect::{Inspector, RequestCount, Snapshot};
-use clusterops::node::registry::{NodeRecord, Registry};
 use clusterops::node::shared::now_ms;
 use common::PrivateRedis;
-use std::time::Duration;
 
-const NODES: usize = 32;
-const LOCKS: usize = 1000;
-const STREAMS: usize = 10;
-const QUEUES: usize = 10;
+use clusterops::inspect::sample::{LOCKS, NODES, QUEUES, STREAMS};
 
 async fn build_state(url: &str, ns: &Namespace) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let now = now_ms();
-    let registry = Registry::new(ns.clone(), Duration::from_secs(600));
-    let mut pipe = redis::pipe();
-    for i in 0..NODES {
-        let node = format!("node-{i:02}");
-        let record = NodeRecord {
-            node_id: node.clone(),
-            host: "test".into(),
-            http_addr: "127.0.0.1:9".into(),
-            pid: 1,
-            app_version: "2".into(),
-            schema_version: Some("2".into()),
-            worker_id: Some(i as u16),
-            state: "running".into(),
-            state_reason: "ready".into(),
-            started_at_ms: now,
-            heartbeat_at_ms: now,
-            config_fingerprint: "same".into(),
-            config_parts: Default::default(),
-            storage_shared: None,
-            storage_reason: None,
-        };
-        registry.heartbeat(&mut conn, &record).await.unwrap();
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("worker:{i}")))
-            .arg(format!(
-                r#"{{"node":"{node}","pid":1,"host":"test","acquired_at_ms":{now},"token":"t{i}"}}"#
-            ))
-            .arg("PX")
-            .arg(600_000)
-            .ignore();
-    }
-    for i in 0..LOCKS {
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("lock:job-{i}")))
-            .arg(format!("{}|{now}|{:016x}|node-{:02}", i + 1, i, i % NODES))
-            .arg("PX")
-            .arg(600_000)
-            .ignore();
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("lock-fence:job-{i}")))
-            .arg(i + 1)
-            .ignore();
-    }
-    for s in 0..STREAMS {
-        let key = ns.key(&format!("signal:channel-{s}"));
-        for m in 0..20 {
-            pipe.cmd("XADD")
-                .arg(&key)
-                .arg("*")
-                .arg("seq")
-                .arg(m + 1)
-                .arg("envelope")
-                .arg(format!(
-                    r#"{{"v":1,"sender":"node-00","ts_ms":{now},"kind":"json","payload":{m}}}"#
-                ))
-                .ignore();
-        }
-        pipe.cmd("SET").arg(format!("{key}:seq")).arg(20).ignore();
-        for n in 0..NODES {
-            pipe.cmd("HSET")
-                .arg(format!("{key}:cursors"))
-                .arg(format!("node-{n:02}"))
-                .arg(format!(r#"{{"id":"0-1","seq":{},"at_ms":{now}}}"#, n % 20))
-                .ignore();
-        }
-    }
-    pipe.query_async::<()>(&mut conn).await.unwrap();
     let secret = SecretUrl::parse(url, &["redis"]).unwrap();
-    let queue = RedisQueue::connect(&secret, ns.clone(), "test", QueueOptions::default())
+    clusterops::inspect::sample::write_sample(&secret, ns, &mut conn)
         .await
         .unwrap();
-    for q in 0..QUEUES {
-        for m in 0..20 {
-            queue
-                .publish(&format!("queue-{q}"), format!("{m}").as_bytes())
-                .await
-                .unwrap();
-        }
-    }
 }
 
 fn assert_full(snap: &Snapshot) {

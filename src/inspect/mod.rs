@@ -9,6 +9,7 @@ pub mod drift;
 pub mod health;
 pub mod rabbit;
 pub mod read;
+pub mod sample;
 pub mod server_read;
 pub mod servers;
 pub mod types;

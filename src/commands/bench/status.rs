@@ -4,14 +4,11 @@
 //! run (the keys known in advance: no SCAN, one pipeline). Documented in
 //! docs/redis-keys.md, "Reading a snapshot".
 
-use clusterops::adapters::queue::{MessageQueue, QueueOptions, RedisQueue};
 use clusterops::adapters::redis_conn;
 use clusterops::config::{Config, Namespace, SecretUrl};
 use clusterops::inspect::{Inspector, health};
-use clusterops::node::registry::{NodeRecord, Registry};
-use clusterops::node::shared::now_ms;
 use color_eyre::eyre::{Result, eyre};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusBenchArgs {
@@ -23,10 +20,7 @@ pub struct StatusBenchArgs {
     rounds: usize,
 }
 
-const NODES: usize = 32;
-const LOCKS: usize = 1000;
-const STREAMS: usize = 10;
-const QUEUES: usize = 10;
+use clusterops::inspect::sample::{self, LOCKS, NODES, QUEUES, STREAMS};
 
 pub async fn run(args: StatusBenchArgs) -> Result<i32> {
     let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
@@ -39,92 +33,6 @@ pub async fn run(args: StatusBenchArgs) -> Result<i32> {
     let out = result?;
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(0)
-}
-
-async fn build_state(
-    url: &SecretUrl,
-    ns: &Namespace,
-    conn: &mut redis_conn::SharedConn,
-) -> Result<()> {
-    let now = now_ms();
-    let registry = Registry::new(ns.clone(), Duration::from_secs(600));
-    let mut pipe = redis::pipe();
-    for i in 0..NODES {
-        let node = format!("node-{i:02}");
-        let record = NodeRecord {
-            node_id: node.clone(),
-            host: "bench".into(),
-            // Port 9 (discard) is closed on loopback: health checks fail fast.
-            http_addr: "127.0.0.1:9".into(),
-            pid: 1,
-            app_version: "2".into(),
-            schema_version: Some("2".into()),
-            worker_id: Some(i as u16),
-            state: "running".into(),
-            state_reason: "ready".into(),
-            started_at_ms: now,
-            heartbeat_at_ms: now,
-            config_fingerprint: "bench".into(),
-            config_parts: Default::default(),
-            storage_shared: None,
-            storage_reason: None,
-        };
-        registry.heartbeat(conn, &record).await?;
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("worker:{i}")))
-            .arg(format!(r#"{{"node":"{node}","pid":1,"host":"bench","acquired_at_ms":{now},"token":"t{i}"}}"#))
-            .arg("PX")
-            .arg(600_000)
-            .ignore();
-    }
-    for i in 0..LOCKS {
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("lock:job-{i}")))
-            .arg(format!("{}|{now}|{:016x}|node-{:02}", i + 1, i, i % NODES))
-            .arg("PX")
-            .arg(600_000)
-            .ignore();
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("lock-fence:job-{i}")))
-            .arg(i + 1)
-            .ignore();
-    }
-    for s in 0..STREAMS {
-        let key = ns.key(&format!("signal:channel-{s}"));
-        for m in 0..20 {
-            pipe.cmd("XADD")
-                .arg(&key)
-                .arg("*")
-                .arg("seq")
-                .arg(m + 1)
-                .arg("envelope")
-                .arg(format!(
-                    r#"{{"v":1,"sender":"node-00","ts_ms":{now},"kind":"json","payload":{m}}}"#
-                ))
-                .ignore();
-        }
-        pipe.cmd("SET")
-            .arg(ns.key(&format!("signal:channel-{s}:seq")))
-            .arg(20)
-            .ignore();
-        for n in 0..NODES {
-            pipe.cmd("HSET")
-                .arg(ns.key(&format!("signal:channel-{s}:cursors")))
-                .arg(format!("node-{n:02}"))
-                .arg(format!(r#"{{"id":"0-1","seq":{},"at_ms":{now}}}"#, n % 20))
-                .ignore();
-        }
-    }
-    pipe.query_async::<()>(conn).await?;
-    let queue = RedisQueue::connect(url, ns.clone(), "bench", QueueOptions::default()).await?;
-    for q in 0..QUEUES {
-        for m in 0..20 {
-            queue
-                .publish(&format!("queue-{q}"), format!("{m}").as_bytes())
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 /// The same data read with one pipeline, keys known in advance.
@@ -181,7 +89,7 @@ async fn measure(
     ns: &Namespace,
     conn: &mut redis_conn::SharedConn,
 ) -> Result<serde_json::Value> {
-    build_state(url, ns, conn).await?;
+    sample::write_sample(url, ns, conn).await?;
     let config = Config::all_redis(url.expose(), ns.name()).map_err(|e| eyre!("{e}"))?;
     let inspector = Inspector::new(config);
     let warm = inspector.snapshot().await;

@@ -1,0 +1,122 @@
+//! A synthetic cluster state written into a namespace, in the formats the
+//! adapters and nodes write: [`NODES`] registered nodes holding a worker ID
+//! each, [`LOCKS`] held locks, [`STREAMS`] sync-signal streams of 20 entries
+//! with a cursor per node, and [`QUEUES`] Redis queues of 20 waiting
+//! messages. `clusterops bench status` times snapshots of it, and the
+//! request-count tests read it.
+
+use crate::adapters::queue::{MessageQueue, QueueError, QueueOptions, RedisQueue};
+use crate::config::{Namespace, SecretUrl};
+use crate::node::registry::{NodeRecord, Registry};
+use crate::node::shared::now_ms;
+use redis::aio::ConnectionLike;
+use std::time::Duration;
+
+/// Registered nodes, each with a worker-ID lease (its health check goes to
+/// 127.0.0.1:9, closed on loopback, so it fails fast).
+pub const NODES: usize = 32;
+/// Held locks, each with its fencing counter.
+pub const LOCKS: usize = 1000;
+/// Sync-signal streams.
+pub const STREAMS: usize = 10;
+/// Redis queues (`queue-0` ...).
+pub const QUEUES: usize = 10;
+
+/// Writing the sample state failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    /// A Redis command failed.
+    #[error("writing the sample state: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Publishing the queues' messages failed.
+    #[error("publishing the sample queue messages: {0}")]
+    Queue(#[from] QueueError),
+}
+
+/// Write the sample state under `ns` (its keys live 10 minutes, or until the
+/// namespace is cleaned), through `conn` and a queue connection to `url`.
+pub async fn write_sample<C: ConnectionLike + Send>(
+    url: &SecretUrl,
+    ns: &Namespace,
+    conn: &mut C,
+) -> Result<(), SampleError> {
+    let now = now_ms();
+    let registry = Registry::new(ns.clone(), Duration::from_secs(600));
+    let mut pipe = redis::pipe();
+    for i in 0..NODES {
+        let node = format!("node-{i:02}");
+        let record = NodeRecord {
+            node_id: node.clone(),
+            host: "bench".into(),
+            // Port 9 (discard) is closed on loopback: health checks fail fast.
+            http_addr: "127.0.0.1:9".into(),
+            pid: 1,
+            app_version: "2".into(),
+            schema_version: Some("2".into()),
+            worker_id: Some(i as u16),
+            state: "running".into(),
+            state_reason: "ready".into(),
+            started_at_ms: now,
+            heartbeat_at_ms: now,
+            config_fingerprint: "bench".into(),
+            config_parts: Default::default(),
+            storage_shared: None,
+            storage_reason: None,
+        };
+        registry.heartbeat(conn, &record).await?;
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("worker:{i}")))
+            .arg(format!(r#"{{"node":"{node}","pid":1,"host":"bench","acquired_at_ms":{now},"token":"t{i}"}}"#))
+            .arg("PX")
+            .arg(600_000)
+            .ignore();
+    }
+    for i in 0..LOCKS {
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("lock:job-{i}")))
+            .arg(format!("{}|{now}|{:016x}|node-{:02}", i + 1, i, i % NODES))
+            .arg("PX")
+            .arg(600_000)
+            .ignore();
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("lock-fence:job-{i}")))
+            .arg(i + 1)
+            .ignore();
+    }
+    for s in 0..STREAMS {
+        let key = ns.key(&format!("signal:channel-{s}"));
+        for m in 0..20 {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("seq")
+                .arg(m + 1)
+                .arg("envelope")
+                .arg(format!(
+                    r#"{{"v":1,"sender":"node-00","ts_ms":{now},"kind":"json","payload":{m}}}"#
+                ))
+                .ignore();
+        }
+        pipe.cmd("SET")
+            .arg(ns.key(&format!("signal:channel-{s}:seq")))
+            .arg(20)
+            .ignore();
+        for n in 0..NODES {
+            pipe.cmd("HSET")
+                .arg(ns.key(&format!("signal:channel-{s}:cursors")))
+                .arg(format!("node-{n:02}"))
+                .arg(format!(r#"{{"id":"0-1","seq":{},"at_ms":{now}}}"#, n % 20))
+                .ignore();
+        }
+    }
+    pipe.query_async::<()>(conn).await?;
+    let queue = RedisQueue::connect(url, ns.clone(), "bench", QueueOptions::default()).await?;
+    for q in 0..QUEUES {
+        for m in 0..20 {
+            queue
+                .publish(&format!("queue-{q}"), format!("{m}").as_bytes())
+                .await?;
+        }
+    }
+    Ok(())
+}
