@@ -275,6 +275,7 @@ async fn garbage_keys_are_reported_unreadable_and_the_rest_still_reads() {
         set(n.key("node:zombie"), "[]"),
         set(n.key("signal:chan"), "i am not a stream"),
         set(n.key("queue:jobs"), "nor a queue"),
+        set(n.key("maintenance"), "on"),
     ] {
         let _: () = cmd.query_async(&mut conn).await.unwrap();
     }
@@ -293,12 +294,19 @@ async fn garbage_keys_are_reported_unreadable_and_the_rest_still_reads() {
         "node:zombie",
         "signal:chan",
         "queue:jobs",
+        "maintenance",
     ] {
         assert!(
             keys.contains(&n.key(expected).as_str()),
             "{expected} missing from {keys:?}"
         );
     }
+    let flag = snap
+        .unreadable
+        .iter()
+        .find(|u| u.key == n.key("maintenance"))
+        .unwrap();
+    assert!(flag.reason.contains("treats it as set"), "{}", flag.reason);
     let locks_read = snap.locks.ok().unwrap();
     assert_eq!(locks_read.len(), 1);
     assert_eq!(locks_read[0].name, "good");

@@ -79,8 +79,17 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         "cluster {}  verdict {:?}  fingerprint {}  read in {} ms, {} Redis requests",
         snap.cluster, verdict, snap.config_fingerprint, snap.took_ms, snap.round_trips
     );
-    if let Source::Ok(Some(m)) = &snap.maintenance {
-        let _ = writeln!(out, "MAINTENANCE set by {}: {}", m.by, m.reason);
+    match &snap.maintenance {
+        Source::Ok(Some(m)) => {
+            let _ = writeln!(out, "MAINTENANCE set by {}: {}", m.by, m.reason);
+        }
+        Source::Unavailable { source, reason } if source.ends_with(":maintenance") => {
+            let _ = writeln!(
+                out,
+                "MAINTENANCE flag {source} {reason}: every node treats it as set (503); clear it with the console (M) or DEL it"
+            );
+        }
+        _ => {}
     }
     let _ = writeln!(out);
     if source_line(&mut out, "nodes", &snap.nodes)

@@ -293,6 +293,16 @@ impl Inspector {
             Source::NotConfigured => Source::NotConfigured,
         };
 
+        // The nodes treat an unreadable flag as set (they answer 503): list
+        // it with the other unreadable keys so `check` warns about it.
+        if let Source::Unavailable { source, reason } = &maintenance
+            && source.ends_with(":maintenance")
+        {
+            unreadable.push(Unreadable {
+                key: source.clone(),
+                reason: format!("{reason}; every node treats it as set and answers 503"),
+            });
+        }
         *self.last_requests.lock() = RequestCount {
             sent: requests.sent(),
             max_concurrent: requests.max_in_flight(),
