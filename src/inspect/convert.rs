@@ -54,7 +54,7 @@ pub fn lease_views(
                 SlotLastTs::Unreadable { reason } => {
                     unreadable.push(Unreadable {
                         key: s.last_ts_key.clone(),
-                        reason: reason.clone(),
+                        reason: without_key(reason, &s.last_ts_key),
                     });
                     None
                 }
@@ -82,7 +82,7 @@ pub fn lease_views(
                 SlotLease::Unreadable { reason, .. } => {
                     unreadable.push(Unreadable {
                         key: s.key.clone(),
-                        reason: reason.clone(),
+                        reason: without_key(&reason, &s.key),
                     });
                     LeaseView {
                         worker_id: s.worker_id,
@@ -184,4 +184,29 @@ pub fn queue_views(backend: &str, stats: Vec<QueueStats>) -> (Vec<QueueView>, Ve
         });
     }
     (views, bad)
+}
+
+/// The lease readers start their reasons with the key (other callers print
+/// them alone); an [`Unreadable`] names the key already.
+fn without_key(reason: &str, key: &str) -> String {
+    reason
+        .strip_prefix(key)
+        .and_then(|r| r.strip_prefix(": "))
+        .unwrap_or(reason)
+        .to_string()
+}
+
+#[cfg(test)]
+mod without_key_tests {
+    #[test]
+    fn a_reason_that_starts_with_its_key_loses_the_key_once() {
+        assert_eq!(
+            super::without_key("c:worker:7: not a lease holder", "c:worker:7"),
+            "not a lease holder"
+        );
+        assert_eq!(
+            super::without_key("other: text", "c:worker:7"),
+            "other: text"
+        );
+    }
 }
