@@ -130,3 +130,27 @@ fn config_prints_each_adapter_as_an_operator_reads_it() {
         "{text}"
     );
 }
+
+#[test]
+fn demo_with_a_wrong_redis_url_says_so_once_and_masks_the_password() {
+    for (url, why) in [
+        ("http://u:hunter2@x", "scheme \"http\""),
+        (
+            "redis://u:hunter2@x/abc",
+            "the database after the host must be a number",
+        ),
+    ] {
+        let out = clusterops()
+            .args(["demo", "--redis", url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("error: --redis ") && err.contains(why),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -64,6 +64,14 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
 }
 
 async fn run_on_redis(url: &str, refresh: Duration, theme: Theme) -> Result<i32> {
+    // One line for a wrong URL (not one per adapter variable it would feed).
+    if let Err(e) = clusterops::config::parse_redis_url(url) {
+        eprintln!(
+            "error: --redis {:?}: {e}; expected redis://[user:password@]host[:port][/db] or rediss://…",
+            clusterops::config::mask_url_text(url)
+        );
+        return Ok(2);
+    }
     let demo = match RedisDemo::start(url).await {
         Ok(d) => d,
         Err(e) => {

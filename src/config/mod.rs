@@ -21,6 +21,20 @@ pub const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/0";
 pub const DEFAULT_CLUSTER_NAME: &str = "clusterops";
 
 const REDIS_SCHEMES: &[&str] = &["redis", "rediss"];
+
+/// Parse a Redis URL as every `*_REDIS_URL` variable is parsed: `redis://`
+/// or `rediss://`, and a database that is a number (`/3`; the client would
+/// only refuse anything else when connecting). The error says what is wrong,
+/// without the URL.
+pub fn parse_redis_url(raw: &str) -> Result<SecretUrl, String> {
+    SecretUrl::parse(raw, REDIS_SCHEMES).and_then(|u| {
+        if u.redis_db().is_none_or(|db| db < 0) {
+            Err("the database after the host must be a number, e.g. /0".to_string())
+        } else {
+            Ok(u)
+        }
+    })
+}
 const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
 const REDIS_URL_SHAPE: &str = "redis://[user:password@]host[:port][/db] or rediss://…";
 const DB_SCHEMES: &[&str] = &["postgres", "postgresql"];
@@ -261,15 +275,11 @@ impl Config {
         let mut url_problems: Vec<ConfigProblem> = Vec::new();
         let mut parse_url =
             |variable: &str, raw: &str, schemes: &[&str], shape: &str| -> Option<SecretUrl> {
-                let parsed = SecretUrl::parse(raw, schemes).and_then(|u| {
-                    // A Redis database is a number (`/3`): the client would
-                    // only refuse it when connecting.
-                    if schemes == REDIS_SCHEMES && u.redis_db().is_none_or(|db| db < 0) {
-                        Err("the database after the host must be a number, e.g. /0".to_string())
-                    } else {
-                        Ok(u)
-                    }
-                });
+                let parsed = if schemes == REDIS_SCHEMES {
+                    parse_redis_url(raw)
+                } else {
+                    SecretUrl::parse(raw, schemes)
+                };
                 match parsed {
                     Ok(u) => Some(u),
                     Err(why) => {
