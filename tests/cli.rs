@@ -154,3 +154,16 @@ fn demo_with_a_wrong_redis_url_says_so_once_and_masks_the_password() {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+#[test]
+fn a_wrong_node_option_is_a_usage_error_exit_2() {
+    for args in [
+        ["node", "--node-id", "a b"],
+        ["node", "--app-version", "v2;"],
+    ] {
+        let out = clusterops().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(&format!("error: {}", args[1])), "{err}");
+    }
+}
