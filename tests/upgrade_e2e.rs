@@ -158,12 +158,7 @@ async fn kill_and_resume(label: &str, step: &str, needle: &str) {
     rig.write_records(3).await;
     let before = rig.records();
     let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
-    rig.wait_event(&format!("{step} output {needle:?}"), |e| {
-        e["event"] == "output"
-            && e["step"] == step
-            && e["line"].as_str().is_some_and(|l| l.contains(needle))
-    })
-    .await;
+    rig.wait_output(step, needle).await;
     rig.kill9_runbook(i);
     let events = rig.events();
     let last_started = events
@@ -206,14 +201,7 @@ async fn a_crashed_run_can_be_rolled_back_from_the_command_line() {
     rig.write_records(3).await;
     let before = rig.records();
     let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
-    rig.wait_event("the rollout", |e| {
-        e["event"] == "output"
-            && e["step"] == "rollout"
-            && e["line"]
-                .as_str()
-                .is_some_and(|l| l.contains("n2: started version 2"))
-    })
-    .await;
+    rig.wait_output("rollout", "n2: started version 2").await;
     rig.kill9_runbook(i);
     let j = rig.spawn_runbook(&["upgrade", "--rollback", "--yes"]);
     let code = rig.wait_runbook(j, Duration::from_secs(90)).await;
@@ -382,14 +370,7 @@ async fn ctrl_c_stops_at_a_safe_point_frees_the_lock_at_once_and_resume_finishes
     rig.write_records(3).await;
     let before = rig.records();
     let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
-    rig.wait_event("the first node started on v2", |e| {
-        e["event"] == "output"
-            && e["step"] == "upgrade_first"
-            && e["line"]
-                .as_str()
-                .is_some_and(|l| l.contains("started version 2"))
-    })
-    .await;
+    rig.wait_output("upgrade_first", "started version 2").await;
     let lock_key = format!("{}:lock:runbook", rig.ns());
     assert!(
         rig.cluster.ns.keys().contains(&lock_key),

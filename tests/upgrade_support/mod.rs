@@ -289,6 +289,16 @@ impl Rig {
     }
 
     /// Wait until the journal has an event matching `ok`.
+    /// Wait until `step` has journaled an output line containing `needle`.
+    pub async fn wait_output(&self, step: &str, needle: &str) {
+        self.wait_event(&format!("{step} output {needle:?}"), |e| {
+            e["event"] == "output"
+                && e["step"] == step
+                && e["line"].as_str().is_some_and(|l| l.contains(needle))
+        })
+        .await;
+    }
+
     pub async fn wait_event(&self, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(40);
         while Instant::now() < deadline {
