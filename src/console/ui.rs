@@ -240,25 +240,15 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             let title = format!("Keys: {}", app.view.title());
             popup::draw_lines(frame, body, &title, "Esc close", lines, body.width, t);
         }
-        Mode::Prompt(reason) => {
-            let lines = vec![
-                Line::from("Why does the cluster go into maintenance?"),
-                Line::from(vec![
-                    Span::styled("reason: ", t.dim),
-                    Span::raw(reason.clone()),
-                    Span::styled("█", t.accent),
-                ]),
-            ];
-            popup::draw_lines(
-                frame,
-                body,
-                "Set maintenance",
-                "Enter next · Esc cancel",
-                lines,
-                72,
-                t,
-            );
-        }
+        Mode::Prompt(reason) => text_input(
+            frame,
+            body,
+            "Set maintenance",
+            "Why does the cluster go into maintenance?",
+            "reason: ",
+            reason,
+            t,
+        ),
         Mode::Confirm(op) => {
             let mut lines: Vec<Line> = op.describe().into_iter().map(Line::from).collect();
             lines.push(Line::from(""));
@@ -270,25 +260,15 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             ]));
             popup::draw_lines(frame, body, op.title(), "confirm", lines, 76, t);
         }
-        Mode::Version(text) => {
-            let lines = vec![
-                Line::from("Upgrade every node to which version?"),
-                Line::from(vec![
-                    Span::styled("version: ", t.dim),
-                    Span::raw(text.clone()),
-                    Span::styled("█", t.accent),
-                ]),
-            ];
-            popup::draw_lines(
-                frame,
-                body,
-                "Start the upgrade",
-                "Enter next · Esc cancel",
-                lines,
-                72,
-                t,
-            );
-        }
+        Mode::Version(text) => text_input(
+            frame,
+            body,
+            "Start the upgrade",
+            "Upgrade every node to which version?",
+            "version: ",
+            text,
+            t,
+        ),
         Mode::RunbookConfirm(op, describe) => {
             let mut lines: Vec<Line> = describe
                 .iter()
@@ -336,6 +316,28 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
 
 /// Text width inside the runbook's dialogs (76 wide with border and margin).
 const DIALOG_TEXT: usize = 70;
+
+/// A one-line text input in a popup: the question, then `label` and the text
+/// typed so far with a cursor block.
+fn text_input(
+    frame: &mut Frame,
+    body: Rect,
+    title: &str,
+    question: &str,
+    label: &str,
+    text: &str,
+    t: &crate::console::theme::Theme,
+) {
+    let lines = vec![
+        Line::from(question.to_string()),
+        Line::from(vec![
+            Span::styled(label.to_string(), t.dim),
+            Span::raw(text.to_string()),
+            Span::styled("█", t.accent),
+        ]),
+    ];
+    popup::draw_lines(frame, body, title, "Enter next · Esc cancel", lines, 72, t);
+}
 
 /// Break `text` into lines of at most `width` characters at spaces (a
 /// longer word is cut), so a dialog's height counts every line it shows.
