@@ -105,6 +105,23 @@ async fn a_snapshot_of_the_bench_sized_state_takes_four_requests_then_two() {
         .collect();
     assert!(names.contains(&"fresh") && !names.contains(&"job-0"));
     assert_eq!(snap.round_trips, 3);
+    // The first request is rebuilt for the new keys: two again, and the
+    // values are read fresh each time (a new holder of a known lock shows).
+    let _: () = redis::cmd("SET")
+        .arg(ns.key("lock:job-1"))
+        .arg(format!("77|{}|fedcba9876543210|node-02", now_ms()))
+        .arg("PX")
+        .arg(600_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let snap = inspector.snapshot().await;
+    assert_full(&snap);
+    assert_eq!(snap.round_trips, 2);
+    let locks = snap.locks.ok().unwrap();
+    assert!(locks.iter().any(|l| l.name == "fresh"));
+    let job1 = locks.iter().find(|l| l.name == "job-1").unwrap();
+    assert_eq!((job1.fencing_token, job1.holder.as_str()), (77, "node-02"));
 
     // Another cluster's keys make the database larger than one SCAN: one
     // more request per SCAN_COUNT keys, and the same snapshot.

@@ -7,6 +7,7 @@ pub mod convert;
 mod counted;
 pub mod drift;
 pub mod health;
+pub mod plan;
 pub mod rabbit;
 pub mod read;
 pub mod sample;

@@ -4,6 +4,7 @@
 //! Connections are kept between snapshots (one per distinct Redis URL).
 
 use super::counted::{Counted, Requests};
+use super::plan::Prepared;
 use super::server_read::{self, Roles};
 use super::types::*;
 use super::{convert, drift, health, rabbit, servers};
@@ -23,8 +24,9 @@ pub struct Inspector {
     conns: Mutex<HashMap<String, crate::adapters::redis_conn::SharedConn>>,
     rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
     last_requests: Mutex<RequestCount>,
-    /// Per Redis URL, the keys the last snapshot's SCAN found.
-    known_keys: Mutex<HashMap<String, Arc<Vec<Vec<u8>>>>>,
+    /// Per Redis URL, the first request of the next read: it reads the
+    /// keys the last snapshot's SCAN found.
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// The node ids of the last snapshot's registry index.
     known_ids: Mutex<Vec<String>>,
 }
@@ -45,7 +47,7 @@ impl Inspector {
             conns: Mutex::new(HashMap::new()),
             rabbit: tokio::sync::Mutex::new(None),
             last_requests: Mutex::new(RequestCount::default()),
-            known_keys: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
             known_ids: Mutex::new(Vec::new()),
         }
     }
@@ -90,14 +92,8 @@ impl Inspector {
             async move {
                 match self.conn(&s.url, requests).await {
                     Ok(mut conn) => {
-                        let known = self
-                            .known_keys
-                            .lock()
-                            .get(s.url.expose())
-                            .cloned()
-                            .unwrap_or_default();
-                        // (An Arc: the list is not copied.)
-                        server_read::read(&mut conn, &c.namespace, s.roles, &known).await
+                        let prepared = self.prepared.lock().get(s.url.expose()).cloned();
+                        server_read::read(&mut conn, &c.namespace, s.roles, prepared).await
                     }
                     Err(e) => Err(e),
                 }
@@ -166,14 +162,15 @@ impl Inspector {
             let used_by = plan.used_by.clone();
             let read = match read {
                 Ok(read) => {
-                    self.known_keys.lock().insert(
-                        url.expose().to_string(),
-                        Arc::new(std::mem::take(&mut read.keys)),
-                    );
+                    let mut prepared = self.prepared.lock();
+                    match read.next.take() {
+                        Some(next) => prepared.insert(url.expose().to_string(), next),
+                        None => prepared.remove(url.expose()),
+                    };
                     read
                 }
                 Err(e) => {
-                    self.known_keys.lock().remove(url.expose());
+                    self.prepared.lock().remove(url.expose());
                     let e = e.clone();
                     if plan.roles.leases {
                         leases = unavailable("REDIS_URL", url, &e);

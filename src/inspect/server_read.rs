@@ -4,13 +4,15 @@
 //! discovered (locks, streams, queues), then one pipeline of every per-key
 //! read. A larger database costs one more `SCAN` per [`SCAN_COUNT`] keys.
 //! The keys the caller's last read found go into the first pipeline too, so
-//! the second one reads only what changed, and is not sent when nothing did.
+//! the second one reads only what changed, and is not sent when nothing did;
+//! that first pipeline is kept between reads ([`Prepared`]) and rebuilt only
+//! when the keys change.
 //! The node registry and the maintenance flag are read by
 //! [`read_registry`], two more requests, concurrently, so the nodes' health
 //! checks overlap the big pipeline. The commands and the parsing are the
 //! adapters' own read halves; only read commands are sent.
 
-use super::servers;
+use super::plan::{Prepared, add_scan, parse_scan, slot};
 use crate::adapters::lock::{LockInspection, LockReads};
 use crate::adapters::pubsub::{StreamInfo, StreamReads};
 use crate::adapters::queue::{QueueReads, QueueStats};
@@ -22,40 +24,16 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use super::plan::Roles;
 
 /// `COUNT` of each `SCAN`: a database of up to this many keys is scanned
 /// in one request. It bounds how long one `SCAN` holds the server: Redis
 /// 7.0 visits this many keys per call whatever the pattern (measured on a
 /// loaded 2-core machine: 10–40 ms for 20,000 keys; see docs/redis-keys.md).
 pub const SCAN_COUNT: u64 = 10_000;
-
-/// What one server holds for this cluster.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Roles {
-    /// The worker-ID leases.
-    pub leases: bool,
-    /// The Redis locks.
-    pub locks: bool,
-    /// The sync-signal streams.
-    pub streams: bool,
-    /// The Redis queues.
-    pub queues: bool,
-}
-
-impl Roles {
-    /// The key families found by SCAN (their first path segment).
-    fn scanned(&self) -> Vec<&'static str> {
-        [
-            (self.locks, "lock:"),
-            (self.streams, "signal:"),
-            (self.queues, "queue:"),
-        ]
-        .into_iter()
-        .filter_map(|(on, family)| on.then_some(family))
-        .collect()
-    }
-}
 
 /// One role's result: `None` when the server does not have that role.
 pub type Part<T> = Option<Result<T, String>>;
@@ -73,76 +51,16 @@ pub struct ServerRead {
     pub streams: Part<Vec<StreamInfo>>,
     /// Redis queues.
     pub queues: Part<Vec<QueueStats>>,
-    /// What the SCAN found (pass it as `known` to the next read).
-    pub keys: Vec<Vec<u8>>,
-}
-
-/// The SCAN pattern covering `families` (`lock:`, `signal:`, `queue:`): one
-/// character class per position over their first five characters, e.g.
-/// `{ns}:[lqs][iou][ceg][knu][:ae]*` for all three, which leaves out
-/// `{ns}:lock-fence:*` (one family alone: `{ns}:lock:*`). Keys it matches
-/// outside the families are ignored by the reads.
-fn scan_pattern(ns: &Namespace, families: &[&str]) -> String {
-    if let [one] = families {
-        return ns.pattern(&format!("{one}*"));
-    }
-    let mut glob = String::new();
-    for i in 0..5 {
-        let mut class: Vec<char> = families.iter().filter_map(|f| f.chars().nth(i)).collect();
-        class.sort_unstable();
-        class.dedup();
-        match class.as_slice() {
-            [one] => glob.push(*one),
-            many => {
-                glob.push('[');
-                glob.extend(many);
-                glob.push(']');
-            }
-        }
-    }
-    glob.push('*');
-    ns.pattern(&glob)
-}
-
-fn add_scan(pipe: &mut redis::Pipeline, cursor: &[u8], pattern: &str) {
-    pipe.cmd("SCAN")
-        .arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(SCAN_COUNT);
-}
-
-/// `(next cursor, keys)` of a SCAN reply; the cursor is kept as the bytes
-/// Redis sent (it is only ever sent back).
-fn parse_scan(reply: &Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), String> {
-    let Value::Array(parts) = reply else {
-        return Err(match reply {
-            Value::ServerError(e) => {
-                format!("SCAN failed: {} {}", e.code(), e.details().unwrap_or(""))
-            }
-            other => format!("SCAN: unexpected reply {other:?}"),
-        });
-    };
-    let (Some(Value::BulkString(cursor)), Some(Value::Array(keys))) = (parts.first(), parts.get(1))
-    else {
-        return Err("SCAN: reply is not [cursor, keys]".to_string());
-    };
-    let keys = keys
-        .iter()
-        .filter_map(|k| match k {
-            Value::BulkString(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect();
-    Ok((cursor.clone(), keys))
+    /// The first request for the next read (pass it to [`read`]); `None`
+    /// when the SCAN failed, so the next read starts afresh.
+    pub next: Option<Arc<Prepared>>,
 }
 
 /// `server_time_usec` of an `INFO` text, in milliseconds.
 fn server_time_ms(info: &str) -> Option<u64> {
-    servers::parse_info(info)
-        .get("server_time_usec")
-        .and_then(|v| v.parse::<u64>().ok())
+    info.lines()
+        .find_map(|line| line.strip_prefix("server_time_usec:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|us| us / 1000)
 }
 
@@ -161,58 +79,44 @@ async fn run<C: ConnectionLike + Send>(
     Ok(replies)
 }
 
-/// Append with `add` and return the range of replies it will take.
-fn slot(pipe: &mut redis::Pipeline, add: impl FnOnce(&mut redis::Pipeline)) -> Range<usize> {
-    let start = pipe.len();
-    add(pipe);
-    start..pipe.len()
+/// The keys of a first SCAN reply and of the SCANs that follow it (one per
+/// [`SCAN_COUNT`] keys beyond the first).
+async fn scan_rest<C: ConnectionLike + Send>(
+    conn: &mut C,
+    first: &Value,
+    pattern: &str,
+) -> Result<Vec<Vec<u8>>, String> {
+    let (mut cursor, mut keys) = parse_scan(first)?;
+    while cursor.as_slice() != b"0" {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        add_scan(&mut pipe, &cursor, pattern);
+        let (next, more) = run(conn, &pipe).await.and_then(|r| parse_scan(&r[0]))?;
+        cursor = next;
+        keys.extend(more);
+    }
+    Ok(keys)
 }
 
-/// Read everything `roles` says this server holds, for namespace `ns`.
-/// `Err` only when the server cannot be read at all (down, timeout); a
-/// failing command or a garbage key is kept to its own role or entry.
+/// Read everything `roles` says this server holds, for namespace `ns`,
+/// starting with `prepared` (the last read's [`ServerRead::next`]; `None`
+/// on a first read). `Err` only when the server cannot be read at all
+/// (down, timeout); a failing command or a garbage key is kept to its own
+/// role or entry.
 pub async fn read<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
     roles: Roles,
-    known: &[Vec<u8>],
+    prepared: Option<Arc<Prepared>>,
 ) -> Result<ServerRead, String> {
-    let families = roles.scanned();
-    let pattern = scan_pattern(ns, &families);
-
-    // Request 1: the fixed keys, INFO and the first SCAN.
-    let mut pipe = redis::pipe();
-    pipe.ignore_errors();
-    let info_at = slot(&mut pipe, |p| {
-        p.cmd("INFO");
-    });
-    let leases_at = roles
-        .leases
-        .then(|| slot(&mut pipe, |p| worker_id::add_lease_reads(p, ns)));
-    let scan_at = (!families.is_empty()).then(|| slot(&mut pipe, |p| add_scan(p, b"0", &pattern)));
-    // The keys the last snapshot found, read now beside the SCAN: when the
-    // SCAN finds the same keys, no second request is needed for them.
-    let known_slices = || known.iter().map(Vec::as_slice);
-    let pre_locks = roles
-        .locks
-        .then(|| LockReads::from_keys(ns, known_slices()));
-    let pre_locks_at = pre_locks.as_ref().map(|r| slot(&mut pipe, |p| r.add_to(p)));
-    let pre_streams = roles
-        .streams
-        .then(|| StreamReads::from_keys(ns, known_slices()));
-    let pre_streams_at = pre_streams
-        .as_ref()
-        .map(|r| slot(&mut pipe, |p| r.add_to(p)));
-    let pre_queues = roles
-        .queues
-        .then(|| QueueReads::from_keys(ns, known_slices()));
-    let pre_queues_at = pre_queues
-        .as_ref()
-        .map(|r| slot(&mut pipe, |p| r.add_to(p)));
-    let first = run(conn, &pipe).await?;
-
+    let plan = match prepared {
+        Some(plan) if plan.fits(ns, roles) => plan,
+        _ => Arc::new(Prepared::new(ns, roles, Vec::new())),
+    };
+    // Request 1: the fixed keys, INFO, the first SCAN and the known keys.
+    let first = run(conn, &plan.pipe).await?;
     let mut out = ServerRead::default();
-    let info = match &first[info_at.start] {
+    let info = match &first[plan.info_at] {
         Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
         Value::VerbatimString { text, .. } => Ok(text.clone()),
         Value::ServerError(e) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
@@ -220,52 +124,36 @@ pub async fn read<C: ConnectionLike + Send>(
     };
     let now_ms = info.as_deref().ok().and_then(server_time_ms);
     out.info = Some(info);
-    if let Some(r) = leases_at {
-        out.leases = Some(worker_id::parse_leases(ns, &first[r]).map_err(|e| e.to_string()));
+    if let Some(r) = &plan.leases_at {
+        out.leases =
+            Some(worker_id::parse_leases(ns, &first[r.clone()]).map_err(|e| e.to_string()));
     }
-
-    // More SCAN only when the database holds more than SCAN_COUNT keys.
-    let keys: Option<Result<Vec<Vec<u8>>, String>> = match scan_at {
-        None => None,
-        Some(r) => Some(match parse_scan(&first[r.start]) {
-            Err(e) => Err(e),
-            Ok((mut cursor, mut keys)) => {
-                let mut failed = None;
-                while cursor.as_slice() != b"0" {
-                    let mut pipe = redis::pipe();
-                    pipe.ignore_errors();
-                    add_scan(&mut pipe, &cursor, &pattern);
-                    match run(conn, &pipe).await.and_then(|r| parse_scan(&r[0])) {
-                        Ok((next, more)) => {
-                            cursor = next;
-                            keys.extend(more);
-                        }
-                        Err(e) => {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    Some(e) => Err(e),
-                    None => Ok(keys),
-                }
-            }
-        }),
+    let Some(scan_at) = plan.scan_at else {
+        out.next = Some(plan);
+        return Ok(out);
     };
-
-    // Request 2: the per-key reads of the keys the SCAN found and the
-    // prefetch did not cover (none when nothing changed).
-    let keys = match keys {
-        None => return Ok(out),
-        Some(Ok(keys)) => keys,
-        Some(Err(e)) => {
+    let keys = match scan_rest(conn, &first[scan_at], &plan.pattern).await {
+        Ok(keys) => keys,
+        Err(e) => {
             out.locks = roles.locks.then(|| Err(e.clone()));
             out.streams = roles.streams.then(|| Err(e.clone()));
             out.queues = roles.queues.then_some(Err(e));
             return Ok(out);
         }
     };
+    let clock = crate::node::shared::now_ms();
+    let pre = |at: &Range<usize>| -> &[Value] { first.get(at.clone()).unwrap_or(&[]) };
+    if keys == plan.keys {
+        // The usual case: the same keys as last time, all read already.
+        out.locks = plan.locks.as_ref().map(|l| Ok(l.reads.parse(pre(&l.at))));
+        out.streams = (plan.streams.as_ref()).map(|s| Ok(s.reads.parse(pre(&s.at), clock)));
+        out.queues = (plan.queues.as_ref()).map(|q| Ok(q.reads.parse(pre(&q.at), now_ms)));
+        out.next = Some(plan);
+        return Ok(out);
+    }
+
+    // Request 2: the per-key reads of the keys the SCAN found and the
+    // first request did not cover.
     let same = |family: &str| {
         let prefix = ns.key(family);
         let pick = |ks: &[Vec<u8>]| -> BTreeSet<Vec<u8>> {
@@ -274,19 +162,18 @@ pub async fn read<C: ConnectionLike + Send>(
                 .cloned()
                 .collect()
         };
-        pick(&keys) == pick(known)
+        pick(&keys) == pick(&plan.keys)
     };
     let slices = || keys.iter().map(Vec::as_slice);
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    // Locks: only the new keys; the prefetched ones still there are kept.
-    let lock_reads = pre_locks.map(|pre| {
+    // Locks: only the new keys; the ones read in request 1 still there are kept.
+    let new_locks = plan.locks.as_ref().map(|pre| {
         let now = LockReads::from_keys(ns, slices());
-        if now.keys() == pre.keys() {
-            // The usual case: the same locks as last time, all read already.
-            return (pre, None);
+        if now.keys() == pre.reads.keys() {
+            return None;
         }
-        let before: HashSet<&[u8]> = pre.keys().iter().map(Vec::as_slice).collect();
+        let before: HashSet<&[u8]> = pre.reads.keys().iter().map(Vec::as_slice).collect();
         let new = now.only(|k| !before.contains(k));
         let at = slot(&mut pipe, |p| new.add_to(p));
         let still: HashSet<String> = now
@@ -294,25 +181,21 @@ pub async fn read<C: ConnectionLike + Send>(
             .iter()
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect();
-        (pre, Some((new, at, still)))
+        Some((new, at, still))
     });
-    let stream_reads = pre_streams.map(|pre| {
-        if same("signal:") {
-            (pre, None)
-        } else {
+    let new_streams = plan.streams.as_ref().map(|_| {
+        (!same("signal:")).then(|| {
             let now = StreamReads::from_keys(ns, slices());
             let at = slot(&mut pipe, |p| now.add_to(p));
-            (now, Some(at))
-        }
+            (now, at)
+        })
     });
-    let queue_reads = pre_queues.map(|pre| {
-        if same("queue:") {
-            (pre, None)
-        } else {
+    let new_queues = plan.queues.as_ref().map(|_| {
+        (!same("queue:")).then(|| {
             let now = QueueReads::from_keys(ns, slices());
             let at = slot(&mut pipe, |p| now.add_to(p));
-            (now, Some(at))
-        }
+            (now, at)
+        })
     });
     let second = if pipe.is_empty() {
         Ok(Vec::new())
@@ -325,38 +208,44 @@ pub async fn read<C: ConnectionLike + Send>(
             Err(e) => Err(e.clone()),
         }
     };
-    let pre_part = |at: &Option<Range<usize>>| -> &[Value] {
-        at.as_ref()
-            .and_then(|r| first.get(r.clone()))
-            .unwrap_or(&[])
-    };
-    out.locks = lock_reads.map(|(pre, changed)| {
-        let mut found = pre.parse(pre_part(&pre_locks_at));
-        let Some((new, at, still)) = changed else {
-            return Ok(found);
-        };
-        let prefix = ns.key("lock:");
-        found
-            .holders
-            .retain(|h| still.contains(&format!("{prefix}{}", h.name)));
-        found.unreadable.retain(|u| still.contains(&u.key));
-        let added = new.parse(part(&at)?);
-        found.holders.extend(added.holders);
-        found.unreadable.extend(added.unreadable);
-        found.holders.sort_by(|a, b| a.name.cmp(&b.name));
-        found.unreadable.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(found)
-    });
-    let clock = crate::node::shared::now_ms();
-    out.streams = stream_reads.map(|(reads, at)| match at {
-        None => Ok(reads.parse(pre_part(&pre_streams_at), clock)),
-        Some(at) => Ok(reads.parse(part(&at)?, clock)),
-    });
-    out.queues = queue_reads.map(|(reads, at)| match at {
-        None => Ok(reads.parse(pre_part(&pre_queues_at), now_ms)),
-        Some(at) => Ok(reads.parse(part(&at)?, now_ms)),
-    });
-    out.keys = keys;
+    out.locks = plan
+        .locks
+        .as_ref()
+        .zip(new_locks)
+        .map(|(pre_locks, changed)| {
+            let mut found = pre_locks.reads.parse(pre(&pre_locks.at));
+            let Some((new, at, still)) = changed else {
+                return Ok(found);
+            };
+            let prefix = ns.key("lock:");
+            found
+                .holders
+                .retain(|h| still.contains(&format!("{prefix}{}", h.name)));
+            found.unreadable.retain(|u| still.contains(&u.key));
+            let added = new.parse(part(&at)?);
+            found.holders.extend(added.holders);
+            found.unreadable.extend(added.unreadable);
+            found.holders.sort_by(|a, b| a.name.cmp(&b.name));
+            found.unreadable.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(found)
+        });
+    out.streams = plan
+        .streams
+        .as_ref()
+        .zip(new_streams)
+        .map(|(s, changed)| match changed {
+            None => Ok(s.reads.parse(pre(&s.at), clock)),
+            Some((now, at)) => Ok(now.parse(part(&at)?, clock)),
+        });
+    out.queues = plan
+        .queues
+        .as_ref()
+        .zip(new_queues)
+        .map(|(q, changed)| match changed {
+            None => Ok(q.reads.parse(pre(&q.at), now_ms)),
+            Some((now, at)) => Ok(now.parse(part(&at)?, now_ms)),
+        });
+    out.next = Some(Arc::new(Prepared::new(ns, roles, keys)));
     Ok(out)
 }
 
@@ -411,37 +300,6 @@ pub type RegistryRead = (
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_scan_pattern_covers_exactly_the_families_on_the_server() {
-        let ns = Namespace::new("c1").unwrap();
-        assert_eq!(scan_pattern(&ns, &["lock:"]), "c1:lock:*");
-        assert_eq!(scan_pattern(&ns, &["signal:"]), "c1:signal:*");
-        assert_eq!(
-            scan_pattern(&ns, &["lock:", "queue:"]),
-            "c1:[lq][ou][ce][ku][:e]*"
-        );
-        assert_eq!(
-            scan_pattern(&ns, &["lock:", "signal:", "queue:"]),
-            "c1:[lqs][iou][ceg][knu][:ae]*"
-        );
-    }
-
-    #[test]
-    fn a_scan_reply_that_is_not_cursor_and_keys_is_an_error_not_a_panic() {
-        let ok = Value::Array(vec![
-            Value::BulkString(b"17".to_vec()),
-            Value::Array(vec![Value::BulkString(b"c1:lock:a".to_vec())]),
-        ]);
-        assert_eq!(
-            parse_scan(&ok).unwrap(),
-            (b"17".to_vec(), vec![b"c1:lock:a".to_vec()])
-        );
-        let denied = redis::parse_redis_value(b"-NOPERM no permissions\r\n").unwrap();
-        assert!(parse_scan(&denied).unwrap_err().contains("NOPERM"));
-        assert!(parse_scan(&Value::Nil).is_err());
-        assert!(parse_scan(&Value::Array(vec![Value::Int(0)])).is_err());
-    }
 
     #[test]
     fn the_server_clock_comes_from_info() {

@@ -244,18 +244,18 @@ impl LockReads {
     /// The replies of [`LockReads::add_to`], in order. Never fails: a key
     /// whose replies are not a lock (or are missing) is listed as
     /// unreadable with the reason; a key that expired meanwhile is left out.
-    pub fn parse(self, replies: &[Value]) -> LockInspection {
+    pub fn parse(&self, replies: &[Value]) -> LockInspection {
         let mut out = LockInspection::default();
-        for (i, key) in self.keys.into_iter().enumerate() {
+        for (i, key) in self.keys.iter().enumerate() {
             let read = match (replies.get(2 * i), replies.get(2 * i + 1)) {
-                (Some(pttl), Some(get)) => read_one(&self.prefix, &key, pttl, get),
+                (Some(pttl), Some(get)) => read_one(&self.prefix, key, pttl, get),
                 _ => Read::Unreadable("no reply from Redis".to_string()),
             };
             match read {
                 Read::Gone => {}
                 Read::Held(info) => out.holders.push(info),
                 Read::Unreadable(reason) => out.unreadable.push(UnreadableLock {
-                    key: String::from_utf8_lossy(&key).into_owned(),
+                    key: String::from_utf8_lossy(key).into_owned(),
                     reason,
                 }),
             }

@@ -211,20 +211,16 @@ impl StreamReads {
     /// (`now_ms`: the clock the cursors' ages are measured against). Never
     /// fails: a reply that does not match the documented format (or is
     /// missing) becomes an unreadable entry naming the key.
-    pub fn parse(self, replies: &[Value], now: u64) -> Vec<StreamInfo> {
-        let Self {
-            mut channels,
-            reads,
-            prefix,
-        } = self;
+    pub fn parse(&self, replies: &[Value], now: u64) -> Vec<StreamInfo> {
+        let (mut channels, reads, prefix) = (self.channels.clone(), &self.reads, &self.prefix);
         let ns_key = |channel: &str| format!("{prefix}{channel}");
         let mut cursors: BTreeMap<String, Vec<(String, u64, u64, String)>> = BTreeMap::new();
         // Per channel: the `:seq` counter and the last entry's `seq` (fallback).
         let mut counters: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
-        for (i, (channel, key, role)) in reads.into_iter().enumerate() {
+        for (i, (channel, key, role)) in reads.iter().enumerate() {
             let info = channels.entry(channel.clone()).or_default();
             info.channel = channel.clone();
-            info.key = ns_key(&channel);
+            info.key = ns_key(channel);
             let bad = |reason: String| Unreadable {
                 key: key.clone(),
                 field: None,
@@ -239,14 +235,14 @@ impl StreamReads {
                     )));
                     continue;
                 }
-                Some(v) => v.clone(),
+                Some(v) => v,
                 None => {
                     info.unreadable.push(bad("no reply from Redis".to_string()));
                     continue;
                 }
             };
             match role {
-                Role::Stream => match stream_summary(value) {
+                Role::Stream => match stream_summary(value.clone()) {
                     Ok(Summary {
                         length,
                         first,
@@ -260,7 +256,7 @@ impl StreamReads {
                     }
                     Err(reason) => info.unreadable.push(bad(reason)),
                 },
-                Role::Seq => match bytes(&value)
+                Role::Seq => match bytes(value)
                     .and_then(|b| String::from_utf8(b).ok())
                     .and_then(|s| s.parse::<u64>().ok())
                 {
@@ -272,8 +268,8 @@ impl StreamReads {
                 Role::Cursors => match reply::pairs(value) {
                     Some(pairs) => {
                         for (field, raw) in pairs {
-                            let node = String::from_utf8_lossy(&field).into_owned();
-                            match decode_cursor(&raw) {
+                            let node = String::from_utf8_lossy(field).into_owned();
+                            match decode_cursor(raw) {
                                 Ok((pos, at_ms)) => {
                                     cursors.entry(channel.clone()).or_default().push((
                                         node,

@@ -71,12 +71,30 @@ pub(crate) fn value_pairs(v: Value) -> Option<Vec<(Value, Value)>> {
     Some(out)
 }
 
-/// The field/value pairs of a hash reply (HGETALL).
-pub(crate) fn pairs(v: Value) -> Option<Fields> {
-    value_pairs(v)?
-        .into_iter()
-        .map(|(k, v)| Some((bytes(&k)?, bytes(&v)?)))
-        .collect()
+/// The bytes of a string reply, borrowed.
+fn byte_ref(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
+/// The field/value pairs of a hash reply (HGETALL, RESP3 map or RESP2
+/// flat list), borrowed from it; `None` when it is not a hash of strings.
+pub(crate) fn pairs(v: &Value) -> Option<Vec<(&[u8], &[u8])>> {
+    fn pair<'v>(k: &'v Value, v: &'v Value) -> Option<(&'v [u8], &'v [u8])> {
+        Some((byte_ref(k)?, byte_ref(v)?))
+    }
+    match v {
+        Value::Map(m) => m.iter().map(|(k, v)| pair(k, v)).collect(),
+        Value::Array(a) | Value::Set(a) if a.len() % 2 == 0 => {
+            a.chunks(2).map(|kv| pair(&kv[0], &kv[1])).collect()
+        }
+        Value::Attribute { data, .. } => pairs(data),
+        _ => None,
+    }
 }
 
 /// One entry (as in XINFO STREAM's `first-entry`); `None` for nil or garbage.

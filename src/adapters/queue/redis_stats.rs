@@ -186,10 +186,11 @@ impl QueueReads {
     /// [`QueueReads::add_to`]; `now_ms` is the server clock for the oldest
     /// pending age (`None`: no age). Never fails: replies that do not fit
     /// (or are missing) make that queue unreadable, naming the key.
-    pub fn parse(self, replies: &[Value], now_ms: Option<u64>) -> Vec<QueueStats> {
+    pub fn parse(&self, replies: &[Value], now_ms: Option<u64>) -> Vec<QueueStats> {
         let mut out: Vec<QueueStats> = self
             .names
-            .into_iter()
+            .iter()
+            .cloned()
             .zip(&self.keys)
             .enumerate()
             .map(|(i, (name, k))| {
@@ -197,10 +198,10 @@ impl QueueReads {
                 one_queue(name, k, r, now_ms)
             })
             .collect();
-        for key in self.strays {
+        for key in &self.strays {
             out.push(QueueStats {
                 queue: String::new(),
-                key,
+                key: key.clone(),
                 unreadable: Some(
                     "not a queue key: expected {ns}:queue:{name} or {ns}:queue:{name}:dead".into(),
                 ),
