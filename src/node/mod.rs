@@ -8,6 +8,7 @@ pub mod http;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrations;
+pub mod pg;
 pub mod registry;
 pub mod routes;
 pub mod runtime;

@@ -10,7 +10,7 @@ use super::shared::NodeShared;
 use super::state::NodeState;
 use super::store::Store;
 use super::version::AppVersion;
-use super::{maintenance, storage};
+use super::{maintenance, pg, storage};
 use crate::adapters::{cache, lock, pubsub, queue, redis_conn, snowflake, worker_id};
 use crate::config::Config;
 use std::net::SocketAddr;
@@ -240,19 +240,12 @@ pub async fn run(
             Store::Memory(Default::default())
         }
         Some(url) => {
-            let (mut client, connection) =
-                tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
-                    .await
-                    .map_err(|source| NodeError::Database {
-                        url: url.to_string(),
-                        source,
-                    })?;
-            let masked = url.to_string();
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::error!(db = %masked, "database connection lost: {e}");
-                }
-            });
+            let mut client = pg::connect(url)
+                .await
+                .map_err(|source| NodeError::Database {
+                    url: url.to_string(),
+                    source,
+                })?;
             match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
                 Ok(version) => *node.schema_version.write() = version,
                 Err(MigrationError::SchemaNewer { schema, app }) => {
@@ -267,7 +260,7 @@ pub async fn run(
                         .force_set(NodeState::Error, format!("schema migration failed: {e}"));
                 }
             }
-            Store::Postgres(client)
+            Store::Postgres(pg::PgConn::new(url.clone(), client))
         }
     };
     let in_error = node.state.get().0 == NodeState::Error;

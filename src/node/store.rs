@@ -2,10 +2,10 @@
 //! handler writes) and counters (what the lock protects), in PostgreSQL, or
 //! in memory when no `DB_URL` is set (single node, demo).
 
+use super::pg::PgConn;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tokio_postgres::Client;
 
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +42,8 @@ pub enum StoreError {
 
 /// Where the app keeps its data.
 pub enum Store {
-    /// PostgreSQL (`DB_URL`).
-    Postgres(Client),
+    /// PostgreSQL (`DB_URL`), reconnected when its connection closes.
+    Postgres(PgConn),
     /// In memory: one node only.
     Memory(Mutex<MemoryData>),
 }
@@ -69,7 +69,8 @@ impl Store {
     /// Insert a new record.
     pub async fn insert(&self, r: &Record) -> Result<(), StoreError> {
         match self {
-            Store::Postgres(c) => {
+            Store::Postgres(pg) => {
+                let c = pg.client().await?;
                 c.execute(
                     "INSERT INTO records (id, name, value, revision, created_by) VALUES ($1, $2, $3, $4, $5)",
                     &[&r.id, &r.name, &r.value, &r.revision, &r.created_by],
@@ -86,7 +87,8 @@ impl Store {
     /// Read a record.
     pub async fn get(&self, id: i64) -> Result<Option<Record>, StoreError> {
         match self {
-            Store::Postgres(c) => {
+            Store::Postgres(pg) => {
+                let c = pg.client().await?;
                 let row = c
                     .query_opt(
                         "SELECT id, name, value, revision, created_by FROM records WHERE id = $1",
@@ -108,7 +110,8 @@ impl Store {
     /// Set a record's value; returns the new revision, `None` if absent.
     pub async fn update(&self, id: i64, value: &str) -> Result<Option<i32>, StoreError> {
         match self {
-            Store::Postgres(c) => {
+            Store::Postgres(pg) => {
+                let c = pg.client().await?;
                 let row = c
                     .query_opt(
                         "UPDATE records SET value = $2, revision = revision + 1, updated_at = now()
@@ -136,7 +139,8 @@ impl Store {
         node: &str,
     ) -> Result<i32, StoreError> {
         match self {
-            Store::Postgres(c) => {
+            Store::Postgres(pg) => {
+                let c = pg.client().await?;
                 let row = c
                     .query_one(
                         "INSERT INTO record_events (message_id, record_id, revision, handled_by) VALUES ($1, $2, $3, $4)
@@ -165,7 +169,8 @@ impl Store {
         token: i64,
     ) -> Result<(), StoreError> {
         match self {
-            Store::Postgres(c) => {
+            Store::Postgres(pg) => {
+                let c = pg.client().await?;
                 let row = c
                     .query_opt(
                         "INSERT INTO counters (name, value, fencing_token) VALUES ($1, $2, $3)
@@ -210,7 +215,9 @@ impl Store {
     /// A counter's value (0 when absent).
     pub async fn read_counter(&self, name: &str) -> Result<i64, StoreError> {
         match self {
-            Store::Postgres(c) => Ok(c
+            Store::Postgres(pg) => Ok(pg
+                .client()
+                .await?
                 .query_opt("SELECT value FROM counters WHERE name = $1", &[&name])
                 .await?
                 .map(|r| r.get(0))
