@@ -76,11 +76,17 @@ impl SnapshotSource for FileSource {
 }
 
 /// The delay before the next fetch: the refresh interval, doubled for each
-/// failure in a row, at most 30 s (or the interval, if longer).
+/// failure in a row, at most [`BACKOFF_CAP`] (or the interval, if longer).
 pub fn backoff(every: Duration, failures: u32) -> Duration {
-    let cap = every.max(Duration::from_secs(30));
+    let cap = every.max(BACKOFF_CAP);
     every.saturating_mul(1u32 << failures.min(16)).min(cap)
 }
+
+/// The longest wait between fetches after failures: a console left open
+/// through an outage shows the cluster again at most this long after it is
+/// back (a failed fetch of a refused server costs next to nothing, so
+/// there is little to save by waiting longer).
+pub const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// The time one fetch may take before it counts as failed.
 pub fn fetch_timeout(every: Duration) -> Duration {
@@ -140,12 +146,14 @@ mod tests {
     use crate::console::sample;
 
     #[test]
-    fn backoff_doubles_up_to_thirty_seconds() {
+    fn backoff_doubles_up_to_five_seconds() {
         let s = Duration::from_secs;
-        assert_eq!(backoff(s(2), 0), s(2));
-        assert_eq!(backoff(s(2), 1), s(4));
-        assert_eq!(backoff(s(2), 3), s(16));
-        assert_eq!(backoff(s(2), 10), s(30));
+        let ms = Duration::from_millis;
+        assert_eq!(backoff(ms(500), 0), ms(500));
+        assert_eq!(backoff(ms(500), 1), s(1));
+        assert_eq!(backoff(ms(500), 3), s(4));
+        assert_eq!(backoff(ms(500), 4), s(5));
+        assert_eq!(backoff(s(2), 40), s(5));
         assert_eq!(backoff(s(60), 2), s(60), "never shorter than the interval");
     }
 
