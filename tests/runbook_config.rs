@@ -108,6 +108,37 @@ fn mistakes_are_named() {
 }
 
 #[test]
+fn a_toml_mistake_is_one_line_with_its_line_and_column() {
+    let err = with(&|t| t.replacen("stop_timeout_s = 20", "stop_timeout_s = ", 1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/runbook.example.toml"
+    ))
+    .unwrap();
+    let line = 1 + example
+        .lines()
+        .position(|l| l.contains("stop_timeout_s = 20"))
+        .unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "runbook configuration edited.toml: line {line}, column "
+        )),
+        "{err}"
+    );
+    // An unknown field: toml points at the table that holds it.
+    let err = with(&|t| t.replacen("stop_timeout_s = 20", "stop_timeout = 20", 1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let table = 1 + example.lines().position(|l| l == "[executor]").unwrap();
+    assert!(
+        err.contains(&format!(
+            "line {table}, column 1: unknown field `stop_timeout`"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_plan_says_what_each_step_will_do() {
     let dir = tempfile::tempdir().unwrap();
     let plan = Runbook::plan(&example(), dir.path(), "2.1").unwrap();

@@ -31,7 +31,7 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// Not TOML, or not the expected shape (the message has line and column).
+    /// Not TOML, or not the expected shape (one line, with line and column).
     #[error("runbook configuration {path}: {message}")]
     Parse {
         /// The file (or `<text>`).
@@ -354,6 +354,20 @@ pub struct RollbackConfig {
     pub automatic: bool,
 }
 
+/// A TOML error in one line, `line L, column C: what` (toml's own message
+/// draws the line with a caret, over several lines).
+fn toml_error_line(text: &str, e: &toml::de::Error) -> String {
+    let what: Vec<&str> = (e.message().lines().map(str::trim))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let what = what.join("; ");
+    let Some(span) = e.span() else { return what };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {what}")
+}
+
 impl RunbookConfig {
     /// Read and validate a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -368,7 +382,7 @@ impl RunbookConfig {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: RunbookConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
-            message: e.to_string(),
+            message: toml_error_line(text, &e),
         })?;
         config.validate()?;
         Ok(config)
