@@ -137,6 +137,7 @@ fn redis_server(version: &str, policy: &str) -> ServerView {
         connected_clients: Some(41),
         modules: vec![],
         error: None,
+        management: None,
     }
 }
 
@@ -153,6 +154,7 @@ fn rabbit_server() -> ServerView {
         connected_clients: Some(6),
         modules: vec![],
         error: None,
+        management: Some("ok".into()),
     }
 }
 

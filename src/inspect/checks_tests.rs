@@ -57,6 +57,7 @@ fn redis_server(used_by: &[&str], version: &str, policy: &str) -> ServerView {
         connected_clients: Some(1),
         modules: vec![],
         error: None,
+        management: None,
     }
 }
 

@@ -9,6 +9,8 @@ pub mod drift;
 pub mod health;
 pub mod plan;
 pub mod rabbit;
+pub mod rabbit_mgmt;
+mod rabbit_read;
 pub mod read;
 pub mod sample;
 pub mod server_read;

@@ -7,11 +7,11 @@ use super::counted::{Counted, Requests};
 use super::plan::Prepared;
 use super::server_read::{self, Roles};
 use super::types::*;
-use super::{convert, drift, health, rabbit, servers};
+use super::{convert, drift, health, servers};
 use crate::adapters::queue;
 use crate::config::{Config, LockAdapter, PubsubAdapter, QueueAdapter, SecretUrl};
 use crate::node::maintenance::MaintenanceRead;
-use crate::node::registry::{QUEUE_CATALOGUE, RegistryEntry};
+use crate::node::registry::RegistryEntry;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -19,10 +19,10 @@ use std::time::Instant;
 
 /// Reads snapshots of one cluster.
 pub struct Inspector {
-    config: Config,
-    http: reqwest::Client,
+    pub(super) config: Config,
+    pub(super) http: reqwest::Client,
     conns: Mutex<HashMap<String, crate::adapters::redis_conn::SharedConn>>,
-    rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
+    pub(super) rabbit: tokio::sync::Mutex<Option<Arc<dyn queue::MessageQueue>>>,
     last_requests: Mutex<RequestCount>,
     /// Per Redis URL, the first request of the next read: it reads the
     /// keys the last snapshot's SCAN found.
@@ -31,7 +31,11 @@ pub struct Inspector {
     known_ids: Mutex<Vec<String>>,
 }
 
-fn unavailable<T>(var: &str, url: &SecretUrl, reason: impl std::fmt::Display) -> Source<T> {
+pub(super) fn unavailable<T>(
+    var: &str,
+    url: &SecretUrl,
+    reason: impl std::fmt::Display,
+) -> Source<T> {
     Source::Unavailable {
         source: format!("{var} {url}"),
         reason: reason.to_string().lines().next().unwrap_or("").to_string(),
@@ -57,7 +61,11 @@ impl Inspector {
         &self.config
     }
 
-    async fn conn(&self, url: &SecretUrl, requests: &Arc<Requests>) -> Result<Counted, String> {
+    pub(super) async fn conn(
+        &self,
+        url: &SecretUrl,
+        requests: &Arc<Requests>,
+    ) -> Result<Counted, String> {
         let existing = self.conns.lock().get(url.expose()).cloned();
         let manager = match existing {
             Some(m) => m,
@@ -361,100 +369,6 @@ impl Inspector {
             entry(&mut by_url, url).roles.queues = true;
         }
         by_url.into_values().collect()
-    }
-
-    /// RabbitMQ queues (names from the coordination Redis' catalogue, AMQP
-    /// cannot list them) and the RabbitMQ server; `(None, None)` when the
-    /// queue is not on RabbitMQ.
-    async fn read_rabbit_queues(
-        &self,
-        requests: &Arc<Requests>,
-    ) -> (
-        Option<Source<(Vec<QueueView>, Vec<Unreadable>)>>,
-        Option<ServerView>,
-    ) {
-        let c = &self.config;
-        let QueueAdapter::Rabbitmq(url) = &c.queue else {
-            return (None, None);
-        };
-        let server = self.rabbit_server(url);
-        let names = async {
-            match c.coordination_redis() {
-                Some((_, coord)) => match self.conn(coord, requests).await {
-                    Ok(mut conn) => redis::cmd("SMEMBERS")
-                        .arg(c.namespace.key(QUEUE_CATALOGUE))
-                        .query_async::<Vec<String>>(&mut conn)
-                        .await
-                        .unwrap_or_default(),
-                    Err(_) => Vec::new(),
-                },
-                None => Vec::new(),
-            }
-        };
-        let (names, server) = tokio::join!(names, server);
-        let mq = {
-            let mut slot = self.rabbit.lock().await;
-            match slot.as_ref() {
-                Some(mq) => mq.clone(),
-                None => {
-                    let opts = queue::QueueOptions::default();
-                    match queue::RabbitQueue::connect(url, c.namespace.clone(), "inspector", opts)
-                        .await
-                    {
-                        Ok(q) => {
-                            let mq: Arc<dyn queue::MessageQueue> = Arc::new(q);
-                            *slot = Some(mq.clone());
-                            mq
-                        }
-                        Err(e) => {
-                            return (
-                                Some(unavailable("QUEUE_ADAPTER_RABBITMQ_URL", url, e)),
-                                Some(server),
-                            );
-                        }
-                    }
-                }
-            }
-        };
-        let mut stats = Vec::new();
-        for name in names {
-            match mq.stats(&name).await {
-                Ok(s) => stats.push(s),
-                Err(e) => {
-                    return (
-                        Some(unavailable("QUEUE_ADAPTER_RABBITMQ_URL", url, e)),
-                        Some(server),
-                    );
-                }
-            }
-        }
-        (
-            Some(Source::Ok(convert::queue_views("rabbitmq", stats))),
-            Some(server),
-        )
-    }
-
-    async fn rabbit_server(&self, url: &SecretUrl) -> ServerView {
-        let used_by = vec!["QUEUE_ADAPTER_RABBITMQ_URL".to_string()];
-        let hp = url::Url::parse(url.expose())
-            .map(|u| {
-                format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or("localhost"),
-                    u.port().unwrap_or(5672)
-                )
-            })
-            .unwrap_or_default();
-        match rabbit::server_version(&hp).await {
-            Ok(version) => {
-                let mut v =
-                    servers::unreachable_view("rabbitmq", url.to_string(), used_by, String::new());
-                v.error = None;
-                v.version = Some(version);
-                v
-            }
-            Err(e) => servers::unreachable_view("rabbitmq", url.to_string(), used_by, e),
-        }
     }
 }
 

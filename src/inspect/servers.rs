@@ -38,6 +38,7 @@ pub fn redis_view(url: String, used_by: Vec<String>, info: &str) -> ServerView {
         connected_clients: num("connected_clients"),
         modules: modules(info),
         error: None,
+        management: None,
     }
 }
 
@@ -60,6 +61,7 @@ pub fn unreachable_view(
         connected_clients: None,
         modules: Vec::new(),
         error: Some(error),
+        management: None,
     }
 }
 

@@ -265,6 +265,10 @@ pub struct ServerView {
     pub modules: Vec<String>,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// RabbitMQ: `ok` when the management API answered, else why not (the
+    /// unacknowledged counts and rates need it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management: Option<String>,
 }
 
 /// Nodes that disagree with the majority.

@@ -112,6 +112,13 @@ impl View for Servers {
                     Span::raw(modules),
                 ]));
             }
+            if let Some(m) = &s.management {
+                let style = if m == "ok" { t.text } else { t.warn };
+                lines.push(Line::from(vec![
+                    Span::styled("mgmt API  ", t.dim),
+                    Span::styled(m.clone(), style),
+                ]));
+            }
             if let Some(e) = &s.error {
                 lines.push(Line::from(vec![
                     Span::styled("error     ", t.dim),

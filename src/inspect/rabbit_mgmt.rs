@@ -1,0 +1,285 @@
+//! The RabbitMQ management HTTP API, read when it answers: per queue the
+//! unacknowledged messages (which AMQP cannot tell) and the message rates.
+//! The API is looked for on port 15672 of the AMQP host, with the AMQP
+//! URL's user, password and virtual host; one `GET /api/queues/{vhost}`
+//! filtered to the cluster's queues (`^{ns}\.`, at most [`PAGE_SIZE`]).
+
+use super::types::QueueView;
+use crate::config::SecretUrl;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// The management API's port (the plugin's default).
+pub const MANAGEMENT_PORT: u16 = 15672;
+/// Queues read in one request (the cluster's main, dead and delay queues).
+pub const PAGE_SIZE: usize = 500;
+
+/// Where the management API is and how to log in.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// `http://host:15672`.
+    pub base: String,
+    user: String,
+    password: String,
+    /// The virtual host.
+    pub vhost: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Endpoint({}, user {}, vhost {:?})",
+            self.base, self.user, self.vhost
+        )
+    }
+}
+
+impl Endpoint {
+    /// The management API next to the broker of `amqp` (`amqp://user:pass@host:5672/vhost`;
+    /// no user: guest/guest; no vhost: `/`).
+    pub fn from_amqp(amqp: &SecretUrl) -> Result<Self, String> {
+        let url = url::Url::parse(amqp.expose()).map_err(|e| format!("{amqp}: {e}"))?;
+        let host = url.host_str().ok_or_else(|| format!("{amqp}: no host"))?;
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| format!("{amqp}: bad percent-encoding"));
+        let (user, password) = match url.username() {
+            "" => ("guest".to_string(), "guest".to_string()),
+            u => (decode(u)?, decode(url.password().unwrap_or(""))?),
+        };
+        let vhost = match url.path().strip_prefix('/').unwrap_or("") {
+            "" => "/".to_string(),
+            v => decode(v)?,
+        };
+        Ok(Self {
+            base: format!("http://{host}:{MANAGEMENT_PORT}"),
+            user,
+            password,
+            vhost,
+        })
+    }
+
+    /// Same API on another base URL (tests: a closed port).
+    pub fn with_base(mut self, base: &str) -> Self {
+        self.base = base.trim_end_matches('/').to_string();
+        self
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One queue as the management API reports it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueFigures {
+    /// Ready messages.
+    pub ready: u64,
+    /// Delivered, not acknowledged.
+    pub unacked: u64,
+    /// Consumers.
+    pub consumers: u64,
+    /// Acknowledgements per second (last sample), when there were any.
+    pub ack_rate: Option<f64>,
+    /// Publishes per second, when there were any.
+    pub publish_rate: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    name: String,
+    #[serde(default)]
+    messages_ready: u64,
+    #[serde(default)]
+    messages_unacknowledged: u64,
+    #[serde(default)]
+    consumers: u64,
+    #[serde(default)]
+    message_stats: Option<Stats>,
+}
+
+#[derive(Deserialize)]
+struct Stats {
+    ack_details: Option<Rate>,
+    publish_details: Option<Rate>,
+}
+
+#[derive(Deserialize)]
+struct Rate {
+    rate: f64,
+}
+
+/// Parse a `GET /api/queues/{vhost}` page into figures by queue name.
+pub fn parse_page(body: &[u8]) -> Result<HashMap<String, QueueFigures>, String> {
+    let page: Page = serde_json::from_slice(body)
+        .map_err(|e| format!("management API: not a queue list ({e})"))?;
+    Ok(page
+        .items
+        .into_iter()
+        .map(|q| {
+            let stats = q.message_stats.as_ref();
+            let figures = QueueFigures {
+                ready: q.messages_ready,
+                unacked: q.messages_unacknowledged,
+                consumers: q.consumers,
+                ack_rate: stats.and_then(|s| s.ack_details.as_ref()).map(|r| r.rate),
+                publish_rate: stats
+                    .and_then(|s| s.publish_details.as_ref())
+                    .map(|r| r.rate),
+            };
+            (q.name, figures)
+        })
+        .collect())
+}
+
+/// The figures of every queue whose name starts with `{prefix}.`; `Err`
+/// (one line) when the API does not answer, refuses the login, or answers
+/// something else.
+pub async fn read_queues(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    prefix: &str,
+) -> Result<HashMap<String, QueueFigures>, String> {
+    let pattern = format!("^{}\\.", regex_escape(prefix));
+    let url = format!(
+        "{}/api/queues/{}?page=1&page_size={PAGE_SIZE}&use_regex=true&name={}&columns=name,messages_ready,messages_unacknowledged,consumers,message_stats.ack_details.rate,message_stats.publish_details.rate",
+        endpoint.base,
+        percent_encode(&endpoint.vhost),
+        percent_encode(&pattern),
+    );
+    let resp = http
+        .get(&url)
+        .basic_auth(&endpoint.user, Some(&endpoint.password))
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                format!("management API {}: not reachable", endpoint.base)
+            } else if e.is_timeout() {
+                format!("management API {}: no answer in time", endpoint.base)
+            } else {
+                format!("management API {}: {e}", endpoint.base)
+            }
+        })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!(
+            "management API {}: HTTP {}{}",
+            endpoint.base,
+            status.as_u16(),
+            if status.as_u16() == 401 {
+                " (the AMQP URL's user may not log in to it)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("management API {}: {e}", endpoint.base))?;
+    parse_page(&body)
+}
+
+/// Put the management figures into the views of the cluster `ns`'s
+/// queues: the unacknowledged messages of the main queue join `in_flight`
+/// (beside the delay queues' messages), and its ack rate is the queue's.
+pub fn apply(views: &mut [QueueView], ns: &str, figures: &HashMap<String, QueueFigures>) {
+    for view in views {
+        if let Some(f) = figures.get(&format!("{ns}.{}", view.name)) {
+            view.in_flight += f.unacked;
+            view.ack_rate = f.ack_rate;
+        }
+    }
+}
+
+/// Escape the regex metacharacters of a namespace name (`.` at least).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_comes_from_the_amqp_url_and_hides_the_password() {
+        let url =
+            SecretUrl::parse("amqp://ops:p%40ss@mq.example:5672/prod%2Fa", &["amqp"]).unwrap();
+        let e = Endpoint::from_amqp(&url).unwrap();
+        assert_eq!(e.base, "http://mq.example:15672");
+        assert_eq!((e.user.as_str(), e.password.as_str()), ("ops", "p@ss"));
+        assert_eq!(e.vhost, "prod/a");
+        assert!(!format!("{e:?}").contains("p@ss"));
+        let bare = SecretUrl::parse("amqp://127.0.0.1", &["amqp"]).unwrap();
+        let e = Endpoint::from_amqp(&bare).unwrap();
+        assert_eq!((e.user.as_str(), e.vhost.as_str()), ("guest", "/"));
+        assert_eq!(percent_encode(&e.vhost), "%2F");
+    }
+
+    #[test]
+    fn a_queue_page_is_parsed_and_garbage_is_an_error() {
+        let body = br#"{"items":[{"name":"c1.jobs","messages_ready":3,"messages_unacknowledged":2,"consumers":1,"message_stats":{"ack_details":{"rate":1.5},"publish_details":{"rate":0.0}}},{"name":"c1.jobs.dead"}],"page":1}"#;
+        let page = parse_page(body).unwrap();
+        assert_eq!(
+            page["c1.jobs"],
+            QueueFigures {
+                ready: 3,
+                unacked: 2,
+                consumers: 1,
+                ack_rate: Some(1.5),
+                publish_rate: Some(0.0),
+            }
+        );
+        assert_eq!(page["c1.jobs.dead"], QueueFigures::default());
+        let err = parse_page(b"<html>login</html>").unwrap_err();
+        assert!(err.starts_with("management API: not a queue list"), "{err}");
+        assert!(parse_page(br#"{"items":[{"name":1}]}"#).is_err());
+    }
+
+    #[test]
+    fn the_namespace_is_escaped_in_the_name_filter() {
+        assert_eq!(regex_escape("shop.eu-1"), "shop\\.eu-1");
+    }
+}
