@@ -6,6 +6,7 @@
 
 use super::types::QueueView;
 use crate::config::SecretUrl;
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -46,8 +47,11 @@ impl Endpoint {
         } else {
             host.to_string()
         };
-        let decode =
-            |s: &str| percent_decode(s).ok_or_else(|| format!("{amqp}: bad percent-encoding"));
+        let decode = |s: &str| {
+            (percent_decode_str(s).decode_utf8())
+                .map(|d| d.into_owned())
+                .map_err(|_| format!("{amqp}: bad percent-encoding"))
+        };
         let (user, password) = match url.username() {
             "" => ("guest".to_string(), "guest".to_string()),
             u => (decode(u)?, decode(url.password().unwrap_or(""))?),
@@ -69,34 +73,6 @@ impl Endpoint {
         self.base = base.trim_end_matches('/').to_string();
         self
     }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One queue as the management API reports it.
@@ -175,14 +151,19 @@ pub async fn read_queues(
     prefix: &str,
 ) -> Result<HashMap<String, QueueFigures>, String> {
     let pattern = format!("^{}\\.", regex_escape(prefix));
-    let url = format!(
-        "{}/api/queues/{}?page=1&page_size={PAGE_SIZE}&use_regex=true&name={}&columns=name,messages_ready,messages_unacknowledged,consumers,message_stats.ack_details.rate,message_stats.publish_details.rate",
-        endpoint.base,
-        percent_encode(&endpoint.vhost),
-        percent_encode(&pattern),
-    );
+    let vhost = utf8_percent_encode(&endpoint.vhost, NON_ALPHANUMERIC);
+    let columns = "name,messages_ready,messages_unacknowledged,consumers,\
+                   message_stats.ack_details.rate,message_stats.publish_details.rate";
+    let page_size = PAGE_SIZE.to_string();
     let resp = http
-        .get(&url)
+        .get(format!("{}/api/queues/{vhost}", endpoint.base))
+        .query(&[
+            ("page", "1"),
+            ("page_size", page_size.as_str()),
+            ("use_regex", "true"),
+            ("name", pattern.as_str()),
+            ("columns", columns),
+        ])
         .basic_auth(&endpoint.user, Some(&endpoint.password))
         .send()
         .await
@@ -255,7 +236,6 @@ mod tests {
         let bare = SecretUrl::parse("amqp://127.0.0.1", &["amqp"]).unwrap();
         let e = Endpoint::from_amqp(&bare).unwrap();
         assert_eq!((e.user.as_str(), e.vhost.as_str()), ("guest", "/"));
-        assert_eq!(percent_encode(&e.vhost), "%2F");
     }
 
     #[test]
