@@ -32,10 +32,6 @@ fn kerr(action: &str) -> impl Fn(kube::Error) -> ExecError + '_ {
 impl KubernetesExecutor {
     /// Connect to `config.api_url`, else the kubeconfig or in-cluster config.
     pub async fn connect(config: KubernetesConfig) -> Result<Self, ExecError> {
-        // Both rustls crypto providers are linked (lapin brings aws-lc-rs,
-        // kube and reqwest ring), so rustls cannot pick one by itself and
-        // would panic: choose ring for the process unless someone already did.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = match &config.api_url {
             Some(url) => {
                 let uri = url
