@@ -4,6 +4,7 @@
 
 mod derived;
 mod env_file;
+pub mod redis_url;
 mod secret;
 
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
@@ -20,23 +21,20 @@ pub const DEFAULT_REDIS_URL: &str = "redis://localhost:6379/0";
 /// The default namespace (`CLUSTER_NAME`).
 pub const DEFAULT_CLUSTER_NAME: &str = "clusterops";
 
-const REDIS_SCHEMES: &[&str] = &["redis", "rediss"];
+use redis_url::REDIS_SCHEMES;
 
-/// Parse a Redis URL as every `*_REDIS_URL` variable is parsed: `redis://`
-/// or `rediss://`, and a database that is a number (`/3`; the client would
-/// only refuse anything else when connecting). The error says what is wrong,
-/// without the URL.
+/// Parse a Redis URL as every `*_REDIS_URL` variable is parsed: one server
+/// (`redis://`, `rediss://`) or Sentinel (`redis-sentinel://`,
+/// `rediss-sentinel://`), a database that is a number (`/3`), known query
+/// parameters, and readable PEM files for the TLS options (see
+/// [`redis_url`]). The error says what is wrong, without the password.
 pub fn parse_redis_url(raw: &str) -> Result<SecretUrl, String> {
-    SecretUrl::parse(raw, REDIS_SCHEMES).and_then(|u| {
-        if u.redis_db().is_none_or(|db| db < 0) {
-            Err("the database after the host must be a number, e.g. /0".to_string())
-        } else {
-            Ok(u)
-        }
-    })
+    let target = redis_url::RedisTarget::parse(raw)?;
+    target.check_files()?;
+    SecretUrl::parse(raw, REDIS_SCHEMES)
 }
 const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
-const REDIS_URL_SHAPE: &str = "redis://[user:password@]host[:port][/db] or rediss://…";
+const REDIS_URL_SHAPE: &str = "redis://[user:password@]host[:port][/db], rediss://…, or redis-sentinel://host:port[,host:port…][/db]#master";
 const DB_SCHEMES: &[&str] = &["postgres", "postgresql"];
 const DB_URL_SHAPE: &str = "postgres://user[:password]@host[:port]/database";
 const AMQP_URL_SHAPE: &str = "amqp://user:password@host[:port][/vhost] or amqps://…";

@@ -27,6 +27,18 @@ impl SecretUrl {
     ///
     /// The error string says what is wrong and never contains the value.
     pub fn parse(raw: &str, schemes: &[&str]) -> Result<Self, String> {
+        if let Some(scheme) = sentinel_scheme(raw) {
+            // Several hosts (`h1:26379,h2:26379`) are not a URL authority,
+            // so the Sentinel form is checked by its own parser.
+            if !schemes.contains(&scheme.as_str()) {
+                return Err(format!("scheme {scheme:?}"));
+            }
+            super::redis_url::RedisTarget::parse(raw)?;
+            return Ok(Self {
+                raw: raw.to_string(),
+                masked: mask_url_text(raw),
+            });
+        }
         let parsed = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
         if !schemes.contains(&parsed.scheme()) {
             return Err(format!("scheme {:?}", parsed.scheme()));
@@ -41,7 +53,7 @@ impl SecretUrl {
         }
         Ok(Self {
             raw: raw.to_string(),
-            masked: masked.to_string(),
+            masked: mask_query_secrets(masked.as_str()),
         })
     }
 
@@ -55,8 +67,14 @@ impl SecretUrl {
         &self.masked
     }
 
-    /// Host and port, for grouping adapters by server.
+    /// Host and port, for grouping adapters by server; for a Sentinel URL
+    /// `master@sentinel1,sentinel2` (one name for the master it finds).
     pub fn host_port(&self) -> String {
+        if sentinel_scheme(&self.raw).is_some() {
+            return super::redis_url::RedisTarget::parse(&self.raw)
+                .map(|t| t.server_name())
+                .unwrap_or_default();
+        }
         match url::Url::parse(&self.raw) {
             Ok(u) => format!(
                 "{}:{}",
@@ -69,6 +87,11 @@ impl SecretUrl {
 
     /// The Redis database index in the path (`/3`), 0 when absent.
     pub fn redis_db(&self) -> Option<i64> {
+        if sentinel_scheme(&self.raw).is_some() {
+            return super::redis_url::RedisTarget::parse(&self.raw)
+                .ok()
+                .map(|t| t.db);
+        }
         let u = url::Url::parse(&self.raw).ok()?;
         let path = u.path().trim_start_matches('/');
         if path.is_empty() {
@@ -77,6 +100,34 @@ impl SecretUrl {
             path.parse().ok()
         }
     }
+}
+
+/// The scheme of a `redis-sentinel://` or `rediss-sentinel://` URL.
+fn sentinel_scheme(raw: &str) -> Option<String> {
+    let (scheme, _) = raw.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    scheme.ends_with("-sentinel").then_some(scheme)
+}
+
+/// Replace the value of every query parameter whose name contains
+/// `password` (`sentinel_password=…`) with `***`.
+fn mask_query_secrets(text: &str) -> String {
+    let Some(q) = text.find('?') else {
+        return text.to_string();
+    };
+    let (head, rest) = text.split_at(q + 1);
+    let (query, fragment) = match rest.find('#') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{head}{}{fragment}", masked.join("&"))
 }
 
 impl fmt::Display for SecretUrl {
@@ -101,6 +152,10 @@ impl Serialize for SecretUrl {
 /// messages about malformed values: everything between `://user:` and the
 /// last `@` before the host is replaced.
 pub fn mask_url_text(raw: &str) -> String {
+    mask_query_secrets(&mask_userinfo(raw))
+}
+
+fn mask_userinfo(raw: &str) -> String {
     let Some(scheme_end) = raw.find("://") else {
         // Not URL-shaped: mask from the first ':' to the last '@', if any.
         return match (raw.find(':'), raw.rfind('@')) {
@@ -210,5 +265,34 @@ mod tests {
         assert_eq!(mask_url_text("redis://u:p@w@h/0"), "redis://u:***@h/0");
         assert_eq!(mask_url_text("redis://h/0"), "redis://h/0");
         assert_eq!(mask_url_text("not a url"), "not a url");
+        assert_eq!(
+            mask_url_text(
+                "redis-sentinel://:pw@s1,s2/0?sentinel_password=spw&ssl_cert_reqs=none#m"
+            ),
+            "redis-sentinel://:***@s1,s2/0?sentinel_password=***&ssl_cert_reqs=none#m"
+        );
+    }
+
+    #[test]
+    fn a_sentinel_url_is_masked_and_named_by_its_master() {
+        let u = SecretUrl::parse(
+            "redis-sentinel://app:hunter2@s1:26379,s2:26380/4?sentinel_password=spw#mymaster",
+            &["redis-sentinel"],
+        )
+        .unwrap();
+        for shown in [
+            u.to_string(),
+            format!("{u:?}"),
+            serde_json::to_string(&u).unwrap(),
+        ] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("spw"),
+                "{shown}"
+            );
+        }
+        assert_eq!(u.host_port(), "mymaster@s1:26379,s2:26380");
+        assert_eq!(u.redis_db(), Some(4));
+        let u = SecretUrl::parse("rediss://h:1/0?sentinel_password=x", &["rediss"]).unwrap();
+        assert!(!u.masked().contains("=x"), "{}", u.masked());
     }
 }

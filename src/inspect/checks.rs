@@ -27,6 +27,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         same_version(snap),
         shared_adapters(config, snap),
         separate_redis_databases(config),
+        super::checks_topology::tls_verification(config),
         redis_version(snap),
         rabbitmq_version(snap),
         eviction_policy(snap),

@@ -3,6 +3,7 @@
 //! `clusterops status`/`check` consume its [`Snapshot`].
 
 pub mod checks;
+pub mod checks_topology;
 pub mod convert;
 mod counted;
 pub mod drift;

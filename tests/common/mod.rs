@@ -266,6 +266,7 @@ fn psql(sql: &str) {
 pub mod nginx;
 pub mod nodes;
 pub mod tmux;
+pub mod topology;
 
 /// A Redis ACL user that may only read (`+@read +@connection +info`), as an
 /// operator would give a monitoring console; deleted on drop.

@@ -13,7 +13,7 @@ use super::{
     validate_node_id, validate_ttl,
 };
 use crate::adapters::redis_conn::SharedConn;
-use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT, ConnectError};
+use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT};
 use crate::config::{Namespace, SecretUrl};
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -95,7 +95,8 @@ struct Inner {
     node_id: String,
     namespace: Namespace,
     conn: SharedConn,
-    client: redis::Client,
+    /// For the release subscription (its own connection).
+    secret_url: SecretUrl,
     url: String,
     channel: String,
     waiters: Arc<Waiters>,
@@ -121,17 +122,13 @@ impl RedisLock {
     ) -> Result<Self, LockError> {
         let node_id = validate_node_id(node_id.into())?;
         let conn = redis_conn::connect(url).await?;
-        let client = redis::Client::open(url.expose()).map_err(|source| ConnectError {
-            url: url.masked().to_string(),
-            source,
-        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 node_id,
                 channel: release_channel(&namespace),
                 namespace,
                 conn,
-                client,
+                secret_url: url.clone(),
                 url: url.masked().to_string(),
                 waiters: Arc::default(),
                 watchdogs: Watchdogs::default(),
@@ -191,7 +188,7 @@ impl RedisLock {
         }
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(listen(
-            self.inner.client.clone(),
+            self.inner.secret_url.clone(),
             self.inner.channel.clone(),
             self.inner.url.clone(),
             Arc::clone(&self.inner.waiters),
@@ -206,7 +203,7 @@ impl RedisLock {
 /// lost connection, wake everyone (notifications may have been missed) and
 /// resubscribe with backoff.
 async fn listen(
-    client: redis::Client,
+    secret_url: SecretUrl,
     channel: String,
     url: String,
     waiters: Arc<Waiters>,
@@ -215,9 +212,14 @@ async fn listen(
     let mut backoff = Duration::from_millis(100);
     loop {
         let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            let mut pubsub = redis_conn::connect_pubsub(&secret_url)
+                .await
+                .map_err(|e| e.reason)?;
+            pubsub
+                .subscribe(&channel)
+                .await
+                .map_err(|e| redis_conn::describe(&e))?;
+            Ok::<_, String>(pubsub)
         })
         .await;
         match subscribed {

@@ -235,7 +235,8 @@ pub(crate) fn entry_ms(id: &str) -> Option<u64> {
 /// True for errors that go away once Redis is back: connection loss,
 /// timeouts, a server still loading its data.
 pub(crate) fn is_transient(e: &RedisError) -> bool {
-    e.is_io_error()
+    crate::adapters::redis_conn::wants_new_master(e)
+        || e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()

@@ -267,12 +267,12 @@ fn database_url(admin: &SecretUrl, db_name: &str) -> Result<String, String> {
     Ok(u.to_string())
 }
 
-async fn redis_client(url: &SecretUrl) -> Result<redis::aio::MultiplexedConnection, String> {
-    redis::Client::open(url.expose())
-        .map_err(|e| format!("Redis {url}: {e}"))?
-        .get_multiplexed_async_connection()
+async fn redis_client(
+    url: &SecretUrl,
+) -> Result<clusterops::adapters::redis_conn::SharedConn, String> {
+    clusterops::adapters::redis_conn::connect(url)
         .await
-        .map_err(|e| format!("Redis {url}: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Write a file readable by its owner only (it holds the URLs).

@@ -1,0 +1,315 @@
+//! Redis connections for the adapters: a shared, self-reconnecting
+//! connection for ordinary commands ([`SharedConn`]), dedicated connections
+//! with the response timeout disabled for blocking reads (XREAD/XREADGROUP
+//! BLOCK), and pub/sub connections. Every URL form works the same way: one
+//! server, with or without TLS, or the master the sentinels name, found
+//! again by itself after a failover ([`failover`]).
+
+mod endpoint;
+mod failover;
+pub mod sentinel;
+
+pub use endpoint::Endpoint;
+
+use crate::config::SecretUrl;
+use failover::Failover;
+use redis::ServerErrorKind;
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub,
+};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timeout of one connection attempt (TLS handshake included).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Response timeout of ordinary (non-blocking) commands.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a new connection waits for the server the sentinels name to
+/// report itself master (during a failover it may still be a replica).
+pub const MASTER_WAIT: Duration = Duration::from_secs(5);
+
+/// A Redis connection failure: the URL (masked) and one line saying why,
+/// with what to do when the cause is known (an untrusted certificate).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot connect to Redis at {url}: {reason}")]
+pub struct ConnectError {
+    /// The URL, password masked.
+    pub url: String,
+    /// Why, in one line, never with a password.
+    pub reason: String,
+}
+
+impl ConnectError {
+    /// An error for the masked URL `url`.
+    pub fn new(url: &str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// One line for a client error, with a hint for TLS certificate problems.
+pub fn describe(e: &RedisError) -> String {
+    let text = e.to_string().replace('\n', " ");
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        format!(
+            "{text}: the server's certificate does not name this host; connect by a name \
+             the certificate lists"
+        )
+    } else if lower.contains("invalid peer certificate") || lower.contains("unknownissuer") {
+        format!(
+            "certificate not trusted ({text}); give the CA bundle with ?ssl_ca_certs=/path/ca.pem \
+             on the URL, or in SSL_CERT_FILE"
+        )
+    } else if lower.contains("received corrupt message") || lower.contains("invalidcontenttype") {
+        format!("{text}: is this a TLS port? rediss:// needs the server's tls-port")
+    } else {
+        text
+    }
+}
+
+/// Whether `e` is the kind of failure after which the sentinels may name
+/// another master: the connection is gone or refused, the server timed out,
+/// or it answers as a replica (`READONLY`) or a master without its
+/// replicas (`MASTERDOWN`).
+pub fn wants_new_master(e: &RedisError) -> bool {
+    e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_io_error()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+        )
+}
+
+/// A shared connection for ordinary commands: a [`ConnectionManager`] (it
+/// reconnects by itself after the server drops it; commands sent while the
+/// server is down fail fast) that sends a command once more when the first
+/// attempt found the connection dropped.
+///
+/// Without that second attempt, a connection left idle while Redis
+/// restarted failed the first command sent after Redis was back (`broken
+/// pipe`: the manager only notices a dead connection when a command fails
+/// on it), so a node lost the first sync signal, cache invalidation or
+/// queued message after every Redis restart (found by the fault suite's
+/// `redis_down`). A command whose connection broke after it reached the
+/// server may run twice; every command clusterops sends is harmless when
+/// repeated (SET, DEL, renewals and releases are idempotent; a repeated
+/// XADD is a duplicate signal, message or journal line, which readers
+/// already tolerate; a repeated lock or worker-ID acquire finds its own
+/// first grant taken and waits, or takes another ID, until the first one's
+/// TTL ends).
+///
+/// With a Sentinel URL the connection also follows the master: after a
+/// failure that may mean a failover ([`wants_new_master`]), it asks the
+/// sentinels again, moves to the new master when they name one, and sends
+/// the command there once (see [`failover`]).
+#[derive(Clone)]
+pub struct SharedConn {
+    route: Route,
+}
+
+#[derive(Clone)]
+enum Route {
+    Direct(ConnectionManager),
+    Sentinel(Arc<Failover>),
+}
+
+impl std::fmt::Debug for SharedConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedConn")
+    }
+}
+
+/// Whether `e` says the connection was dropped (worth one more attempt on
+/// the reconnected one). A refused reconnection is not: the server is still
+/// down, and a second attempt would only double the time to fail.
+fn dropped(e: &RedisError) -> bool {
+    e.is_connection_dropped() && !e.is_connection_refusal()
+}
+
+impl SharedConn {
+    /// Whether this connection follows a master through Sentinel: its
+    /// writes can be lost in a failover unless a replica has them (the
+    /// worker-ID leases wait for one: see `docs/snowflake.md`).
+    pub fn is_replicated(&self) -> bool {
+        matches!(self.route, Route::Sentinel(_))
+    }
+
+    /// The address of the server commands go to now (`host:port`).
+    pub fn server(&self) -> String {
+        match &self.route {
+            Route::Direct(_) => String::new(),
+            Route::Sentinel(f) => f.address(),
+        }
+    }
+}
+
+impl ConnectionLike for SharedConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            match &mut self.route {
+                Route::Direct(inner) => match inner.req_packed_command(cmd).await {
+                    Err(e) if dropped(&e) => inner.req_packed_command(cmd).await,
+                    done => done,
+                },
+                Route::Sentinel(f) => {
+                    let (generation, mut conn) = f.current();
+                    match conn.req_packed_command(cmd).await {
+                        Err(e) if wants_new_master(&e) => match f.retry_on(generation, &e).await {
+                            Some(mut conn) => conn.req_packed_command(cmd).await,
+                            None => Err(e),
+                        },
+                        done => done,
+                    }
+                }
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            match &mut self.route {
+                Route::Direct(inner) => {
+                    match inner.req_packed_commands(pipeline, offset, count).await {
+                        Err(e) if dropped(&e) => {
+                            inner.req_packed_commands(pipeline, offset, count).await
+                        }
+                        done => done,
+                    }
+                }
+                Route::Sentinel(f) => {
+                    let (generation, mut conn) = f.current();
+                    match conn.req_packed_commands(pipeline, offset, count).await {
+                        Err(e) if wants_new_master(&e) => match f.retry_on(generation, &e).await {
+                            Some(mut conn) => {
+                                conn.req_packed_commands(pipeline, offset, count).await
+                            }
+                            None => Err(e),
+                        },
+                        done => done,
+                    }
+                }
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.route {
+            Route::Direct(inner) => inner.get_db(),
+            Route::Sentinel(f) => f.db(),
+        }
+    }
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2))
+}
+
+/// A [`ConnectionManager`] on `client`, bounded by [`CONNECT_TIMEOUT`].
+async fn manager(client: Client) -> Result<ConnectionManager, RedisError> {
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT + Duration::from_millis(500),
+        ConnectionManager::new_with_config(client, manager_config()),
+    )
+    .await
+    {
+        Ok(done) => done,
+        Err(_) => Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connection timed out",
+        ))),
+    }
+}
+
+/// Open a connection with `open` to the server that takes writes: for a
+/// Sentinel URL, the master the sentinels name, once it reports itself
+/// master (retried for up to [`MASTER_WAIT`] while a failover settles).
+pub(crate) async fn open_master<T, F, Fut>(
+    ep: &Endpoint,
+    open: F,
+) -> Result<(T, String), ConnectError>
+where
+    T: ConnectionLike + Send,
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RedisError>>,
+{
+    let deadline = tokio::time::Instant::now() + MASTER_WAIT;
+    loop {
+        let (client, address) = ep.master().await?;
+        let mut conn = open(client).await.map_err(|e| ep.error(&e))?;
+        if !ep.is_sentinel() {
+            return Ok((conn, address));
+        }
+        let why = match sentinel::is_master(&mut conn).await {
+            Ok(true) => return Ok((conn, address)),
+            Ok(false) => format!("the sentinels name {address}, which is not a master (yet)"),
+            Err(e) => format!("{address}: {}", describe(&e)),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ConnectError::new(ep.masked(), why));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Open a [`SharedConn`] to `url`.
+pub async fn connect(url: &SecretUrl) -> Result<SharedConn, ConnectError> {
+    let ep = Endpoint::new(url)?;
+    let (conn, address) = open_master(&ep, manager).await?;
+    let route = if ep.is_sentinel() {
+        Route::Sentinel(Arc::new(Failover::new(ep, conn, address)))
+    } else {
+        Route::Direct(conn)
+    };
+    Ok(SharedConn { route })
+}
+
+/// A dedicated connection with no response timeout, for blocking reads.
+/// Do not share it: a blocking command holds the whole connection. With a
+/// Sentinel URL it goes to the master of the moment; after an error, open
+/// a new one (the sentinels are asked again).
+pub async fn connect_blocking(url: &SecretUrl) -> Result<MultiplexedConnection, ConnectError> {
+    let ep = Endpoint::new(url)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(None);
+    let (conn, _) = open_master(&ep, |client: Client| {
+        let config = config.clone();
+        async move {
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        }
+    })
+    .await?;
+    Ok(conn)
+}
+
+/// A pub/sub connection to `url` (the master of the moment with Sentinel;
+/// Redis replicates PUBLISH to replicas, so a subscriber left on a demoted
+/// master still hears new messages until Sentinel disconnects it).
+pub async fn connect_pubsub(url: &SecretUrl) -> Result<PubSub, ConnectError> {
+    let ep = Endpoint::new(url)?;
+    let (client, _) = ep.master().await?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(ep.error(&e)),
+        Err(_) => Err(ConnectError::new(ep.masked(), "connection timed out")),
+    }
+}
