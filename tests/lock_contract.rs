@@ -183,9 +183,12 @@ async fn fencing_tokens_strictly_increase_across_instances(h: Harness) {
         last = guard.fencing_token();
         guard.release().await.unwrap();
     }
-    // Another lock name has its own counter.
+    // Another lock name has its own counter (in Redis it starts at the
+    // server's clock in microseconds: tests/lock_redis.rs).
     let other = a.try_acquire("other", SHORT_TTL).await.unwrap().unwrap();
-    assert_eq!(other.fencing_token(), 1);
+    if matches!(h, Harness::Local(_)) {
+        assert_eq!(other.fencing_token(), 1);
+    }
     other.release().await.unwrap();
 }
 

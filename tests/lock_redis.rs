@@ -425,3 +425,65 @@ async fn the_local_backend_lists_its_holders() {
     g.release().await.unwrap();
     assert!(lock.holders().is_empty());
 }
+
+#[tokio::test]
+async fn a_lost_fencing_counter_restarts_above_every_token_handed_out() {
+    let ns = TestNs::new("lock-fence-lost");
+    let lock = lock(&ns, "node-a").await;
+    let mut conn = raw(&ns).await;
+    let fence = format!("{}:lock-fence:jobs", ns.name);
+    let mut last = 0;
+    for _ in 0..3 {
+        let g = lock.try_acquire("jobs", LONG_TTL).await.unwrap().unwrap();
+        assert!(g.fencing_token() > last);
+        last = g.fencing_token();
+        g.release().await.unwrap();
+    }
+    // As after a failover that lost the counter, or a restart without
+    // persistence: the next token is still above every earlier one.
+    let _: () = conn.del(&fence).await.unwrap();
+    let g = lock.try_acquire("jobs", LONG_TTL).await.unwrap().unwrap();
+    assert!(
+        g.fencing_token() > last,
+        "{} after {last}",
+        g.fencing_token()
+    );
+    last = g.fencing_token();
+    g.release().await.unwrap();
+    // A counter that is behind (a stale replica promoted) is overtaken too.
+    let _: () = conn.set(&fence, 5).await.unwrap();
+    let g = lock.try_acquire("jobs", LONG_TTL).await.unwrap().unwrap();
+    assert!(
+        g.fencing_token() > last,
+        "{} after {last}",
+        g.fencing_token()
+    );
+    g.release().await.unwrap();
+    // A counter ahead of the clock keeps counting from itself.
+    let ahead: u64 = 9_000_000_000_000_000;
+    let _: () = conn.set(&fence, ahead).await.unwrap();
+    let g = lock.try_acquire("jobs", LONG_TTL).await.unwrap().unwrap();
+    assert_eq!(g.fencing_token(), ahead + 1);
+    g.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_garbage_fencing_counter_is_an_error_naming_its_key() {
+    let ns = TestNs::new("lock-fence-garbage");
+    let lock = lock(&ns, "node-a").await;
+    let mut conn = raw(&ns).await;
+    let fence = format!("{}:lock-fence:jobs", ns.name);
+    let _: () = conn.set(&fence, "not-a-number").await.unwrap();
+    let err = lock
+        .try_acquire("jobs", LONG_TTL)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&fence) && err.contains("not a number"),
+        "{err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
+    let held: bool = conn.exists(format!("{}:lock:jobs", ns.name)).await.unwrap();
+    assert!(!held, "nothing written");
+}

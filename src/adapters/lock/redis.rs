@@ -42,13 +42,33 @@ pub(crate) fn release_channel(ns: &Namespace) -> String {
 /// KEYS: lock, fence. ARGV: ttl ms, value suffix `|{acquired_ms}|{guard_id}|{node_id}`.
 /// Free: sets the lock to `{token}{suffix}` and returns the token (≥ 1).
 /// Held: returns `{pttl}` (a one-element array; -1: no expiry).
+///
+/// The token is the last one + 1, but never below the server's clock in
+/// microseconds (`TIME`): a fencing counter lost with a master that failed
+/// over before replicating it, or with a Redis restarted without
+/// persistence, cannot restart below tokens already handed out, as long
+/// as the servers' clocks agree to within the time the failover or restart
+/// took (see docs/redis-keys.md, "Fencing tokens").
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local pttl = redis.call('PTTL', KEYS[1])
 if pttl ~= -2 then return {pttl} end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], string.format('%d', token) .. ARGV[2], 'PX', ARGV[1])
+local last = redis.call('GET', KEYS[2])
+local token = 1
+if last then
+  token = tonumber(last)
+  if token == nil then
+    return redis.error_reply('fencing counter ' .. KEYS[2] .. ' is not a number')
+  end
+  token = token + 1
+end
+local now = redis.call('TIME')
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
+if token < floor then token = floor end
+local text = string.format('%.0f', token)
+redis.call('SET', KEYS[2], text)
+redis.call('SET', KEYS[1], text .. ARGV[2], 'PX', ARGV[1])
 return token
 ",
     )

@@ -264,6 +264,19 @@ pub enum QueueError {
         /// Nack, or returned as unroutable.
         reason: String,
     },
+    /// With a Sentinel-managed Redis: the message reached the master, but
+    /// no replica confirmed it in time, so a failover now could lose it.
+    #[error(
+        "the message was written to {key} on the master, but no replica confirmed it within \
+         {waited_ms} ms, so a failover now could lose it; publish it again (a duplicate is \
+         possible) and check the replicas (clusterops check: redis-replicas)"
+    )]
+    NotReplicated {
+        /// The stream key.
+        key: String,
+        /// How long the publish waited for a replica.
+        waited_ms: u64,
+    },
     /// The value to publish could not be turned into JSON.
     #[error("the message is not serializable as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -17,7 +17,10 @@ use parking_lot::Mutex;
 use redis::{AsyncCommands, RedisError, Script};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// With Sentinel, how long `publish` waits for a replica to confirm.
+pub const REPLICA_WAIT: Duration = Duration::from_millis(1000);
 
 /// Moves dead letters (by dead-stream entry id) back to the queue stream
 /// with a fresh attempt budget, atomically per call; entries already gone
@@ -192,8 +195,38 @@ impl MessageQueue for RedisQueue {
             .arg(1)
             .arg("payload")
             .arg(payload);
-        self.retrying(|c| query::<String>(cmd.clone(), c, "XADD", key.clone()))
+        if !self.inner.conn.is_replicated() {
+            self.retrying(|c| query::<String>(cmd.clone(), c, "XADD", key.clone()))
+                .await?;
+            return Ok(id);
+        }
+        // Sentinel: the message is acknowledged only once a replica has it,
+        // so a failover cannot lose a message `publish` returned. XADD and
+        // WAIT go in one request, on one connection: the WAIT counts the
+        // replicas of the master that took this XADD.
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd)
+            .ignore()
+            .cmd("WAIT")
+            .arg(1)
+            .arg(REPLICA_WAIT.as_millis() as u64);
+        let (replicas,): (i64,) = self
+            .retrying(|mut c| {
+                let pipe = pipe.clone();
+                let key = key.clone();
+                async move {
+                    pipe.query_async(&mut c)
+                        .await
+                        .map_err(redis_err("XADD+WAIT", &key))
+                }
+            })
             .await?;
+        if replicas < 1 {
+            return Err(QueueError::NotReplicated {
+                key,
+                waited_ms: REPLICA_WAIT.as_millis() as u64,
+            });
+        }
         Ok(id)
     }
 

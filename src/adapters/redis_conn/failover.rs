@@ -1,29 +1,30 @@
 //! Following a Sentinel-managed master across failovers.
 //!
-//! redis-rs' [`ConnectionManager`] reconnects to the address it was given;
-//! after a failover that address is a replica (`READONLY`) or gone. So the
-//! shared connection keeps the manager of the current master with a
-//! generation number, and a command that fails the way a failover makes
-//! commands fail asks the sentinels again ([`Failover::retry_on`]):
-//! - they name another master: a manager is opened there (checked with
-//!   `ROLE`), swapped in, and the command is sent there once;
-//! - they name the same one: a dropped connection is retried once on it
-//!   (as for one server, see `SharedConn`); any other error is returned.
+//! redis-rs' `MultiplexedConnection` reconnects by itself to the address it was
+//! given; after a failover that address is a replica, and a replica answers
+//! reads from its (possibly stale, or mid-resync empty) copy without any
+//! error: a lock renewal there finds its key gone. So a Sentinel route
+//! keeps a plain multiplexed connection that never reconnects by itself,
+//! opened only to a server that reported `ROLE` master, with a generation
+//! number. A command that fails the way a failover makes commands fail
+//! (Sentinel also disconnects every client of a demoted master) opens a
+//! new connection to the master the sentinels name now, again checked
+//! with `ROLE` ([`Failover::retry_on`]), and is sent there once.
 //!
-//! One refresh runs at a time; commands that failed on an older
-//! generation use the manager a concurrent refresh installed. While the
+//! One reconnection runs at a time; commands that failed on an older
+//! generation use the connection a concurrent one installed. While the
 //! master is down and the sentinels have not yet agreed on a new one,
-//! the sentinels are asked at most every [`MIN_ASK_INTERVAL`].
+//! they are asked at most every [`MIN_ASK_INTERVAL`].
 //!
 //! A command sent once to the old master and once to the new one may run
 //! twice; that is the same "at most one repeat" the one-server connection
 //! already has, and every command clusterops sends tolerates it.
 
 use super::endpoint::Endpoint;
-use super::{manager, open_master};
+use super::open_master;
 use parking_lot::Mutex;
-use redis::RedisError;
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError};
 use std::time::{Duration, Instant};
 
 /// Least time between two questions to the sentinels after failures.
@@ -31,7 +32,7 @@ pub const MIN_ASK_INTERVAL: Duration = Duration::from_millis(250);
 
 struct Current {
     generation: u64,
-    conn: ConnectionManager,
+    conn: MultiplexedConnection,
     address: String,
 }
 
@@ -43,7 +44,7 @@ pub(super) struct Failover {
 }
 
 impl Failover {
-    pub(super) fn new(endpoint: Endpoint, conn: ConnectionManager, address: String) -> Self {
+    pub(super) fn new(endpoint: Endpoint, conn: MultiplexedConnection, address: String) -> Self {
         Self {
             endpoint,
             current: Mutex::new(Current {
@@ -56,7 +57,7 @@ impl Failover {
     }
 
     /// The current generation and its manager.
-    pub(super) fn current(&self) -> (u64, ConnectionManager) {
+    pub(super) fn current(&self) -> (u64, MultiplexedConnection) {
         let c = self.current.lock();
         (c.generation, c.conn.clone())
     }
@@ -70,57 +71,84 @@ impl Failover {
         self.endpoint.target().db
     }
 
+    pub(super) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// After `error` on generation `seen`: the connection to send the
     /// command again on, or `None` to return the error.
     pub(super) async fn retry_on(
         &self,
         seen: u64,
         error: &RedisError,
-    ) -> Option<ConnectionManager> {
+    ) -> Option<MultiplexedConnection> {
         let mut last_ask = self.refresh.lock().await;
         {
             let c = self.current.lock();
             if c.generation != seen {
-                // Another command moved to a new master meanwhile.
+                // Another command reconnected meanwhile.
                 return Some(c.conn.clone());
             }
         }
-        let same_master_retry = || {
-            (error.is_connection_dropped() && !error.is_connection_refusal())
-                .then(|| self.current.lock().conn.clone())
-        };
         if last_ask.is_some_and(|t| t.elapsed() < MIN_ASK_INTERVAL) {
-            return same_master_retry();
+            return None;
         }
         *last_ask = Some(Instant::now());
-        let (_, named) = match self.endpoint.master().await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(url = %self.endpoint.masked(), error = %e.reason, "cannot ask the sentinels for the master");
-                return same_master_retry();
-            }
-        };
-        if named == self.address() {
-            return same_master_retry();
+        let done = self.reconnect(&error.to_string()).await;
+        drop(last_ask);
+        done
+    }
+
+    /// The sentinels announced a new master: move to it now.
+    pub(super) async fn follow(&self, why: &str) {
+        let mut last_ask = self.refresh.lock().await;
+        *last_ask = Some(Instant::now());
+        self.reconnect(why).await;
+    }
+
+    /// Ask a sentinel where the master is; move there if it moved.
+    pub(super) async fn check_master(&self) {
+        if let Ok((_, named)) = self.endpoint.master().await
+            && named != self.address()
+        {
+            self.follow("the sentinels name another master").await;
         }
-        match open_master(&self.endpoint, manager).await {
+    }
+
+    /// Open a connection to the master the sentinels name now (checked
+    /// with `ROLE`) and install it as a new generation.
+    async fn reconnect(&self, why: &str) -> Option<MultiplexedConnection> {
+        match open_master(&self.endpoint, connection).await {
             Ok((conn, address)) => {
                 let mut c = self.current.lock();
-                tracing::warn!(
-                    url = %self.endpoint.masked(),
-                    from = %c.address,
-                    to = %address,
-                    "Redis master changed (Sentinel failover); following it"
-                );
+                if c.address != address {
+                    tracing::warn!(
+                        url = %self.endpoint.masked(),
+                        from = %c.address,
+                        to = %address,
+                        %why,
+                        "Redis master changed (Sentinel failover); following it"
+                    );
+                }
                 c.generation += 1;
                 c.conn = conn.clone();
                 c.address = address;
                 Some(conn)
             }
             Err(e) => {
-                tracing::warn!(url = %self.endpoint.masked(), error = %e.reason, "the new master is not reachable yet");
+                tracing::warn!(url = %self.endpoint.masked(), error = %e.reason, %why, "no Redis master to reconnect to yet");
                 None
             }
         }
     }
+}
+
+/// A multiplexed connection with the shared connection's timeouts.
+pub(super) async fn connection(client: Client) -> Result<MultiplexedConnection, RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(super::CONNECT_TIMEOUT))
+        .set_response_timeout(Some(super::RESPONSE_TIMEOUT));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
 }

@@ -8,6 +8,7 @@
 mod endpoint;
 mod failover;
 pub mod sentinel;
+mod watch;
 
 pub use endpoint::Endpoint;
 
@@ -271,11 +272,13 @@ where
 /// Open a [`SharedConn`] to `url`.
 pub async fn connect(url: &SecretUrl) -> Result<SharedConn, ConnectError> {
     let ep = Endpoint::new(url)?;
-    let (conn, address) = open_master(&ep, manager).await?;
     let route = if ep.is_sentinel() {
-        Route::Sentinel(Arc::new(Failover::new(ep, conn, address)))
+        let (conn, address) = open_master(&ep, failover::connection).await?;
+        let route = Arc::new(Failover::new(ep, conn, address));
+        watch::spawn(&route);
+        Route::Sentinel(route)
     } else {
-        Route::Direct(conn)
+        Route::Direct(open_master(&ep, manager).await?.0)
     };
     Ok(SharedConn { route })
 }
