@@ -4,7 +4,10 @@
 
 mod derived;
 mod env_file;
+pub mod pg_tls;
 mod secret;
+pub mod tls_files;
+pub mod tls_verify;
 
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
 pub use secret::{AppKey, SecretUrl, mask_url_text, short_hash};
@@ -417,6 +420,22 @@ impl Config {
         let db_url = match get("DB_URL") {
             None => Some(None),
             Some(raw) => parse_url("DB_URL", raw, DB_SCHEMES, DB_URL_SHAPE).map(Some),
+        };
+        // libpq's TLS parameters and the files they name.
+        let db_url = match db_url {
+            Some(Some(url)) => match pg_tls::pg_connect_config(&url) {
+                Ok(_) => Some(Some(url)),
+                Err(e) => {
+                    url_problems.push(ConfigProblem {
+                        variable: "DB_URL".to_string(),
+                        given: Some(format!("{:?}", url.masked())),
+                        reason: Some(e.problem.to_string()),
+                        accepted: DB_URL_SHAPE.to_string(),
+                    });
+                    None
+                }
+            },
+            other => other,
         };
         let storage_path = get("STORAGE_PATH").map(std::path::PathBuf::from);
         if let Some(path) = &storage_path
