@@ -35,6 +35,12 @@ const CASES: &[&str] = &[
     "env-url-port",
     "env-url-database",
     "env-db-url-scheme",
+    "env-db-sslmode",
+    "env-db-sslrootcert-missing",
+    "env-db-sslrootcert-garbage",
+    "env-db-verify-no-root",
+    "env-db-sslcert-alone",
+    "env-db-sslrootcert-system",
     "env-storage-relative",
     "env-redis-database-range",
     "env-redis-unreachable",
@@ -293,6 +299,40 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
         }
         "env-url-database" => config(ctx, &[("REDIS_URL", "redis://127.0.0.1:6379/abc")]),
         "env-db-url-scheme" => config(ctx, &[("DB_URL", "mysql://root@h/db")]),
+        "env-db-sslmode" => {
+            let out = config(
+                ctx,
+                &[("DB_URL", "postgres://app:S3cret@h/db?sslmode=verify")],
+            );
+            assert!(!out.contains("S3cret"), "{out}");
+            out
+        }
+        "env-db-sslrootcert-missing" => config(
+            ctx,
+            &[(
+                "DB_URL",
+                "postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+            )],
+        ),
+        "env-db-sslrootcert-garbage" => {
+            let f = ctx.file("garbage-ca.pem", b"not a certificate\n");
+            let f = f.display().to_string();
+            let url = format!("postgres://h/db?sslmode=verify-ca&sslrootcert={f}");
+            return (config(ctx, &[("DB_URL", &url)]), vec![("<file>".into(), f)]);
+        }
+        "env-db-verify-no-root" => {
+            let out = config(ctx, &[("DB_URL", "postgres://h/db?sslmode=verify-full")]);
+            let home = ctx.dir.path().display().to_string();
+            return (out, vec![("<home>".into(), home)]);
+        }
+        "env-db-sslcert-alone" => config(ctx, &[("DB_URL", "postgres://h/db?sslcert=/x.pem")]),
+        "env-db-sslrootcert-system" => config(
+            ctx,
+            &[(
+                "DB_URL",
+                "postgres://h/db?sslmode=require&sslrootcert=system",
+            )],
+        ),
         "env-storage-relative" => config(ctx, &[("STORAGE_PATH", "relative/dir")]),
         "env-redis-database-range" => run(
             ctx,

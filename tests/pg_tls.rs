@@ -167,3 +167,81 @@ async fn verify_full_and_verify_ca_against_a_server_signed_by_the_tests_ca() {
     .to_string();
     assert!(without.contains("certificate"), "{without}");
 }
+
+#[tokio::test]
+async fn the_runbooks_backup_and_restore_pass_sslmode_and_sslrootcert_to_libpq() {
+    use clusterops::runbook::backup::{self, Database};
+    // The shared server with sslmode=require.
+    let db = TestDb::create("sslbackup");
+    db.query("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 50)");
+    let dir = tempfile::tempdir().unwrap();
+    let target = Database::from_url(&format!("{}?sslmode=require", db.url())).unwrap();
+    let rec = backup::backup(&target, dir.path(), "tls", &|_| {})
+        .await
+        .unwrap();
+    db.query("DELETE FROM t");
+    backup::restore(&target, &rec, &|_| {}).await.unwrap();
+    assert_eq!(db.query("SELECT count(*) FROM t"), "50");
+
+    // The private server takes TLS logins only, so a dump that works went
+    // over TLS; verify-full with the test's CA works, another CA does not.
+    let ca = TestCa::new("clusterops backup CA");
+    let server = PrivatePostgres::start(&ca, &ca.server());
+    server.psql("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)");
+    let verified = server.url(
+        "localhost",
+        "postgres",
+        &format!("?sslmode=verify-full&sslrootcert={}", ca.cert.display()),
+    );
+    let target = Database::from_url(&verified).unwrap();
+    let rec = backup::backup(&target, dir.path(), "verified", &|_| {})
+        .await
+        .unwrap();
+    server.psql("DROP TABLE kept");
+    backup::restore(&target, &rec, &|_| {}).await.unwrap();
+    assert_eq!(server.psql("SELECT x FROM kept"), "7");
+    let required = Database::from_url(&server.url("127.0.0.1", "postgres", "?sslmode=require"));
+    backup::backup(&required.unwrap(), dir.path(), "required", &|_| {})
+        .await
+        .unwrap();
+
+    let other = TestCa::new("clusterops other CA");
+    let wrong = server.url(
+        "localhost",
+        "postgres",
+        &format!("?sslmode=verify-full&sslrootcert={}", other.cert.display()),
+    );
+    let err = backup::backup(
+        &Database::from_url(&wrong).unwrap(),
+        dir.path(),
+        "x",
+        &|_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pg_dump failed") && err.contains("certificate verify failed"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_sslmode_require_migrates_over_tls() {
+    use common::nodes::TestCluster;
+    use std::time::Duration;
+    let c = TestCluster::new("pgtls");
+    let url = format!("{}?sslmode=require", c.db.url());
+    let env = c.env_variant("tls.env", &[("DB_URL", &url)]);
+    let n = c.spawn_with_env("tls-1", "2", &env);
+    n.wait_for_status(Duration::from_secs(30)).await;
+    n.wait_for_health(200, Duration::from_secs(15)).await;
+    assert_eq!(c.db.query("SELECT version FROM clusterops_schema"), "2");
+    let ssl = c.db.query(&format!(
+        "SELECT string_agg(DISTINCT s.ssl::text, ',') FROM pg_stat_ssl s \
+         JOIN pg_stat_activity a USING (pid) \
+         WHERE a.datname = '{}' AND a.application_name <> 'psql'",
+        c.db.name
+    ));
+    assert_eq!(ssl, "true", "the node's connections: {ssl}");
+}
