@@ -2,6 +2,7 @@
 //! optional `.env` file), validates every value, masks secrets and computes
 //! the fingerprint that every node of one cluster must share.
 
+pub mod amqp_tls;
 mod derived;
 mod env_file;
 pub mod pg_tls;
@@ -437,6 +438,23 @@ impl Config {
             },
             other => other,
         };
+        // cacertfile, certfile and keyfile, and the files they name.
+        let queue = match queue {
+            Some(QueueAdapter::Rabbitmq(url)) => match amqp_tls::amqp_target(&url) {
+                Ok(_) => Some(QueueAdapter::Rabbitmq(url)),
+                Err(e) => {
+                    url_problems.push(ConfigProblem {
+                        variable: "QUEUE_ADAPTER_RABBITMQ_URL".to_string(),
+                        given: Some(format!("{:?}", url.masked())),
+                        reason: Some(e.problem),
+                        accepted: AMQP_URL_SHAPE.to_string(),
+                    });
+                    None
+                }
+            },
+            other => other,
+        };
+
         let storage_path = get("STORAGE_PATH").map(std::path::PathBuf::from);
         if let Some(path) = &storage_path
             && !path.is_absolute()
