@@ -29,6 +29,8 @@ const CASES: &[&str] = &[
     "env-queue-adapter",
     "env-rabbitmq-missing",
     "env-rabbitmq-scheme",
+    "env-rabbitmq-cacertfile",
+    "env-rabbitmq-cacertfile-amqp",
     "env-url-empty-host",
     "env-lock-adapter",
     "env-lock-url-scheme",
@@ -277,6 +279,22 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
                 ("QUEUE_ADAPTER_RABBITMQ_URL", "redis://h"),
             ],
         ),
+        "env-rabbitmq-cacertfile" | "env-rabbitmq-cacertfile-amqp" => {
+            let url = if id == "env-rabbitmq-cacertfile" {
+                "amqps://app:S3cret@mq:5671/%2f?cacertfile=/nonexistent/ca.pem"
+            } else {
+                "amqp://app:S3cret@mq/%2f?cacertfile=/x.pem"
+            };
+            let out = config(
+                ctx,
+                &[
+                    ("QUEUE_ADAPTER", "rabbitmq"),
+                    ("QUEUE_ADAPTER_RABBITMQ_URL", url),
+                ],
+            );
+            assert!(!out.contains("S3cret"), "{out}");
+            out
+        }
         "env-url-empty-host" => config(
             ctx,
             &[
