@@ -29,12 +29,25 @@ const CASES: &[&str] = &[
     "env-queue-adapter",
     "env-rabbitmq-missing",
     "env-rabbitmq-scheme",
+    "env-rabbitmq-cacertfile",
+    "env-rabbitmq-cacertfile-amqp",
     "env-url-empty-host",
     "env-lock-adapter",
     "env-lock-url-scheme",
     "env-url-port",
     "env-url-database",
+    "env-redis-sentinel-no-master",
+    "env-redis-sentinel-secret-masked",
+    "env-redis-tls-option-plain",
+    "env-redis-ca-missing",
+    "env-redis-unknown-parameter",
     "env-db-url-scheme",
+    "env-db-sslmode",
+    "env-db-sslrootcert-missing",
+    "env-db-sslrootcert-garbage",
+    "env-db-verify-no-root",
+    "env-db-sslcert-alone",
+    "env-db-sslrootcert-system",
     "env-storage-relative",
     "env-redis-database-range",
     "env-redis-unreachable",
@@ -271,6 +284,22 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
                 ("QUEUE_ADAPTER_RABBITMQ_URL", "redis://h"),
             ],
         ),
+        "env-rabbitmq-cacertfile" | "env-rabbitmq-cacertfile-amqp" => {
+            let url = if id == "env-rabbitmq-cacertfile" {
+                "amqps://app:S3cret@mq:5671/%2f?cacertfile=/nonexistent/ca.pem"
+            } else {
+                "amqp://app:S3cret@mq/%2f?cacertfile=/x.pem"
+            };
+            let out = config(
+                ctx,
+                &[
+                    ("QUEUE_ADAPTER", "rabbitmq"),
+                    ("QUEUE_ADAPTER_RABBITMQ_URL", url),
+                ],
+            );
+            assert!(!out.contains("S3cret"), "{out}");
+            out
+        }
         "env-url-empty-host" => config(
             ctx,
             &[
@@ -292,7 +321,71 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
             out
         }
         "env-url-database" => config(ctx, &[("REDIS_URL", "redis://127.0.0.1:6379/abc")]),
+        "env-redis-sentinel-no-master" => config(
+            ctx,
+            &[("REDIS_URL", "redis-sentinel://s1:26379,s2:26379/0")],
+        ),
+        "env-redis-sentinel-secret-masked" => {
+            let out = config(
+                ctx,
+                &[(
+                    "REDIS_URL",
+                    "redis-sentinel://:Secr3t@s1,s2/0?sentinel_password=Sent1nel",
+                )],
+            );
+            assert!(
+                !out.contains("Secr3t") && !out.contains("Sent1nel"),
+                "{out}"
+            );
+            out
+        }
+        "env-redis-tls-option-plain" => config(
+            ctx,
+            &[("REDIS_URL", "redis://h/0?ssl_ca_certs=/etc/ca.pem")],
+        ),
+        "env-redis-ca-missing" => config(
+            ctx,
+            &[("REDIS_URL", "rediss://h/0?ssl_ca_certs=/nonexistent/ca.pem")],
+        ),
+        "env-redis-unknown-parameter" => config(
+            ctx,
+            &[("REDIS_URL", "rediss://h/0?ssl_ca_cert=/etc/ca.pem")],
+        ),
         "env-db-url-scheme" => config(ctx, &[("DB_URL", "mysql://root@h/db")]),
+        "env-db-sslmode" => {
+            let out = config(
+                ctx,
+                &[("DB_URL", "postgres://app:S3cret@h/db?sslmode=verify")],
+            );
+            assert!(!out.contains("S3cret"), "{out}");
+            out
+        }
+        "env-db-sslrootcert-missing" => config(
+            ctx,
+            &[(
+                "DB_URL",
+                "postgres://h/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+            )],
+        ),
+        "env-db-sslrootcert-garbage" => {
+            let f = ctx.file("garbage-ca.pem", b"not a certificate\n");
+            let f = f.display().to_string();
+            let url = format!("postgres://h/db?sslmode=verify-ca&sslrootcert={f}");
+            return (config(ctx, &[("DB_URL", &url)]), vec![("<file>".into(), f)]);
+        }
+        "env-db-verify-no-root" => {
+            let out = config(ctx, &[("DB_URL", "postgres://h/db?sslmode=verify-full")]);
+            let home = ctx.dir.path().display().to_string();
+            return (out, vec![("<home>".into(), home)]);
+        }
+        "env-db-sslcert-alone" => config(ctx, &[("DB_URL", "postgres://h/db?sslcert=/x.pem")]),
+        "env-db-sslrootcert-system" => config(
+            ctx,
+            &[(
+                "DB_URL",
+                "postgres://h/db?sslmode=require&sslrootcert=system",
+            )],
+        ),
         "env-storage-relative" => config(ctx, &[("STORAGE_PATH", "relative/dir")]),
         "env-redis-database-range" => run(
             ctx,

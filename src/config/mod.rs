@@ -2,10 +2,14 @@
 //! optional `.env` file), validates every value, masks secrets and computes
 //! the fingerprint that every node of one cluster must share.
 
+pub mod amqp_tls;
 mod derived;
 mod env_file;
+pub mod pg_tls;
 pub mod redis_url;
 mod secret;
+pub mod tls_files;
+pub mod tls_verify;
 
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
 pub use secret::{AppKey, SecretUrl, mask_url_text, short_hash};
@@ -416,6 +420,39 @@ impl Config {
             None => Some(None),
             Some(raw) => parse_url("DB_URL", raw, DB_SCHEMES, DB_URL_SHAPE).map(Some),
         };
+        // libpq's TLS parameters and the files they name.
+        let db_url = match db_url {
+            Some(Some(url)) => match pg_tls::pg_connect_config(&url) {
+                Ok(_) => Some(Some(url)),
+                Err(e) => {
+                    url_problems.push(ConfigProblem {
+                        variable: "DB_URL".to_string(),
+                        given: Some(format!("{:?}", url.masked())),
+                        reason: Some(e.problem.to_string()),
+                        accepted: DB_URL_SHAPE.to_string(),
+                    });
+                    None
+                }
+            },
+            other => other,
+        };
+        // cacertfile, certfile and keyfile, and the files they name.
+        let queue = match queue {
+            Some(QueueAdapter::Rabbitmq(url)) => match amqp_tls::amqp_target(&url) {
+                Ok(_) => Some(QueueAdapter::Rabbitmq(url)),
+                Err(e) => {
+                    url_problems.push(ConfigProblem {
+                        variable: "QUEUE_ADAPTER_RABBITMQ_URL".to_string(),
+                        given: Some(format!("{:?}", url.masked())),
+                        reason: Some(e.problem),
+                        accepted: AMQP_URL_SHAPE.to_string(),
+                    });
+                    None
+                }
+            },
+            other => other,
+        };
+
         let storage_path = get("STORAGE_PATH").map(std::path::PathBuf::from);
         if let Some(path) = &storage_path
             && !path.is_absolute()

@@ -3,6 +3,9 @@
 //! The API is looked for on port 15672 of the AMQP host, with the AMQP
 //! URL's user, password and virtual host; one `GET /api/queues/{vhost}`
 //! filtered to the cluster's queues (`^{ns}\.`, at most [`PAGE_SIZE`]).
+//! For an `amqps://` URL the API is looked for over HTTPS on port 15671
+//! (the plugin's TLS listener), trusting the URL's `?cacertfile=` besides
+//! the built-in public roots.
 
 use super::types::QueueView;
 use crate::config::SecretUrl;
@@ -12,6 +15,8 @@ use std::collections::HashMap;
 
 /// The management API's port (the plugin's default).
 pub const MANAGEMENT_PORT: u16 = 15672;
+/// The management API's TLS port (the plugin's usual `management.ssl.port`).
+pub const MANAGEMENT_TLS_PORT: u16 = 15671;
 /// Queues read in one request (the cluster's main, dead and delay queues).
 pub const PAGE_SIZE: usize = 500;
 
@@ -24,6 +29,8 @@ pub struct Endpoint {
     password: String,
     /// The virtual host.
     pub vhost: String,
+    /// For `amqps://` with `?cacertfile=`: a client that trusts that CA.
+    client: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -60,11 +67,25 @@ impl Endpoint {
             "" => "/".to_string(),
             v => decode(v)?,
         };
+        let (base, client) = if url.scheme() == "amqps" {
+            let ca = url
+                .query_pairs()
+                .find(|(k, _)| k == "cacertfile")
+                .map(|(_, v)| v.into_owned());
+            let client = match ca {
+                Some(path) => Some(tls_client(&path).map_err(|e| format!("{amqp}: {e}"))?),
+                None => None,
+            };
+            (format!("https://{host}:{MANAGEMENT_TLS_PORT}"), client)
+        } else {
+            (format!("http://{host}:{MANAGEMENT_PORT}"), None)
+        };
         Ok(Self {
-            base: format!("http://{host}:{MANAGEMENT_PORT}"),
+            base,
             user,
             password,
             vhost,
+            client,
         })
     }
 
@@ -73,6 +94,21 @@ impl Endpoint {
         self.base = base.trim_end_matches('/').to_string();
         self
     }
+}
+
+/// An HTTP client that also trusts the CA bundle at `path`.
+fn tls_client(path: &str) -> Result<reqwest::Client, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cacertfile {path}: {e}"))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("cacertfile {path}: {e}"))?;
+    certs
+        .into_iter()
+        .fold(reqwest::Client::builder(), |b, c| b.add_root_certificate(c))
+        .timeout(super::health::HEALTH_TIMEOUT)
+        .connect_timeout(super::health::HEALTH_TIMEOUT)
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cacertfile {path}: {e}"))
 }
 
 /// One queue as the management API reports it.
@@ -155,6 +191,7 @@ pub async fn read_queues(
     let columns = "name,messages_ready,messages_unacknowledged,consumers,\
                    message_stats.ack_details.rate,message_stats.publish_details.rate";
     let page_size = PAGE_SIZE.to_string();
+    let http = endpoint.client.as_ref().unwrap_or(http);
     let resp = http
         .get(format!("{}/api/queues/{vhost}", endpoint.base))
         .query(&[
@@ -256,6 +293,24 @@ mod tests {
         let err = parse_page(b"<html>login</html>").unwrap_err();
         assert!(err.starts_with("management API: not a queue list"), "{err}");
         assert!(parse_page(br#"{"items":[{"name":1}]}"#).is_err());
+    }
+
+    #[test]
+    fn an_amqps_url_looks_for_the_api_over_https_trusting_its_cacertfile() {
+        let tls = SecretUrl::parse("amqps://ops:pw@mq.example:5671/%2f", &["amqps"]).unwrap();
+        let e = Endpoint::from_amqp(&tls).unwrap();
+        assert_eq!(e.base, "https://mq.example:15671");
+        assert!(e.client.is_none(), "no cacertfile: the built-in roots");
+        let missing = SecretUrl::parse(
+            "amqps://ops:pw@mq.example/%2f?cacertfile=/nonexistent/ca.pem",
+            &["amqps"],
+        )
+        .unwrap();
+        let err = Endpoint::from_amqp(&missing).unwrap_err();
+        assert!(
+            err.contains("cacertfile /nonexistent/ca.pem") && !err.contains("pw@"),
+            "{err}"
+        );
     }
 
     #[test]

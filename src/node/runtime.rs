@@ -103,13 +103,8 @@ pub enum NodeError {
         message: String,
     },
     /// The database could not be reached.
-    #[error("DB_URL {url}: {source}")]
-    Database {
-        /// Masked URL.
-        url: String,
-        /// Why.
-        source: tokio_postgres::Error,
-    },
+    #[error("{0}")]
+    Database(#[source] pg::PgConnectError),
     /// The storage folder is not writable.
     #[error("STORAGE_PATH {path}: cannot write the node marker: {source}")]
     Storage {
@@ -240,12 +235,7 @@ pub async fn run(
             Store::Memory(Default::default())
         }
         Some(url) => {
-            let mut client = pg::connect(url)
-                .await
-                .map_err(|source| NodeError::Database {
-                    url: url.to_string(),
-                    source,
-                })?;
+            let mut client = pg::connect(url).await.map_err(NodeError::Database)?;
             match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
                 Ok(version) => *node.schema_version.write() = version,
                 Err(MigrationError::SchemaNewer { schema, app }) => {

@@ -28,6 +28,9 @@ pub enum StoreError {
     /// PostgreSQL failed.
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
+    /// The connection could not be opened again.
+    #[error("{0}")]
+    Connect(#[from] super::pg::PgConnectError),
     /// A counter write carried an older fencing token than the last one.
     #[error("stale fencing token {token} for counter {name} (last seen {last})")]
     StaleToken {

@@ -93,6 +93,10 @@ pub struct Database {
     pub name: String,
     /// PostgreSQL `sslmode` from the URL's query, passed as `PGSSLMODE`.
     pub sslmode: Option<String>,
+    /// The URL's `sslrootcert`, `sslcert` and `sslkey`, passed as
+    /// `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` (libpq reads them as it
+    /// would the URL's parameters).
+    pub ssl_files: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for Database {
@@ -147,6 +151,18 @@ impl Database {
                 .query_pairs()
                 .find(|(k, _)| k == "sslmode")
                 .map(|(_, v)| v.into_owned()),
+            ssl_files: [
+                ("sslrootcert", "PGSSLROOTCERT"),
+                ("sslcert", "PGSSLCERT"),
+                ("sslkey", "PGSSLKEY"),
+            ]
+            .into_iter()
+            .filter_map(|(param, var)| {
+                url.query_pairs()
+                    .find(|(k, _)| k == param)
+                    .map(|(_, v)| (var, v.into_owned()))
+            })
+            .collect(),
         })
     }
 
@@ -184,6 +200,9 @@ impl Database {
                 }
                 if let Some(m) = &self.sslmode {
                     cmd.env("PGSSLMODE", m);
+                }
+                for (var, value) in &self.ssl_files {
+                    cmd.env(var, value);
                 }
             }
             DbKind::Mysql => {

@@ -8,6 +8,7 @@
 //! that an operator can count, list, requeue or purge through this API.
 //! See `docs/queue.md` for the delivery semantics of each backend.
 
+mod amqp_connect;
 mod memory;
 mod rabbitmq;
 mod rabbitmq_admin;
@@ -18,6 +19,7 @@ mod redis_entries;
 mod redis_stats;
 mod subscription;
 
+pub use amqp_connect::{CONNECT_DEADLINE as AMQP_CONNECT_DEADLINE, connect_amqp};
 pub use memory::MemoryQueue;
 pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
@@ -244,6 +246,30 @@ pub enum QueueError {
         /// The client's error.
         #[source]
         source: lapin::Error,
+    },
+    /// The RabbitMQ URL's `cacertfile`, `certfile` or `keyfile` is wrong.
+    #[error("{0}")]
+    AmqpTls(crate::config::amqp_tls::AmqpTlsError),
+    /// The broker's certificate failed verification.
+    #[error("cannot connect to RabbitMQ at {url}: certificate not trusted ({reason}); {hint}")]
+    AmqpUntrusted {
+        /// The URL, password masked.
+        url: String,
+        /// What rustls found.
+        reason: String,
+        /// What to change.
+        hint: String,
+    },
+    /// No connection within the deadline (TCP, TLS handshake, login).
+    #[error(
+        "cannot connect to RabbitMQ at {url}: no answer within {secs} s (connect, TLS handshake \
+         and login); check the host, the port and that it speaks AMQP (amqps:// for a TLS port)"
+    )]
+    AmqpTimeout {
+        /// The URL, password masked.
+        url: String,
+        /// The deadline.
+        secs: u64,
     },
     /// A RabbitMQ operation failed.
     #[error("RabbitMQ {operation} on {target} failed: {source}; check the broker and its logs")]

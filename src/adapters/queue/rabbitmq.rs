@@ -194,12 +194,7 @@ pub(crate) async fn publish_confirmed(
 /// Open a connection named for `rabbitmqctl list_connections`.
 pub(crate) async fn open(url: &SecretUrl, name: String) -> Result<Connection, QueueError> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url.expose(), props)
-        .await
-        .map_err(|source| QueueError::AmqpConnect {
-            url: url.masked().to_string(),
-            source,
-        })
+    super::amqp_connect::connect_amqp(url, props).await
 }
 
 /// A channel in confirm mode.
@@ -344,7 +339,10 @@ impl RabbitQueue {
 fn retryable(e: &QueueError) -> bool {
     matches!(
         e,
-        QueueError::Amqp { .. } | QueueError::AmqpConnect { .. } | QueueError::NotConfirmed { .. }
+        QueueError::Amqp { .. }
+            | QueueError::AmqpConnect { .. }
+            | QueueError::AmqpTimeout { .. }
+            | QueueError::NotConfirmed { .. }
     )
 }
 

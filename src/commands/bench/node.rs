@@ -10,6 +10,7 @@
 
 use super::node_load::{self, LoadReport, Target};
 use clusterops::config::{Namespace, SecretUrl};
+use clusterops::node::pg::pg_error_text as pg_error;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -237,26 +238,12 @@ fn merge(into: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
+/// The admin connection, with the URL's `sslmode` and certificates honoured
+/// as the nodes honour `DB_URL`'s.
 async fn admin_client(url: &SecretUrl) -> Result<tokio_postgres::Client, String> {
-    let (client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+    clusterops::node::pg::connect(url)
         .await
-        .map_err(|e| format!("PostgreSQL {url}: {}", pg_error(&e)))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-/// The server's message when there is one (tokio-postgres' Display says
-/// only "db error").
-fn pg_error(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return db.message().to_string();
-    }
-    match std::error::Error::source(e) {
-        Some(cause) => format!("{e}: {cause}"),
-        None => e.to_string(),
-    }
+        .map_err(|e| e.to_string().replacen("DB_URL", "--db-admin-url", 1))
 }
 
 /// The admin URL with the database name replaced.

@@ -16,7 +16,7 @@ use lapin::options::{
     ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, ConnectionProperties};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -269,7 +269,7 @@ async fn rabbit_baseline(url: &SecretUrl, ns: &Namespace, args: &QueueBenchArgs)
     let name = format!("{}.baseline", ns.name());
     let n = args.messages;
     let props = || ConnectionProperties::default();
-    let pub_conn = Connection::connect(url.expose(), props()).await?;
+    let pub_conn = clusterops::adapters::queue::connect_amqp(url, props()).await?;
     let pub_ch = pub_conn.create_channel().await?;
     pub_ch
         .confirm_select(ConfirmSelectOptions::default())
@@ -284,7 +284,7 @@ async fn rabbit_baseline(url: &SecretUrl, ns: &Namespace, args: &QueueBenchArgs)
             FieldTable::default(),
         )
         .await?;
-    let sub_conn = Connection::connect(url.expose(), props()).await?;
+    let sub_conn = clusterops::adapters::queue::connect_amqp(url, props()).await?;
     let sub_ch = sub_conn.create_channel().await?;
     sub_ch
         .basic_qos(
