@@ -138,6 +138,7 @@ fn redis_server(version: &str, policy: &str) -> ServerView {
         modules: vec![],
         error: None,
         management: None,
+        topology: None,
     }
 }
 
@@ -155,6 +156,7 @@ fn rabbit_server() -> ServerView {
         modules: vec![],
         error: None,
         management: Some("ok".into()),
+        topology: None,
     }
 }
 
