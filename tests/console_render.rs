@@ -33,6 +33,42 @@ fn every_view_of_every_sample_cluster_renders_at_80x24_and_160x48() {
 }
 
 #[test]
+fn a_sentinel_failover_and_a_silent_sentinel_show_as_events() {
+    // Before: all three sentinels answer and name 10.0.0.21.
+    let mut before = sample::sentinel();
+    before.taken_at_ms -= 2_000;
+    if let Some(t) = &mut before.servers[0].topology {
+        let mut third = t.sentinels[0].clone();
+        third.address = "10.0.0.9:26379".into();
+        t.sentinels[2] = third;
+    }
+    // After: they name 10.0.0.22, and 10.0.0.9 no longer answers.
+    let mut after = sample::sentinel();
+    after.servers[0].topology = Some(sample::sentinel_topology(
+        "10.0.0.22:6379",
+        "10.0.0.21:6379",
+    ));
+    let mut app = harness(vec![before, after], true, None).app;
+    app.dispatch(Some(Action::SwitchView(ViewId::Events)));
+    let text = screen(&mut app, 80, 24);
+    assert!(
+        text.contains("failover: mymaster moved from 10.0.0.21:6379 to 10.0.0.22:6379"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sentinel 10.0.0.9:26379 (mymaster) stopped answering"),
+        "{text}"
+    );
+    insta::assert_snapshot!("sentinel_failover_events_80x24", text);
+    app.dispatch(Some(Action::SwitchView(ViewId::Servers)));
+    let text = screen(&mut app, 80, 24);
+    assert!(
+        text.contains("master    mymaster 10.0.0.22:6379 reports master"),
+        "{text}"
+    );
+}
+
+#[test]
 fn enter_on_a_node_shows_all_its_details() {
     let mut app = snapshot_app(sample::degraded());
     type_str(&mut app, "2jj");

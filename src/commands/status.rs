@@ -3,7 +3,7 @@
 
 use super::EnvArgs;
 use clusterops::config::Config;
-use clusterops::inspect::{Inspector, Snapshot, Source, checks};
+use clusterops::inspect::{Inspector, Snapshot, Source, TopologyView, checks};
 use color_eyre::eyre::Result;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -235,6 +235,9 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
                 );
             }
         }
+        if let Some(t) = &s.topology {
+            topology_lines(&mut out, t);
+        }
     }
     for u in &snap.unreadable {
         let _ = writeln!(out, "unreadable key {}: {}", u.key, u.reason);
@@ -250,4 +253,19 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         }
     }
     out
+}
+
+/// Under a Sentinel URL's server line: the topology in one line, then one
+/// line per sentinel that did not answer.
+fn topology_lines(out: &mut String, t: &TopologyView) {
+    let _ = writeln!(out, "  {}", t.summary());
+    for s in t.sentinels.iter().filter(|s| !s.answered) {
+        let _ = writeln!(
+            out,
+            "  sentinel {} ({}): NOT ANSWERING {}",
+            s.address,
+            t.master_name,
+            s.error.as_deref().unwrap_or("")
+        );
+    }
 }

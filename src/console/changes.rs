@@ -217,6 +217,10 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Vec<Event> {
             }
         }
     }
+
+    for (level, text) in super::changes_topology::events(prev, next) {
+        ev(level, text);
+    }
     out
 }
 

@@ -1,5 +1,6 @@
 //! Synthetic snapshots: an empty cluster, a healthy and a degraded 3-node
-//! cluster, one whose Redis is down, and a large one. They are the
+//! cluster, one whose Redis is down, one on Redis behind Sentinel, and a
+//! large one. They are the
 //! console's test fixtures and the render benchmark's input; no secrets
 //! (every URL is masked the way the inspector masks it).
 
@@ -11,6 +12,8 @@ const FP: &str = "3f9a1c27be40d5e8a9b6c4d2e1f07a5b";
 const FP_OTHER: &str = "b71e04c9a2d3f5e6a7b8c9d0e1f2a3b4";
 const REDIS: &str = "redis://:***@10.0.0.5:6379/0";
 const AMQP: &str = "amqp://app:***@10.0.0.6:5672/%2f";
+const SENTINEL_URL: &str =
+    "redis-sentinel://:***@10.0.0.7:26379,10.0.0.8:26379,10.0.0.9:26379/0#mymaster";
 
 fn node(i: usize, id: &str) -> NodeView {
     NodeView {
@@ -138,6 +141,7 @@ fn redis_server(version: &str, policy: &str) -> ServerView {
         modules: vec![],
         error: None,
         management: None,
+        topology: None,
     }
 }
 
@@ -155,6 +159,7 @@ fn rabbit_server() -> ServerView {
         modules: vec![],
         error: None,
         management: Some("ok".into()),
+        topology: None,
     }
 }
 
@@ -342,6 +347,59 @@ pub fn large() -> Snapshot {
     s
 }
 
+/// The Sentinel sample's topology: `master` named by two of the three
+/// sentinels (the third does not answer), `replica` online.
+pub fn sentinel_topology(master: &str, replica: &str) -> TopologyView {
+    let answering = |address: &str| SentinelView {
+        address: address.into(),
+        answered: true,
+        error: None,
+        names_master: Some(master.into()),
+        quorum: Some(2),
+        other_sentinels: Some(2),
+        flags: vec![MasterFlag::Master],
+        ckquorum: Some(QuorumCheck {
+            ok: true,
+            usable: Some(2),
+            detail: "OK 2 usable Sentinels. Quorum and failover authorization can be reached"
+                .into(),
+        }),
+    };
+    TopologyView {
+        master_name: "mymaster".into(),
+        master: Some(master.into()),
+        read_from: Some(master.into()),
+        read_role: Some(RedisRole::Master),
+        master_repl_offset: Some(88_412_100),
+        replicas: vec![ReplicaView {
+            address: replica.into(),
+            state: ReplicaState::Online,
+            offset: Some(88_412_100),
+            lag_s: Some(0),
+            behind_bytes: Some(0),
+        }],
+        sentinels: vec![
+            answering("10.0.0.7:26379"),
+            answering("10.0.0.8:26379"),
+            SentinelView::no_answer(
+                "10.0.0.9:26379".into(),
+                "connection refused (os error 111)".into(),
+            ),
+        ],
+    }
+}
+
+/// The healthy cluster on Redis behind Sentinel: master 10.0.0.21, one
+/// replica online, two of three sentinels answering (quorum 2).
+pub fn sentinel() -> Snapshot {
+    let mut s = healthy();
+    let mut r = redis_server("8.0.2", "noeviction");
+    r.url = SENTINEL_URL.into();
+    r.topology = Some(sentinel_topology("10.0.0.21:6379", "10.0.0.22:6379"));
+    s.servers[0] = r;
+    s
+}
+
 /// Every named sample, for tests that cover them all.
 pub fn all() -> Vec<(&'static str, Snapshot)> {
     vec![
@@ -349,5 +407,6 @@ pub fn all() -> Vec<(&'static str, Snapshot)> {
         ("healthy", healthy()),
         ("degraded", degraded()),
         ("redis-down", redis_down()),
+        ("sentinel", sentinel()),
     ]
 }

@@ -3,7 +3,9 @@
 //! ([`crate::inspect::checks`]) plus what only the console watches.
 
 use crate::config::Config;
-use crate::inspect::{CheckResult, CheckStatus, Snapshot, Source, Verdict, checks};
+use crate::inspect::{
+    CheckResult, CheckStatus, Snapshot, Source, Verdict, checks, checks_topology,
+};
 
 /// A lock held longer than this is highlighted as long-held.
 pub const LONG_HELD_LOCK_MS: u64 = 60_000;
@@ -40,7 +42,7 @@ pub fn assess(snap: &Snapshot) -> Assessment {
 }
 
 /// The checks that need only the snapshot (all of [`checks::run`] but the
-/// two that read the configuration).
+/// ones that read the configuration).
 pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
     vec![
         checks::sources_reachable(snap),
@@ -50,6 +52,8 @@ pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
         checks::redis_version(snap),
         checks::rabbitmq_version(snap),
         checks::eviction_policy(snap),
+        checks_topology::sentinel_quorum(snap),
+        checks_topology::redis_replicas(snap),
         checks::worker_id_capacity(snap),
         checks::stale_worker_ids(snap),
         checks::shared_storage(snap),
@@ -105,7 +109,8 @@ pub fn check_area(id: &str) -> &'static str {
         "same-fingerprint" | "same-version" | "shared-adapters" | "separate-redis-databases" => {
             "config"
         }
-        "redis-version" | "rabbitmq-version" | "eviction-policy" => "servers",
+        "redis-version" | "rabbitmq-version" | "eviction-policy" | "sentinel-quorum"
+        | "redis-replicas" => "servers",
         "worker-id-capacity" | "stale-worker-ids" => "worker IDs",
         "unreadable-keys" => "keys",
         _ => "checks",
@@ -208,7 +213,7 @@ pub fn is_lagging(r: &crate::inspect::StreamReader) -> bool {
 
 /// What an operator should fix on one server, one line each.
 pub fn server_warnings(s: &crate::inspect::ServerView) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = s.topology.as_ref().map_or_else(Vec::new, topology_warnings);
     if s.kind != "redis" || s.error.is_some() {
         return out;
     }
@@ -234,6 +239,32 @@ pub fn server_warnings(s: &crate::inspect::ServerView) -> Vec<String> {
                 "Redis {v} has no bloom filter module: use Redis 8 or load RedisBloom"
             ));
         }
+    }
+    out
+}
+
+/// What an operator should look at in a Sentinel topology: sentinels that
+/// do not answer or name another master, a failed `CKQUORUM`, a master
+/// with no replica online (shown under the master's name).
+fn topology_warnings(t: &crate::inspect::TopologyView) -> Vec<String> {
+    let name = &t.master_name;
+    let a = t.agreement();
+    let mut out: Vec<String> = t
+        .sentinels
+        .iter()
+        .filter(|s| !s.answered)
+        .map(|s| {
+            let why = s.error.as_deref().unwrap_or("no answer");
+            format!("sentinel {} not answering: {why}", s.address)
+        })
+        .collect();
+    out.extend(a.dissenting.iter().map(|(s, named)| match named {
+        Some(m) => format!("sentinel {s} names another master, {m}"),
+        None => format!("sentinel {s} knows no master {name}"),
+    }));
+    out.extend(a.ckquorum_failed.iter().map(|f| format!("CKQUORUM {f}")));
+    if t.master_confirmed() && t.online_replicas().next().is_none() {
+        out.push("no replica online: a failover has nowhere to go".to_string());
     }
     out
 }

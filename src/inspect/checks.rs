@@ -28,6 +28,8 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         shared_adapters(config, snap),
         separate_redis_databases(config),
         super::checks_topology::tls_verification(config),
+        super::checks_topology::sentinel_quorum(snap),
+        super::checks_topology::redis_replicas(snap),
         redis_version(snap),
         rabbitmq_version(snap),
         eviction_policy(snap),

@@ -58,6 +58,7 @@ fn redis_server(used_by: &[&str], version: &str, policy: &str) -> ServerView {
         modules: vec![],
         error: None,
         management: None,
+        topology: None,
     }
 }
 

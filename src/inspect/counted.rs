@@ -29,7 +29,7 @@ impl Requests {
 
     /// Count a request sent; it is in flight until the guard is dropped
     /// (its reply arrived, or the caller gave up on it).
-    fn start(self: &Arc<Self>) -> InFlight {
+    pub(super) fn start(self: &Arc<Self>) -> InFlight {
         self.sent.fetch_add(1, Ordering::Relaxed);
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.max_in_flight.fetch_max(now, Ordering::Relaxed);
@@ -37,7 +37,8 @@ impl Requests {
     }
 }
 
-struct InFlight(Arc<Requests>);
+/// A request in flight; dropping it counts its reply as arrived.
+pub(super) struct InFlight(Arc<Requests>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -56,6 +57,12 @@ impl Counted {
     /// Wrap `inner`, counting into `requests`.
     pub fn new(inner: SharedConn, requests: Arc<Requests>) -> Self {
         Self { inner, requests }
+    }
+
+    /// The server commands go to now (`host:port`; empty for a fixed
+    /// server's URL, which names it).
+    pub fn server(&self) -> String {
+        self.inner.server()
     }
 }
 

@@ -16,10 +16,16 @@ pub mod read;
 pub mod sample;
 pub mod server_read;
 pub mod servers;
+pub mod topology;
+pub mod topology_read;
 pub mod types;
 
 #[cfg(test)]
 mod parse_tests;
 
 pub use read::{Inspector, RequestCount};
+pub use topology::{
+    Agreement, MasterFlag, QuorumCheck, RedisRole, ReplicaState, ReplicaView, SentinelView,
+    TopologyView,
+};
 pub use types::*;

@@ -6,8 +6,9 @@
 use super::counted::{Counted, Requests};
 use super::plan::Prepared;
 use super::server_read::{self, Roles};
+use super::topology::TopologyView;
 use super::types::*;
-use super::{convert, drift, health, servers};
+use super::{convert, drift, health, servers, topology_read};
 use crate::adapters::queue;
 use crate::config::{Config, LockAdapter, PubsubAdapter, QueueAdapter, SecretUrl};
 use crate::node::maintenance::MaintenanceRead;
@@ -101,12 +102,20 @@ impl Inspector {
                 match self.conn(&s.url, requests).await {
                     Ok(mut conn) => {
                         let prepared = self.prepared.lock().get(s.url.expose()).cloned();
-                        server_read::read(&mut conn, &c.namespace, s.roles, prepared).await
+                        let read =
+                            server_read::read(&mut conn, &c.namespace, s.roles, prepared).await;
+                        (read, Some(conn.server()).filter(|a| !a.is_empty()))
                     }
-                    Err(e) => Err(e),
+                    Err(e) => (Err(e), None),
                 }
             }
         }));
+        // The sentinels of each Sentinel URL, all at once, beside the rest.
+        let sentinel_reads = futures::future::join_all(
+            servers_plan
+                .iter()
+                .map(|s| topology_read::read_sentinels(&s.url, &requests)),
+        );
         // The registry on its own chain: the health checks start as soon
         // as the records are in, while the big pipeline is still running.
         let nodes_fut = async {
@@ -155,8 +164,8 @@ impl Inspector {
         let rabbit_fut = self.read_rabbit_queues(&requests);
         // The registry first: its small requests then reach Redis ahead of
         // the big pipeline, which is sent only after the SCAN's reply.
-        let ((registry, maintenance), mut reads, rabbit) =
-            tokio::join!(nodes_fut, server_reads, rabbit_fut);
+        let ((registry, maintenance), mut reads, rabbit, mut sentinels) =
+            tokio::join!(nodes_fut, server_reads, rabbit_fut, sentinel_reads);
 
         // Each source from the server that holds it, under the variable
         // that names that server.
@@ -165,9 +174,18 @@ impl Inspector {
         let mut streams = Source::NotConfigured;
         let mut redis_queues = Source::NotConfigured;
         let mut servers = Vec::new();
-        for (plan, read) in servers_plan.iter().zip(reads.iter_mut()) {
+        for ((plan, (read, read_from)), sentinels) in servers_plan
+            .iter()
+            .zip(reads.iter_mut())
+            .zip(sentinels.iter_mut())
+        {
             let url = &plan.url;
             let used_by = plan.used_by.clone();
+            let mut topology = |info: Option<&str>| {
+                sentinels.take().map(|(name, answers)| {
+                    TopologyView::build(name, answers, read_from.clone(), info)
+                })
+            };
             let read = match read {
                 Ok(read) => {
                     let mut prepared = self.prepared.lock();
@@ -192,25 +210,27 @@ impl Inspector {
                     if plan.roles.queues {
                         redis_queues = unavailable("QUEUE_ADAPTER_REDIS_URL", url, &e);
                     }
-                    servers.push(servers::unreachable_view(
-                        "redis",
-                        url.to_string(),
-                        used_by,
-                        e,
-                    ));
+                    let mut view = servers::unreachable_view("redis", url.to_string(), used_by, e);
+                    view.topology = topology(None);
+                    servers.push(view);
                     continue;
                 }
             };
-            servers.push(match read.info.take() {
-                Some(Ok(info)) => servers::redis_view(url.to_string(), used_by, &info),
-                Some(Err(e)) => servers::unreachable_view("redis", url.to_string(), used_by, e),
+            let info = read.info.take();
+            let mut view = match &info {
+                Some(Ok(info)) => servers::redis_view(url.to_string(), used_by, info),
+                Some(Err(e)) => {
+                    servers::unreachable_view("redis", url.to_string(), used_by, e.clone())
+                }
                 None => servers::unreachable_view(
                     "redis",
                     url.to_string(),
                     used_by,
                     "no INFO reply".to_string(),
                 ),
-            });
+            };
+            view.topology = topology(info.as_ref().and_then(|i| i.as_deref().ok()));
+            servers.push(view);
             if let Some(r) = read.leases.take() {
                 leases = from_part("REDIS_URL", url, r);
             }

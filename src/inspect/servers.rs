@@ -39,6 +39,7 @@ pub fn redis_view(url: String, used_by: Vec<String>, info: &str) -> ServerView {
         modules: modules(info),
         error: None,
         management: None,
+        topology: None,
     }
 }
 
@@ -62,6 +63,7 @@ pub fn unreachable_view(
         modules: Vec::new(),
         error: Some(error),
         management: None,
+        topology: None,
     }
 }
 

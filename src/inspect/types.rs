@@ -269,6 +269,10 @@ pub struct ServerView {
     /// unacknowledged counts and rates need it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub management: Option<String>,
+    /// Redis behind a Sentinel URL: the master the sentinels name, its
+    /// replicas and each sentinel's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<super::topology::TopologyView>,
 }
 
 /// Nodes that disagree with the majority.

@@ -1,6 +1,8 @@
 //! Servers: the Redis and RabbitMQ servers the cluster uses (version, role,
-//! memory, eviction policy, clients), the selected one in full, and what an
-//! operator should fix (eviction allowed, no bloom filter module, unreachable).
+//! memory, eviction policy, clients), the selected one in full (with its
+//! Sentinel topology: master, sentinels, replicas), and what an operator
+//! should fix (eviction allowed, no bloom filter module, unreachable, a
+//! silent sentinel, no replica online).
 
 use super::table::{self, Col, TableNav, TableSpec};
 use super::{Ctx, View};
@@ -112,6 +114,9 @@ impl View for Servers {
                     Span::raw(modules),
                 ]));
             }
+            if let Some(topo) = &s.topology {
+                lines.extend(super::servers_topology::lines(topo, t));
+            }
             if let Some(m) = &s.management {
                 let style = if m == "ok" { t.text } else { t.warn };
                 lines.push(Line::from(vec![
@@ -131,9 +136,14 @@ impl View for Servers {
             .servers
             .iter()
             .flat_map(|s| {
+                // A Sentinel URL is long: its master's name says which.
+                let label = s
+                    .topology
+                    .as_ref()
+                    .map_or_else(|| s.url.clone(), |t| t.master_name.clone());
                 server_warnings(s)
                     .into_iter()
-                    .map(move |w| (s.url.clone(), w))
+                    .map(move |w| (label.clone(), w))
             })
             .collect();
         if warnings.is_empty() {
