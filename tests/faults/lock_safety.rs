@@ -30,6 +30,11 @@ pub const CHILD: Child = Child {
 const ROLE: &str = "lock-clients";
 /// The one contended lock.
 const LOCK: &str = "fault-resource";
+/// The fencing counter is set to this before the clients start. Tokens are
+/// `max(last + 1, server clock in µs)` (docs/redis-keys.md); a counter far
+/// above the clock keeps counting by one, so `token - BASE` numbers the
+/// acquisitions 1, 2, 3, … and the scenario can count them.
+const BASE: u64 = 8_000_000_000_000_000;
 /// Lock acquisitions (fencing tokens issued) per run.
 const ACQUISITIONS: u64 = 100_000;
 /// Client processes, and clients in each.
@@ -102,6 +107,11 @@ fn scenario(time_budget: Option<Duration>, report: &mut Report) -> Result<(), St
     let mut redis = client.get_connection().map_err(|e| format!("redis: {e}"))?;
     let lock_key = format!("{}:lock:{LOCK}", ns.name);
     let fence_key = format!("{}:lock-fence:{LOCK}", ns.name);
+    redis::cmd("SET")
+        .arg(&fence_key)
+        .arg(BASE)
+        .query::<()>(&mut redis)
+        .map_err(|e| format!("redis SET: {e}"))?;
 
     let spawn = |slot: usize, generation: u32| {
         let label = format!("{}{generation}", ["A", "B"][slot]);
@@ -209,7 +219,8 @@ fn scenario(time_budget: Option<Duration>, report: &mut Report) -> Result<(), St
         .arg(&fence_key)
         .query::<Option<u64>>(&mut redis)
         .map_err(|e| format!("redis GET: {e}"))?
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .saturating_sub(BASE);
     check(&db, issued, target, stopping, &f, started, report)
 }
 
@@ -384,7 +395,7 @@ async fn client(
             .acquire(LOCK, TTL, Duration::from_secs(60))
             .await
             .map_err(|e| format!("{id}: {e}"))?;
-        let token = guard.fencing_token();
+        let token = guard.fencing_token().saturating_sub(BASE);
         if token > target || stop.load(std::sync::atomic::Ordering::Acquire) {
             let _ = guard.release().await;
             return Ok(());
