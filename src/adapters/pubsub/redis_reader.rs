@@ -104,6 +104,10 @@ fn backoff(failures: u32) -> Duration {
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut conn: Option<MultiplexedConnection> = None;
+    // The shared connection's generation when `conn` was opened: with
+    // Sentinel, a newer one means the master moved and `conn` may still be
+    // on the demoted one.
+    let mut opened_at = 0u64;
     let mut failures: u32 = 0;
     loop {
         if *shutdown.borrow() {
@@ -127,6 +131,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             Some(c) => c,
             None => match open(&inner).await {
                 Ok(c) => {
+                    opened_at = inner.conn.generation();
                     if failures > 0 {
                         tracing::info!(url = %inner.url, "sync-signal reader reconnected to Redis");
                     }
@@ -161,6 +166,10 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             r = tokio::time::timeout(limit, cmd.query_async::<Value>(c)) => r,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        if inner.conn.generation() != opened_at {
+            tracing::info!(url = %inner.url, "the Redis master moved; the sync-signal reader follows it");
+            conn = None;
+        }
         match result {
             Ok(Ok(value)) => {
                 if let Err(e) = dispatch(&inner, &targets, value) {

@@ -92,6 +92,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let slots = Arc::new(Semaphore::new(ctx.concurrency));
     let mut tasks = JoinSet::new();
     let mut reader: Option<MultiplexedConnection> = None;
+    let mut reader_opened_at = 0u64;
     let mut history = Some("0".to_string());
     let mut claim_cursor = "0-0".to_string();
     let mut next_claim = Instant::now();
@@ -116,10 +117,20 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
                 Err(_) => break,
             }
         }
+        if reader.is_some() && ctx.conn.generation() != reader_opened_at {
+            // Sentinel moved the master: the reader may be on the demoted
+            // one. Read our pending entries again on the new master.
+            tracing::info!(queue = %ctx.queue, "the Redis master moved; the queue consumer follows it");
+            reader = None;
+            history = Some("0".to_string());
+        }
         let conn = match &mut reader {
             Some(c) => c,
             None => match redis_conn::connect_blocking(&ctx.inner.url).await {
-                Ok(c) => reader.insert(c),
+                Ok(c) => {
+                    reader_opened_at = ctx.conn.generation();
+                    reader.insert(c)
+                }
                 Err(e) => {
                     tracing::warn!(queue = %ctx.queue, error = %e, "queue consumer cannot reach Redis; retrying");
                     stop.sleep(backoff.next_delay()).await;

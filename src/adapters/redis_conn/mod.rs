@@ -143,6 +143,16 @@ impl SharedConn {
         matches!(self.route, Route::Sentinel(_))
     }
 
+    /// Bumped each time a Sentinel route moves to a (new) master; always 0
+    /// for one server. A dedicated blocking connection opened at another
+    /// generation may be on a demoted master: open a new one.
+    pub fn generation(&self) -> u64 {
+        match &self.route {
+            Route::Direct(_) => 0,
+            Route::Sentinel(f) => f.current().0,
+        }
+    }
+
     /// The address of the server commands go to now (`host:port`).
     pub fn server(&self) -> String {
         match &self.route {
