@@ -234,8 +234,8 @@ async fn a_client_certificate_is_sent_when_the_server_requires_one() {
     );
     let with_cert = format!(
         "{base}&ssl_certfile={}&ssl_keyfile={}",
-        pki.path("client.pem").display(),
-        pki.path("client.key").display()
+        pki.client_cert(),
+        pki.client_key()
     );
     let mut conn = connect(&with_cert)
         .await

@@ -265,6 +265,7 @@ fn psql(sql: &str) {
 
 pub mod nginx;
 pub mod nodes;
+pub mod tls_ca;
 pub mod tmux;
 pub mod topology;
 

@@ -4,127 +4,57 @@
 //! sentinels (optionally with passwords and TLS).
 
 use super::free_port;
-use std::path::{Path, PathBuf};
+use super::tls_ca::{Issued, TestCa};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Run `openssl` with `args` in `dir`; panics with its stderr on failure.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A private CA with a server certificate for `localhost` and `127.0.0.1`,
 /// a client certificate, and a second CA that signed nothing of ours.
 pub struct Pki {
-    dir: tempfile::TempDir,
+    ca: TestCa,
+    other: TestCa,
+    server: Issued,
+    client: Issued,
 }
 
 impl Pki {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        for ca in ["ca", "other-ca"] {
-            openssl(
-                d,
-                &[
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    &format!("/CN=clusterops test {ca}"),
-                    "-keyout",
-                    &format!("{ca}.key"),
-                    "-out",
-                    &format!("{ca}.pem"),
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-            );
+        let ca = TestCa::new("clusterops test CA");
+        let other = TestCa::new("clusterops other CA");
+        let server = ca.server();
+        let client = ca.client("client");
+        Self {
+            ca,
+            other,
+            server,
+            client,
         }
-        for (name, ext) in [
-            (
-                "server",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n",
-            ),
-            (
-                "client",
-                "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-            ),
-        ] {
-            std::fs::write(d.join(format!("{name}.ext")), ext).expect("write ext");
-            openssl(
-                d,
-                &[
-                    "req",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-subj",
-                    &format!("/CN={name}"),
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                ],
-            );
-            openssl(
-                d,
-                &[
-                    "x509",
-                    "-req",
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-CAcreateserial",
-                    "-days",
-                    "2",
-                    "-out",
-                    &format!("{name}.pem"),
-                    "-extfile",
-                    &format!("{name}.ext"),
-                ],
-            );
-        }
-        Self { dir }
-    }
-
-    pub fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
     }
 
     pub fn ca(&self) -> String {
-        self.path("ca.pem").display().to_string()
+        self.ca.cert.display().to_string()
     }
 
     pub fn other_ca(&self) -> String {
-        self.path("other-ca.pem").display().to_string()
+        self.other.cert.display().to_string()
+    }
+
+    pub fn client_cert(&self) -> String {
+        self.client.cert.display().to_string()
+    }
+
+    pub fn client_key(&self) -> String {
+        self.client.key.display().to_string()
     }
 
     /// redis-server arguments that serve TLS with this CA's certificate.
     fn server_args(&self, client_certs: bool) -> Vec<String> {
         vec![
             "--tls-cert-file".into(),
-            self.path("server.pem").display().to_string(),
+            self.server.cert.display().to_string(),
             "--tls-key-file".into(),
-            self.path("server.key").display().to_string(),
+            self.server.key.display().to_string(),
             "--tls-ca-cert-file".into(),
             self.ca(),
             "--tls-auth-clients".into(),
@@ -139,9 +69,9 @@ impl Pki {
             "--cacert".into(),
             self.ca(),
             "--cert".into(),
-            self.path("client.pem").display().to_string(),
+            self.client_cert(),
             "--key".into(),
-            self.path("client.key").display().to_string(),
+            self.client_key(),
         ]
     }
 }
@@ -336,8 +266,8 @@ impl<'a> SentinelSet<'a> {
                 Some(p) => {
                     text.push_str(&format!(
                         "port 0\ntls-port {port}\ntls-replication yes\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
-                        p.path("server.pem").display(),
-                        p.path("server.key").display(),
+                        p.server.cert.display(),
+                        p.server.key.display(),
                         p.ca()
                     ));
                 }
