@@ -6,7 +6,7 @@
 use crate::adapters::lock::{LockBackend, RedisLock};
 use crate::adapters::pubsub::{RedisSignals, SyncSignals};
 use crate::adapters::queue::{MessageQueue, QueueOptions, RedisQueue, RetryPolicy};
-use crate::config::{Config, SecretUrl};
+use crate::config::Config;
 use crate::console::demo::{Counters, NODE_IDS, NodeControl, Workload, workload};
 use parking_lot::Mutex;
 use std::path::PathBuf;
@@ -92,7 +92,7 @@ impl RedisDemo {
     pub async fn start(url: &str) -> Result<Self, String> {
         let name = format!("demo-{:06x}", rand::random::<u32>() & 0xff_ffff);
         let config = Config::all_redis(url, &name).map_err(|e| e.to_string())?;
-        let secret = SecretUrl::parse(url, &["redis", "rediss"]).map_err(|e| e.to_string())?;
+        let secret = crate::config::parse_redis_url(url).map_err(|e| e.to_string())?;
         let env_file = std::env::temp_dir().join(format!("clusterops-{name}.env"));
         let vars = [
             "CACHE_REDIS_URL",

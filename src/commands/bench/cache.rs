@@ -5,7 +5,7 @@
 
 use clusterops::adapters::cache::{Cache, MemoryCache, RedisCache};
 use clusterops::adapters::redis_conn;
-use clusterops::config::{Namespace, SecretUrl};
+use clusterops::config::Namespace;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use futures::future::try_join_all;
 use serde_json::json;
@@ -91,7 +91,7 @@ fn entry(name: &str, figure: f64, baseline: f64, baseline_name: &str) -> serde_j
 }
 
 pub async fn run(args: CacheArgs) -> Result<i32> {
-    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+    let url = clusterops::config::parse_redis_url(&args.redis_url)
         .map_err(|e| eyre!("--redis-url: {e}"))?;
     let ns_name = format!("bench-cache-{:08x}", rand::random::<u32>());
     let ns = Namespace::new(&ns_name).map_err(|e| eyre!("namespace: {e}"))?;

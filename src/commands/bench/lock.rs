@@ -5,7 +5,7 @@
 
 use clusterops::adapters::lock::{LockBackend, RedisLock};
 use clusterops::adapters::redis_conn;
-use clusterops::config::{Namespace, SecretUrl};
+use clusterops::config::Namespace;
 use color_eyre::eyre::{Result, WrapErr};
 use redis::Script;
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ return 0
 ";
 
 pub async fn run(args: LockBenchArgs) -> Result<i32> {
-    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+    let url = clusterops::config::parse_redis_url(&args.redis_url)
         .map_err(|why| color_eyre::eyre::eyre!("--redis-url: {why}"))?;
     let ops = args.ops.max(1);
     let ns = Namespace::new(&format!("bench-lock-{:08x}", rand::random::<u32>()))

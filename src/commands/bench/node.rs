@@ -79,7 +79,7 @@ pub async fn run(args: NodeBenchArgs) -> color_eyre::eyre::Result<i32> {
         Ok(u) => u,
         Err(e) => return Ok(fail(&format!("--db-admin-url: {e}"))),
     };
-    let redis_url = match SecretUrl::parse(&args.redis_url, &["redis", "rediss"]) {
+    let redis_url = match clusterops::config::parse_redis_url(&args.redis_url) {
         Ok(u) => u,
         Err(e) => return Ok(fail(&format!("--redis-url: {e}"))),
     };

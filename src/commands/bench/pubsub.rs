@@ -56,7 +56,7 @@ fn round1(x: f64) -> f64 {
 }
 
 pub async fn run(args: PubsubArgs) -> Result<i32> {
-    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+    let url = clusterops::config::parse_redis_url(&args.redis_url)
         .map_err(|e| eyre!("--redis-url: {e}"))?;
     let ns = Namespace::new(&format!("bench-pubsub-{:08x}", rand::random::<u32>()))
         .map_err(|e| eyre!("namespace: {e}"))?;

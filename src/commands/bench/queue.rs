@@ -72,7 +72,11 @@ fn url_for(args: &QueueBenchArgs) -> Result<SecretUrl> {
         .clone()
         .or_else(|| std::env::var(var).ok())
         .unwrap_or_else(|| default.to_string());
-    SecretUrl::parse(&raw, schemes).map_err(|e| eyre!("bad URL: {e}"))
+    match args.backend {
+        Backend::Redis => clusterops::config::parse_redis_url(&raw),
+        Backend::Rabbitmq => SecretUrl::parse(&raw, schemes),
+    }
+    .map_err(|e| eyre!("bad URL: {e}"))
 }
 
 fn payload(i: usize) -> Vec<u8> {

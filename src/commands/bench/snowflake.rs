@@ -5,7 +5,7 @@
 use clusterops::adapters::redis_conn;
 use clusterops::adapters::snowflake::{Snowflake, decode};
 use clusterops::adapters::worker_id::{RedisWorkerIds, WorkerIdAllocator, last_ts_key};
-use clusterops::config::{Namespace, SecretUrl};
+use clusterops::config::Namespace;
 use color_eyre::eyre::{Result, eyre};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
@@ -69,7 +69,7 @@ pub async fn run(args: SnowflakeArgs) -> Result<i32> {
         eprintln!("error: --batch must be 1..=65536, --rounds and --saturation-secs at least 1");
         return Ok(2);
     }
-    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+    let url = clusterops::config::parse_redis_url(&args.redis_url)
         .map_err(|e| eyre!("--redis-url: {e}"))?;
     let ns = Namespace::new(&format!("bench-snowflake-{:08x}", rand::random::<u32>()))
         .map_err(|e| eyre!("namespace: {e}"))?;

@@ -23,7 +23,7 @@ pub struct StatusBenchArgs {
 use clusterops::inspect::sample::{self, LOCKS, NODES, QUEUES, STREAMS};
 
 pub async fn run(args: StatusBenchArgs) -> Result<i32> {
-    let url = SecretUrl::parse(&args.redis_url, &["redis", "rediss"])
+    let url = clusterops::config::parse_redis_url(&args.redis_url)
         .map_err(|why| eyre!("--redis-url: {why}"))?;
     let name = format!("bench-status-{:08x}", rand::random::<u32>());
     let ns = Namespace::new(&name).map_err(|why| eyre!("namespace: {why}"))?;
