@@ -73,7 +73,11 @@ pub async fn master_replid(conn: &mut SharedConn) -> Result<Option<String>, Redi
         .arg("replication")
         .query_async(conn)
         .await?;
-    Ok(info_text(&info).and_then(|t| parse_master_replid(&t)))
+    let replid = info_text(&info).and_then(|t| parse_master_replid(&t));
+    if replid.is_none() {
+        conn.follow_master().await;
+    }
+    Ok(replid)
 }
 
 /// Run `invocation` of `script` followed by `WAIT 1 wait` in one pipeline
@@ -111,6 +115,11 @@ pub async fn run_confirmed(
             if e.code() == "NOSCRIPT" && attempt == 0 {
                 script.load_async(conn).await?;
                 continue;
+            }
+            if matches!(e.code(), "READONLY" | "MASTERDOWN") {
+                // A demoted master that kept the connection: find the new one
+                // for the next attempt.
+                conn.follow_master().await;
             }
             return Err(RedisError::from(e.clone()));
         }

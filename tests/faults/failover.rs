@@ -1,0 +1,459 @@
+//! Snowflake IDs across Redis Sentinel failovers: a master, a replica and
+//! three sentinels; three issuer processes (children of this binary, each a
+//! `RedisWorkerIds` with a 1,500 ms lease and a snowflake generator) issue
+//! IDs continuously and record every one, and now and then give their
+//! worker ID back (or drop it, as a crash would) and take another, so
+//! acquisitions happen around the failovers too. The scenario forces
+//! failovers in turn:
+//!
+//! - `SENTINEL FAILOVER` (the sentinels promote the replica, the old master
+//!   follows it);
+//! - with lost writes: the replica is frozen (SIGSTOP) for 800 ms, so the
+//!   master acknowledges lease writes no replica has, then the master is
+//!   killed (SIGKILL) and the replica resumed: the sentinels promote the
+//!   stale replica. The killed node is started again, empty, as a replica
+//!   of the new master.
+//!
+//! No ID may be issued twice, and every issuer must issue again after each
+//! failover.
+
+use crate::common::topology::{Secrets, SentinelSet};
+use crate::harness::{Budget, Child, Report, Scenario};
+use crate::procs::{self, ChildProc};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The scenario, as registered in `SCENARIOS`.
+pub const SCENARIO: Scenario = Scenario {
+    name: "failover",
+    run,
+};
+
+/// The issuer role, as registered in `CHILDREN`.
+pub const CHILD: Child = Child {
+    name: ROLE,
+    run: child,
+};
+const ROLE: &str = "id-issuer";
+
+/// Issuer processes.
+const ISSUERS: usize = 3;
+/// Lease TTL of the issuers (as the test nodes' `--lease-ttl-ms`).
+const TTL_MS: u64 = 1500;
+/// Failovers in the default run (alternating kinds, lost writes second).
+const FAILOVERS: usize = 4;
+/// Failovers per soak round.
+const SOAK_FAILOVERS: usize = 10;
+/// How long the replica is frozen before the master is killed.
+const FREEZE: Duration = Duration::from_millis(800);
+/// Every issuer must issue again within this time after a failover.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
+
+pub fn run(budget: &Budget, report: &mut Report) -> Result<(), String> {
+    procs::no_panic(|| scenario(budget, report))
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What the scenario knows of one issuer from its report lines.
+struct Issuer {
+    proc: ChildProc,
+    out: std::path::PathBuf,
+    issuing: bool,
+    /// It stopped issuing since the current failover started.
+    stopped: bool,
+    /// When it last (re)started issuing (unix ms, its clock).
+    last_go_ms: u64,
+    acquisitions: u64,
+}
+
+impl Issuer {
+    fn read(&mut self) {
+        for line in self.proc.new_lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(what), ms) = (parts.next(), parts.next().and_then(|m| m.parse().ok())) else {
+                continue;
+            };
+            match what {
+                "go" => {
+                    self.issuing = true;
+                    self.last_go_ms = ms.unwrap_or(0);
+                }
+                "stop" => {
+                    self.issuing = false;
+                    self.stopped = true;
+                }
+                "acquired" => self.acquisitions += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+fn scenario(budget: &Budget, report: &mut Report) -> Result<(), String> {
+    let started = Instant::now();
+    let mut set = SentinelSet::start(None, Secrets::default());
+    let url = set.url(0);
+    let ns = format!("faults-fo-{}", rand::random::<u32>());
+    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let mut issuers = Vec::new();
+    for i in 0..ISSUERS {
+        let out = dir.path().join(format!("issuer-{i}.ids"));
+        let proc = ChildProc::spawn(
+            ROLE,
+            &procs::args(&[
+                ("url", url.clone()),
+                ("ns", ns.clone()),
+                ("node", format!("issuer-{i}")),
+                ("out", out.display().to_string()),
+            ]),
+            &format!("issuer-{i}"),
+        )?;
+        issuers.push(Issuer {
+            proc,
+            out,
+            issuing: false,
+            stopped: false,
+            last_go_ms: 0,
+            acquisitions: 0,
+        });
+    }
+    // Every issuer issuing (the first acquisitions on a fresh namespace
+    // wait out the quarantine: about 3 s).
+    wait_all_issuing(&mut issuers, Duration::from_secs(20))?;
+    std::thread::sleep(Duration::from_secs(1));
+
+    let failovers = if budget.is_soak() {
+        SOAK_FAILOVERS
+    } else {
+        FAILOVERS
+    };
+    let mut recoveries: Vec<Duration> = Vec::new();
+    let mut lost_writes = 0usize;
+    for round in 0..failovers {
+        for i in &mut issuers {
+            i.read();
+            i.stopped = !i.issuing;
+        }
+        let t0 = unix_ms();
+        let with_lost_writes = round % 2 == 1;
+        if with_lost_writes {
+            failover_losing_writes(&mut set)?;
+            lost_writes += 1;
+        } else {
+            sentinel_failover(&set)?;
+        }
+        // Let a fence that the failover causes show (a lease runs out up
+        // to ttl - margin after its last confirmed renewal), then wait for
+        // every issuer to issue again.
+        std::thread::sleep(Duration::from_millis(TTL_MS));
+        wait_all_issuing(&mut issuers, RECOVERY_LIMIT).map_err(|e| {
+            format!(
+                "after failover {} ({}): {e}",
+                round + 1,
+                if with_lost_writes {
+                    "with lost writes"
+                } else {
+                    "SENTINEL FAILOVER"
+                }
+            )
+        })?;
+        let took = issuers
+            .iter()
+            .filter(|i| i.stopped)
+            .map(|i| Duration::from_millis(i.last_go_ms.saturating_sub(t0)))
+            .max()
+            .unwrap_or_default();
+        recoveries.push(took);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // Stop the issuers; each writes every ID it issued to its file.
+    for i in &mut issuers {
+        i.proc.ask_to_stop();
+    }
+    let mut all: Vec<u64> = Vec::new();
+    let mut per_issuer = Vec::new();
+    for i in &mut issuers {
+        i.proc.wait_for_line("done", Duration::from_secs(20))?;
+        i.read();
+        let bytes = std::fs::read(&i.out).map_err(|e| format!("{}: {e}", i.out.display()))?;
+        let ids: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        per_issuer.push(ids.len());
+        all.extend(ids);
+    }
+    let issued = all.len();
+    all.sort_unstable();
+    let duplicates = all.windows(2).filter(|w| w[0] == w[1]).count();
+    let ms = |d: &Duration| d.as_millis();
+    let mean =
+        recoveries.iter().map(|d| d.as_secs_f64()).sum::<f64>() / recoveries.len().max(1) as f64;
+
+    report.figure("failovers", recoveries.len());
+    report.figure("with_lost_writes", lost_writes);
+    report.figure("ids", issued);
+    report.figure(
+        "ids_per_issuer",
+        per_issuer
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
+    report.figure("duplicates", duplicates);
+    report.figure(
+        "leases_acquired",
+        issuers.iter().map(|i| i.acquisitions).sum::<u64>(),
+    );
+    report.figure(
+        "recovered_min_ms",
+        recoveries.iter().map(ms).min().unwrap_or(0),
+    );
+    report.figure("recovered_mean_ms", format!("{:.0}", mean * 1000.0));
+    report.figure(
+        "recovered_max_ms",
+        recoveries.iter().map(ms).max().unwrap_or(0),
+    );
+    report.figure(
+        "recovered_ms",
+        recoveries
+            .iter()
+            .map(|d| d.as_millis().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    report.figure("seconds", format!("{:.1}", started.elapsed().as_secs_f64()));
+
+    if duplicates > 0 {
+        return Err(format!("{duplicates} snowflake IDs were issued twice"));
+    }
+    if per_issuer.contains(&0) {
+        return Err("an issuer issued no ID".into());
+    }
+    Ok(())
+}
+
+/// Wait until every issuer says it is issuing.
+fn wait_all_issuing(issuers: &mut [Issuer], limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        for i in issuers.iter_mut() {
+            i.read();
+        }
+        if issuers.iter().all(|i| i.issuing) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let idle: Vec<&str> = issuers
+                .iter()
+                .filter(|i| !i.issuing)
+                .map(|i| i.proc.label.as_str())
+                .collect();
+            return Err(format!(
+                "{} issued no ID again within {limit:?}",
+                idle.join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `SENTINEL FAILOVER`, then point the old master at the new one at once
+/// (the sentinels would do the same, but only at their next 10 s `INFO`
+/// round: meanwhile the new master has no replica and no lease write is
+/// confirmed).
+fn sentinel_failover(set: &SentinelSet) -> Result<(), String> {
+    let old = set.master_port();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while set
+        .sentinel_cli(0, &["SENTINEL", "FAILOVER", "mymaster"])
+        .as_deref()
+        != Some("OK")
+    {
+        if Instant::now() >= deadline {
+            return Err("SENTINEL FAILOVER kept being refused for 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let new = wait_promoted(set, |p| p != old)?;
+    set.data_cli(old, &["REPLICAOF", "127.0.0.1", &new.to_string()])
+        .ok_or("REPLICAOF on the old master failed")?;
+    wait_replica_seen(set, old)
+}
+
+/// Wait until sentinel 0 names a master `ok` accepts and it says it is one.
+fn wait_promoted(set: &SentinelSet, ok: impl Fn(u16) -> bool) -> Result<u16, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let named = set
+            .sentinel_cli(0, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"])
+            .and_then(|t| t.lines().nth(1).and_then(|p| p.trim().parse::<u16>().ok()));
+        if let Some(port) = named.filter(|p| ok(*p))
+            && set
+                .data_cli(port, &["ROLE"])
+                .is_some_and(|r| r.starts_with("master"))
+        {
+            return Ok(port);
+        }
+        if Instant::now() >= deadline {
+            return Err("the sentinels did not promote the replica within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until `replica` is synced and the sentinels list it, not down (for
+/// the next failover).
+fn wait_replica_seen(set: &SentinelSet, replica: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !set
+        .data_cli(replica, &["INFO", "replication"])
+        .is_some_and(|t| t.contains("master_link_status:up"))
+        || set.sentinel_field(0, "num-slaves").as_deref() != Some("1")
+        || set
+            .sentinel_cli(0, &["SENTINEL", "REPLICAS", "mymaster"])
+            .is_none_or(|t| t.contains("s_down") || t.contains("disconnected"))
+    {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the sentinels did not list {replica} as a synced replica within 30 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Freeze the replica, let the master acknowledge writes it does not get,
+/// kill the master, resume the replica: the sentinels promote it with what
+/// it had. The killed node comes back, empty, as the new master's replica.
+fn failover_losing_writes(set: &mut SentinelSet) -> Result<(), String> {
+    let old = set.master_port();
+    let replica = set
+        .data
+        .iter()
+        .map(|s| s.port)
+        .find(|p| *p != old)
+        .ok_or("no replica in the set")?;
+    set.data_server(replica).signal("-STOP");
+    std::thread::sleep(FREEZE);
+    set.data_server(old).kill();
+    set.data_server(replica).signal("-CONT");
+    wait_promoted(set, |p| p == replica)?;
+    set.restart_data_as_replica(old, replica);
+    wait_replica_seen(set, old)
+}
+
+/// The issuer: a worker-ID allocator and a generator issuing continuously;
+/// every 2 to 5 s the worker ID is released (or, one time in three,
+/// dropped as a crash would leave it) and another one taken. Reports
+/// `go MS` / `stop MS` when it starts or stops issuing, `acquired ID`,
+/// and `done N` after writing its IDs (u64 little-endian) to `out`.
+fn child(args: &[String]) -> ExitCode {
+    let run = || -> Result<(), String> {
+        let args = procs::Args::parse(args)?;
+        let url = args.str("url")?.to_string();
+        let ns = clusterops::config::Namespace::new(args.str("ns")?).map_err(|e| e.to_string())?;
+        let node = args.str("node")?.to_string();
+        let out = args.str("out")?.to_string();
+        let stop = procs::stop_flag();
+        procs::runtime()?.block_on(issue(url, ns, node, out, stop))
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{ROLE}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn issue(
+    url: String,
+    ns: clusterops::config::Namespace,
+    node: String,
+    out: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(), String> {
+    use clusterops::adapters::snowflake::Snowflake;
+    use clusterops::adapters::worker_id::{RedisWorkerIds, WorkerIdAllocator};
+    use rand::Rng;
+    use std::sync::atomic::Ordering;
+
+    let secret = clusterops::config::parse_redis_url(&url)?;
+    let conn = clusterops::adapters::redis_conn::connect(&secret)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut ids: Vec<u64> = Vec::new();
+    let mut issuing = false;
+    while !stop.load(Ordering::Acquire) {
+        let alloc = match RedisWorkerIds::builder(conn.clone(), ns.clone(), node.clone())
+            .ttl(Duration::from_millis(TTL_MS))
+            .start()
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("{node}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let lease = alloc.lease();
+        let generator = Snowflake::new(lease.clone());
+        let (life, crash) = {
+            let mut rng = rand::rng();
+            (
+                Duration::from_millis(rng.random_range(2000..5000)),
+                rng.random_bool(1.0 / 3.0),
+            )
+        };
+        let until = Instant::now() + life;
+        let mut generation = 0;
+        while !stop.load(Ordering::Acquire) && Instant::now() < until {
+            if lease.generation() != generation {
+                generation = lease.generation();
+                if let Some(id) = lease.worker_id() {
+                    procs::report_line(&format!("acquired {id}"));
+                }
+            }
+            for _ in 0..20 {
+                match generator.try_next_id() {
+                    Ok(id) => {
+                        ids.push(id);
+                        if !issuing {
+                            issuing = true;
+                            procs::report_line(&format!("go {}", unix_ms()));
+                        }
+                    }
+                    Err(e) => {
+                        if issuing {
+                            issuing = false;
+                            procs::report_line(&format!("stop {}", unix_ms()));
+                            eprintln!("{node}: stopped issuing: {e}");
+                        }
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if crash {
+            drop(alloc);
+        } else if let Err(e) = alloc.release().await {
+            eprintln!("{node}: release: {e}");
+        }
+    }
+    let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+    std::fs::write(&out, bytes).map_err(|e| format!("{out}: {e}"))?;
+    procs::report_line(&format!("done {}", ids.len()));
+    Ok(())
+}
