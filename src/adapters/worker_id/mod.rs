@@ -12,6 +12,7 @@ mod lease;
 mod local;
 mod redis;
 mod replicated;
+mod reply;
 mod scripts;
 
 pub use inspect::{

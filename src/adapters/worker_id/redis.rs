@@ -4,6 +4,7 @@
 
 use super::lease::mono_at;
 use super::replicated;
+use super::reply::{as_array, as_i64, as_u64, no_free_id};
 use super::scripts::{self, ACQUIRE, RELEASE, RENEW};
 use super::{DEFAULT_TTL, HolderInfo, WORKER_IDS, WorkerIdAllocator, WorkerIdError, WorkerLease};
 use crate::adapters::redis_conn::SharedConn;
@@ -348,7 +349,7 @@ impl Shared {
             .and_then(as_i64)
             .ok_or_else(|| bad("no status"))?;
         if first < 0 {
-            return Err(self.no_free_id(&reply[1..]));
+            return Err(no_free_id(&self.ns, &reply[1..]));
         }
         let id = u8::try_from(first)
             .ok()
@@ -396,33 +397,6 @@ impl Shared {
             .await;
         if let Err(e) = freed {
             tracing::debug!(node = %self.node, worker_id = id, "unconfirmed acquisition not given back: {e}");
-        }
-    }
-
-    fn no_free_id(&self, values: &[Value]) -> WorkerIdError {
-        let mut holders = Vec::new();
-        let mut unusable = Vec::new();
-        let mut in_use = 0;
-        for (id, value) in (0..WORKER_IDS).zip(values) {
-            let text = as_string(value).unwrap_or_default();
-            if text.is_empty() {
-                unusable.push(scripts::last_ts_key(&self.ns, id));
-                continue;
-            }
-            in_use += 1;
-            let name = HolderInfo::parse(&text)
-                .map(|h| h.node)
-                .unwrap_or_else(|| format!("unreadable ({})", scripts::lease_key(&self.ns, id)));
-            if !holders.contains(&name) {
-                holders.push(name);
-            }
-        }
-        holders.sort();
-        WorkerIdError::NoFreeId {
-            in_use,
-            total: usize::from(WORKER_IDS),
-            holders,
-            unusable,
         }
     }
 
@@ -497,34 +471,5 @@ impl Shared {
                 self.ttl - self.margin
             ),
         }
-    }
-}
-
-fn as_array(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(items) => items,
-        other => vec![other],
-    }
-}
-
-pub(crate) fn as_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-pub(crate) fn as_u64(v: &Value) -> Option<u64> {
-    as_i64(v).and_then(|i| u64::try_from(i).ok())
-}
-
-pub(crate) fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
     }
 }
