@@ -1,13 +1,16 @@
 //! Snowflake IDs across Redis Sentinel failovers: a master, a replica and
 //! three sentinels; three issuer processes (children of this binary, each a
 //! `RedisWorkerIds` with a 1,500 ms lease and a snowflake generator) issue
-//! IDs continuously and record every one, and now and then give their
-//! worker ID back (or drop it, as a crash would) and take another, so
-//! acquisitions happen around the failovers too. The scenario forces
-//! failovers in turn:
+//! IDs continuously and record every one, and every 2 to 5 s give their
+//! worker ID back (or drop it, as a crash would) and take another on a new
+//! connection, as a node started then would; filler leases leave them only
+//! four worker IDs, so an ID moves from one issuer to another often. The
+//! scenario forces failovers in turn:
 //!
-//! - `SENTINEL FAILOVER` (the sentinels promote the replica, the old master
-//!   follows it);
+//! - `SENTINEL FAILOVER`: the sentinels promote the replica; the old master
+//!   stays a master for 3 s more (two TTLs; the sentinels take up to 10 s)
+//!   with the issuers still connected to it, while new connections go to
+//!   the new one, then follows it;
 //! - with lost writes: the replica is frozen (SIGSTOP) for 800 ms, so the
 //!   master acknowledges lease writes no replica has, then the master is
 //!   killed (SIGKILL) and the replica resumed: the sentinels promote the
@@ -46,6 +49,12 @@ const FAILOVERS: usize = 4;
 const SOAK_FAILOVERS: usize = 10;
 /// How long the replica is frozen before the master is killed.
 const FREEZE: Duration = Duration::from_millis(800);
+/// How long the old master of a `SENTINEL FAILOVER` stays a master after
+/// the promotion (two lease TTLs).
+const OLD_MASTER_LINGERS: Duration = Duration::from_secs(3);
+/// Worker IDs left free for the issuers (the others are taken by filler
+/// leases), so that a worker ID moves between issuers often.
+const FREE_IDS: u8 = 4;
 /// Every issuer must issue again within this time after a failover.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 
@@ -101,6 +110,7 @@ fn scenario(budget: &Budget, report: &mut Report) -> Result<(), String> {
     let url = set.url(0);
     let ns = format!("faults-fo-{}", rand::random::<u32>());
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    occupy_ids(&set, &ns)?;
     let mut issuers = Vec::new();
     for i in 0..ISSUERS {
         let out = dir.path().join(format!("issuer-{i}.ids"));
@@ -241,6 +251,26 @@ fn scenario(budget: &Budget, report: &mut Report) -> Result<(), String> {
     Ok(())
 }
 
+/// Take all but [`FREE_IDS`] worker IDs with filler leases (10 minutes)
+/// and wait until the replica has them.
+fn occupy_ids(set: &SentinelSet, ns: &str) -> Result<(), String> {
+    use clusterops::adapters::worker_id::{HolderInfo, WORKER_IDS, lease_key};
+    let ns = clusterops::config::Namespace::new(ns).map_err(|e| e.to_string())?;
+    let master = set.master_port();
+    for id in FREE_IDS..WORKER_IDS {
+        let value = HolderInfo::for_this_process(&format!("filler-{id}")).to_value();
+        set.data_cli(
+            master,
+            &["SET", &lease_key(&ns, id), &value, "PX", "600000"],
+        )
+        .ok_or("cannot write the filler leases")?;
+    }
+    set.data_cli(master, &["WAIT", "1", "5000"])
+        .filter(|n| n.trim() == "1")
+        .map(|_| ())
+        .ok_or_else(|| "the replica did not take the filler leases".to_string())
+}
+
 /// Wait until every issuer says it is issuing.
 fn wait_all_issuing(issuers: &mut [Issuer], limit: Duration) -> Result<(), String> {
     let deadline = Instant::now() + limit;
@@ -266,10 +296,9 @@ fn wait_all_issuing(issuers: &mut [Issuer], limit: Duration) -> Result<(), Strin
     }
 }
 
-/// `SENTINEL FAILOVER`, then point the old master at the new one at once
-/// (the sentinels would do the same, but only at their next 10 s `INFO`
-/// round: meanwhile the new master has no replica and no lease write is
-/// confirmed).
+/// `SENTINEL FAILOVER`, then point the old master at the new one after
+/// [`OLD_MASTER_LINGERS`] (the sentinels do the same at their next `INFO`
+/// round, up to 10 s later; this keeps the scenario short).
 fn sentinel_failover(set: &SentinelSet) -> Result<(), String> {
     let old = set.master_port();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -284,6 +313,9 @@ fn sentinel_failover(set: &SentinelSet) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let new = wait_promoted(set, |p| p != old)?;
+    // Meanwhile the old master still takes writes from the clients still
+    // connected to it, while new connections go to the new master.
+    std::thread::sleep(OLD_MASTER_LINGERS);
     set.data_cli(old, &["REPLICAOF", "127.0.0.1", &new.to_string()])
         .ok_or("REPLICAOF on the old master failed")?;
     wait_replica_seen(set, old)
@@ -389,13 +421,20 @@ async fn issue(
     use std::sync::atomic::Ordering;
 
     let secret = clusterops::config::parse_redis_url(&url)?;
-    let conn = clusterops::adapters::redis_conn::connect(&secret)
-        .await
-        .map_err(|e| e.to_string())?;
     let mut ids: Vec<u64> = Vec::new();
     let mut issuing = false;
     while !stop.load(Ordering::Acquire) {
-        let alloc = match RedisWorkerIds::builder(conn.clone(), ns.clone(), node.clone())
+        // A new connection each time, as a node started now would: it goes
+        // to the master the sentinels name now.
+        let conn = match clusterops::adapters::redis_conn::connect(&secret).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{node}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let alloc = match RedisWorkerIds::builder(conn, ns.clone(), node.clone())
             .ttl(Duration::from_millis(TTL_MS))
             .start()
             .await
