@@ -483,14 +483,16 @@ impl<'a> SentinelSet<'a> {
     }
 
     /// Start the (killed) data node on `port` again, empty, as a replica of
-    /// `master`, and wait until it is synced.
+    /// `master` (the caller waits for it to sync).
     pub fn restart_data_as_replica(&mut self, port: u16, master: u16) {
+        let node_dir = self.dir.path().join(port.to_string());
+        // Empty: no RDB file left from an earlier sync as a replica.
+        let _ = std::fs::remove_file(node_dir.join("dump.rdb"));
         let args = data_args(self.pki, self.secrets, port, Some(master));
-        let child = Server::spawn(&args, &self.dir.path().join(port.to_string()));
+        let child = Server::spawn(&args, &node_dir);
         let server = self.data_server(port);
         server.kill();
         server.child = Some(child);
-        self.wait_replica_synced(port);
     }
 
     pub fn data_server(&mut self, port: u16) -> &mut Server {

@@ -355,8 +355,25 @@ fn wait_replica_seen(set: &SentinelSet, replica: u16) -> Result<(), String> {
             .is_none_or(|t| t.contains("s_down") || t.contains("disconnected"))
     {
         if Instant::now() >= deadline {
+            let info = |port: u16| {
+                set.data_cli(port, &["INFO", "replication"])
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("role")
+                            || l.contains("link")
+                            || l.starts_with("master_host")
+                            || l.starts_with("master_port")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
             return Err(format!(
-                "the sentinels did not list {replica} as a synced replica within 30 s"
+                "the sentinels did not list {replica} as a synced replica within 30 s \
+                 (replica: {}; sentinel 0 names {}: {})",
+                info(replica),
+                set.master_port(),
+                info(set.master_port())
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
