@@ -21,9 +21,9 @@
 //! failover.
 
 use crate::common::topology::{Secrets, SentinelSet};
+use crate::failover_issuer as issuer;
 use crate::harness::{Budget, Child, Report, Scenario};
 use crate::procs::{self, ChildProc};
-use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The scenario, as registered in `SCENARIOS`.
@@ -35,14 +35,14 @@ pub const SCENARIO: Scenario = Scenario {
 /// The issuer role, as registered in `CHILDREN`.
 pub const CHILD: Child = Child {
     name: ROLE,
-    run: child,
+    run: issuer::child,
 };
-const ROLE: &str = "id-issuer";
+const ROLE: &str = issuer::ROLE;
 
 /// Issuer processes.
 const ISSUERS: usize = 3;
 /// Lease TTL of the issuers (as the test nodes' `--lease-ttl-ms`).
-const TTL_MS: u64 = 1500;
+pub const TTL_MS: u64 = 1500;
 /// Failovers in the default run (alternating kinds, lost writes second).
 const FAILOVERS: usize = 4;
 /// Failovers per soak round.
@@ -62,7 +62,7 @@ pub fn run(budget: &Budget, report: &mut Report) -> Result<(), String> {
     procs::no_panic(|| scenario(budget, report))
 }
 
-fn unix_ms() -> u64 {
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -399,117 +399,4 @@ fn failover_losing_writes(set: &mut SentinelSet) -> Result<(), String> {
     wait_promoted(set, |p| p == replica)?;
     set.restart_data_as_replica(old, replica);
     wait_replica_seen(set, old)
-}
-
-/// The issuer: a worker-ID allocator and a generator issuing continuously;
-/// every 2 to 5 s the worker ID is released (or, one time in three,
-/// dropped as a crash would leave it) and another one taken. Reports
-/// `go MS` / `stop MS` when it starts or stops issuing, `acquired ID`,
-/// and `done N` after writing its IDs (u64 little-endian) to `out`.
-fn child(args: &[String]) -> ExitCode {
-    let run = || -> Result<(), String> {
-        let args = procs::Args::parse(args)?;
-        let url = args.str("url")?.to_string();
-        let ns = clusterops::config::Namespace::new(args.str("ns")?).map_err(|e| e.to_string())?;
-        let node = args.str("node")?.to_string();
-        let out = args.str("out")?.to_string();
-        let stop = procs::stop_flag();
-        procs::runtime()?.block_on(issue(url, ns, node, out, stop))
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{ROLE}: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn issue(
-    url: String,
-    ns: clusterops::config::Namespace,
-    node: String,
-    out: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), String> {
-    use clusterops::adapters::snowflake::Snowflake;
-    use clusterops::adapters::worker_id::{RedisWorkerIds, WorkerIdAllocator};
-    use rand::Rng;
-    use std::sync::atomic::Ordering;
-
-    let secret = clusterops::config::parse_redis_url(&url)?;
-    let mut ids: Vec<u64> = Vec::new();
-    let mut issuing = false;
-    while !stop.load(Ordering::Acquire) {
-        // A new connection each time, as a node started now would: it goes
-        // to the master the sentinels name now.
-        let conn = match clusterops::adapters::redis_conn::connect(&secret).await {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{node}: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let alloc = match RedisWorkerIds::builder(conn, ns.clone(), node.clone())
-            .ttl(Duration::from_millis(TTL_MS))
-            .start()
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("{node}: {e}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let lease = alloc.lease();
-        let generator = Snowflake::new(lease.clone());
-        let (life, crash) = {
-            let mut rng = rand::rng();
-            (
-                Duration::from_millis(rng.random_range(2000..5000)),
-                rng.random_bool(1.0 / 3.0),
-            )
-        };
-        let until = Instant::now() + life;
-        let mut generation = 0;
-        while !stop.load(Ordering::Acquire) && Instant::now() < until {
-            if lease.generation() != generation {
-                generation = lease.generation();
-                if let Some(id) = lease.worker_id() {
-                    procs::report_line(&format!("acquired {id}"));
-                }
-            }
-            for _ in 0..20 {
-                match generator.try_next_id() {
-                    Ok(id) => {
-                        ids.push(id);
-                        if !issuing {
-                            issuing = true;
-                            procs::report_line(&format!("go {}", unix_ms()));
-                        }
-                    }
-                    Err(e) => {
-                        if issuing {
-                            issuing = false;
-                            procs::report_line(&format!("stop {}", unix_ms()));
-                            eprintln!("{node}: stopped issuing: {e}");
-                        }
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        if crash {
-            drop(alloc);
-        } else if let Err(e) = alloc.release().await {
-            eprintln!("{node}: release: {e}");
-        }
-    }
-    let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
-    std::fs::write(&out, bytes).map_err(|e| format!("{out}: {e}"))?;
-    procs::report_line(&format!("done {}", ids.len()));
-    Ok(())
 }

@@ -18,6 +18,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod failover;
+mod failover_issuer;
 mod harness;
 mod lock_safety;
 mod procs;
