@@ -220,24 +220,7 @@ impl<'a> SentinelSet<'a> {
         let replica_port = free_port();
         let mut data = Vec::new();
         for (port, replica_of) in [(master_port, None), (replica_port, Some(master_port))] {
-            let mut args = node_args(pki, port);
-            args.extend([
-                "--save".into(),
-                String::new(),
-                "--appendonly".into(),
-                "no".into(),
-            ]);
-            if let Some(p) = secrets.data {
-                args.extend([
-                    "--requirepass".into(),
-                    p.into(),
-                    "--masterauth".into(),
-                    p.into(),
-                ]);
-            }
-            if let Some(m) = replica_of {
-                args.extend(["--replicaof".into(), "127.0.0.1".into(), m.to_string()]);
-            }
+            let args = data_args(pki, secrets, port, replica_of);
             let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
             let child = Server::spawn(&args, &node_dir);
@@ -429,12 +412,54 @@ impl<'a> SentinelSet<'a> {
         new
     }
 
+    /// Start the (killed) data node on `port` again, empty, as a replica of
+    /// `master` (the caller waits for it to sync).
+    pub fn restart_data_as_replica(&mut self, port: u16, master: u16) {
+        let node_dir = self.dir.path().join(port.to_string());
+        // Empty: no RDB file left from an earlier sync as a replica.
+        let _ = std::fs::remove_file(node_dir.join("dump.rdb"));
+        let args = data_args(self.pki, self.secrets, port, Some(master));
+        let child = Server::spawn(&args, &node_dir);
+        let server = self.data_server(port);
+        server.kill();
+        server.child = Some(child);
+    }
+
     pub fn data_server(&mut self, port: u16) -> &mut Server {
         self.data
             .iter_mut()
             .find(|s| s.port == port)
             .expect("a data node on that port")
     }
+}
+
+/// A data node's arguments: no persistence, the data password, and
+/// `--replicaof` when it starts as a replica.
+fn data_args(
+    pki: Option<&Pki>,
+    secrets: Secrets,
+    port: u16,
+    replica_of: Option<u16>,
+) -> Vec<String> {
+    let mut args = node_args(pki, port);
+    args.extend([
+        "--save".into(),
+        String::new(),
+        "--appendonly".into(),
+        "no".into(),
+    ]);
+    if let Some(p) = secrets.data {
+        args.extend([
+            "--requirepass".into(),
+            p.into(),
+            "--masterauth".into(),
+            p.into(),
+        ]);
+    }
+    if let Some(m) = replica_of {
+        args.extend(["--replicaof".into(), "127.0.0.1".into(), m.to_string()]);
+    }
+    args
 }
 
 fn node_args(pki: Option<&Pki>, port: u16) -> Vec<String> {

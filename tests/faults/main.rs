@@ -17,6 +17,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod failover;
+mod failover_issuer;
 mod harness;
 mod lock_safety;
 mod procs;
@@ -41,6 +43,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "runbook_kills",
         run: runbook_kills::run,
     },
+    failover::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
@@ -48,6 +51,7 @@ const CHILDREN: &[Child] = &[
     // Each scenario module that needs worker processes adds its roles here.
     lock_safety::CHILD,
     queue_kills::CHILD,
+    failover::CHILD,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -153,6 +153,19 @@ impl SharedConn {
         }
     }
 
+    /// Ask the sentinels for the master again and move there when they name
+    /// another server (nothing for a one-server URL). For callers that find
+    /// the server answering as a replica in a reply that did not fail the
+    /// request itself (a pipeline run with `ignore_errors`, an `INFO`
+    /// saying `role:slave`): only a failed request moves the connection by
+    /// itself, and a restarted old master that came back as a replica at
+    /// the same address fails none.
+    pub async fn follow_master(&self) {
+        if let Route::Sentinel(f) = &self.route {
+            f.check_master().await;
+        }
+    }
+
     /// The address of the server commands go to now (`host:port`).
     pub fn server(&self) -> String {
         match &self.route {

@@ -2,7 +2,7 @@
 //! split into "add the reads to a pipeline" and "parse the replies" for
 //! the inspector), and the operator's compare-and-delete of a dead node's lease.
 
-use super::redis::{as_i64, as_string};
+use super::reply::{as_i64, as_string};
 use super::scripts::{self, FORCE_FREE};
 use super::{HolderInfo, WORKER_IDS, WorkerIdError};
 use crate::config::Namespace;

@@ -4,7 +4,7 @@
 
 use parking_lot::Mutex;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// No worker ID held (value of the `worker_id` mirror).
@@ -118,6 +118,9 @@ pub struct WorkerLease {
     generation: AtomicU64,
     /// Successful renewals so far (for metrics).
     renewals: AtomicU64,
+    /// The last acquisition or renewal was not confirmed by a replica
+    /// (Sentinel mode): the lease runs on its last confirmed cap/deadline.
+    unconfirmed: AtomicBool,
     pub(crate) window: Mutex<Window>,
 }
 
@@ -131,6 +134,7 @@ impl WorkerLease {
             status: AtomicU8::new(LeaseStatus::Acquiring.as_u8()),
             generation: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
+            unconfirmed: AtomicBool::new(false),
             window: Mutex::new(Window::EMPTY),
         }
     }
@@ -193,8 +197,26 @@ impl WorkerLease {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Whether the last lease write (acquisition or renewal) was not
+    /// confirmed by a Redis replica within its wait (Sentinel mode only):
+    /// the lease then runs on its last confirmed cap and deadline, and IDs
+    /// stop when that runs out (see `docs/snowflake.md`).
+    pub fn is_unconfirmed(&self) -> bool {
+        self.unconfirmed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_unconfirmed(&self, unconfirmed: bool) {
+        self.unconfirmed.store(unconfirmed, Ordering::Release);
+    }
+
     /// A human reason why the lease is not valid now, for errors.
     pub fn fence_reason(&self) -> String {
+        if self.is_unconfirmed() && !self.is_valid() {
+            return "no Redis replica confirmed the worker-ID lease (the Sentinel master has \
+                    no synced replica, or it lags): IDs resume once a replica acknowledges \
+                    the lease"
+                .to_string();
+        }
         match (self.status(), self.worker_id()) {
             (LeaseStatus::Acquiring, _) => {
                 "no worker ID yet: the allocator is still looking for a free one".to_string()
@@ -276,6 +298,14 @@ impl WorkerLease {
         drop(w);
         self.worker_id.store(NO_WORKER, Ordering::Release);
         held
+    }
+
+    /// The seconds this holder may issue IDs in, `(floor, cap)`: strictly
+    /// above `floor`, at most `cap` (both unix seconds); `None` when no
+    /// worker ID is held. For status displays and tests.
+    pub fn bounds(&self) -> Option<(u64, u64)> {
+        let w = self.window.lock();
+        w.worker_id.map(|_| (w.floor_sec, w.cap_sec))
     }
 
     /// The current window (a copy), for the allocator's bookkeeping.

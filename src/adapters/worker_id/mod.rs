@@ -11,6 +11,8 @@ mod inspect;
 mod lease;
 mod local;
 mod redis;
+mod replicated;
+mod reply;
 mod scripts;
 
 pub use inspect::{
@@ -21,7 +23,8 @@ pub use lease::{LeaseStatus, WorkerLease};
 pub use local::RandomWorkerId;
 pub use redis::{RedisWorkerIds, RedisWorkerIdsBuilder};
 
-pub use scripts::{last_ts_key, lease_key};
+pub use replicated::{MAX_REPLICA_WAIT, QUARANTINE_SKEW_SECS, replica_wait};
+pub use scripts::{epoch_key, last_ts_key, lease_key};
 
 #[cfg(test)]
 pub(crate) use lease::mono_ns;
@@ -119,6 +122,19 @@ pub enum WorkerIdError {
         /// The client's error.
         #[source]
         source: ::redis::RedisError,
+    },
+    /// Sentinel mode: no replica confirmed a lease write in time (or the
+    /// master changed meanwhile), so the write is not used.
+    #[error(
+        "worker-ID {action} not confirmed by a Redis replica: {reason}; snowflake IDs need a \
+         lease a failover cannot lose: check that the Sentinel master has a connected, synced \
+         replica (INFO replication); retried at each renewal tick"
+    )]
+    Unconfirmed {
+        /// `acquisition`.
+        action: &'static str,
+        /// What happened.
+        reason: String,
     },
     /// Could not connect.
     #[error(transparent)]

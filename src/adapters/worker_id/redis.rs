@@ -3,6 +3,8 @@
 //! renewals stop or the lease is lost, re-acquire, and release on shutdown.
 
 use super::lease::mono_at;
+use super::replicated;
+use super::reply::{as_array, as_i64, as_u64, no_free_id};
 use super::scripts::{self, ACQUIRE, RELEASE, RENEW};
 use super::{DEFAULT_TTL, HolderInfo, WORKER_IDS, WorkerIdAllocator, WorkerIdError, WorkerLease};
 use crate::adapters::redis_conn::SharedConn;
@@ -63,6 +65,8 @@ impl RedisWorkerIdsBuilder {
         }
         let shared = Arc::new(Shared {
             all_keys: scripts::all_keys(&self.ns),
+            replicated: self.conn.is_replicated(),
+            replica_wait: replicated::replica_wait(self.ttl),
             conn: self.conn,
             ns: self.ns,
             node: self.node,
@@ -74,8 +78,17 @@ impl RedisWorkerIdsBuilder {
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
         });
-        let id = shared.acquire().await?;
-        tracing::info!(node = %shared.node, worker_id = id, ns = %shared.ns, "worker ID leased");
+        match shared.acquire().await {
+            Ok(id) => {
+                tracing::info!(node = %shared.node, worker_id = id, ns = %shared.ns, "worker ID leased");
+            }
+            // The master has no replica that acknowledges: start fenced and
+            // try again at each renewal tick.
+            Err(e @ WorkerIdError::Unconfirmed { .. }) => {
+                tracing::warn!(node = %shared.node, ns = %shared.ns, "{e}");
+            }
+            Err(e) => return Err(e),
+        }
         let task = tokio::spawn(renew_loop(Arc::clone(&shared)));
         Ok(RedisWorkerIds {
             shared,
@@ -104,6 +117,9 @@ struct Shared {
     node: String,
     ttl: Duration,
     margin: Duration,
+    /// Sentinel URL: lease writes count only once a replica has them.
+    replicated: bool,
+    replica_wait: Duration,
     all_keys: Vec<String>,
     lease: Arc<WorkerLease>,
     held: Mutex<Option<Held>>,
@@ -263,6 +279,28 @@ impl Shared {
 
     async fn acquire(&self) -> Result<u8, WorkerIdError> {
         let value = HolderInfo::for_this_process(&self.node).to_value();
+        let mut conn = self.conn.clone();
+        let redis_err = |source| WorkerIdError::Redis {
+            action: "acquire",
+            source,
+        };
+        // Sentinel mode: the master's replication ID, for the quarantine.
+        let replid = if self.replicated {
+            match replicated::master_replid(&mut conn)
+                .await
+                .map_err(redis_err)?
+            {
+                Some(id) => id,
+                None => {
+                    return Err(WorkerIdError::Unconfirmed {
+                        action: "acquisition",
+                        reason: format!("{} does not report itself master", conn.server()),
+                    });
+                }
+            }
+        } else {
+            String::new()
+        };
         let mut invocation = ACQUIRE.prepare_invoke();
         for key in &self.all_keys {
             invocation.key(key);
@@ -270,17 +308,38 @@ impl Shared {
         invocation
             .arg(&value)
             .arg(self.ttl_ms())
-            .arg(self.cap_now());
-        let mut conn = self.conn.clone();
+            .arg(self.cap_now())
+            .arg(&replid)
+            .arg(replicated::QUARANTINE_SKEW_SECS);
         let sent = Instant::now();
-        let reply: Vec<Value> =
-            invocation
+        let (reply, unconfirmed) = if self.replicated {
+            let done = replicated::run_confirmed(
+                &mut conn,
+                &ACQUIRE,
+                &invocation,
+                self.replica_wait,
+                true,
+            )
+            .await
+            .map_err(redis_err)?;
+            let why = if done.replicas < 1 {
+                Some(format!(
+                    "no replica acknowledged it within {:?}",
+                    self.replica_wait
+                ))
+            } else if done.replid.as_deref() != Some(replid.as_str()) {
+                Some("the Redis master changed during the acquisition".to_string())
+            } else {
+                None
+            };
+            (as_array(done.reply), why)
+        } else {
+            let reply: Vec<Value> = invocation
                 .invoke_async(&mut conn)
                 .await
-                .map_err(|source| WorkerIdError::Redis {
-                    action: "acquire",
-                    source,
-                })?;
+                .map_err(redis_err)?;
+            (reply, None)
+        };
         let bad = |reason: &str| WorkerIdError::Unreadable {
             key: self.ns.key("worker:*"),
             reason: format!("acquire script replied {reply:?}: {reason}"),
@@ -290,7 +349,7 @@ impl Shared {
             .and_then(as_i64)
             .ok_or_else(|| bad("no status"))?;
         if first < 0 {
-            return Err(self.no_free_id(&reply[1..]));
+            return Err(no_free_id(&self.ns, &reply[1..]));
         }
         let id = u8::try_from(first)
             .ok()
@@ -301,43 +360,43 @@ impl Shared {
             .and_then(as_u64)
             .ok_or_else(|| bad("no last_ts"))?;
         let cap = reply.get(2).and_then(as_u64).ok_or_else(|| bad("no cap"))?;
+        if let Some(reason) = unconfirmed {
+            self.lease.set_unconfirmed(true);
+            self.give_back(id, &value, floor).await;
+            return Err(WorkerIdError::Unconfirmed {
+                action: "acquisition",
+                reason: format!("worker ID {id}: {reason}"),
+            });
+        }
         self.lease.install(id, floor, cap, self.deadline(sent));
+        self.lease.set_unconfirmed(false);
         *self.held.lock() = Some(Held { id, value });
         if floor >= unix_secs_now() {
             tracing::info!(
                 node = %self.node,
                 worker_id = id,
                 last_ts = floor,
-                "worker ID was used up to a second not yet past; IDs start after it"
+                "worker ID was used up to a second not yet past (or its Redis master is new); \
+                 IDs start after it"
             );
         }
         Ok(id)
     }
 
-    fn no_free_id(&self, values: &[Value]) -> WorkerIdError {
-        let mut holders = Vec::new();
-        let mut unusable = Vec::new();
-        let mut in_use = 0;
-        for (id, value) in (0..WORKER_IDS).zip(values) {
-            let text = as_string(value).unwrap_or_default();
-            if text.is_empty() {
-                unusable.push(scripts::last_ts_key(&self.ns, id));
-                continue;
-            }
-            in_use += 1;
-            let name = HolderInfo::parse(&text)
-                .map(|h| h.node)
-                .unwrap_or_else(|| format!("unreadable ({})", scripts::lease_key(&self.ns, id)));
-            if !holders.contains(&name) {
-                holders.push(name);
-            }
-        }
-        holders.sort();
-        WorkerIdError::NoFreeId {
-            in_use,
-            total: usize::from(WORKER_IDS),
-            holders,
-            unusable,
+    /// Best effort: free an acquisition that is not used (not confirmed by
+    /// a replica), so the ID is not blocked for a TTL. `last_ts` is set to
+    /// the floor the acquisition read (nothing was issued under it).
+    async fn give_back(&self, id: u8, value: &str, floor: u64) {
+        let mut conn = self.conn.clone();
+        let freed: Result<i64, _> = RELEASE
+            .key(scripts::lease_key(&self.ns, id))
+            .key(scripts::last_ts_key(&self.ns, id))
+            .arg(value)
+            .arg(floor)
+            .invoke_async(&mut conn)
+            .await;
+        if let Err(e) = freed {
+            tracing::debug!(node = %self.node, worker_id = id, "unconfirmed acquisition not given back: {e}");
         }
     }
 
@@ -346,22 +405,52 @@ impl Shared {
             .cap_now()
             .max(self.lease.window_snapshot().issued_bound());
         let mut conn = self.conn.clone();
-        let sent = Instant::now();
-        let reply: Result<Vec<Value>, _> = RENEW
+        let mut invocation = RENEW.prepare_invoke();
+        invocation
             .key(scripts::lease_key(&self.ns, held.id))
             .key(scripts::last_ts_key(&self.ns, held.id))
             .arg(&held.value)
             .arg(self.ttl_ms())
-            .arg(cap)
-            .invoke_async(&mut conn)
-            .await;
+            .arg(cap);
+        let sent = Instant::now();
+        let reply: Result<(Vec<Value>, i64), _> = if self.replicated {
+            replicated::run_confirmed(&mut conn, &RENEW, &invocation, self.replica_wait, false)
+                .await
+                .map(|done| (as_array(done.reply), done.replicas))
+        } else {
+            invocation.invoke_async(&mut conn).await.map(|v| (v, 1))
+        };
         match reply {
-            Ok(values) => match (
+            Ok((values, replicas)) => match (
                 values.first().and_then(as_i64),
                 values.get(1).and_then(as_u64),
             ) {
-                (Some(1), Some(persisted)) => {
+                (Some(1), Some(persisted)) if replicas >= 1 => {
                     self.lease.extend(persisted, self.deadline(sent));
+                    if self.lease.is_unconfirmed() {
+                        self.lease.set_unconfirmed(false);
+                        tracing::info!(
+                            node = %self.node,
+                            worker_id = held.id,
+                            "a Redis replica confirms the worker-ID lease again"
+                        );
+                    }
+                }
+                (Some(1), Some(_)) => {
+                    // Renewed on the master only: a failover could lose it.
+                    // Keep the last confirmed cap and deadline.
+                    if !self.lease.is_unconfirmed() {
+                        tracing::warn!(
+                            node = %self.node,
+                            worker_id = held.id,
+                            server = %conn.server(),
+                            "no Redis replica acknowledged the worker-ID lease renewal within \
+                             {:?}; IDs stop when the last confirmed renewal runs out unless a \
+                             replica catches up (check INFO replication on the master)",
+                            self.replica_wait
+                        );
+                    }
+                    self.lease.set_unconfirmed(true);
                 }
                 _ => {
                     self.lease.fence_lost();
@@ -382,27 +471,5 @@ impl Shared {
                 self.ttl - self.margin
             ),
         }
-    }
-}
-
-pub(crate) fn as_i64(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int(i) => Some(*i),
-        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-        Value::SimpleString(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-pub(crate) fn as_u64(v: &Value) -> Option<u64> {
-    as_i64(v).and_then(|i| u64::try_from(i).ok())
-}
-
-pub(crate) fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
     }
 }

@@ -17,13 +17,21 @@ pub fn last_ts_key(ns: &Namespace, id: u8) -> String {
     ns.key(&format!("worker:{id}:last_ts"))
 }
 
-/// All lease keys then all `last_ts` keys, IDs 0..31: the acquire script's
-/// KEYS.
+/// `{ns}:worker:epoch`: which Redis master the leases were last acquired
+/// on (hash: `replid`, `since`, `ttl_ms`); written only with a Sentinel URL.
+/// See the quarantine in `docs/snowflake.md`.
+pub fn epoch_key(ns: &Namespace) -> String {
+    ns.key("worker:epoch")
+}
+
+/// All lease keys, then all `last_ts` keys (IDs 0..31), then the epoch key:
+/// the acquire script's KEYS.
 pub(crate) fn all_keys(ns: &Namespace) -> Vec<String> {
     let ids = 0..WORKER_IDS;
     ids.clone()
         .map(|id| lease_key(ns, id))
         .chain(ids.map(|id| last_ts_key(ns, id)))
+        .chain(std::iter::once(epoch_key(ns)))
         .collect()
 }
 
@@ -32,14 +40,43 @@ pub(crate) fn all_keys(ns: &Namespace) -> Vec<String> {
 /// for its clock to pass `last_ts`. A free ID whose `last_ts` is not a
 /// number is skipped (its history is unknown).
 ///
-/// KEYS: n lease keys, then their n `last_ts` keys.
-/// ARGV: holder value, ttl ms, cap (unix s) this holder wants persisted.
-/// Reply: `{id, last_ts before, last_ts now}`, or `{-1, v_0 … v_n-1}` with
-/// each lease key's value (`""` when free, `"!wrongtype"` when unreadable).
+/// Quarantine (only when ARGV[4], the master's replication ID as the client
+/// read it, is not empty: Sentinel mode): the epoch key records the
+/// replication ID, the Redis `TIME` second it was first seen (`since`) and
+/// the largest lease TTL used on it. When the ID differs from the record (a
+/// new master, or a Redis restarted empty) the record is started again at
+/// the current second, keeping the largest TTL. The floor returned is then
+/// at least `since + ceil(ttl_ms / 1000) + skew`: every holder that issued
+/// under an older master has run past its cap by then.
+///
+/// KEYS: n lease keys, then their n `last_ts` keys, then the epoch key.
+/// ARGV: holder value, ttl ms, cap (unix s) this holder wants persisted,
+/// replication ID (`""`: no quarantine), skew allowance (s).
+/// Reply: `{id, floor, last_ts now}` (the floor is `last_ts` before, raised
+/// to the quarantine's end), or `{-1, v_0 … v_n-1}` with each lease key's
+/// value (`""` when free, `"!wrongtype"` when unreadable).
 pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local n = #KEYS / 2
+local n = (#KEYS - 1) / 2
+local min_floor = 0
+if ARGV[4] ~= nil and ARGV[4] ~= '' then
+  local epoch = KEYS[#KEYS]
+  local now = tonumber(redis.call('TIME')[1])
+  local ttl_ms = tonumber(ARGV[2])
+  local rec = redis.pcall('HMGET', epoch, 'replid', 'since', 'ttl_ms')
+  local since = now
+  if type(rec) == 'table' then
+    local known = tonumber(rec[3])
+    if known ~= nil and known > ttl_ms then ttl_ms = known end
+    if rec[1] == ARGV[4] and tonumber(rec[2]) ~= nil then since = tonumber(rec[2]) end
+  else
+    redis.call('DEL', epoch)
+  end
+  redis.call('HSET', epoch, 'replid', ARGV[4], 'since', string.format('%d', since),
+    'ttl_ms', string.format('%d', ttl_ms))
+  min_floor = since + math.ceil(ttl_ms / 1000) + tonumber(ARGV[5])
+end
 local best, best_ts = -1, nil
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then
@@ -73,7 +110,9 @@ redis.call('SET', KEYS[best], ARGV[1], 'PX', ARGV[2])
 local cap = tonumber(ARGV[3])
 if best_ts > cap then cap = best_ts end
 redis.call('SET', KEYS[n + best], string.format('%d', cap))
-return {best - 1, best_ts, cap}
+local floor = best_ts
+if min_floor > floor then floor = min_floor end
+return {best - 1, floor, cap}
 "#,
     )
 });
