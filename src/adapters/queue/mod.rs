@@ -13,9 +13,11 @@ mod memory;
 mod rabbitmq;
 mod rabbitmq_admin;
 mod rabbitmq_consumer;
+mod rabbitmq_topology;
 mod redis;
 mod redis_consumer;
 mod redis_entries;
+mod redis_poison;
 mod redis_stats;
 mod subscription;
 
@@ -28,6 +30,7 @@ pub use redis_stats::{QueueReads, read_queue_stats};
 pub use subscription::Subscription;
 
 use crate::adapters::redis_conn::ConnectError;
+pub use crate::config::RabbitQueueType;
 use crate::config::{Config, QueueAdapter};
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -189,6 +192,15 @@ pub struct QueueOptions {
     /// How long `publish` (and acknowledgements) keep retrying while the
     /// backend is unreachable before giving up with an error.
     pub reconnect_timeout: Duration,
+    /// Deliveries without an acknowledgement (the consumer crashed, was
+    /// aborted or lost its connection each time) after which a message
+    /// becomes a dead letter instead of being delivered again: the bound on
+    /// poison messages. Redis: the pending entry's delivery counter;
+    /// RabbitMQ quorum queues: `x-delivery-limit`. At least 1.
+    pub max_deliveries: u32,
+    /// RabbitMQ: the type of the queues declared (quorum by default;
+    /// `QUEUE_ADAPTER_RABBITMQ_QUEUE_TYPE` overrides it in `from_config`).
+    pub rabbitmq_queue_type: RabbitQueueType,
 }
 
 impl Default for QueueOptions {
@@ -199,8 +211,21 @@ impl Default for QueueOptions {
             shutdown_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(500),
             reconnect_timeout: Duration::from_secs(10),
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            rabbitmq_queue_type: RabbitQueueType::Quorum,
         }
     }
+}
+
+/// Default of [`QueueOptions::max_deliveries`].
+pub const DEFAULT_MAX_DELIVERIES: u32 = 10;
+
+/// The error text of a message dead-lettered for too many deliveries.
+pub fn poison_error(deliveries: u64) -> String {
+    format!(
+        "delivered {deliveries} times without being acknowledged (its consumer crashed or lost \
+         its connection each time)"
+    )
 }
 
 /// A queue failure.
@@ -281,6 +306,22 @@ pub enum QueueError {
         /// The client's error.
         #[source]
         source: lapin::Error,
+    },
+    /// A queue exists on the broker with other arguments (usually a classic
+    /// queue where a quorum one is declared, or the reverse).
+    #[error(
+        "RabbitMQ queue {queue} already exists with other arguments ({reply}); this node declares \
+         it as {wanted}: delete the queue (after moving its messages: rabbitmqctl delete_queue \
+         {queue}) or set QUEUE_ADAPTER_RABBITMQ_QUEUE_TYPE (QueueOptions::rabbitmq_queue_type) to \
+         the type it has"
+    )]
+    AmqpInequivalent {
+        /// The queue.
+        queue: String,
+        /// The broker's reply text (names the argument).
+        reply: String,
+        /// The type this node declares.
+        wanted: RabbitQueueType,
     },
     /// RabbitMQ refused a message.
     #[error("RabbitMQ did not accept the message for {target}: {reason}")]
@@ -409,9 +450,12 @@ pub async fn from_config(
 pub async fn from_config_with(
     config: &Config,
     node_id: impl Into<String>,
-    options: QueueOptions,
+    mut options: QueueOptions,
 ) -> Result<Arc<dyn MessageQueue>, QueueError> {
     let node_id = node_id.into();
+    if let Some(t) = config.rabbitmq.queue_type {
+        options.rabbitmq_queue_type = t;
+    }
     Ok(match &config.queue {
         QueueAdapter::Memory => Arc::new(MemoryQueue::new(options)),
         QueueAdapter::Redis(url) => {
