@@ -1,6 +1,7 @@
 //! The RabbitMQ queue backend: topology, the shared publishing connection
 //! (publisher confirms, reconnect on failure) and the adapter API. The
-//! consumer loop is in `rabbitmq_consumer`, the dead-letter and stats
+//! consumer loop is in `rabbitmq_consumer`, the queues and their arguments
+//! in `rabbitmq_topology`, the dead-letter and stats
 //! operations in `rabbitmq_admin`. Topology and retry design: `docs/queue.md`.
 
 use super::rabbitmq_admin as admin;
