@@ -31,6 +31,8 @@ const CASES: &[&str] = &[
     "env-rabbitmq-scheme",
     "env-rabbitmq-cacertfile",
     "env-rabbitmq-cacertfile-amqp",
+    "env-rabbitmq-queue-type",
+    "env-rabbitmq-management-url",
     "env-url-empty-host",
     "env-lock-adapter",
     "env-lock-url-scheme",
@@ -277,6 +279,16 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
         "env-url-relative" => config(ctx, &[("PUBSUB_ADAPTER_REDIS_URL", "redis//x")]),
         "env-queue-adapter" => config(ctx, &[("QUEUE_ADAPTER", "kafka")]),
         "env-rabbitmq-missing" => config(ctx, &[("QUEUE_ADAPTER", "rabbitmq")]),
+        "env-rabbitmq-queue-type" => {
+            config(ctx, &[("QUEUE_ADAPTER_RABBITMQ_QUEUE_TYPE", "stream")])
+        }
+        "env-rabbitmq-management-url" => config(
+            ctx,
+            &[(
+                "QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL",
+                "ftp://ops:S3cret@mq:15672",
+            )],
+        ),
         "env-rabbitmq-scheme" => config(
             ctx,
             &[

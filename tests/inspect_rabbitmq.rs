@@ -139,3 +139,51 @@ async fn a_management_api_that_is_down_or_refuses_the_login_is_one_line() {
         .unwrap();
     assert!(found.is_empty());
 }
+
+/// `check`'s `rabbitmq-management` on a configuration whose management URL
+/// is `management` (unset: next to the broker).
+async fn management_check(ns: &TestNs, management: Option<&str>) -> (String, String) {
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    vars.insert("CLUSTER_NAME".into(), ns.name.clone());
+    vars.insert("QUEUE_ADAPTER".into(), "rabbitmq".into());
+    vars.insert("QUEUE_ADAPTER_RABBITMQ_URL".into(), amqp_url());
+    vars.insert("REDIS_URL".into(), redis_url());
+    if let Some(m) = management {
+        vars.insert("QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL".into(), m.into());
+    }
+    let cfg = Config::from_vars(&vars).unwrap();
+    let snap = Inspector::new(cfg.clone()).snapshot().await;
+    let checks = clusterops::inspect::checks::run(&cfg, &snap);
+    let c = checks
+        .iter()
+        .find(|c| c.id == "rabbitmq-management")
+        .expect("the check is registered");
+    (format!("{:?}", c.status), c.reason.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_management_url_is_configurable_and_check_warns_when_it_does_not_answer() {
+    let ns = TestNs::new("rmq-mgmt");
+    let port = free_port();
+    let wrong = format!("http://guest:S3cretPw@127.0.0.1:{port}");
+    let (status, reason) = management_check(&ns, Some(&wrong)).await;
+    println!("{status}: {reason}");
+    assert_eq!(status, "Warn");
+    assert!(
+        reason.starts_with(&format!(
+            "management API http://guest:***@127.0.0.1:{port}: not reachable: in-flight counts"
+        )),
+        "{reason}"
+    );
+    assert!(!reason.contains("S3cretPw"), "{reason}");
+    assert!(
+        reason.contains("QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL"),
+        "{reason}"
+    );
+
+    // The right one, credentials given in it, and the default next to the broker.
+    for right in [Some("http://guest:guest@127.0.0.1:15672"), None] {
+        let (status, reason) = management_check(&ns, right).await;
+        assert_eq!(status, "Pass", "{right:?}: {reason}");
+    }
+}

@@ -28,6 +28,7 @@ fn options(visibility: Duration) -> QueueOptions {
         shutdown_timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(200),
         reconnect_timeout: Duration::from_secs(15),
+        ..QueueOptions::default()
     }
 }
 

@@ -115,7 +115,13 @@ impl Config {
         let queue = match &self.queue {
             QueueAdapter::Memory => "memory".to_string(),
             QueueAdapter::Redis(u) => format!("redis {}", u.expose()),
-            QueueAdapter::Rabbitmq(u) => format!("rabbitmq {}", u.expose()),
+            // Quorum (the default) keeps the value of earlier versions.
+            QueueAdapter::Rabbitmq(u) => match self.rabbitmq.queue_type {
+                Some(crate::config::RabbitQueueType::Classic) => {
+                    format!("rabbitmq {} classic", u.expose())
+                }
+                _ => format!("rabbitmq {}", u.expose()),
+            },
         };
         let lock = match &self.lock {
             LockAdapter::Local => "local".to_string(),

@@ -6,12 +6,14 @@ pub mod amqp_tls;
 mod derived;
 mod env_file;
 pub mod pg_tls;
+pub mod rabbitmq;
 pub mod redis_url;
 mod secret;
 pub mod tls_files;
 pub mod tls_verify;
 
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
+pub use rabbitmq::{RabbitQueueType, RabbitSettings};
 pub use secret::{AppKey, SecretUrl, mask_url_text, short_hash};
 
 use serde::Serialize;
@@ -52,6 +54,8 @@ pub const VARIABLES: &[&str] = &[
     "QUEUE_ADAPTER",
     "QUEUE_ADAPTER_REDIS_URL",
     "QUEUE_ADAPTER_RABBITMQ_URL",
+    "QUEUE_ADAPTER_RABBITMQ_QUEUE_TYPE",
+    "QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL",
     "LOCK_ADAPTER_DEFAULT",
     "LOCK_ADAPTER_REDIS_URL",
     "REDIS_URL",
@@ -216,6 +220,8 @@ pub struct Config {
     pub pubsub: PubsubAdapter,
     /// `QUEUE_ADAPTER` and its URL.
     pub queue: QueueAdapter,
+    /// The RabbitMQ queue type and management API (`QUEUE_ADAPTER_RABBITMQ_*`).
+    pub rabbitmq: RabbitSettings,
     /// `LOCK_ADAPTER_DEFAULT` and `LOCK_ADAPTER_REDIS_URL`.
     pub lock: LockAdapter,
     /// `REDIS_URL`: the worker-ID allocator's Redis; `None` means a random
@@ -236,6 +242,7 @@ impl Default for Config {
             cache: CacheStore::Memory,
             pubsub: PubsubAdapter::Memory,
             queue: QueueAdapter::Memory,
+            rabbitmq: RabbitSettings::default(),
             lock: LockAdapter::Local,
             worker_id_redis: None,
             app_key: None,
@@ -453,6 +460,9 @@ impl Config {
             other => other,
         };
 
+        let (rabbitmq, rabbit_problems) = rabbitmq::parse(get);
+        url_problems.extend(rabbit_problems);
+
         let storage_path = get("STORAGE_PATH").map(std::path::PathBuf::from);
         if let Some(path) = &storage_path
             && !path.is_absolute()
@@ -505,6 +515,7 @@ impl Config {
             cache,
             pubsub,
             queue,
+            rabbitmq,
             lock,
             worker_id_redis,
             app_key,

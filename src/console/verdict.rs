@@ -109,7 +109,11 @@ pub fn check_area(id: &str) -> &'static str {
         "same-fingerprint" | "same-version" | "shared-adapters" | "separate-redis-databases" => {
             "config"
         }
-        "redis-version" | "rabbitmq-version" | "eviction-policy" | "sentinel-quorum"
+        "redis-version"
+        | "rabbitmq-version"
+        | "rabbitmq-management"
+        | "eviction-policy"
+        | "sentinel-quorum"
         | "redis-replicas" => "servers",
         "worker-id-capacity" | "stale-worker-ids" => "worker IDs",
         "unreadable-keys" => "keys",

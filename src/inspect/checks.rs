@@ -32,6 +32,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         super::checks_topology::redis_replicas(snap),
         redis_version(snap),
         rabbitmq_version(snap),
+        super::checks_topology::rabbitmq_management(config, snap),
         eviction_policy(snap),
         worker_id_capacity(snap),
         stale_worker_ids(snap),

@@ -174,6 +174,35 @@ fn old_redis_without_bloom_warns_and_old_rabbitmq_warns() {
 }
 
 #[test]
+fn rabbitmq_management_warns_when_the_api_does_not_answer() {
+    let mut s = healthy();
+    assert_eq!(
+        status_of(&run(&clustered(), &s), "rabbitmq-management"),
+        CheckStatus::Pass,
+        "not on RabbitMQ"
+    );
+    let mut vars = std::collections::BTreeMap::new();
+    vars.insert("QUEUE_ADAPTER".to_string(), "rabbitmq".to_string());
+    vars.insert(
+        "QUEUE_ADAPTER_RABBITMQ_URL".to_string(),
+        "amqp://app:pw@mq:5672/%2f".to_string(),
+    );
+    let cfg = Config::from_vars(&vars).unwrap();
+    let mut rabbit = redis_server(&["QUEUE_ADAPTER_RABBITMQ_URL"], "4.0.5", "");
+    rabbit.kind = "rabbitmq".into();
+    rabbit.management = Some("management API http://mq:15672: not reachable".into());
+    s.servers.push(rabbit.clone());
+    let r = run(&cfg, &s);
+    assert_eq!(status_of(&r, "rabbitmq-management"), CheckStatus::Warn);
+    rabbit.management = Some("ok".into());
+    s.servers = vec![rabbit];
+    assert_eq!(
+        status_of(&run(&cfg, &s), "rabbitmq-management"),
+        CheckStatus::Pass
+    );
+}
+
+#[test]
 fn an_evicting_lock_or_queue_redis_fails() {
     let mut s = healthy();
     s.servers = vec![redis_server(

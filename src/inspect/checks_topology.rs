@@ -1,6 +1,7 @@
 //! Checks of how clusterops reaches its servers: TLS verification turned
 //! off on a Redis URL, and (with Sentinel) whether the sentinels agree on a
-//! master and the master has a replica to fail over to.
+//! master and the master has a replica to fail over to; whether the
+//! RabbitMQ management API answers.
 
 use super::topology::TopologyView;
 use super::types::{CheckResult, CheckStatus, Snapshot};
@@ -181,6 +182,42 @@ pub fn redis_replicas(snap: &Snapshot) -> CheckResult {
         result(ID, CheckStatus::Pass, "no Sentinel URL")
     } else {
         result(ID, CheckStatus::Pass, fine.join("; "))
+    }
+}
+
+/// The RabbitMQ management API answers: without it the in-flight counts of
+/// RabbitMQ queues (unacknowledged messages) and their ack rates are
+/// unknown. Passes when the queue is not on RabbitMQ.
+pub fn rabbitmq_management(config: &Config, snap: &Snapshot) -> CheckResult {
+    const ID: &str = "rabbitmq-management";
+    if !matches!(config.queue, crate::config::QueueAdapter::Rabbitmq(_)) {
+        return result(ID, CheckStatus::Pass, "the queue is not on RabbitMQ");
+    }
+    let state = snap
+        .servers
+        .iter()
+        .find(|s| s.kind == "rabbitmq")
+        .and_then(|s| s.management.clone());
+    match state.as_deref() {
+        Some("ok") => result(
+            ID,
+            CheckStatus::Pass,
+            "the management API answers: in-flight counts and ack rates are known",
+        ),
+        Some(why) => result(
+            ID,
+            CheckStatus::Warn,
+            format!(
+                "{why}: in-flight counts of RabbitMQ queues (unacknowledged messages) and ack \
+                 rates are unknown; enable the plugin (rabbitmq-plugins enable \
+                 rabbitmq_management) or set QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL"
+            ),
+        ),
+        None => result(
+            ID,
+            CheckStatus::Warn,
+            "the management API was not read: in-flight counts of RabbitMQ queues are unknown",
+        ),
     }
 }
 

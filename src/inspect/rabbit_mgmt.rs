@@ -1,11 +1,12 @@
 //! The RabbitMQ management HTTP API, read when it answers: per queue the
 //! unacknowledged messages (which AMQP cannot tell) and the message rates.
-//! The API is looked for on port 15672 of the AMQP host, with the AMQP
-//! URL's user, password and virtual host; one `GET /api/queues/{vhost}`
-//! filtered to the cluster's queues (`^{ns}\.`, at most [`PAGE_SIZE`]).
-//! For an `amqps://` URL the API is looked for over HTTPS on port 15671
-//! (the plugin's TLS listener), trusting the URL's `?cacertfile=` besides
-//! the built-in public roots.
+//! The API is looked for at `QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL` when it
+//! is set (its user and password, else the AMQP URL's), else on port 15672
+//! of the AMQP host, with the AMQP URL's user, password and virtual host;
+//! one `GET /api/queues/{vhost}` filtered to the cluster's queues
+//! (`^{ns}\.`, at most [`PAGE_SIZE`]). For an `amqps://` URL the default is
+//! HTTPS on port 15671 (the plugin's TLS listener), trusting the URL's
+//! `?cacertfile=` besides the built-in public roots.
 
 use super::types::QueueView;
 use crate::config::SecretUrl;
@@ -23,8 +24,10 @@ pub const PAGE_SIZE: usize = 500;
 /// Where the management API is and how to log in.
 #[derive(Clone)]
 pub struct Endpoint {
-    /// `http://host:15672`.
+    /// `http://host:15672` (no credentials).
     pub base: String,
+    /// How errors name it: the base, or the configured URL, password masked.
+    pub shown: String,
     user: String,
     password: String,
     /// The virtual host.
@@ -38,7 +41,7 @@ impl std::fmt::Debug for Endpoint {
         write!(
             f,
             "Endpoint({}, user {}, vhost {:?})",
-            self.base, self.user, self.vhost
+            self.shown, self.user, self.vhost
         )
     }
 }
@@ -81,6 +84,7 @@ impl Endpoint {
             (format!("http://{host}:{MANAGEMENT_PORT}"), None)
         };
         Ok(Self {
+            shown: base.clone(),
             base,
             user,
             password,
@@ -92,7 +96,38 @@ impl Endpoint {
     /// Same API on another base URL (tests: a closed port).
     pub fn with_base(mut self, base: &str) -> Self {
         self.base = base.trim_end_matches('/').to_string();
+        self.shown = self.base.clone();
         self
+    }
+
+    /// The API of the queue's broker `amqp`, at `management` when given
+    /// (`QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL`: its user and password when
+    /// it has some, else the AMQP URL's; an https URL also trusts the AMQP
+    /// URL's `cacertfile`), else next to the broker ([`Endpoint::from_amqp`]).
+    pub fn locate(amqp: &SecretUrl, management: Option<&SecretUrl>) -> Result<Self, String> {
+        let mut e = Self::from_amqp(amqp)?;
+        let Some(m) = management else {
+            return Ok(e);
+        };
+        let mut url = url::Url::parse(m.expose()).map_err(|err| format!("{m}: {err}"))?;
+        if !url.username().is_empty() {
+            let decode = |s: &str| {
+                (percent_decode_str(s).decode_utf8())
+                    .map(|d| d.into_owned())
+                    .map_err(|_| format!("{m}: bad percent-encoding"))
+            };
+            e.user = decode(url.username())?;
+            e.password = decode(url.password().unwrap_or(""))?;
+        }
+        // Stripping credentials from a URL with a host cannot fail.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        e.base = url.as_str().trim_end_matches('/').to_string();
+        e.shown = m.masked().trim_end_matches('/').to_string();
+        if url.scheme() == "http" {
+            e.client = None;
+        }
+        Ok(e)
     }
 }
 
@@ -206,21 +241,22 @@ pub async fn read_queues(
         .await
         .map_err(|e| {
             if e.is_connect() {
-                format!("management API {}: not reachable", endpoint.base)
+                format!("management API {}: not reachable", endpoint.shown)
             } else if e.is_timeout() {
-                format!("management API {}: no answer in time", endpoint.base)
+                format!("management API {}: no answer in time", endpoint.shown)
             } else {
-                format!("management API {}: {e}", endpoint.base)
+                format!("management API {}: {}", endpoint.shown, without_url(&e))
             }
         })?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!(
             "management API {}: HTTP {}{}",
-            endpoint.base,
+            endpoint.shown,
             status.as_u16(),
             if status.as_u16() == 401 {
-                " (the AMQP URL's user may not log in to it)"
+                " (the user may not log in to it: set the credentials in \
+                 QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL or give the AMQP user the management tag)"
             } else {
                 ""
             }
@@ -229,7 +265,7 @@ pub async fn read_queues(
     let body = resp
         .bytes()
         .await
-        .map_err(|e| format!("management API {}: {e}", endpoint.base))?;
+        .map_err(|e| format!("management API {}: {}", endpoint.shown, without_url(&e)))?;
     parse_page(&body)
 }
 
@@ -243,6 +279,15 @@ pub fn apply(views: &mut [QueueView], ns: &str, figures: &HashMap<String, QueueF
             view.ack_rate = f.ack_rate;
         }
     }
+}
+
+/// A client error without the request URL it may quote.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(u) = e.url() {
+        text = text.replace(&format!(" ({u})"), "").replace(u.as_str(), "");
+    }
+    text
 }
 
 /// Escape the regex metacharacters of a namespace name (`.` at least).
@@ -273,6 +318,27 @@ mod tests {
         let bare = SecretUrl::parse("amqp://127.0.0.1", &["amqp"]).unwrap();
         let e = Endpoint::from_amqp(&bare).unwrap();
         assert_eq!((e.user.as_str(), e.vhost.as_str()), ("guest", "/"));
+    }
+
+    #[test]
+    fn a_configured_management_url_wins_and_its_password_is_masked() {
+        let amqp = SecretUrl::parse("amqp://app:AmqpPw@mq:5672/shop", &["amqp"]).unwrap();
+        let m =
+            SecretUrl::parse("https://ops:S3cret@mgmt.example:8443/rabbit/", &["https"]).unwrap();
+        let e = Endpoint::locate(&amqp, Some(&m)).unwrap();
+        assert_eq!(e.base, "https://mgmt.example:8443/rabbit");
+        assert_eq!(e.shown, "https://ops:***@mgmt.example:8443/rabbit");
+        assert_eq!((e.user.as_str(), e.password.as_str()), ("ops", "S3cret"));
+        assert_eq!(e.vhost, "shop");
+        assert!(!format!("{e:?}").contains("S3cret"));
+        let bare = SecretUrl::parse("http://127.0.0.1:15999", &["http"]).unwrap();
+        let e = Endpoint::locate(&amqp, Some(&bare)).unwrap();
+        assert_eq!(
+            (e.base.as_str(), e.user.as_str()),
+            ("http://127.0.0.1:15999", "app")
+        );
+        let e = Endpoint::locate(&amqp, None).unwrap();
+        assert_eq!(e.base, "http://mq:15672");
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Inspector {
         };
         let server = self.rabbit_server(url);
         let management = async {
-            let endpoint = rabbit_mgmt::Endpoint::from_amqp(url)?;
+            let endpoint = rabbit_mgmt::Endpoint::locate(url, c.rabbitmq.management_url.as_ref())?;
             rabbit_mgmt::read_queues(&self.http, &endpoint, c.namespace.name()).await
         };
         let names = async {

@@ -61,6 +61,7 @@ fn options() -> QueueOptions {
         shutdown_timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(200),
         reconnect_timeout: Duration::from_secs(10),
+        ..QueueOptions::default()
     }
 }
 

@@ -9,17 +9,21 @@
 //! See `docs/queue.md` for the delivery semantics of each backend.
 
 mod amqp_connect;
+mod error;
 mod memory;
 mod rabbitmq;
 mod rabbitmq_admin;
 mod rabbitmq_consumer;
+mod rabbitmq_topology;
 mod redis;
 mod redis_consumer;
 mod redis_entries;
+mod redis_poison;
 mod redis_stats;
 mod subscription;
 
 pub use amqp_connect::{CONNECT_DEADLINE as AMQP_CONNECT_DEADLINE, connect_amqp};
+pub use error::QueueError;
 pub use memory::MemoryQueue;
 pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
@@ -27,7 +31,7 @@ pub use redis_entries::GROUP as REDIS_GROUP;
 pub use redis_stats::{QueueReads, read_queue_stats};
 pub use subscription::Subscription;
 
-use crate::adapters::redis_conn::ConnectError;
+pub use crate::config::RabbitQueueType;
 use crate::config::{Config, QueueAdapter};
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -189,6 +193,15 @@ pub struct QueueOptions {
     /// How long `publish` (and acknowledgements) keep retrying while the
     /// backend is unreachable before giving up with an error.
     pub reconnect_timeout: Duration,
+    /// Deliveries without an acknowledgement (the consumer crashed, was
+    /// aborted or lost its connection each time) after which a message
+    /// becomes a dead letter instead of being delivered again: the bound on
+    /// poison messages. Redis: the pending entry's delivery counter;
+    /// RabbitMQ quorum queues: `x-delivery-limit`. At least 1.
+    pub max_deliveries: u32,
+    /// RabbitMQ: the type of the queues declared (quorum by default;
+    /// `QUEUE_ADAPTER_RABBITMQ_QUEUE_TYPE` overrides it in `from_config`).
+    pub rabbitmq_queue_type: RabbitQueueType,
 }
 
 impl Default for QueueOptions {
@@ -199,123 +212,21 @@ impl Default for QueueOptions {
             shutdown_timeout: Duration::from_secs(10),
             poll_interval: Duration::from_millis(500),
             reconnect_timeout: Duration::from_secs(10),
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+            rabbitmq_queue_type: RabbitQueueType::Quorum,
         }
     }
 }
 
-/// A queue failure.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// The queue name is not accepted.
-    #[error(
-        "queue name {0:?} is not accepted: use 1 to {MAX_QUEUE_NAME_LEN} of A-Z a-z 0-9 _ . - starting with a letter or digit"
-    )]
-    InvalidName(String),
-    /// The concurrency of a subscription is zero or too large.
-    #[error("concurrency {0} is not accepted: use 1 to 65535")]
-    InvalidConcurrency(usize),
-    /// Redis could not be reached.
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    /// A Redis command failed.
-    #[error("Redis {command} on {key} failed: {source}; check that Redis is up and reachable")]
-    Redis {
-        /// The command.
-        command: &'static str,
-        /// The key it was about.
-        key: String,
-        /// The client's error.
-        #[source]
-        source: ::redis::RedisError,
-    },
-    /// A key holds data this module did not write.
-    #[error("{key} holds data the queue did not write ({reason}); inspect or delete that key")]
-    Unreadable {
-        /// The key.
-        key: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// RabbitMQ could not be reached.
-    #[error(
-        "cannot connect to RabbitMQ at {url}: {source}; check the URL, credentials and that the broker is up"
-    )]
-    AmqpConnect {
-        /// The URL, password masked.
-        url: String,
-        /// The client's error.
-        #[source]
-        source: lapin::Error,
-    },
-    /// The RabbitMQ URL's `cacertfile`, `certfile` or `keyfile` is wrong.
-    #[error("{0}")]
-    AmqpTls(crate::config::amqp_tls::AmqpTlsError),
-    /// The broker's certificate failed verification.
-    #[error("cannot connect to RabbitMQ at {url}: certificate not trusted ({reason}); {hint}")]
-    AmqpUntrusted {
-        /// The URL, password masked.
-        url: String,
-        /// What rustls found.
-        reason: String,
-        /// What to change.
-        hint: String,
-    },
-    /// No connection within the deadline (TCP, TLS handshake, login).
-    #[error(
-        "cannot connect to RabbitMQ at {url}: no answer within {secs} s (connect, TLS handshake \
-         and login); check the host, the port and that it speaks AMQP (amqps:// for a TLS port)"
-    )]
-    AmqpTimeout {
-        /// The URL, password masked.
-        url: String,
-        /// The deadline.
-        secs: u64,
-    },
-    /// A RabbitMQ operation failed.
-    #[error("RabbitMQ {operation} on {target} failed: {source}; check the broker and its logs")]
-    Amqp {
-        /// What was being done.
-        operation: &'static str,
-        /// The queue or exchange.
-        target: String,
-        /// The client's error.
-        #[source]
-        source: lapin::Error,
-    },
-    /// RabbitMQ refused a message.
-    #[error("RabbitMQ did not accept the message for {target}: {reason}")]
-    NotConfirmed {
-        /// The queue or exchange.
-        target: String,
-        /// Nack, or returned as unroutable.
-        reason: String,
-    },
-    /// With a Sentinel-managed Redis: the message reached the master, but
-    /// no replica confirmed it in time, so a failover now could lose it.
-    #[error(
-        "the message was written to {key} on the master, but no replica confirmed it within \
-         {waited_ms} ms, so a failover now could lose it; publish it again (a duplicate is \
-         possible) and check the replicas (clusterops check: redis-replicas)"
-    )]
-    NotReplicated {
-        /// The stream key.
-        key: String,
-        /// How long the publish waited for a replica.
-        waited_ms: u64,
-    },
-    /// The value to publish could not be turned into JSON.
-    #[error("the message is not serializable as JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// A subscription did not stop in time.
-    #[error(
-        "the consumers of {queue} did not stop within {timeout:?}; their unfinished messages will be redelivered"
-    )]
-    ShutdownTimeout {
-        /// The queue.
-        queue: String,
-        /// The bound.
-        timeout: Duration,
-    },
+/// Default of [`QueueOptions::max_deliveries`].
+pub const DEFAULT_MAX_DELIVERIES: u32 = 10;
+
+/// The error text of a message dead-lettered for too many deliveries.
+pub fn poison_error(deliveries: u64) -> String {
+    format!(
+        "delivered {deliveries} times without being acknowledged (its consumer crashed or lost \
+         its connection each time)"
+    )
 }
 
 /// What a handler returns: `Err` with a text that is kept with the message.
@@ -409,9 +320,12 @@ pub async fn from_config(
 pub async fn from_config_with(
     config: &Config,
     node_id: impl Into<String>,
-    options: QueueOptions,
+    mut options: QueueOptions,
 ) -> Result<Arc<dyn MessageQueue>, QueueError> {
     let node_id = node_id.into();
+    if let Some(t) = config.rabbitmq.queue_type {
+        options.rabbitmq_queue_type = t;
+    }
     Ok(match &config.queue {
         QueueAdapter::Memory => Arc::new(MemoryQueue::new(options)),
         QueueAdapter::Redis(url) => {

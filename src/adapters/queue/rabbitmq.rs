@@ -1,24 +1,21 @@
 //! The RabbitMQ queue backend: topology, the shared publishing connection
 //! (publisher confirms, reconnect on failure) and the adapter API. The
-//! consumer loop is in `rabbitmq_consumer`, the dead-letter and stats
+//! consumer loop is in `rabbitmq_consumer`, the queues and their arguments
+//! in `rabbitmq_topology`, the dead-letter and stats
 //! operations in `rabbitmq_admin`. Topology and retry design: `docs/queue.md`.
 
 use super::rabbitmq_admin as admin;
 use super::rabbitmq_consumer::{self, ConsumerCtx};
+pub(crate) use super::rabbitmq_topology::{Topology, declare};
 use super::subscription::{Backoff, Stop};
 use super::{
-    DeadLetter, Handler, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue, RetryPolicy,
-    Subscription, new_message_id, validate_concurrency, validate_queue_name,
+    DeadLetter, Handler, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue, Subscription,
+    new_message_id, validate_concurrency, validate_queue_name,
 };
 use crate::config::{Namespace, SecretUrl};
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,49 +29,6 @@ pub(crate) const H_ATTEMPTS: &str = "x-attempts";
 /// Header on dead letters: when, in ms since the epoch.
 pub(crate) const H_FAILED_AT: &str = "x-failed-at";
 
-/// The RabbitMQ names of one queue.
-#[derive(Debug, Clone)]
-pub(crate) struct Topology {
-    pub queue: String,
-    /// `{ns}.{name}`: waiting messages.
-    pub main: String,
-    /// `{ns}.{name}.dead`: dead letters.
-    pub dead: String,
-    /// `{ns}.dead`: the dead-letter exchange (direct), routing key `{name}`.
-    pub exchange: String,
-    /// `({delay ms}, {ns}.{name}.retry.{delay ms})`: one delay queue per
-    /// distinct backoff delay of the retry policy.
-    pub retries: Vec<(u64, String)>,
-}
-
-impl Topology {
-    pub(crate) fn new(ns: &Namespace, queue: &str, retry: &RetryPolicy) -> Self {
-        let main = format!("{}.{queue}", ns.name());
-        let delays: BTreeSet<u64> = (1..retry.max_attempts.max(1))
-            .map(|a| u64::try_from(retry.delay_after(a).as_millis()).unwrap_or(u64::MAX))
-            .collect();
-        Self {
-            queue: queue.to_string(),
-            dead: format!("{main}.dead"),
-            exchange: format!("{}.dead", ns.name()),
-            retries: delays
-                .into_iter()
-                .map(|ms| (ms, format!("{main}.retry.{ms}")))
-                .collect(),
-            main,
-        }
-    }
-
-    /// The delay queue for the retry after failed attempt `attempt`.
-    pub(crate) fn retry_queue(&self, retry: &RetryPolicy, attempt: u32) -> Option<&str> {
-        let ms = u64::try_from(retry.delay_after(attempt).as_millis()).unwrap_or(u64::MAX);
-        self.retries
-            .iter()
-            .find(|(d, _)| *d == ms)
-            .map(|(_, n)| n.as_str())
-    }
-}
-
 pub(crate) fn amqp_err(
     operation: &'static str,
     target: &str,
@@ -85,65 +39,6 @@ pub(crate) fn amqp_err(
         target,
         source,
     }
-}
-
-fn long(s: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(s))
-}
-
-/// Declare the exchange and queues of one queue (idempotent).
-pub(crate) async fn declare(channel: &Channel, t: &Topology) -> Result<(), QueueError> {
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            t.exchange.as_str().into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp_err("exchange.declare", &t.exchange))?;
-    channel
-        .queue_declare(t.dead.as_str().into(), durable, FieldTable::default())
-        .await
-        .map_err(amqp_err("queue.declare", &t.dead))?;
-    channel
-        .queue_bind(
-            t.dead.as_str().into(),
-            t.exchange.as_str().into(),
-            t.queue.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(amqp_err("queue.bind", &t.dead))?;
-    let mut args = FieldTable::default();
-    args.insert("x-dead-letter-exchange".into(), long(&t.exchange));
-    args.insert("x-dead-letter-routing-key".into(), long(&t.queue));
-    channel
-        .queue_declare(t.main.as_str().into(), durable, args)
-        .await
-        .map_err(amqp_err("queue.declare", &t.main))?;
-    for (ms, name) in &t.retries {
-        let mut args = FieldTable::default();
-        args.insert(
-            "x-message-ttl".into(),
-            AMQPValue::LongLongInt(i64::try_from(*ms).unwrap_or(i64::MAX)),
-        );
-        args.insert("x-dead-letter-exchange".into(), long(""));
-        args.insert("x-dead-letter-routing-key".into(), long(&t.main));
-        channel
-            .queue_declare(name.as_str().into(), durable, args)
-            .await
-            .map_err(amqp_err("queue.declare", name))?;
-    }
-    Ok(())
 }
 
 /// Properties of a queue message: persistent, with its id and headers.
@@ -254,7 +149,7 @@ impl RabbitQueue {
     }
 
     pub(crate) fn topology(&self, queue: &str) -> Topology {
-        Topology::new(&self.inner.ns, queue, &self.inner.options.retry)
+        Topology::new(&self.inner.ns, queue, &self.inner.options)
     }
 
     /// The publishing connection and channel, reconnected when broken, with

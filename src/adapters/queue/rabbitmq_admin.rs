@@ -7,7 +7,7 @@ use super::rabbitmq::{
     H_ATTEMPT, H_ATTEMPTS, H_ERROR, H_FAILED_AT, Topology, amqp_err, confirm_channel, properties,
     publish_confirmed,
 };
-use super::{DeadLetter, QueueError, QueueStats, Requeue};
+use super::{DeadLetter, QueueError, QueueStats, Requeue, poison_error};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions,
     QueueDeleteOptions, QueuePurgeOptions,
@@ -124,16 +124,40 @@ pub(crate) fn id_of(props: &BasicProperties, tag: u64) -> String {
         .unwrap_or_else(|| format!("amqp-{tag}"))
 }
 
+/// The reason of the latest `x-death` entry the broker added when it
+/// dead-lettered the message (`delivery_limit`, `rejected`, `expired`, …).
+fn death_reason(props: &BasicProperties) -> Option<String> {
+    let headers = props.headers().as_ref()?;
+    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
+        return None;
+    };
+    let AMQPValue::FieldTable(latest) = deaths.as_slice().first()? else {
+        return None;
+    };
+    match latest.inner().get("reason")? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
 /// A dead letter from its message. Messages dead-lettered by the broker
-/// itself (rejected elsewhere, expired) carry no error header and are
-/// described as such.
-fn dead_letter(queue: &str, props: &BasicProperties, data: Vec<u8>, tag: u64) -> DeadLetter {
+/// itself carry no error header: past the delivery limit they get the
+/// poison-message text, others (rejected elsewhere, expired) are described
+/// as such.
+fn dead_letter(t: &Topology, props: &BasicProperties, data: Vec<u8>, tag: u64) -> DeadLetter {
+    let error = match death_reason(props).as_deref() {
+        // The broker's `x-delivery-count` is not kept reliably on the dead
+        // letter; the queue's limit is what was reached.
+        Some("delivery_limit") => poison_error(u64::from(t.max_deliveries)),
+        _ => header_text(props, H_ERROR)
+            .unwrap_or_else(|| "dead-lettered by RabbitMQ (rejected or expired)".to_string()),
+    };
     DeadLetter {
         id: id_of(props, tag),
-        queue: queue.to_string(),
+        queue: t.queue.clone(),
         payload: data,
-        error: header_text(props, H_ERROR)
-            .unwrap_or_else(|| "dead-lettered by RabbitMQ (rejected or expired)".to_string()),
+        error,
         attempts: header_u64(props, H_ATTEMPTS)
             .or_else(|| header_u64(props, H_ATTEMPT))
             .and_then(|n| u32::try_from(n).ok())
@@ -159,7 +183,7 @@ pub(crate) async fn list_dead(
             Ok(Some(m)) => {
                 let d = &m.delivery;
                 out.push(dead_letter(
-                    &t.queue,
+                    t,
                     &d.properties,
                     d.data.clone(),
                     d.delivery_tag,

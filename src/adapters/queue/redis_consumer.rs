@@ -8,8 +8,9 @@ use super::redis::{Inner, RedisQueue};
 use super::redis_entries::{
     Entry, GROUP, Keys, is_nogroup, is_transient, message_from, parse_autoclaim, parse_xread,
 };
+use super::redis_poison::{count_deliveries, exhausted};
 use super::subscription::{Backoff, Stop, drain, reap, run_handler};
-use super::{Handler, HandlerResult, Message, now_ms};
+use super::{Handler, HandlerResult, Message, now_ms, poison_error};
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use parking_lot::Mutex;
@@ -262,14 +263,22 @@ async fn read(
         Source::Reclaim => &mut cmd,
     };
     let v: redis::Value = cmd.query_async(conn).await.map_err(ReadError::Redis)?;
-    if !matches!(source, Source::Reclaim) {
-        return Ok((parse_xread(v).map_err(ReadError::Garbage)?, None));
-    }
-    let (cursor, entries) = parse_autoclaim(v).map_err(ReadError::Garbage)?;
-    if !entries.is_empty() {
-        tracing::info!(queue = %ctx.queue, consumer = %ctx.consumer, n = entries.len(), "queue consumer reclaimed messages of an unresponsive consumer");
-    }
-    Ok((entries, Some(cursor)))
+    let (mut entries, cursor) = match source {
+        Source::New => return Ok((parse_xread(v).map_err(ReadError::Garbage)?, None)),
+        Source::History(_) => (parse_xread(v).map_err(ReadError::Garbage)?, None),
+        Source::Reclaim => {
+            let (cursor, entries) = parse_autoclaim(v).map_err(ReadError::Garbage)?;
+            if !entries.is_empty() {
+                tracing::info!(queue = %ctx.queue, consumer = %ctx.consumer, n = entries.len(), "queue consumer reclaimed messages of an unresponsive consumer");
+            }
+            (entries, Some(cursor))
+        }
+    };
+    // Redelivered entries: their delivery counters bound poison messages.
+    count_deliveries(conn, &ctx.keys, &ctx.consumer, &mut entries)
+        .await
+        .map_err(ReadError::Redis)?;
+    Ok((entries, cursor))
 }
 
 fn dispatch(
@@ -297,6 +306,11 @@ fn dispatch(
                 return;
             }
             Some(fields) => match message_from(&ctx.queue, &entry_id, &fields) {
+                Ok(msg) if let Some(n) = exhausted(entry.deliveries, ctx.inner.options.max_deliveries) => {
+                    drop(permit);
+                    tracing::error!(queue = %ctx.queue, key = %ctx.keys.stream, id = %msg.id, deliveries = n, "poison message moved to dead letters");
+                    settle(&ctx, &entry_id, Settle::Dead(msg, poison_error(n))).await;
+                }
                 Ok(msg) => {
                     let result = run_handler(&ctx.handler, msg.clone()).await;
                     drop(permit);

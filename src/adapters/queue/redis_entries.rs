@@ -37,6 +37,9 @@ pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 pub(crate) struct Entry {
     pub id: String,
     pub fields: Option<Fields>,
+    /// Times delivered, counting this delivery (the pending entry's
+    /// counter), when read for a re-read or reclaimed entry.
+    pub deliveries: Option<u64>,
 }
 
 fn bytes(v: &Value) -> Option<Vec<u8>> {
@@ -116,7 +119,11 @@ fn parse_entry(v: Value) -> Result<Entry, String> {
         Some(Value::Map(items)) => Some(parse_fields(&id, items)?),
         Some(_) => return Err(format!("entry {id} has malformed fields")),
     };
-    Ok(Entry { id, fields })
+    Ok(Entry {
+        id,
+        fields,
+        deliveries: None,
+    })
 }
 
 /// An array of entries (XRANGE, the entries of XREADGROUP or XAUTOCLAIM).
