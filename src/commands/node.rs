@@ -51,13 +51,18 @@ pub async fn run(args: NodeArgs) -> Result<i32> {
         Ok(()) => Ok(0),
         Err(e) => {
             eprintln!("error: {e}");
-            // A wrong option is a usage error (2), like clap's own; anything
-            // else is the node failing (1).
-            Ok(if matches!(e, runtime::NodeError::Option(_)) {
-                2
-            } else {
-                1
-            })
+            // A wrong option (or a node id a live node holds) is a usage
+            // error (2), like clap's own; anything else is the node failing (1).
+            Ok(
+                if matches!(
+                    e,
+                    runtime::NodeError::Option(_) | runtime::NodeError::DuplicateId(_)
+                ) {
+                    2
+                } else {
+                    1
+                },
+            )
         }
     }
 }

@@ -2,10 +2,12 @@
 //! [`Snapshot`] and the configuration: each check gives pass, warn or fail
 //! with a one-line reason; the verdict and exit code follow from them.
 
-use super::servers::{has_bloom, major_minor};
+use super::checks_unread as unread;
 use super::types::{CheckResult, CheckStatus, Snapshot, Source, Verdict};
 use crate::config::Config;
 use std::collections::BTreeMap;
+
+pub use super::checks_servers::{eviction_policy, rabbitmq_version, redis_version};
 
 /// Worker IDs available to a cluster (0..31).
 pub const WORKER_ID_SLOTS: usize = 32;
@@ -133,6 +135,9 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
 
 /// Every node has the same configuration fingerprint.
 pub fn same_fingerprint(snap: &Snapshot) -> CheckResult {
+    if let Some(r) = unread::registry("same-fingerprint", snap) {
+        return r;
+    }
     if snap.drift.fingerprint.is_empty() {
         return result(
             "same-fingerprint",
@@ -160,6 +165,9 @@ pub fn same_fingerprint(snap: &Snapshot) -> CheckResult {
 
 /// Every node runs the same app version.
 pub fn same_version(snap: &Snapshot) -> CheckResult {
+    if let Some(r) = unread::registry("same-version", snap) {
+        return r;
+    }
     if snap.drift.version.is_empty() {
         return result(
             "same-version",
@@ -248,110 +256,6 @@ pub fn separate_redis_databases(config: &Config) -> CheckResult {
     }
 }
 
-/// Redis 8+, or a Bloom filter module.
-pub fn redis_version(snap: &Snapshot) -> CheckResult {
-    let old: Vec<String> = snap
-        .servers
-        .iter()
-        .filter(|s| s.kind == "redis" && s.version.is_some() && !has_bloom(s))
-        .map(|s| format!("{} is Redis {}", s.url, s.version.as_deref().unwrap_or("?")))
-        .collect();
-    if old.is_empty() {
-        result(
-            "redis-version",
-            CheckStatus::Pass,
-            "Redis 8+ or a Bloom filter module everywhere",
-        )
-    } else {
-        result(
-            "redis-version",
-            CheckStatus::Warn,
-            format!(
-                "{} without a Bloom filter module (8.0+ recommended; bitmap fallback in use)",
-                old.join("; ")
-            ),
-        )
-    }
-}
-
-/// RabbitMQ 4.0+.
-pub fn rabbitmq_version(snap: &Snapshot) -> CheckResult {
-    let old: Vec<String> = snap
-        .servers
-        .iter()
-        .filter(|s| s.kind == "rabbitmq")
-        .filter(|s| {
-            s.version
-                .as_deref()
-                .and_then(major_minor)
-                .is_some_and(|(m, _)| m < 4)
-        })
-        .map(|s| {
-            format!(
-                "{} is RabbitMQ {}",
-                s.url,
-                s.version.as_deref().unwrap_or("?")
-            )
-        })
-        .collect();
-    if old.is_empty() {
-        result(
-            "rabbitmq-version",
-            CheckStatus::Pass,
-            "RabbitMQ 4.0+ or not in use",
-        )
-    } else {
-        result(
-            "rabbitmq-version",
-            CheckStatus::Warn,
-            format!("{} (4.0+ recommended)", old.join("; ")),
-        )
-    }
-}
-
-/// Lock and queue data must not be evicted.
-pub fn eviction_policy(snap: &Snapshot) -> CheckResult {
-    let bad: Vec<String> = snap
-        .servers
-        .iter()
-        .filter(|s| s.kind == "redis")
-        .filter(|s| {
-            s.used_by.iter().any(|v| {
-                v == "LOCK_ADAPTER_REDIS_URL" || v == "QUEUE_ADAPTER_REDIS_URL" || v == "REDIS_URL"
-            })
-        })
-        .filter(|s| {
-            s.maxmemory_policy
-                .as_deref()
-                .is_some_and(|p| p != "noeviction")
-        })
-        .map(|s| {
-            format!(
-                "{} ({}) has maxmemory-policy {}",
-                s.url,
-                s.used_by.join(", "),
-                s.maxmemory_policy.as_deref().unwrap_or("?")
-            )
-        })
-        .collect();
-    if bad.is_empty() {
-        result(
-            "eviction-policy",
-            CheckStatus::Pass,
-            "lock, queue and worker-ID Redis never evict",
-        )
-    } else {
-        result(
-            "eviction-policy",
-            CheckStatus::Fail,
-            format!(
-                "{}: evicted keys lose locks and messages; set noeviction",
-                bad.join("; ")
-            ),
-        )
-    }
-}
-
 /// At most 32 nodes, and a free worker ID for the next one.
 pub fn worker_id_capacity(snap: &Snapshot) -> CheckResult {
     let n = node_count(snap);
@@ -361,6 +265,9 @@ pub fn worker_id_capacity(snap: &Snapshot) -> CheckResult {
             CheckStatus::Fail,
             format!("{n} nodes: at most {WORKER_ID_SLOTS} can hold a worker ID"),
         );
+    }
+    if let Some(r) = unread::leases("worker-id-capacity", snap) {
+        return r;
     }
     match snap.leases.ok() {
         None => result(
@@ -392,6 +299,13 @@ pub fn worker_id_capacity(snap: &Snapshot) -> CheckResult {
 
 /// Worker-ID holders that are not live nodes.
 pub fn stale_worker_ids(snap: &Snapshot) -> CheckResult {
+    // Liveness comes from the registry: without it every holder would look
+    // stale.
+    if let Some(r) = unread::leases("stale-worker-ids", snap)
+        .or_else(|| unread::registry("stale-worker-ids", snap))
+    {
+        return r;
+    }
     let stale: Vec<String> = snap
         .leases
         .ok()
@@ -429,6 +343,9 @@ pub fn stale_worker_ids(snap: &Snapshot) -> CheckResult {
 
 /// Every node sees the others' storage markers.
 pub fn shared_storage(snap: &Snapshot) -> CheckResult {
+    if let Some(r) = unread::registry("shared-storage", snap) {
+        return r;
+    }
     let bad: Vec<String> = snap
         .nodes
         .ok()

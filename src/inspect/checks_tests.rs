@@ -325,3 +325,59 @@ fn unreadable_keys_warn() {
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "unreadable-keys"), CheckStatus::Warn);
 }
+
+#[test]
+fn a_check_whose_source_is_unreachable_never_passes() {
+    let mut s = healthy();
+    fn down<T>() -> Source<T> {
+        Source::Unavailable {
+            source: "REDIS_URL redis://127.0.0.1:1/0".into(),
+            reason: "connection refused".into(),
+        }
+    }
+    s.nodes = down();
+    s.leases = down();
+    for server in &mut s.servers {
+        server.version = None;
+        server.maxmemory_policy = None;
+        server.error = Some("connection refused (os error 111)".into());
+    }
+    s.servers[0].used_by.push("REDIS_URL".into());
+    let r = run(&clustered(), &s);
+    for id in [
+        "same-version",
+        "same-fingerprint",
+        "eviction-policy",
+        "worker-id-capacity",
+        "redis-version",
+        "stale-worker-ids",
+        "shared-storage",
+    ] {
+        assert_eq!(status_of(&r, id), CheckStatus::Fail, "{id}: {r:?}");
+        let reason = &r.iter().find(|c| c.id == id).unwrap().reason;
+        assert!(reason.starts_with("not checked: "), "{id}: {reason}");
+        assert!(reason.contains("127.0.0.1:"), "{id}: {reason}");
+    }
+    assert!(
+        !r.iter()
+            .any(|c| c.id == "worker-id-capacity" && c.reason.contains("REDIS_URL unset"))
+    );
+    assert_eq!(exit_code(&r), 2);
+}
+
+#[test]
+fn leases_not_configured_still_pass_worker_id_capacity() {
+    let mut s = healthy();
+    s.leases = Source::NotConfigured;
+    let r = run(&clustered(), &s);
+    assert_eq!(status_of(&r, "worker-id-capacity"), CheckStatus::Pass);
+}
+
+#[test]
+fn the_allow_list_names_every_check_in_order() {
+    let ids: Vec<String> = run(&clustered(), &healthy())
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, crate::inspect::check_allow::CHECK_IDS);
+}

@@ -2,8 +2,11 @@
 //! same configuration the nodes use. Only read commands; the console and
 //! `clusterops status`/`check` consume its [`Snapshot`].
 
+pub mod check_allow;
 pub mod checks;
+pub mod checks_servers;
 pub mod checks_topology;
+pub mod checks_unread;
 pub mod convert;
 mod counted;
 pub mod drift;

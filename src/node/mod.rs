@@ -16,4 +16,5 @@ pub mod shared;
 pub mod state;
 pub mod storage;
 pub mod store;
+pub mod unique_id;
 pub mod version;

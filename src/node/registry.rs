@@ -155,6 +155,23 @@ impl Registry {
             .await
     }
 
+    /// Read one node's record (`GET` and `PTTL`, read commands only):
+    /// `None` when there is none (or it has just expired).
+    pub async fn read_one<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        node_id: &str,
+    ) -> redis::RedisResult<Option<RegistryEntry>> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        self.add_record_reads(&mut pipe, &[node_id.to_string()]);
+        let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        Ok(self
+            .parse_records(&[node_id.to_string()], &replies)
+            .into_iter()
+            .next())
+    }
+
     /// Read every live record: two round trips (index, then a pipeline of
     /// GET and PTTL), read commands only. Index entries whose record has
     /// expired are left out; garbage is reported as unreadable.

@@ -10,7 +10,7 @@ use super::shared::NodeShared;
 use super::state::NodeState;
 use super::store::Store;
 use super::version::AppVersion;
-use super::{maintenance, pg, storage};
+use super::{maintenance, pg, storage, unique_id};
 use crate::adapters::{cache, lock, pubsub, queue, redis_conn, snowflake, worker_id};
 use crate::config::Config;
 use std::net::SocketAddr;
@@ -113,6 +113,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another live node holds this node id.
+    #[error("{0}")]
+    DuplicateId(unique_id::DuplicateId),
     /// Serving failed.
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
@@ -169,6 +172,17 @@ pub async fn run(
         .unwrap_or_else(|| APP_VERSION.to_string());
     let app_version = AppVersion::parse(&version_text)
         .map_err(|e| NodeError::Option(format!("--app-version: {e}")))?;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    // Refuse a node id a live node holds, before anything is written.
+    let mut early_conn = None;
+    if let Some((_, url)) = config.coordination_redis() {
+        let mut conn = redis_conn::connect(url)
+            .await
+            .map_err(|e| adapter_err("registry")(&e))?;
+        let registry = Registry::new(config.namespace.clone(), opts.timing.interval * 3);
+        unique_id::ensure_unique(&mut conn, &registry, &node_id, &host).await?;
+        early_conn = Some(conn);
+    }
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| NodeError::Listen {
@@ -179,7 +193,6 @@ pub async fn run(
         addr: opts.listen,
         source,
     })?;
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
     let node = Arc::new(NodeShared::new(
         node_id.clone(),
         host,
@@ -271,14 +284,17 @@ pub async fn run(
     let ids = Arc::new(snowflake::Snowflake::new(lease.clone()));
 
     // Shared storage marker.
-    if let Some(root) = &config.storage_path {
-        storage::write_marker(root, &node_id, node.started_at_ms).map_err(|source| {
-            NodeError::Storage {
-                path: root.display().to_string(),
-                source,
-            }
-        })?;
-    }
+    let marker = match &config.storage_path {
+        Some(root) => Some(
+            storage::write_marker(root, &node_id, node.started_at_ms).map_err(|source| {
+                NodeError::Storage {
+                    path: root.display().to_string(),
+                    source,
+                }
+            })?,
+        ),
+        None => None,
+    };
 
     let app = Arc::new(App {
         node: node.clone(),
@@ -328,10 +344,7 @@ pub async fn run(
     // Registry, maintenance flag and heartbeats.
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut coordination = None;
-    if let Some((_, url)) = config.coordination_redis() {
-        let mut conn = redis_conn::connect(url)
-            .await
-            .map_err(|e| adapter_err("registry")(&e))?;
+    if let Some(mut conn) = early_conn {
         // Serve only once the maintenance flag has been read, so a node
         // started during maintenance never answers 200 first.
         if !in_error {
@@ -415,8 +428,10 @@ pub async fn run(
     {
         tracing::warn!("registry record not removed (it expires by itself): {e}");
     }
-    if let Some(root) = &config.storage_path {
-        storage::remove_marker(root, &node_id);
+    if let Some(marker) = &marker
+        && marker.remove() == storage::MarkerRemoval::NotOurs
+    {
+        tracing::warn!(path = %marker.path.display(), "storage marker left in place: another process rewrote it");
     }
     tracing::info!(node = %node_id, "node stopped");
     Ok(())
