@@ -18,6 +18,7 @@ pub const CHECK_IDS: &[&str] = &[
     "redis-replicas",
     "redis-version",
     "rabbitmq-version",
+    "rabbitmq-management",
     "eviction-policy",
     "worker-id-capacity",
     "stale-worker-ids",
