@@ -316,13 +316,7 @@ async fn a_published_message_is_on_a_replica_before_publish_returns() {
             .await
             .expect("publish");
     }
-    let master = set.master_port();
-    let replica = set
-        .data
-        .iter()
-        .map(|s| s.port)
-        .find(|p| *p != master)
-        .expect("a replica");
+    let replica = set.replica_port();
     assert_eq!(
         set.data_cli(replica, &["XLEN", &key]).as_deref(),
         Some("20"),

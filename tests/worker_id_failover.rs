@@ -87,12 +87,7 @@ async fn a_renewal_no_replica_acknowledged_does_not_raise_the_cap() {
     .await;
     assert!(!lease.is_unconfirmed());
     let master = set.master_port();
-    let replica = set
-        .data
-        .iter()
-        .map(|s| s.port)
-        .find(|p| *p != master)
-        .expect("a replica");
+    let replica = set.replica_port();
     let id = lease.worker_id().expect("a worker ID");
 
     // Freeze the replica: the master still acknowledges the renewals' writes,

@@ -334,6 +334,16 @@ impl<'a> SentinelSet<'a> {
             .expect("sentinel 0 names the master")
     }
 
+    /// The port of the data node that is not the master now.
+    pub fn replica_port(&self) -> u16 {
+        let master = self.master_port();
+        self.data
+            .iter()
+            .map(|s| s.port)
+            .find(|p| *p != master)
+            .expect("a replica")
+    }
+
     /// `redis-sentinel://…#mymaster` (or `rediss-sentinel://` with the CA),
     /// with the passwords in it.
     pub fn url(&self, db: u8) -> String {
