@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand. Each returns the process
 //! exit code; errors are reported by `color-eyre` at the edge.
 
+mod backup;
 mod bench;
 mod check;
 mod completions;
@@ -77,6 +78,9 @@ pub enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// The runbook journals: who ran which upgrade, each step and decision.
     Audit(upgrade::AuditArgs),
+    /// The runbook's database backups: list, verify, prune, restore.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Micro-benchmarks against the real services; each prints one JSON object.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -146,6 +150,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Man => completions::man(),
         Command::Upgrade(args) => upgrade::run(args).await,
         Command::Audit(args) => upgrade::run_audit(args),
+        Command::Backup(cmd) => backup::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }
 }

@@ -65,9 +65,18 @@ pub struct AuditArgs {
     /// Print the runs as JSON.
     #[arg(long)]
     json: bool,
+    /// Only this cluster's runs (its [cluster] name).
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+    /// Only this run (its id).
+    #[arg(long, value_name = "ID")]
+    run: Option<String>,
+    /// Only the N most recent runs (and backup actions).
+    #[arg(long, value_name = "N")]
+    last: Option<usize>,
 }
 
-fn state_dir(given: Option<PathBuf>) -> Option<PathBuf> {
+pub(super) fn state_dir(given: Option<PathBuf>) -> Option<PathBuf> {
     let dir = given.or_else(default_state_dir);
     if dir.is_none() {
         eprintln!("error: no state directory: set HOME or XDG_STATE_HOME, or pass --state-dir");
@@ -100,7 +109,7 @@ fn fail(e: &RunbookError) -> i32 {
 /// failing that, of the nodes' env file (`--env-file`, where `DB_URL`
 /// usually is). Resolved before anything runs, so a missing database URL is
 /// refused up front instead of at step 4 with every node already stopped.
-fn resolve_backup_url(config: &mut RunbookConfig, env: &EnvArgs) -> Result<(), String> {
+pub(super) fn resolve_backup_url(config: &mut RunbookConfig, env: &EnvArgs) -> Result<(), String> {
     let b = &mut config.backup;
     let (true, None, Some(var)) = (b.kind != "none", &b.url, b.url_env.clone()) else {
         return Ok(());
@@ -305,7 +314,7 @@ pub fn run_audit(args: AuditArgs) -> Result<i32> {
         return Ok(2);
     };
     let audit = match audit::read(&state_dir) {
-        Ok(a) => a,
+        Ok(a) => a.filter(args.cluster.as_deref(), args.run.as_deref(), args.last),
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(2);
@@ -313,8 +322,13 @@ pub fn run_audit(args: AuditArgs) -> Result<i32> {
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&audit)?);
-    } else if audit.runs.is_empty() && audit.notes.is_empty() {
-        println!("no runbook runs in {}", state_dir.display());
+    } else if audit.runs.is_empty() && audit.backup_actions.is_empty() && audit.notes.is_empty() {
+        let filtered = args.cluster.is_some() || args.run.is_some();
+        println!(
+            "no runbook runs in {}{}",
+            state_dir.display(),
+            if filtered { " match the filter" } else { "" }
+        );
     } else {
         print!("{}", audit::format(&audit));
     }

@@ -3,6 +3,7 @@
 //! in the state directory (`clusterops audit`).
 
 use super::backup::BackupRecord;
+use super::backups::{ActionKind, BackupAction};
 use super::cluster::Actor;
 use super::journal::{self, Entry, Event, JournalError, RunEnd, StepResult, format_ms};
 use super::operator::{Decision, PromptKind};
@@ -91,8 +92,34 @@ pub struct AuditRun {
 pub struct Audit {
     /// Runs.
     pub runs: Vec<AuditRun>,
+    /// Deletions and restores of backups outside runs (`clusterops
+    /// backup`), oldest first.
+    pub backup_actions: Vec<BackupAction>,
     /// E.g. a truncated last line that was left out.
     pub notes: Vec<String>,
+}
+
+impl Audit {
+    /// Only `cluster`'s runs and actions, only run `run` (and the actions on
+    /// its backup), only the `last` most recent runs (and actions).
+    pub fn filter(mut self, cluster: Option<&str>, run: Option<&str>, last: Option<usize>) -> Self {
+        if let Some(c) = cluster {
+            self.runs.retain(|r| r.cluster == c);
+            self.backup_actions.retain(|a| a.cluster == c);
+        }
+        if let Some(id) = run {
+            self.runs.retain(|r| r.run_id == id);
+            self.backup_actions
+                .retain(|a| a.run_id.as_deref() == Some(id));
+        }
+        if let Some(n) = last {
+            let drop_runs = self.runs.len().saturating_sub(n);
+            self.runs.drain(..drop_runs);
+            let drop_actions = self.backup_actions.len().saturating_sub(n);
+            self.backup_actions.drain(..drop_actions);
+        }
+        self
+    }
 }
 
 /// Read every `<state dir>/<cluster>/journal.jsonl`. A truncated last line
@@ -110,12 +137,18 @@ pub fn read(state_dir: &Path) -> Result<Audit, JournalError> {
             });
         }
     };
-    let mut paths: Vec<PathBuf> = dirs
-        .filter_map(Result::ok)
-        .map(|d| d.path().join("journal.jsonl"))
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
+    let mut cluster_dirs: Vec<PathBuf> = dirs.filter_map(Result::ok).map(|d| d.path()).collect();
+    cluster_dirs.sort();
+    for dir in &cluster_dirs {
+        let (actions, notes) = super::backups::read_actions(&dir.join("backups.jsonl"));
+        audit.backup_actions.extend(actions);
+        audit.notes.extend(notes);
+    }
+    audit.backup_actions.sort_by_key(|a| a.at_ms);
+    let paths = cluster_dirs
+        .iter()
+        .map(|d| d.join("journal.jsonl"))
+        .filter(|p| p.is_file());
     for path in paths {
         let text = std::fs::read_to_string(&path).map_err(|source| JournalError::Io {
             path: path.clone(),
@@ -209,7 +242,7 @@ pub fn runs(path: &Path, entries: &[Entry]) -> Vec<AuditRun> {
 /// The audit as text, one block per run.
 pub fn format(audit: &Audit) -> String {
     let mut s = String::new();
-    if audit.runs.is_empty() {
+    if audit.runs.is_empty() && audit.backup_actions.is_empty() {
         s.push_str("No runbook runs recorded.\n");
     }
     for r in &audit.runs {
@@ -288,6 +321,26 @@ pub fn format(audit: &Audit) -> String {
             let _ = writeln!(s, "  ended    {} by {by}: {outcome}", format_ms(*at));
         }
         s.push('\n');
+    }
+    for a in &audit.backup_actions {
+        let what = match a.action {
+            ActionKind::Deleted => "deleted",
+            ActionKind::Restored => "RESTORED",
+        };
+        let _ = writeln!(
+            s,
+            "backup {what} {} by {} on cluster {}: {} ({} bytes{}) {}",
+            format_ms(a.at_ms),
+            a.by,
+            a.cluster,
+            a.file.display(),
+            a.bytes,
+            a.run_id
+                .as_deref()
+                .map(|r| format!(", made by run {r}"))
+                .unwrap_or_default(),
+            a.detail
+        );
     }
     for n in &audit.notes {
         let _ = writeln!(s, "note: {n}");

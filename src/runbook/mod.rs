@@ -24,6 +24,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod backups;
 pub mod cluster;
 pub mod config;
 mod engine;
