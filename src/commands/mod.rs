@@ -123,6 +123,7 @@ pub fn quiet_broken_pipe(cli: &Cli) {
             | Command::Completions(_)
             | Command::Man
             | Command::Audit(_)
+            | Command::Backup(backup::BackupCommand::List(_) | backup::BackupCommand::Verify(_))
     );
     if printer {
         // SAFETY: SIG_DFL installs no handler, so no code runs in signal
