@@ -1,5 +1,5 @@
-//! `clusterops backup list|verify|prune|restore` and `clusterops audit
-//! --cluster/--run/--last`, through the real binary. The backups are made
+//! `clusterops backup list|verify|prune|restore` through the real binary,
+//! and the backup actions in `clusterops audit`. The backups are made
 //! by real runbook runs (the engine's backup step: a real `pg_dump -Fc` of
 //! a throw-away PostgreSQL database), paused after the backup and then
 //! aborted or left unfinished.
@@ -10,7 +10,6 @@ mod runbook_support;
 use clusterops::inspect::CheckResult;
 use clusterops::runbook::config::ProcessConfig;
 use clusterops::runbook::executor::process::ProcessExecutor;
-use clusterops::runbook::journal::{Event, Journal, RunEnd};
 use clusterops::runbook::*;
 use common::TestNs;
 use parking_lot::Mutex;
@@ -453,88 +452,6 @@ async fn restore_brings_back_a_dropped_table_and_refuses_without_confirmation() 
         "{audit}"
     );
     let _ = &s.dir;
-}
-
-/// A run of `cluster` started at `at` in a hand-written journal.
-fn journal_run(state: &Path, cluster: &str, run: &str) {
-    let (j, _) = Journal::open(&journal::journal_path(state, cluster)).unwrap();
-    let by = Actor {
-        user: "alice".into(),
-        host: "ops-1".into(),
-    };
-    j.append(
-        run,
-        Event::RunStarted {
-            cluster: cluster.to_string(),
-            target_version: "2".into(),
-            previous_version: Some("1".into()),
-            executor: "manual".into(),
-            by: by.clone(),
-        },
-    )
-    .unwrap();
-    j.append(
-        run,
-        Event::RunFinished {
-            outcome: RunEnd::Completed,
-            by,
-        },
-    )
-    .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(5));
-}
-
-#[test]
-fn audit_filters_by_cluster_run_and_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path();
-    for (cluster, run) in [
-        ("shop", "r1"),
-        ("blog", "b1"),
-        ("shop", "r2"),
-        ("shop", "r3"),
-    ] {
-        journal_run(state, cluster, run);
-    }
-    let audit = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("audit")
-            .args(args)
-            .arg("--state-dir")
-            .arg(state)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let runs = |args: &[&str]| -> Vec<String> {
-        let mut a = args.to_vec();
-        a.push("--json");
-        let v: serde_json::Value = serde_json::from_str(&audit(&a)).unwrap();
-        v["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["run_id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(runs(&[]), ["r1", "b1", "r2", "r3"]);
-    assert_eq!(runs(&["--cluster", "shop"]), ["r1", "r2", "r3"]);
-    assert_eq!(runs(&["--cluster", "blog"]), ["b1"]);
-    assert_eq!(runs(&["--run", "r2"]), ["r2"]);
-    assert_eq!(runs(&["--last", "2"]), ["r2", "r3"]);
-    assert_eq!(runs(&["--cluster", "shop", "--last", "1"]), ["r3"]);
-    assert_eq!(
-        runs(&["--cluster", "blog", "--run", "r2"]),
-        Vec::<String>::new()
-    );
-    let text = audit(&["--run", "r1"]);
-    assert!(
-        text.starts_with("run r1 on cluster shop: 1 -> 2: completed"),
-        "{text}"
-    );
-    assert!(!text.contains("run r2"), "{text}");
-    assert!(audit(&["--run", "nope"]).contains("match the filter"));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The runbook journal: appended with fsync and read back, the resume point,
 //! clear errors for a truncated or garbage line (and the repair), the Redis
-//! mirror, and the audit read from it.
+//! mirror, and the audit read from it (and filtered by `clusterops audit
+//! --cluster/--run/--last`).
 
 mod common;
 
@@ -377,4 +378,86 @@ fn dates_are_printed_in_utc() {
         journal::format_ms(1_709_528_767_000),
         "2024-03-04 05:06:07 UTC"
     );
+}
+
+/// A completed run of `cluster` in a hand-written journal.
+fn journal_run(state: &std::path::Path, cluster: &str, run: &str) {
+    let (j, _) = Journal::open(&journal::journal_path(state, cluster)).unwrap();
+    let by = Actor {
+        user: "alice".into(),
+        host: "ops-1".into(),
+    };
+    j.append(
+        run,
+        Event::RunStarted {
+            cluster: cluster.to_string(),
+            target_version: "2".into(),
+            previous_version: Some("1".into()),
+            executor: "manual".into(),
+            by: by.clone(),
+        },
+    )
+    .unwrap();
+    j.append(
+        run,
+        Event::RunFinished {
+            outcome: RunEnd::Completed,
+            by,
+        },
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+}
+
+#[test]
+fn audit_filters_by_cluster_run_and_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    for (cluster, run) in [
+        ("shop", "r1"),
+        ("blog", "b1"),
+        ("shop", "r2"),
+        ("shop", "r3"),
+    ] {
+        journal_run(state, cluster, run);
+    }
+    let audit = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clusterops"))
+            .arg("audit")
+            .args(args)
+            .arg("--state-dir")
+            .arg(state)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let runs = |args: &[&str]| -> Vec<String> {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let v: serde_json::Value = serde_json::from_str(&audit(&a)).unwrap();
+        v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(runs(&[]), ["r1", "b1", "r2", "r3"]);
+    assert_eq!(runs(&["--cluster", "shop"]), ["r1", "r2", "r3"]);
+    assert_eq!(runs(&["--cluster", "blog"]), ["b1"]);
+    assert_eq!(runs(&["--run", "r2"]), ["r2"]);
+    assert_eq!(runs(&["--last", "2"]), ["r2", "r3"]);
+    assert_eq!(runs(&["--cluster", "shop", "--last", "1"]), ["r3"]);
+    assert_eq!(
+        runs(&["--cluster", "blog", "--run", "r2"]),
+        Vec::<String>::new()
+    );
+    let text = audit(&["--run", "r1"]);
+    assert!(
+        text.starts_with("run r1 on cluster shop: 1 -> 2: completed"),
+        "{text}"
+    );
+    assert!(!text.contains("run r2"), "{text}");
+    assert!(audit(&["--run", "nope"]).contains("match the filter"));
 }
