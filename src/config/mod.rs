@@ -284,8 +284,19 @@ impl Config {
         let mut url_problems: Vec<ConfigProblem> = Vec::new();
         let mut parse_url =
             |variable: &str, raw: &str, schemes: &[&str], shape: &str| -> Option<SecretUrl> {
+                // Each kind's own parameters (TLS options, the files they
+                // name) are checked with the URL.
                 let parsed = if schemes == REDIS_SCHEMES {
                     parse_redis_url(raw)
+                } else if schemes == DB_SCHEMES {
+                    SecretUrl::parse(raw, schemes).and_then(|u| {
+                        pg_tls::pg_connect_config(&u)
+                            .map(|_| u)
+                            .map_err(|e| e.problem.to_string())
+                    })
+                } else if schemes == AMQP_SCHEMES {
+                    SecretUrl::parse(raw, schemes)
+                        .and_then(|u| amqp_tls::amqp_target(&u).map(|_| u).map_err(|e| e.problem))
                 } else {
                     SecretUrl::parse(raw, schemes)
                 };
@@ -427,39 +438,6 @@ impl Config {
             None => Some(None),
             Some(raw) => parse_url("DB_URL", raw, DB_SCHEMES, DB_URL_SHAPE).map(Some),
         };
-        // libpq's TLS parameters and the files they name.
-        let db_url = match db_url {
-            Some(Some(url)) => match pg_tls::pg_connect_config(&url) {
-                Ok(_) => Some(Some(url)),
-                Err(e) => {
-                    url_problems.push(ConfigProblem {
-                        variable: "DB_URL".to_string(),
-                        given: Some(format!("{:?}", url.masked())),
-                        reason: Some(e.problem.to_string()),
-                        accepted: DB_URL_SHAPE.to_string(),
-                    });
-                    None
-                }
-            },
-            other => other,
-        };
-        // cacertfile, certfile and keyfile, and the files they name.
-        let queue = match queue {
-            Some(QueueAdapter::Rabbitmq(url)) => match amqp_tls::amqp_target(&url) {
-                Ok(_) => Some(QueueAdapter::Rabbitmq(url)),
-                Err(e) => {
-                    url_problems.push(ConfigProblem {
-                        variable: "QUEUE_ADAPTER_RABBITMQ_URL".to_string(),
-                        given: Some(format!("{:?}", url.masked())),
-                        reason: Some(e.problem),
-                        accepted: AMQP_URL_SHAPE.to_string(),
-                    });
-                    None
-                }
-            },
-            other => other,
-        };
-
         let (rabbitmq, rabbit_problems) = rabbitmq::parse(get);
         url_problems.extend(rabbit_problems);
 
