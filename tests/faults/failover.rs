@@ -22,6 +22,7 @@
 
 use crate::common::topology::{Secrets, SentinelSet};
 use crate::failover_issuer as issuer;
+use crate::failover_queue::QueueLoad;
 use crate::harness::{Budget, Child, Report, Scenario};
 use crate::procs::{self, ChildProc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -136,6 +137,7 @@ fn scenario(budget: &Budget, report: &mut Report) -> Result<(), String> {
     // Every issuer issuing (the first acquisitions on a fresh namespace
     // wait out the quarantine: about 3 s).
     wait_all_issuing(&mut issuers, Duration::from_secs(20))?;
+    let queue = QueueLoad::start(&url, &ns)?;
     std::thread::sleep(Duration::from_secs(1));
 
     let failovers = if budget.is_soak() {
@@ -200,6 +202,7 @@ fn scenario(budget: &Budget, report: &mut Report) -> Result<(), String> {
         per_issuer.push(ids.len());
         all.extend(ids);
     }
+    let records = queue.finish()?;
     let issued = all.len();
     all.sort_unstable();
     let duplicates = all.windows(2).filter(|w| w[0] == w[1]).count();
@@ -240,10 +243,23 @@ fn scenario(budget: &Budget, report: &mut Report) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(","),
     );
+    report.figure("records_acknowledged", records.acknowledged);
+    report.figure("records_refused", records.refused);
+    report.figure("records_lost", records.lost);
+    report.figure("records_duplicates", records.duplicates);
     report.figure("seconds", format!("{:.1}", started.elapsed().as_secs_f64()));
 
     if duplicates > 0 {
         return Err(format!("{duplicates} snowflake IDs were issued twice"));
+    }
+    if records.lost > 0 {
+        return Err(format!(
+            "{} of {} acknowledged queue messages were never handled",
+            records.lost, records.acknowledged
+        ));
+    }
+    if records.acknowledged == 0 {
+        return Err("no queue message was acknowledged".into());
     }
     if per_issuer.contains(&0) {
         return Err("an issuer issued no ID".into());

@@ -19,6 +19,7 @@
 mod common;
 mod failover;
 mod failover_issuer;
+mod failover_queue;
 mod harness;
 mod lock_safety;
 mod procs;

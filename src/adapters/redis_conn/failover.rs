@@ -14,7 +14,9 @@
 //! One reconnection runs at a time; commands that failed on an older
 //! generation use the connection a concurrent one installed. While the
 //! master is down and the sentinels have not yet agreed on a new one,
-//! they are asked at most every [`MIN_ASK_INTERVAL`].
+//! they are asked at most every [`MIN_ASK_INTERVAL`]; a command that
+//! failed before the last question waits for its turn and asks again, one
+//! that failed after it fails at once (the master is still down).
 //!
 //! A command sent once to the old master and once to the new one may run
 //! twice; that is the same "at most one repeat" the one-server connection
@@ -82,6 +84,7 @@ impl Failover {
         seen: u64,
         error: &RedisError,
     ) -> Option<MultiplexedConnection> {
+        let failed_at = Instant::now();
         let mut last_ask = self.refresh.lock().await;
         {
             let c = self.current.lock();
@@ -90,8 +93,15 @@ impl Failover {
                 return Some(c.conn.clone());
             }
         }
-        if last_ask.is_some_and(|t| t.elapsed() < MIN_ASK_INTERVAL) {
-            return None;
+        if let Some(t) = *last_ask {
+            if t >= failed_at {
+                // Someone asked after this command failed and found no
+                // other master: it is still down; fail now.
+                return None;
+            }
+            // Asked before this failure: ask again, once the interval is
+            // over, rather than failing this command without a try.
+            tokio::time::sleep(MIN_ASK_INTERVAL.saturating_sub(t.elapsed())).await;
         }
         *last_ask = Some(Instant::now());
         let done = self.reconnect(&error.to_string()).await;
