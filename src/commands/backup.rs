@@ -292,12 +292,7 @@ async fn restore(args: RestoreArgs) -> Result<i32> {
     let Some(cluster_config) = args.env.load_config() else {
         return Ok(2);
     };
-    if cluster_config.namespace.to_string() != config.cluster.name {
-        eprintln!(
-            "error: the runbook configuration is for cluster {:?} but the env file says \
-             CLUSTER_NAME={}; pass the env file of that cluster (--env-file)",
-            config.cluster.name, cluster_config.namespace
-        );
+    if !super::upgrade::same_cluster(&config, &cluster_config) {
         return Ok(2);
     }
     if config.backup.kind == "none" {

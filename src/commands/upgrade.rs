@@ -85,6 +85,20 @@ pub(super) fn state_dir(given: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 /// The exit code of a runbook error: 2 when the input is wrong, else 1.
+/// Whether the runbook configuration and the env file name the same
+/// cluster; prints the one error line when they do not.
+pub(super) fn same_cluster(config: &RunbookConfig, cluster: &clusterops::config::Config) -> bool {
+    let same = cluster.namespace.to_string() == config.cluster.name;
+    if !same {
+        eprintln!(
+            "error: the runbook configuration is for cluster {:?} but the env file says \
+             CLUSTER_NAME={}; pass the env file of that cluster (--env-file)",
+            config.cluster.name, cluster.namespace
+        );
+    }
+    same
+}
+
 fn exit_code(e: &RunbookError) -> i32 {
     match e {
         RunbookError::Config(_)
@@ -217,12 +231,7 @@ pub async fn run(args: UpgradeArgs) -> Result<i32> {
         );
         return Ok(2);
     }
-    if cluster_config.namespace.to_string() != config.cluster.name {
-        eprintln!(
-            "error: the runbook configuration is for cluster {:?} but the env file says \
-             CLUSTER_NAME={}; pass the env file of that cluster (--env-file)",
-            config.cluster.name, cluster_config.namespace
-        );
+    if !same_cluster(&config, &cluster_config) {
         return Ok(2);
     }
     let ops = match RedisClusterOps::connect(cluster_config).await {

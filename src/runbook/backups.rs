@@ -125,13 +125,7 @@ pub fn list(dir: &Path, audit: &Audit) -> Result<Vec<BackupFile>, BackupsError> 
         if !is_dump || !meta.is_file() {
             continue;
         }
-        let modified_ms = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        out.push(describe(path, meta.len(), modified_ms, audit));
+        out.push(describe(path, meta.len(), modified_ms(&meta), audit));
     }
     out.sort_by(|a, b| {
         b.modified_ms
@@ -139,6 +133,15 @@ pub fn list(dir: &Path, audit: &Audit) -> Result<Vec<BackupFile>, BackupsError> 
             .then_with(|| b.file.cmp(&a.file))
     });
     Ok(out)
+}
+
+/// A file's modification time, unix ms (0 when unknown).
+fn modified_ms(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Find `file` (a path, or a name in `dir`) among the listed backups, or
@@ -150,13 +153,7 @@ pub fn find(file: &Path, dir: &Path, audit: &Audit) -> Result<BackupFile, Backup
         file.to_path_buf()
     };
     let meta = std::fs::metadata(&path).map_err(io(&path, "read it"))?;
-    let modified_ms = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Ok(describe(path, meta.len(), modified_ms, audit))
+    Ok(describe(path, meta.len(), modified_ms(&meta), audit))
 }
 
 /// What [`verify`] found for one file.
