@@ -263,6 +263,7 @@ fn psql(sql: &str) {
     );
 }
 
+pub mod cluster;
 pub mod nginx;
 pub mod nodes;
 pub mod tls_ca;

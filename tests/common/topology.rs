@@ -117,6 +117,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server for a process the caller started.
+    pub fn from_child(port: u16, child: Child) -> Self {
+        Self {
+            port,
+            child: Some(child),
+        }
+    }
+
+    /// Whether the process has not been killed.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     fn spawn(args: &[String], dir: &Path) -> Child {
         Command::new("redis-server")
             .args(args)

@@ -115,8 +115,6 @@ struct Inner {
     node_id: String,
     namespace: Namespace,
     conn: SharedConn,
-    /// For the release subscription (its own connection).
-    secret_url: SecretUrl,
     url: String,
     channel: String,
     waiters: Arc<Waiters>,
@@ -148,7 +146,6 @@ impl RedisLock {
                 channel: release_channel(&namespace),
                 namespace,
                 conn,
-                secret_url: url.clone(),
                 url: url.masked().to_string(),
                 waiters: Arc::default(),
                 watchdogs: Watchdogs::default(),
@@ -208,7 +205,7 @@ impl RedisLock {
         }
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(listen(
-            self.inner.secret_url.clone(),
+            self.inner.conn.clone(),
             self.inner.channel.clone(),
             self.inner.url.clone(),
             Arc::clone(&self.inner.waiters),
@@ -223,7 +220,7 @@ impl RedisLock {
 /// lost connection, wake everyone (notifications may have been missed) and
 /// resubscribe with backoff.
 async fn listen(
-    secret_url: SecretUrl,
+    conn: SharedConn,
     channel: String,
     url: String,
     waiters: Arc<Waiters>,
@@ -232,9 +229,7 @@ async fn listen(
     let mut backoff = Duration::from_millis(100);
     loop {
         let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let mut pubsub = redis_conn::connect_pubsub(&secret_url)
-                .await
-                .map_err(|e| e.reason)?;
+            let mut pubsub = conn.pubsub().await.map_err(|e| e.reason)?;
             pubsub
                 .subscribe(&channel)
                 .await

@@ -17,6 +17,7 @@
 //! `CLIENT UNBLOCK` (details in `redis_reader.rs`).
 
 use super::envelope::{EntryId, Position, encode_envelope};
+use super::redis_reader::Lane;
 use super::subscription::{SubSender, Tracker, pair};
 use super::{
     Payload, PubsubError, SubscribeOptions, Subscription, SyncSignals, check_node_id, now_ms,
@@ -25,14 +26,14 @@ use super::{
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
-use ::redis::{Script, Value};
+use ::redis::Script;
 use parking_lot::Mutex;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// `{ns}:signal:{channel}`: the channel's stream.
@@ -110,14 +111,11 @@ pub(crate) struct Inner {
     pub(crate) conn: SharedConn,
     pub(crate) options: RedisSignalsOptions,
     pub(crate) state: Mutex<State>,
-    /// Generation of the channel set used by the reader's current XREAD.
-    pub(crate) reader_gen: AtomicU64,
-    /// `CLIENT ID` of the reader's blocking connection (for CLIENT UNBLOCK).
-    pub(crate) reader_client: Mutex<Option<i64>>,
-    /// The channel set changed (wakes an idle reader).
-    pub(crate) changed: Notify,
-    /// The reader is about to send a new XREAD.
-    pub(crate) reader_started: Notify,
+    /// The readers: one for every channel on one server; on a Redis
+    /// Cluster, one per hash slot that holds a subscribed channel's stream
+    /// (an XREAD may not span slots), started by the first subscription
+    /// there.
+    pub(crate) lanes: Mutex<HashMap<Option<u16>, Arc<Lane>>>,
     pub(crate) shutdown: watch::Sender<bool>,
     unblock_warned: AtomicBool,
     pub(crate) flush_failing: AtomicBool,
@@ -263,20 +261,39 @@ impl RedisSignals {
                 channels: HashMap::new(),
                 closed: false,
             }),
-            reader_gen: AtomicU64::new(0),
-            reader_client: Mutex::new(None),
-            changed: Notify::new(),
-            reader_started: Notify::new(),
+            lanes: Mutex::new(HashMap::new()),
             shutdown,
             unblock_warned: AtomicBool::new(false),
             flush_failing: AtomicBool::new(false),
         });
-        let reader = tokio::spawn(super::redis_reader::run(inner.clone()));
         let flusher = tokio::spawn(super::redis_cursor::run_flusher(inner.clone()));
-        Ok(Self {
+        let signals = Self {
             inner,
-            tasks: Mutex::new(vec![reader, flusher]),
-        })
+            tasks: Mutex::new(vec![flusher]),
+        };
+        if !signals.inner.conn.is_cluster() {
+            signals.lane_for("");
+        }
+        Ok(signals)
+    }
+
+    /// The reader of the stream `key` (all streams on one server), started
+    /// when it does not run yet.
+    fn lane_for(&self, key: &str) -> Arc<Lane> {
+        let slot = self
+            .inner
+            .conn
+            .is_cluster()
+            .then(|| redis_conn::cluster::slot_of(key.as_bytes()));
+        let mut lanes = self.inner.lanes.lock();
+        if let Some(lane) = lanes.get(&slot) {
+            return lane.clone();
+        }
+        let lane = Arc::new(Lane::new(slot));
+        lanes.insert(slot, lane.clone());
+        let task = tokio::spawn(super::redis_reader::run(self.inner.clone(), lane.clone()));
+        self.tasks.lock().push(task);
+        lane
     }
 
     /// The namespace it writes under.
@@ -288,24 +305,25 @@ impl RedisSignals {
     /// blocked XREAD with `CLIENT UNBLOCK` until the reader picked it up.
     /// Gives up after a few seconds (Redis down): nothing is lost, the new
     /// channel is read once the reader gets there.
-    async fn wake_reader(&self, generation: u64) {
+    async fn wake_reader(&self, generation: u64, key: &str) {
         let inner = &self.inner;
-        inner.changed.notify_one();
+        let lane = self.lane_for(key);
+        lane.changed.notify_one();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
-            let started = inner.reader_started.notified();
+            let started = lane.started.notified();
             tokio::pin!(started);
             started.as_mut().enable();
-            if inner.reader_gen.load(Ordering::Acquire) >= generation {
+            if lane.generation.load(Ordering::Acquire) >= generation {
                 return;
             }
-            let client = *inner.reader_client.lock();
+            let client = *lane.client.lock();
             if let Some(id) = client {
-                let r: ::redis::RedisResult<Value> = ::redis::cmd("CLIENT")
-                    .arg("UNBLOCK")
-                    .arg(id)
-                    .query_async(&mut inner.conn.clone())
-                    .await;
+                // To the server the reader blocks on: on a cluster, the
+                // master of the stream's slot.
+                let mut unblock = ::redis::cmd("CLIENT");
+                unblock.arg("UNBLOCK").arg(id);
+                let r = inner.conn.clone().query_at_key(&unblock, key).await;
                 if let Err(e) = r
                     && !inner.unblock_warned.swap(true, Ordering::Relaxed)
                 {
@@ -411,7 +429,8 @@ impl SyncSignals for RedisSignals {
             (subscription, first.then_some(st.generation))
         };
         if let Some(generation) = generation {
-            self.wake_reader(generation).await;
+            self.wake_reader(generation, &stream_key(&inner.ns, channel))
+                .await;
         }
         Ok(subscription)
     }

@@ -31,9 +31,11 @@ use super::reply;
 use crate::adapters::redis_conn;
 use ::redis::Value;
 use ::redis::aio::MultiplexedConnection;
+use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -50,15 +52,47 @@ struct Target {
     after: EntryId,
 }
 
-/// The streams to read now, the generation they belong to, and when the
-/// earliest paused channel may be read again.
-fn snapshot(inner: &Inner) -> (u64, Vec<Target>, Option<tokio::time::Instant>) {
+/// One reader: every channel, or (Redis Cluster) the channels whose stream
+/// lives in one hash slot, with what its subscribers wait on.
+pub(crate) struct Lane {
+    /// `None`: every channel; `Some(slot)`: the channels of that slot.
+    slot: Option<u16>,
+    /// Generation of the channel set used by the reader's current XREAD.
+    pub(crate) generation: AtomicU64,
+    /// `CLIENT ID` of the reader's blocking connection (for CLIENT UNBLOCK).
+    pub(crate) client: Mutex<Option<i64>>,
+    /// The channel set changed (wakes an idle reader).
+    pub(crate) changed: Notify,
+    /// The reader is about to send a new XREAD.
+    pub(crate) started: Notify,
+}
+
+impl Lane {
+    pub(crate) fn new(slot: Option<u16>) -> Self {
+        Self {
+            slot,
+            generation: AtomicU64::new(0),
+            client: Mutex::new(None),
+            changed: Notify::new(),
+            started: Notify::new(),
+        }
+    }
+
+    fn reads(&self, key: &str) -> bool {
+        self.slot
+            .is_none_or(|s| redis_conn::cluster::slot_of(key.as_bytes()) == s)
+    }
+}
+
+/// The streams of `lane` to read now, the generation they belong to, and
+/// when the earliest paused channel may be read again.
+fn snapshot(inner: &Inner, lane: &Lane) -> (u64, Vec<Target>, Option<tokio::time::Instant>) {
     let now = tokio::time::Instant::now();
     let st = inner.state.lock();
     let mut resume = None;
     let mut targets = Vec::new();
     for (name, ch) in &st.channels {
-        if ch.subs.is_empty() {
+        if ch.subs.is_empty() || !lane.reads(&ch.key) {
             continue;
         }
         match ch.paused_until {
@@ -75,10 +109,8 @@ fn snapshot(inner: &Inner) -> (u64, Vec<Target>, Option<tokio::time::Instant>) {
     (st.generation, targets, resume)
 }
 
-async fn open(inner: &Inner) -> Result<MultiplexedConnection, String> {
-    let mut conn = redis_conn::connect_blocking(&inner.url)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn open(inner: &Inner, lane: &Lane, key: &str) -> Result<MultiplexedConnection, String> {
+    let mut conn = inner.conn.blocking(key).await.map_err(|e| e.to_string())?;
     let id = tokio::time::timeout(
         redis_conn::RESPONSE_TIMEOUT,
         ::redis::cmd("CLIENT")
@@ -88,7 +120,7 @@ async fn open(inner: &Inner) -> Result<MultiplexedConnection, String> {
     .await
     .map_err(|_| "CLIENT ID timed out".to_string())?
     .map_err(|e| format!("CLIENT ID failed: {e}"))?;
-    *inner.reader_client.lock() = Some(id);
+    *lane.client.lock() = Some(id);
     Ok(conn)
 }
 
@@ -100,8 +132,8 @@ fn backoff(failures: u32) -> Duration {
     base + jitter
 }
 
-/// The reader task: runs until the adapter shuts down.
-pub(crate) async fn run(inner: Arc<Inner>) {
+/// The reader task of `lane`: runs until the adapter shuts down.
+pub(crate) async fn run(inner: Arc<Inner>, lane: Arc<Lane>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut conn: Option<MultiplexedConnection> = None;
     // The shared connection's generation when `conn` was opened: with
@@ -113,13 +145,13 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         if *shutdown.borrow() {
             break;
         }
-        let changed = inner.changed.notified();
+        let changed = lane.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let (generation, targets, resume) = snapshot(&inner);
+        let (generation, targets, resume) = snapshot(&inner, &lane);
         if targets.is_empty() {
-            inner.reader_gen.store(generation, Ordering::Release);
-            inner.reader_started.notify_waiters();
+            lane.generation.store(generation, Ordering::Release);
+            lane.started.notify_waiters();
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 _ = &mut changed => continue,
@@ -129,7 +161,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match open(&inner).await {
+            None => match open(&inner, &lane, &targets[0].key).await {
                 Ok(c) => {
                     opened_at = inner.conn.generation();
                     if failures > 0 {
@@ -139,7 +171,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
                     conn.insert(c)
                 }
                 Err(e) => {
-                    fail(&inner, &mut failures, &e);
+                    fail(&inner, &lane, &mut failures, &e);
                     if sleep_or_stop(&mut shutdown, backoff(failures)).await {
                         break;
                     }
@@ -159,8 +191,8 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         for t in &targets {
             cmd.arg(t.after.to_string());
         }
-        inner.reader_gen.store(generation, Ordering::Release);
-        inner.reader_started.notify_waiters();
+        lane.generation.store(generation, Ordering::Release);
+        lane.started.notify_waiters();
         let limit = inner.options.block + READ_MARGIN;
         let result = tokio::select! {
             r = tokio::time::timeout(limit, cmd.query_async::<Value>(c)) => r,
@@ -190,7 +222,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             }
             Ok(Err(e)) => {
                 conn = None;
-                fail(&inner, &mut failures, &format!("XREAD failed: {e}"));
+                fail(&inner, &lane, &mut failures, &format!("XREAD failed: {e}"));
                 if sleep_or_stop(&mut shutdown, backoff(failures)).await {
                     break;
                 }
@@ -198,11 +230,11 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             Err(_) => {
                 conn = None;
                 let e = format!("no XREAD reply within {limit:?}");
-                fail(&inner, &mut failures, &e);
+                fail(&inner, &lane, &mut failures, &e);
             }
         }
     }
-    *inner.reader_client.lock() = None;
+    *lane.client.lock() = None;
 }
 
 /// Pause the channels whose key is not a stream (checked with TYPE on the
@@ -242,8 +274,8 @@ async fn pause_wrong_types(inner: &Inner, targets: &[Target]) -> bool {
     found
 }
 
-fn fail(inner: &Inner, failures: &mut u32, error: &str) {
-    *inner.reader_client.lock() = None;
+fn fail(inner: &Inner, lane: &Lane, failures: &mut u32, error: &str) {
+    *lane.client.lock() = None;
     if *failures == 0 {
         tracing::warn!(url = %inner.url, "sync-signal reader lost Redis ({error}); reconnecting");
     } else {

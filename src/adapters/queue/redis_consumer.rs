@@ -11,7 +11,6 @@ use super::redis_entries::{
 use super::redis_poison::{count_deliveries, exhausted};
 use super::subscription::{Backoff, Stop, drain, reap, run_handler};
 use super::{Handler, HandlerResult, Message, now_ms, poison_error};
-use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
@@ -127,7 +126,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
         }
         let conn = match &mut reader {
             Some(c) => c,
-            None => match redis_conn::connect_blocking(&ctx.inner.url).await {
+            None => match ctx.conn.blocking(&ctx.keys.stream).await {
                 Ok(c) => {
                     reader_opened_at = ctx.conn.generation();
                     reader.insert(c)

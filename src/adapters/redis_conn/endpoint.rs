@@ -7,9 +7,10 @@ use super::ConnectError;
 use super::sentinel;
 use crate::config::SecretUrl;
 use crate::config::redis_url::{RedisTarget, TlsSettings, Topology};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::{
-    Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo,
-    TlsCertificates,
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    RedisConnectionInfo, TlsCertificates,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,6 +106,56 @@ impl Endpoint {
         data_client(&self.inner.target, host, port).map_err(|e| ConnectError::new(self.masked(), e))
     }
 
+    /// A client for the Redis Cluster this fixed server belongs to, seeded
+    /// with it, with the URL's credentials and TLS (database 0: the only
+    /// one a cluster has).
+    pub fn cluster_client(&self) -> Result<ClusterClient, ConnectError> {
+        let target = &self.inner.target;
+        let Topology::Direct { host, port } = &target.topology else {
+            return Err(ConnectError::new(
+                self.masked(),
+                "a Sentinel URL cannot name a Redis Cluster",
+            ));
+        };
+        let fail = |e: String| ConnectError::new(self.masked(), e);
+        let seed = connection_info(
+            &target.tls,
+            host,
+            *port,
+            0,
+            target.username.clone(),
+            target.password.as_ref().map(|p| p.0.clone()),
+        )
+        .map_err(fail)?;
+        let mut builder = ClusterClientBuilder::new(vec![seed])
+            .connection_timeout(super::CONNECT_TIMEOUT)
+            .response_timeout(super::RESPONSE_TIMEOUT)
+            .retries(super::cluster::RETRIES)
+            .max_retry_wait(1000);
+        if let Some(t) = &target.tls {
+            builder = builder.danger_accept_invalid_hostnames(!t.verify);
+            if let Some(certs) = tls_certificates(t).map_err(fail)? {
+                builder = builder.certs(certs);
+            }
+        }
+        builder.build().map_err(|e| fail(super::describe(&e)))
+    }
+
+    /// A client for the node at `host:port` of a Redis Cluster (database
+    /// 0), with the URL's credentials and TLS.
+    pub fn cluster_node_client(&self, host: &str, port: u16) -> Result<Client, ConnectError> {
+        let target = &self.inner.target;
+        build(
+            &target.tls,
+            host,
+            port,
+            0,
+            target.username.clone(),
+            target.password.as_ref().map(|p| p.0.clone()),
+        )
+        .map_err(|e| ConnectError::new(self.masked(), e))
+    }
+
     /// A client for the sentinel at `host:port`, with the sentinels'
     /// credentials and the URL's TLS.
     pub fn sentinel_client(&self, host: &str, port: u16) -> Result<Client, ConnectError> {
@@ -138,6 +189,22 @@ fn build(
     username: Option<String>,
     password: Option<String>,
 ) -> Result<Client, String> {
+    let info = connection_info(tls, host, port, db, username, password)?;
+    match tls.as_ref().map(tls_certificates).transpose()?.flatten() {
+        Some(certs) => Client::build_with_tls(info, certs).map_err(|e| e.to_string()),
+        None => Client::open(info).map_err(|e| e.to_string()),
+    }
+}
+
+/// The address, credentials and database of one server.
+fn connection_info(
+    tls: &Option<TlsSettings>,
+    host: &str,
+    port: u16,
+    db: i64,
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<ConnectionInfo, String> {
     let addr = match tls {
         None => ConnectionAddr::Tcp(host.to_string(), port),
         Some(t) => ConnectionAddr::TcpTls {
@@ -154,36 +221,34 @@ fn build(
     if let Some(p) = password {
         redis = redis.set_password(p);
     }
-    let info = addr
+    Ok(addr
         .into_connection_info()
         .map_err(|e| e.to_string())?
-        .set_redis_settings(redis);
-    match tls {
-        Some(t) if t.ca_file.is_some() || t.cert_file.is_some() => {
-            let read = |option: &str, path: &std::path::Path| {
-                std::fs::read(path)
-                    .map_err(|e| format!("{option}={}: cannot read it: {e}", path.display()))
-            };
-            let root_cert = match &t.ca_file {
-                Some(p) => Some(read("ssl_ca_certs", p)?),
-                None => None,
-            };
-            let client_tls = match (&t.cert_file, &t.key_file) {
-                (Some(c), Some(k)) => Some(ClientTlsConfig {
-                    client_cert: read("ssl_certfile", c)?,
-                    client_key: read("ssl_keyfile", k)?,
-                }),
-                _ => None,
-            };
-            Client::build_with_tls(
-                info,
-                TlsCertificates {
-                    client_tls,
-                    root_cert,
-                },
-            )
-            .map_err(|e| e.to_string())
-        }
-        _ => Client::open(info).map_err(|e| e.to_string()),
+        .set_redis_settings(redis))
+}
+
+/// The private CA and client certificate of `t`, read from their files;
+/// `None` when the URL names neither (the system's roots are used).
+fn tls_certificates(t: &TlsSettings) -> Result<Option<TlsCertificates>, String> {
+    if t.ca_file.is_none() && t.cert_file.is_none() {
+        return Ok(None);
     }
+    let read = |option: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("{option}={}: cannot read it: {e}", path.display()))
+    };
+    let root_cert = match &t.ca_file {
+        Some(p) => Some(read("ssl_ca_certs", p)?),
+        None => None,
+    };
+    let client_tls = match (&t.cert_file, &t.key_file) {
+        (Some(c), Some(k)) => Some(ClientTlsConfig {
+            client_cert: read("ssl_certfile", c)?,
+            client_key: read("ssl_keyfile", k)?,
+        }),
+        _ => None,
+    };
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
 }

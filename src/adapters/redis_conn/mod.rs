@@ -2,9 +2,11 @@
 //! connection for ordinary commands ([`SharedConn`]), dedicated connections
 //! with the response timeout disabled for blocking reads (XREAD/XREADGROUP
 //! BLOCK), and pub/sub connections. Every URL form works the same way: one
-//! server, with or without TLS, or the master the sentinels name, found
-//! again by itself after a failover ([`failover`]).
+//! server, with or without TLS, the master the sentinels name, found
+//! again by itself after a failover ([`failover`]), or a Redis Cluster
+//! found through any of its nodes ([`cluster`]).
 
+pub mod cluster;
 mod endpoint;
 mod failover;
 pub mod sentinel;
@@ -18,6 +20,8 @@ use redis::ServerErrorKind;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub,
 };
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{self, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
 };
@@ -114,12 +118,28 @@ pub fn wants_new_master(e: &RedisError) -> bool {
 #[derive(Clone)]
 pub struct SharedConn {
     route: Route,
+    ep: Endpoint,
 }
 
 #[derive(Clone)]
 enum Route {
     Direct(ConnectionManager),
     Sentinel(Arc<Failover>),
+    /// A Redis Cluster: commands go to the master of their key's slot.
+    Cluster(Box<ClusterRoute>),
+    /// One master of a cluster, for what must be asked of each in turn
+    /// (SCAN); see [`SharedConn::masters`].
+    Node(MultiplexedConnection, String),
+}
+
+#[derive(Clone)]
+struct ClusterRoute {
+    conn: ClusterConnection,
+    /// Every shard had a replica when the connection was opened.
+    replicated: bool,
+    /// The masters a cluster-wide SCAN walks, in order (read again each
+    /// time a scan starts).
+    scan_masters: Arc<parking_lot::Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for SharedConn {
@@ -139,8 +159,21 @@ impl SharedConn {
     /// Whether this connection follows a master through Sentinel: its
     /// writes can be lost in a failover unless a replica has them (the
     /// worker-ID leases wait for one: see `docs/snowflake.md`).
+    ///
+    /// A Redis Cluster counts as replicated when every shard had a replica
+    /// when the connection was opened (a shard without one loses its writes
+    /// with its master whatever clusterops waits for; `check` warns).
     pub fn is_replicated(&self) -> bool {
-        matches!(self.route, Route::Sentinel(_))
+        match &self.route {
+            Route::Sentinel(_) => true,
+            Route::Cluster(c) => c.replicated,
+            Route::Direct(_) | Route::Node(..) => false,
+        }
+    }
+
+    /// Whether this is a Redis Cluster (or one of its masters).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.route, Route::Cluster(_) | Route::Node(..))
     }
 
     /// Bumped each time a Sentinel route moves to a (new) master; always 0
@@ -148,8 +181,8 @@ impl SharedConn {
     /// generation may be on a demoted master: open a new one.
     pub fn generation(&self) -> u64 {
         match &self.route {
-            Route::Direct(_) => 0,
             Route::Sentinel(f) => f.current().0,
+            Route::Direct(_) | Route::Cluster(_) | Route::Node(..) => 0,
         }
     }
 
@@ -169,9 +202,107 @@ impl SharedConn {
     /// The address of the server commands go to now (`host:port`).
     pub fn server(&self) -> String {
         match &self.route {
-            Route::Direct(_) => String::new(),
+            Route::Direct(_) | Route::Cluster(_) => String::new(),
             Route::Sentinel(f) => f.address(),
+            Route::Node(_, address) => address.clone(),
         }
+    }
+
+    /// The URL, password masked.
+    pub fn masked_url(&self) -> &str {
+        self.ep.masked()
+    }
+
+    /// Send `cmd` to the server that holds `key`: on a cluster, the master
+    /// of its slot (for commands without a key of their own, such as `INFO
+    /// replication` about the server a key lives on); elsewhere, as usual.
+    pub async fn query_at_key(&mut self, cmd: &Cmd, key: &str) -> Result<Value, RedisError> {
+        match &mut self.route {
+            Route::Cluster(c) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    cluster_routing::Route::new(cluster::slot_of(key.as_bytes()), SlotAddr::Master),
+                ));
+                c.conn.route_command(cmd.clone(), route).await
+            }
+            _ => self.req_packed_command(cmd).await,
+        }
+    }
+
+    /// A connection per master, for commands that each master answers for
+    /// its own keys only (`SCAN`): on a cluster, one per shard's master;
+    /// elsewhere this connection alone.
+    pub async fn masters(&self) -> Result<Vec<SharedConn>, ConnectError> {
+        let Route::Cluster(c) = &self.route else {
+            return Ok(vec![self.clone()]);
+        };
+        let mut conn = c.conn.clone();
+        let mut out = Vec::new();
+        for (address, client) in cluster::master_clients(&self.ep, &mut conn).await? {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT));
+            let node = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| self.ep.error(&e))?;
+            out.push(SharedConn {
+                route: Route::Node(node, address),
+                ep: self.ep.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The shards of a Redis Cluster (`CLUSTER SLOTS`); empty for any
+    /// other topology.
+    pub async fn shards(&self) -> Result<Vec<cluster::Shard>, RedisError> {
+        match &self.route {
+            Route::Cluster(c) => cluster::shards(&mut c.conn.clone()).await,
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// A dedicated connection with no response timeout for a blocking read
+    /// of `key` (XREAD/XREADGROUP BLOCK): to the server, the master of the
+    /// moment (Sentinel), or the master that serves `key`'s slot now
+    /// (cluster). Do not share it; after an error, ask for a new one.
+    pub async fn blocking(&self, key: &str) -> Result<MultiplexedConnection, ConnectError> {
+        let client = match &self.route {
+            Route::Cluster(c) => {
+                cluster::owner_client(&self.ep, &mut c.conn.clone(), key.as_bytes())
+                    .await?
+                    .1
+            }
+            Route::Node(_, address) => {
+                let (host, port) = cluster::split_address(address).ok_or_else(|| {
+                    ConnectError::new(self.ep.masked(), format!("bad node address {address}"))
+                })?;
+                self.ep.cluster_node_client(&host, port)?
+            }
+            Route::Direct(_) | Route::Sentinel(_) => return blocking_on(&self.ep).await,
+        };
+        client
+            .get_multiplexed_async_connection_with_config(&blocking_config())
+            .await
+            .map_err(|e| self.ep.error(&e))
+    }
+
+    /// A pub/sub connection: to the server, the master of the moment
+    /// (Sentinel), or the first master that answers (cluster: a PUBLISH
+    /// reaches every node).
+    pub async fn pubsub(&self) -> Result<PubSub, ConnectError> {
+        let Route::Cluster(c) = &self.route else {
+            return pubsub_on(&self.ep).await;
+        };
+        let mut last = ConnectError::new(self.ep.masked(), "the cluster has no master");
+        for (_, client) in cluster::master_clients(&self.ep, &mut c.conn.clone()).await? {
+            match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
+                Ok(Ok(p)) => return Ok(p),
+                Ok(Err(e)) => last = self.ep.error(&e),
+                Err(_) => last = ConnectError::new(self.ep.masked(), "connection timed out"),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -193,6 +324,11 @@ impl ConnectionLike for SharedConn {
                         done => done,
                     }
                 }
+                Route::Cluster(c) if cluster::is_scan(cmd) => {
+                    cluster::scan(&mut c.conn, &c.scan_masters, cmd).await
+                }
+                Route::Cluster(c) => c.conn.req_packed_command(cmd).await,
+                Route::Node(conn, _) => conn.req_packed_command(cmd).await,
             }
         })
     }
@@ -225,6 +361,10 @@ impl ConnectionLike for SharedConn {
                         done => done,
                     }
                 }
+                Route::Cluster(c) => {
+                    cluster::send_pipeline(&mut c.conn, pipeline, offset, count).await
+                }
+                Route::Node(conn, _) => conn.req_packed_commands(pipeline, offset, count).await,
             }
         })
     }
@@ -233,6 +373,7 @@ impl ConnectionLike for SharedConn {
         match &self.route {
             Route::Direct(inner) => inner.get_db(),
             Route::Sentinel(f) => f.db(),
+            Route::Cluster(_) | Route::Node(..) => 0,
         }
     }
 }
@@ -292,30 +433,59 @@ where
     }
 }
 
-/// Open a [`SharedConn`] to `url`.
+/// Open a [`SharedConn`] to `url`. A `redis://` or `rediss://` URL that
+/// names a node of a Redis Cluster opens a cluster connection (database 0
+/// only: a URL naming another database is refused with a line saying so).
 pub async fn connect(url: &SecretUrl) -> Result<SharedConn, ConnectError> {
     let ep = Endpoint::new(url)?;
     let route = if ep.is_sentinel() {
         let (conn, address) = open_master(&ep, failover::connection).await?;
-        let route = Arc::new(Failover::new(ep, conn, address));
+        let route = Arc::new(Failover::new(ep.clone(), conn, address));
         watch::spawn(&route);
         Route::Sentinel(route)
     } else {
-        Route::Direct(open_master(&ep, manager).await?.0)
+        let mut manager = match open_master(&ep, manager).await {
+            Ok((m, _)) => m,
+            Err(e) if e.reason.contains("not allowed in cluster mode") => {
+                return Err(ConnectError::new(
+                    ep.masked(),
+                    format!(
+                        "this is a Redis Cluster node, and a cluster has only database 0: \
+                         remove /{} from the URL",
+                        ep.target().db
+                    ),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if cluster::is_cluster(&mut manager)
+            .await
+            .map_err(|e| ep.error(&e))?
+        {
+            let mut conn = cluster::open(&ep).await?;
+            let shards = cluster::shards(&mut conn).await.map_err(|e| ep.error(&e))?;
+            let replicated = !shards.is_empty() && shards.iter().all(|s| !s.replicas.is_empty());
+            Route::Cluster(Box::new(ClusterRoute {
+                conn,
+                replicated,
+                scan_masters: Arc::default(),
+            }))
+        } else {
+            Route::Direct(manager)
+        }
     };
-    Ok(SharedConn { route })
+    Ok(SharedConn { route, ep })
 }
 
-/// A dedicated connection with no response timeout, for blocking reads.
-/// Do not share it: a blocking command holds the whole connection. With a
-/// Sentinel URL it goes to the master of the moment; after an error, open
-/// a new one (the sentinels are asked again).
-pub async fn connect_blocking(url: &SecretUrl) -> Result<MultiplexedConnection, ConnectError> {
-    let ep = Endpoint::new(url)?;
-    let config = AsyncConnectionConfig::new()
+fn blocking_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(None);
-    let (conn, _) = open_master(&ep, |client: Client| {
+        .set_response_timeout(None)
+}
+
+async fn blocking_on(ep: &Endpoint) -> Result<MultiplexedConnection, ConnectError> {
+    let config = blocking_config();
+    let (conn, _) = open_master(ep, |client: Client| {
         let config = config.clone();
         async move {
             client
@@ -327,15 +497,28 @@ pub async fn connect_blocking(url: &SecretUrl) -> Result<MultiplexedConnection, 
     Ok(conn)
 }
 
-/// A pub/sub connection to `url` (the master of the moment with Sentinel;
-/// Redis replicates PUBLISH to replicas, so a subscriber left on a demoted
-/// master still hears new messages until Sentinel disconnects it).
-pub async fn connect_pubsub(url: &SecretUrl) -> Result<PubSub, ConnectError> {
-    let ep = Endpoint::new(url)?;
+/// A dedicated connection with no response timeout, for blocking reads on
+/// one server or the master the sentinels name (on a cluster, use
+/// [`SharedConn::blocking`], which finds the master of the key's slot).
+/// Do not share it: a blocking command holds the whole connection. After an
+/// error, open a new one (the sentinels are asked again).
+pub async fn connect_blocking(url: &SecretUrl) -> Result<MultiplexedConnection, ConnectError> {
+    blocking_on(&Endpoint::new(url)?).await
+}
+
+async fn pubsub_on(ep: &Endpoint) -> Result<PubSub, ConnectError> {
     let (client, _) = ep.master().await?;
     match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
         Ok(Ok(p)) => Ok(p),
         Ok(Err(e)) => Err(ep.error(&e)),
         Err(_) => Err(ConnectError::new(ep.masked(), "connection timed out")),
     }
+}
+
+/// A pub/sub connection to `url` (the master of the moment with Sentinel;
+/// Redis replicates PUBLISH to replicas, so a subscriber left on a demoted
+/// master still hears new messages until Sentinel disconnects it). On a
+/// cluster, prefer [`SharedConn::pubsub`].
+pub async fn connect_pubsub(url: &SecretUrl) -> Result<PubSub, ConnectError> {
+    pubsub_on(&Endpoint::new(url)?).await
 }

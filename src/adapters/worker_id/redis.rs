@@ -286,7 +286,7 @@ impl Shared {
         };
         // Sentinel mode: the master's replication ID, for the quarantine.
         let replid = if self.replicated {
-            match replicated::master_replid(&mut conn)
+            match replicated::master_replid(&mut conn, &super::scripts::epoch_key(&self.ns))
                 .await
                 .map_err(redis_err)?
             {

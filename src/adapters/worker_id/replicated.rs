@@ -66,13 +66,13 @@ fn info_text(v: &Value) -> Option<String> {
     }
 }
 
-/// The replication ID of the master `conn` is on now (`None` when the
-/// server does not say it is a master).
-pub async fn master_replid(conn: &mut SharedConn) -> Result<Option<String>, RedisError> {
-    let info: Value = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(conn)
-        .await?;
+/// The replication ID of the master that holds `key` now (`None` when the
+/// server does not say it is a master). On a Redis Cluster, the master of
+/// `key`'s slot (every worker-ID key shares one).
+pub async fn master_replid(conn: &mut SharedConn, key: &str) -> Result<Option<String>, RedisError> {
+    let mut info = redis::cmd("INFO");
+    info.arg("replication");
+    let info = conn.query_at_key(&info, key).await?;
     let replid = info_text(&info).and_then(|t| parse_master_replid(&t));
     if replid.is_none() {
         conn.follow_master().await;

@@ -1,0 +1,174 @@
+//! A private Redis Cluster on free loopback ports, stopped on drop: three
+//! masters (optionally each with one replica) made with `redis-server
+//! --cluster-enabled yes` and joined with `redis-cli --cluster create`.
+//! Ports stay below 55535: the cluster bus listens on port + 10000.
+
+use super::topology::Server;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback port below 55535 whose bus port (port + 10000) is free too.
+pub fn free_cluster_port() -> u16 {
+    for _ in 0..1000 {
+        let port: u16 = 20000 + rand::random::<u16>() % 35000;
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10000) {
+            return port;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+/// The running cluster: `nodes[..masters]` started as masters, the rest as
+/// their replicas (the roles change after a failover: ask [`Self::role`]).
+pub struct RedisCluster {
+    pub nodes: Vec<Server>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Three masters, each with `replicas` replicas (0 or 1), all slots
+    /// covered, cluster state ok. `node-timeout` is 1 s so a failover takes
+    /// a few seconds.
+    pub fn start(replicas: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let count = 3 * (1 + replicas);
+        let mut nodes = Vec::new();
+        for _ in 0..count {
+            let port = free_cluster_port();
+            let node_dir = dir.path().join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("node dir");
+            let args: Vec<String> = [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &node_dir.display().to_string(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let child = Command::new("redis-server")
+                .args(&args)
+                .current_dir(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            nodes.push(Server::from_child(port, child));
+        }
+        for n in &nodes {
+            wait_until("a cluster node answering", Duration::from_secs(10), || {
+                cli(n.port, &["PING"]).as_deref() == Some("PONG")
+            });
+        }
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        for n in &nodes {
+            create.arg(format!("127.0.0.1:{}", n.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes, dir };
+        cluster.wait_ok(Duration::from_secs(20));
+        cluster
+    }
+
+    /// Wait until every running node says `cluster_state:ok` and knows the
+    /// same number of masters with slots.
+    pub fn wait_ok(&self, limit: Duration) {
+        wait_until("the cluster state ok", limit, || {
+            self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                cli(n.port, &["CLUSTER", "INFO"]).is_some_and(|t| t.contains("cluster_state:ok"))
+            })
+        });
+    }
+
+    /// A URL naming node `i`.
+    pub fn url(&self, i: usize) -> String {
+        format!("redis://127.0.0.1:{}/0", self.nodes[i].port)
+    }
+
+    /// `master` or `slave`, as node `i` says (`None` when it does not answer).
+    pub fn role(&self, i: usize) -> Option<String> {
+        cli(self.nodes[i].port, &["ROLE"])?
+            .lines()
+            .next()
+            .map(|s| s.trim().to_string())
+    }
+
+    /// The index of the node that serves `key` as master now (the one
+    /// whose `GET` is not redirected).
+    pub fn master_of(&self, key: &str) -> usize {
+        self.masters()
+            .into_iter()
+            .find(|&i| {
+                cli_raw(self.nodes[i].port, &["GET", key]).is_some_and(|t| !t.starts_with("MOVED"))
+            })
+            .unwrap_or_else(|| panic!("no master serves {key}"))
+    }
+
+    /// Kill node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// The indexes of the nodes answering as masters.
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_running() && self.role(i).as_deref() == Some("master"))
+            .collect()
+    }
+
+    /// The folder holding each node's files.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+/// `redis-cli -p port args…` (no `-c`): trimmed stdout, `None` on failure or
+/// an error reply.
+pub fn cli(port: u16, args: &[&str]) -> Option<String> {
+    cli_raw(port, args).filter(|t| !t.starts_with("ERR") && !t.starts_with("MOVED"))
+}
+
+fn cli_raw(port: u16, args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not happen within {limit:?}");
+}
