@@ -9,6 +9,7 @@
 pub mod cluster;
 mod endpoint;
 mod failover;
+mod node;
 pub mod sentinel;
 mod watch;
 
