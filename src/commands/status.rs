@@ -3,7 +3,10 @@
 
 use super::EnvArgs;
 use clusterops::config::Config;
-use clusterops::inspect::{Inspector, Snapshot, Source, TopologyView, checks};
+use clusterops::console::format::bytes;
+use clusterops::inspect::{
+    ClusterView, Inspector, ReplicaLink, Snapshot, Source, TopologyView, checks,
+};
 use color_eyre::eyre::Result;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -238,6 +241,9 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         if let Some(t) = &s.topology {
             topology_lines(&mut out, t);
         }
+        if let Some(c) = &s.cluster {
+            cluster_lines(&mut out, c);
+        }
     }
     for u in &snap.unreadable {
         let _ = writeln!(out, "unreadable key {}: {}", u.key, u.reason);
@@ -253,6 +259,48 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         }
     }
     out
+}
+
+/// Under a Redis Cluster URL's server line: the cluster in one line, then
+/// one line per master (an unreachable one with its error).
+fn cluster_lines(out: &mut String, c: &ClusterView) {
+    let _ = writeln!(out, "  {}", c.summary());
+    for s in &c.shards {
+        let slots = format!("slots {} ({})", s.slot_ranges(), s.slot_count);
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "  shard {} {slots}: UNREACHABLE {e}", s.master);
+            continue;
+        }
+        let replicas: Vec<String> = s
+            .replicas
+            .iter()
+            .map(|r| {
+                let link = match r.link {
+                    ReplicaLink::Up => "up",
+                    ReplicaLink::Down => "DOWN",
+                };
+                let lag = r.lag_s.map_or_else(String::new, |l| format!(" lag {l}s"));
+                format!("{} {link}{lag}", r.address)
+            })
+            .collect();
+        let state = match s.cluster_state.as_deref() {
+            Some("ok") | None => String::new(),
+            Some(other) => format!(" cluster_state {other}"),
+        };
+        let _ = writeln!(
+            out,
+            "  shard {} {} {slots} memory {} keys {} replicas {}{state}",
+            s.master,
+            s.role.map_or("?", |r| r.as_str()),
+            s.used_memory.map_or_else(|| "-".into(), bytes),
+            s.keys.map_or_else(|| "-".into(), |k| k.to_string()),
+            if replicas.is_empty() {
+                "NONE".to_string()
+            } else {
+                replicas.join(", ")
+            }
+        );
+    }
 }
 
 /// Under a Sentinel URL's server line: the topology in one line, then one

@@ -16,6 +16,8 @@ pub const CHECK_IDS: &[&str] = &[
     "tls-verification",
     "sentinel-quorum",
     "redis-replicas",
+    "redis-cluster-state",
+    "redis-cluster-replicas",
     "redis-version",
     "rabbitmq-version",
     "rabbitmq-management",

@@ -32,6 +32,8 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         super::checks_topology::tls_verification(config),
         super::checks_topology::sentinel_quorum(snap),
         super::checks_topology::redis_replicas(snap),
+        super::checks_cluster::cluster_state(snap),
+        super::checks_cluster::cluster_replicas(snap),
         redis_version(snap),
         rabbitmq_version(snap),
         super::checks_topology::rabbitmq_management(config, snap),

@@ -59,6 +59,7 @@ fn redis_server(used_by: &[&str], version: &str, policy: &str) -> ServerView {
         error: None,
         management: None,
         topology: None,
+        cluster: None,
     }
 }
 

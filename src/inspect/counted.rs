@@ -2,7 +2,8 @@
 //! or pipeline) and how many were in flight at once, so a snapshot can
 //! report its round trips honestly.
 
-use crate::adapters::redis_conn::SharedConn;
+use crate::adapters::redis_conn::cluster::Shard;
+use crate::adapters::redis_conn::{ConnectError, SharedConn};
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::sync::Arc;
@@ -63,6 +64,29 @@ impl Counted {
     /// server's URL, which names it).
     pub fn server(&self) -> String {
         self.inner.server()
+    }
+
+    /// The same connection, counting into `requests`.
+    pub fn with_requests(&self, requests: &Arc<Requests>) -> Self {
+        Self::new(self.inner.clone(), requests.clone())
+    }
+
+    /// Whether it reaches a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.is_cluster()
+    }
+
+    /// The cluster's shards (`CLUSTER SLOTS`, one request counted).
+    pub async fn shards(&self) -> Result<Vec<Shard>, redis::RedisError> {
+        let _in_flight = self.requests.start();
+        self.inner.shards().await
+    }
+
+    /// A connection to one node of the cluster, counting into the same
+    /// requests ([`SharedConn::node`]).
+    pub async fn node(&self, address: &str) -> Result<Counted, ConnectError> {
+        let node = self.inner.node(address).await?;
+        Ok(Self::new(node, self.requests.clone()))
     }
 }
 

@@ -4,9 +4,13 @@
 
 pub mod check_allow;
 pub mod checks;
+pub mod checks_cluster;
 pub mod checks_servers;
 pub mod checks_topology;
 pub mod checks_unread;
+mod cluster_merge;
+mod cluster_read;
+pub mod cluster_view;
 pub mod convert;
 mod counted;
 pub mod drift;
@@ -26,6 +30,7 @@ pub mod types;
 #[cfg(test)]
 mod parse_tests;
 
+pub use cluster_view::{ClusterReplica, ClusterView, ReplicaLink, ShardView};
 pub use read::{Inspector, RequestCount};
 pub use topology::{
     Agreement, MasterFlag, QuorumCheck, RedisRole, ReplicaState, ReplicaView, SentinelView,

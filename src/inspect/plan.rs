@@ -77,6 +77,9 @@ pub struct Prepared {
     pub streams: Option<Placed<StreamReads>>,
     /// The known queue keys' reads.
     pub queues: Option<Placed<QueueReads>>,
+    /// `CLUSTER INFO`'s reply index, on a master of a Redis Cluster
+    /// ([`Prepared::with_cluster_info`]).
+    pub cluster_info_at: Option<usize>,
 }
 
 /// Append with `add` and return the range of replies it will take.
@@ -134,7 +137,18 @@ impl Prepared {
             locks,
             streams,
             queues,
+            cluster_info_at: None,
         }
+    }
+
+    /// The same request with `CLUSTER INFO` last, for a master of a Redis
+    /// Cluster (the other replies keep their places).
+    pub fn with_cluster_info(mut self) -> Self {
+        let at = slot(&mut self.pipe, |p| {
+            p.cmd("CLUSTER").arg("INFO");
+        });
+        self.cluster_info_at = Some(at.start);
+        self
     }
 
     /// Whether it was prepared for `ns` and `roles`.

@@ -1,14 +1,16 @@
 //! Reading a snapshot: every Redis server read concurrently (two pipelined
-//! requests each, see [`server_read`]) beside the registry and the nodes'
+//! requests each, see [`server_read`]; every master of a Redis Cluster
+//! likewise, see [`cluster_read`]) beside the registry and the nodes'
 //! health checks, each failure kept to its own source, read commands only.
-//! Connections are kept between snapshots (one per distinct Redis URL).
+//! Connections are kept between snapshots (one per distinct Redis URL, and
+//! one per master of a cluster).
 
 use super::counted::{Counted, Requests};
 use super::plan::Prepared;
 use super::server_read::{self, Roles};
 use super::topology::TopologyView;
 use super::types::*;
-use super::{convert, drift, health, servers, topology_read};
+use super::{cluster_read, convert, drift, health, servers, topology_read};
 use crate::adapters::queue;
 use crate::config::{Config, LockAdapter, PubsubAdapter, QueueAdapter, SecretUrl};
 use crate::node::maintenance::MaintenanceRead;
@@ -30,6 +32,8 @@ pub struct Inspector {
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// The node ids of the last snapshot's registry index.
     known_ids: Mutex<Vec<String>>,
+    /// Per Redis Cluster URL, each master's connection and first request.
+    clusters: cluster_read::Cache,
 }
 
 pub(super) fn unavailable<T>(
@@ -54,6 +58,7 @@ impl Inspector {
             last_requests: Mutex::new(RequestCount::default()),
             prepared: Mutex::new(HashMap::new()),
             known_ids: Mutex::new(Vec::new()),
+            clusters: cluster_read::Cache::default(),
         }
     }
 
@@ -95,18 +100,27 @@ impl Inspector {
         let c = &self.config;
         let coordination = c.coordination_redis();
 
+        let ns = &c.namespace;
         let servers_plan = self.server_plan();
         let server_reads = futures::future::join_all(servers_plan.iter().map(|s| {
             let requests = &requests;
             async move {
                 match self.conn(&s.url, requests).await {
+                    // A Redis Cluster: every master read on its own.
+                    Ok(conn) if conn.is_cluster() => {
+                        let named = (s.url.to_string(), s.used_by.clone());
+                        let (cache, url) = (&self.clusters, s.url.expose());
+                        let (read, view) =
+                            cluster_read::read(cache, url, named, &conn, ns, s.roles, requests)
+                                .await;
+                        (read, None, Some(view))
+                    }
                     Ok(mut conn) => {
                         let prepared = self.prepared.lock().get(s.url.expose()).cloned();
-                        let read =
-                            server_read::read(&mut conn, &c.namespace, s.roles, prepared).await;
-                        (read, Some(conn.server()).filter(|a| !a.is_empty()))
+                        let read = server_read::read(&mut conn, ns, s.roles, prepared).await;
+                        (read, Some(conn.server()).filter(|a| !a.is_empty()), None)
                     }
-                    Err(e) => (Err(e), None),
+                    Err(e) => (Err(e), None, None),
                 }
             }
         }));
@@ -174,7 +188,7 @@ impl Inspector {
         let mut streams = Source::NotConfigured;
         let mut redis_queues = Source::NotConfigured;
         let mut servers = Vec::new();
-        for ((plan, (read, read_from)), sentinels) in servers_plan
+        for ((plan, (read, read_from, cluster)), sentinels) in servers_plan
             .iter()
             .zip(reads.iter_mut())
             .zip(sentinels.iter_mut())
@@ -210,19 +224,22 @@ impl Inspector {
                     if plan.roles.queues {
                         redis_queues = unavailable("QUEUE_ADAPTER_REDIS_URL", url, &e);
                     }
-                    let mut view = servers::unreachable_view("redis", url.to_string(), used_by, e);
+                    let mut view = cluster.take().unwrap_or_else(|| {
+                        servers::unreachable_view("redis", url.to_string(), used_by, e)
+                    });
                     view.topology = topology(None);
                     servers.push(view);
                     continue;
                 }
             };
             let info = read.info.take();
-            let mut view = match &info {
-                Some(Ok(info)) => servers::redis_view(url.to_string(), used_by, info),
-                Some(Err(e)) => {
+            let mut view = match (cluster.take(), &info) {
+                (Some(view), _) => view,
+                (None, Some(Ok(info))) => servers::redis_view(url.to_string(), used_by, info),
+                (None, Some(Err(e))) => {
                     servers::unreachable_view("redis", url.to_string(), used_by, e.clone())
                 }
-                None => servers::unreachable_view(
+                (None, None) => servers::unreachable_view(
                     "redis",
                     url.to_string(),
                     used_by,

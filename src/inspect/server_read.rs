@@ -54,6 +54,9 @@ pub struct ServerRead {
     /// The first request for the next read (pass it to [`read`]); `None`
     /// when the SCAN failed, so the next read starts afresh.
     pub next: Option<Arc<Prepared>>,
+    /// The `CLUSTER INFO` text, on a master of a Redis Cluster
+    /// ([`read_cluster_node`]).
+    pub cluster_info: Option<Result<String, String>>,
 }
 
 /// `server_time_usec` of an `INFO` text, in milliseconds.
@@ -109,21 +112,59 @@ pub async fn read<C: ConnectionLike + Send>(
     roles: Roles,
     prepared: Option<Arc<Prepared>>,
 ) -> Result<ServerRead, String> {
+    read_with(conn, ns, roles, prepared, false).await
+}
+
+/// [`read`] on one master of a Redis Cluster, over a connection to that
+/// node alone: its SCAN finds its own keys, which are read there; the first
+/// request also asks `CLUSTER INFO` ([`ServerRead::cluster_info`]).
+pub async fn read_cluster_node<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    roles: Roles,
+    prepared: Option<Arc<Prepared>>,
+) -> Result<ServerRead, String> {
+    read_with(conn, ns, roles, prepared, true).await
+}
+
+/// A text reply (`INFO`, `CLUSTER INFO`), or why not.
+fn text_reply(what: &str, reply: &Value) -> Result<String, String> {
+    match reply {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Value::VerbatimString { text, .. } => Ok(text.clone()),
+        Value::ServerError(e) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
+        other => Err(format!("{what}: unexpected reply {other:?}")),
+    }
+}
+
+async fn read_with<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    roles: Roles,
+    prepared: Option<Arc<Prepared>>,
+    cluster: bool,
+) -> Result<ServerRead, String> {
+    let fresh = |keys: Vec<Vec<u8>>| {
+        let plan = Prepared::new(ns, roles, keys);
+        if cluster {
+            plan.with_cluster_info()
+        } else {
+            plan
+        }
+    };
     let plan = match prepared {
-        Some(plan) if plan.fits(ns, roles) => plan,
-        _ => Arc::new(Prepared::new(ns, roles, Vec::new())),
+        Some(plan) if plan.fits(ns, roles) && plan.cluster_info_at.is_some() == cluster => plan,
+        _ => Arc::new(fresh(Vec::new())),
     };
     // Request 1: the fixed keys, INFO, the first SCAN and the known keys.
     let first = run(conn, &plan.pipe).await?;
     let mut out = ServerRead::default();
-    let info = match &first[plan.info_at] {
-        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
-        Value::VerbatimString { text, .. } => Ok(text.clone()),
-        Value::ServerError(e) => Err(format!("{} {}", e.code(), e.details().unwrap_or(""))),
-        other => Err(format!("INFO: unexpected reply {other:?}")),
-    };
+    let info = text_reply("INFO", &first[plan.info_at]);
     let now_ms = info.as_deref().ok().and_then(server_time_ms);
     out.info = Some(info);
+    out.cluster_info = plan
+        .cluster_info_at
+        .map(|at| text_reply("CLUSTER INFO", &first[at]));
     if let Some(r) = &plan.leases_at {
         out.leases =
             Some(worker_id::parse_leases(ns, &first[r.clone()]).map_err(|e| e.to_string()));
@@ -245,7 +286,7 @@ pub async fn read<C: ConnectionLike + Send>(
             None => Ok(q.reads.parse(pre(&q.at), now_ms)),
             Some((now, at)) => Ok(now.parse(part(&at)?, now_ms)),
         });
-    out.next = Some(Arc::new(Prepared::new(ns, roles, keys)));
+    out.next = Some(Arc::new(fresh(keys)));
     Ok(out)
 }
 

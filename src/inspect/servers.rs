@@ -40,6 +40,7 @@ pub fn redis_view(url: String, used_by: Vec<String>, info: &str) -> ServerView {
         error: None,
         management: None,
         topology: None,
+        cluster: None,
     }
 }
 
@@ -64,6 +65,7 @@ pub fn unreachable_view(
         error: Some(error),
         management: None,
         topology: None,
+        cluster: None,
     }
 }
 

@@ -273,6 +273,10 @@ pub struct ServerView {
     /// replicas and each sentinel's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<super::topology::TopologyView>,
+    /// Redis Cluster: the cluster's state and one entry per master (its
+    /// slots, replicas, memory and keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster_view::ClusterView>,
 }
 
 /// Nodes that disagree with the majority.
