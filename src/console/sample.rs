@@ -1,6 +1,6 @@
 //! Synthetic snapshots: an empty cluster, a healthy and a degraded 3-node
-//! cluster, one whose Redis is down, one on Redis behind Sentinel, and a
-//! large one. They are the
+//! cluster, one whose Redis is down, one on Redis behind Sentinel, one on
+//! a Redis Cluster, and a large one. They are the
 //! console's test fixtures and the render benchmark's input; no secrets
 //! (every URL is masked the way the inspector masks it).
 
@@ -142,6 +142,7 @@ fn redis_server(version: &str, policy: &str) -> ServerView {
         error: None,
         management: None,
         topology: None,
+        cluster: None,
     }
 }
 
@@ -160,6 +161,7 @@ fn rabbit_server() -> ServerView {
         error: None,
         management: Some("ok".into()),
         topology: None,
+        cluster: None,
     }
 }
 
@@ -400,6 +402,62 @@ pub fn sentinel() -> Snapshot {
     s
 }
 
+/// A Redis Cluster of three masters, the third without a replica: one shard
+/// per master (`10.0.0.3N:6379`, replicas `10.0.0.4N:6379`).
+pub fn cluster_view() -> ClusterView {
+    let shard = |i: u16, slots: (u16, u16), replica: bool, keys: u64| ShardView {
+        master: format!("10.0.0.3{i}:6379"),
+        role: Some(RedisRole::Master),
+        slots: vec![slots],
+        slot_count: u32::from(slots.1 - slots.0) + 1,
+        replicas: replica
+            .then(|| ClusterReplica {
+                address: format!("10.0.0.4{i}:6379"),
+                link: ReplicaLink::Up,
+                state: Some(ReplicaState::Online),
+                lag_s: Some(0),
+                behind_bytes: Some(0),
+            })
+            .into_iter()
+            .collect(),
+        used_memory: Some((14 + u64::from(i)) * 1024 * 1024),
+        maxmemory: Some(0),
+        keys: Some(keys),
+        cluster_state: Some("ok".into()),
+        error: None,
+    };
+    ClusterView {
+        state: Some("ok".into()),
+        info_from: Some("10.0.0.31:6379".into()),
+        slots_assigned: Some(16384),
+        slots_ok: Some(16384),
+        slots_pfail: Some(0),
+        slots_fail: Some(0),
+        known_nodes: Some(5),
+        size: Some(3),
+        slots_covered: 16384,
+        shards: vec![
+            shard(1, (0, 5460), true, 1_204),
+            shard(2, (5461, 10922), true, 1_187),
+            shard(3, (10923, 16383), false, 1_231),
+        ],
+    }
+}
+
+/// The healthy cluster on a Redis Cluster ([`cluster_view`]): every slot
+/// ok, one master without a replica.
+pub fn redis_cluster() -> Snapshot {
+    let mut s = healthy();
+    let mut r = redis_server("8.0.2", "noeviction");
+    r.url = "redis://:***@10.0.0.31:6379/0".into();
+    r.used_memory = Some(48 * 1024 * 1024);
+    r.maxmemory = Some(0);
+    r.connected_clients = Some(123);
+    r.cluster = Some(cluster_view());
+    s.servers[0] = r;
+    s
+}
+
 /// Every named sample, for tests that cover them all.
 pub fn all() -> Vec<(&'static str, Snapshot)> {
     vec![
@@ -408,5 +466,6 @@ pub fn all() -> Vec<(&'static str, Snapshot)> {
         ("degraded", degraded()),
         ("redis-down", redis_down()),
         ("sentinel", sentinel()),
+        ("cluster", redis_cluster()),
     ]
 }

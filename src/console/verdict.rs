@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::inspect::{
-    CheckResult, CheckStatus, Snapshot, Source, Verdict, checks, checks_topology,
+    CheckResult, CheckStatus, Snapshot, Source, Verdict, checks, checks_cluster, checks_topology,
 };
 
 /// A lock held longer than this is highlighted as long-held.
@@ -54,6 +54,8 @@ pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
         checks::eviction_policy(snap),
         checks_topology::sentinel_quorum(snap),
         checks_topology::redis_replicas(snap),
+        checks_cluster::cluster_state(snap),
+        checks_cluster::cluster_replicas(snap),
         checks::worker_id_capacity(snap),
         checks::stale_worker_ids(snap),
         checks::shared_storage(snap),
@@ -114,7 +116,9 @@ pub fn check_area(id: &str) -> &'static str {
         | "rabbitmq-management"
         | "eviction-policy"
         | "sentinel-quorum"
-        | "redis-replicas" => "servers",
+        | "redis-replicas"
+        | "redis-cluster-state"
+        | "redis-cluster-replicas" => "servers",
         "worker-id-capacity" | "stale-worker-ids" => "worker IDs",
         "unreadable-keys" => "keys",
         _ => "checks",
@@ -218,6 +222,7 @@ pub fn is_lagging(r: &crate::inspect::StreamReader) -> bool {
 /// What an operator should fix on one server, one line each.
 pub fn server_warnings(s: &crate::inspect::ServerView) -> Vec<String> {
     let mut out = s.topology.as_ref().map_or_else(Vec::new, topology_warnings);
+    out.extend(s.cluster.as_ref().map_or_else(Vec::new, cluster_warnings));
     if s.kind != "redis" || s.error.is_some() {
         return out;
     }
@@ -243,6 +248,29 @@ pub fn server_warnings(s: &crate::inspect::ServerView) -> Vec<String> {
                 "Redis {v} has no bloom filter module: use Redis 8 or load RedisBloom"
             ));
         }
+    }
+    out
+}
+
+/// What an operator should look at in a Redis Cluster: a state that is not
+/// ok, a master that does not answer, slots no master serves, a master
+/// without a replica up.
+fn cluster_warnings(c: &crate::inspect::ClusterView) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(state) = c.state.as_deref().filter(|s| *s != "ok") {
+        out.push(format!("cluster_state is {state}"));
+    }
+    for s in &c.shards {
+        if let Some(e) = &s.error {
+            out.push(format!("master {} does not answer: {e}", s.master));
+        }
+    }
+    let unassigned = crate::inspect::cluster_view::SLOTS.saturating_sub(c.slots_covered);
+    if unassigned > 0 && !c.shards.is_empty() {
+        out.push(format!("{unassigned} slots served by no master"));
+    }
+    for s in c.unreplicated() {
+        out.push(format!("master {} has no replica up", s.master));
     }
     out
 }

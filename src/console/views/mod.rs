@@ -10,6 +10,7 @@ pub mod popup;
 pub mod queues;
 pub mod runbook;
 pub mod servers;
+mod servers_cluster;
 mod servers_topology;
 pub mod streams;
 pub mod table;

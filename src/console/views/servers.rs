@@ -1,8 +1,9 @@
 //! Servers: the Redis and RabbitMQ servers the cluster uses (version, role,
 //! memory, eviction policy, clients), the selected one in full (with its
-//! Sentinel topology: master, sentinels, replicas), and what an operator
-//! should fix (eviction allowed, no bloom filter module, unreachable, a
-//! silent sentinel, no replica online).
+//! Sentinel topology: master, sentinels, replicas; or its Redis Cluster
+//! shards), and what an operator should fix (eviction allowed, no bloom
+//! filter module, unreachable, a silent sentinel, no replica online, a
+//! cluster state that is not ok).
 
 use super::table::{self, Col, TableNav, TableSpec};
 use super::{Ctx, View};
@@ -116,6 +117,9 @@ impl View for Servers {
             }
             if let Some(topo) = &s.topology {
                 lines.extend(super::servers_topology::lines(topo, t));
+            }
+            if let Some(cluster) = &s.cluster {
+                lines.extend(super::servers_cluster::lines(cluster, t));
             }
             if let Some(m) = &s.management {
                 let style = if m == "ok" { t.text } else { t.warn };
