@@ -1,6 +1,7 @@
 //! A private Redis Cluster on free loopback ports, stopped on drop: three
 //! masters (optionally each with one replica) made with `redis-server
-//! --cluster-enabled yes` and joined with `redis-cli --cluster create`.
+//! --cluster-enabled yes` and joined with `redis-cli --cluster create`,
+//! optionally with a password (`--requirepass`/`--masterauth`).
 //! Ports stay below 55535: the cluster bus listens on port + 10000.
 
 use super::topology::Server;
@@ -25,6 +26,7 @@ pub fn free_cluster_port() -> u16 {
 pub struct RedisCluster {
     pub nodes: Vec<Server>,
     dir: tempfile::TempDir,
+    password: Option<String>,
 }
 
 impl RedisCluster {
@@ -32,6 +34,12 @@ impl RedisCluster {
     /// covered, cluster state ok. `node-timeout` is 1 s so a failover takes
     /// a few seconds.
     pub fn start(replicas: usize) -> Self {
+        Self::start_with(replicas, None)
+    }
+
+    /// [`Self::start`], every node requiring `password` (also the password
+    /// its replicas authenticate with); [`Self::url`] carries it.
+    pub fn start_with(replicas: usize, password: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let count = 3 * (1 + replicas);
         let mut nodes = Vec::new();
@@ -59,6 +67,11 @@ impl RedisCluster {
             ]
             .iter()
             .map(|s| s.to_string())
+            .chain(
+                password
+                    .into_iter()
+                    .flat_map(|p| ["--requirepass", p, "--masterauth", p].map(str::to_string)),
+            )
             .collect();
             let child = Command::new("redis-server")
                 .args(&args)
@@ -69,12 +82,16 @@ impl RedisCluster {
                 .expect("redis-server is installed");
             nodes.push(Server::from_child(port, child));
         }
+        let password = password.map(str::to_string);
         for n in &nodes {
             wait_until("a cluster node answering", Duration::from_secs(10), || {
-                cli(n.port, &["PING"]).as_deref() == Some("PONG")
+                cli_as(password.as_deref(), n.port, &["PING"]).as_deref() == Some("PONG")
             });
         }
         let mut create = Command::new("redis-cli");
+        if let Some(p) = &password {
+            create.args(["-a", p, "--no-auth-warning"]);
+        }
         create.args(["--cluster", "create"]);
         for n in &nodes {
             create.arg(format!("127.0.0.1:{}", n.port));
@@ -88,7 +105,11 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let cluster = Self { nodes, dir };
+        let cluster = Self {
+            nodes,
+            dir,
+            password,
+        };
         cluster.wait_ok(Duration::from_secs(20));
         cluster
     }
@@ -98,19 +119,29 @@ impl RedisCluster {
     pub fn wait_ok(&self, limit: Duration) {
         wait_until("the cluster state ok", limit, || {
             self.nodes.iter().filter(|n| n.is_running()).all(|n| {
-                cli(n.port, &["CLUSTER", "INFO"]).is_some_and(|t| t.contains("cluster_state:ok"))
+                self.cli(n.port, &["CLUSTER", "INFO"])
+                    .is_some_and(|t| t.contains("cluster_state:ok"))
             })
         });
     }
 
-    /// A URL naming node `i`.
+    /// A URL naming node `i` (with the password, when there is one).
     pub fn url(&self, i: usize) -> String {
-        format!("redis://127.0.0.1:{}/0", self.nodes[i].port)
+        let auth = self
+            .password
+            .as_ref()
+            .map_or_else(String::new, |p| format!(":{p}@"));
+        format!("redis://{auth}127.0.0.1:{}/0", self.nodes[i].port)
+    }
+
+    /// `redis-cli` on node port `port`, with the password (see [`cli`]).
+    pub fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
+        cli_as(self.password.as_deref(), port, args)
     }
 
     /// `master` or `slave`, as node `i` says (`None` when it does not answer).
     pub fn role(&self, i: usize) -> Option<String> {
-        cli(self.nodes[i].port, &["ROLE"])?
+        self.cli(self.nodes[i].port, &["ROLE"])?
             .lines()
             .next()
             .map(|s| s.trim().to_string())
@@ -122,7 +153,8 @@ impl RedisCluster {
         self.masters()
             .into_iter()
             .find(|&i| {
-                cli_raw(self.nodes[i].port, &["GET", key]).is_some_and(|t| !t.starts_with("MOVED"))
+                cli_raw(self.password.as_deref(), self.nodes[i].port, &["GET", key])
+                    .is_some_and(|t| !t.starts_with("MOVED"))
             })
             .unwrap_or_else(|| panic!("no master serves {key}"))
     }
@@ -148,11 +180,19 @@ impl RedisCluster {
 /// `redis-cli -p port args…` (no `-c`): trimmed stdout, `None` on failure or
 /// an error reply.
 pub fn cli(port: u16, args: &[&str]) -> Option<String> {
-    cli_raw(port, args).filter(|t| !t.starts_with("ERR") && !t.starts_with("MOVED"))
+    cli_as(None, port, args)
 }
 
-fn cli_raw(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
+fn cli_as(password: Option<&str>, port: u16, args: &[&str]) -> Option<String> {
+    cli_raw(password, port, args).filter(|t| !t.starts_with("ERR") && !t.starts_with("MOVED"))
+}
+
+fn cli_raw(password: Option<&str>, port: u16, args: &[&str]) -> Option<String> {
+    let mut cmd = Command::new("redis-cli");
+    if let Some(p) = password {
+        cmd.args(["-a", p, "--no-auth-warning"]);
+    }
+    let out = cmd
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
