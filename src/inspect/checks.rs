@@ -28,7 +28,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         same_fingerprint(snap),
         same_version(snap),
         shared_adapters(config, snap),
-        separate_redis_databases(config),
+        separate_redis_databases(config, snap),
         super::checks_topology::tls_verification(config),
         super::checks_topology::sentinel_quorum(snap),
         super::checks_topology::redis_replicas(snap),
@@ -226,10 +226,23 @@ pub fn shared_adapters(config: &Config, snap: &Snapshot) -> CheckResult {
     }
 }
 
-/// One Redis database per adapter, as the deployment guide advises.
-pub fn separate_redis_databases(config: &Config) -> CheckResult {
+/// One Redis database per adapter, as the deployment guide advises. A
+/// Redis Cluster has database 0 only: adapters sharing one are not counted
+/// (their keys are kept apart by their prefixes).
+pub fn separate_redis_databases(config: &Config, snap: &Snapshot) -> CheckResult {
+    let clusters: Vec<&str> = snap
+        .servers
+        .iter()
+        .filter(|s| s.cluster.is_some())
+        .map(|s| s.url.as_str())
+        .collect();
     let mut by_db: BTreeMap<(String, i64), Vec<&str>> = BTreeMap::new();
+    let mut on_cluster = 0;
     for (var, url) in config.redis_urls() {
+        if clusters.contains(&url.to_string().as_str()) {
+            on_cluster += 1;
+            continue;
+        }
         by_db
             .entry((url.host_port(), url.redis_db().unwrap_or(0)))
             .or_default()
@@ -240,7 +253,16 @@ pub fn separate_redis_databases(config: &Config) -> CheckResult {
         .filter(|(_, vars)| vars.len() > 1)
         .map(|((hp, db), vars)| format!("{} share {hp}/{db}", vars.join(" and ")))
         .collect();
-    if shared.is_empty() {
+    if shared.is_empty() && on_cluster > 0 {
+        result(
+            "separate-redis-databases",
+            CheckStatus::Pass,
+            format!(
+                "{on_cluster} adapter URL(s) on a Redis Cluster share its only database (0), \
+                 their keys kept apart by prefix; any other adapter has its own database"
+            ),
+        )
+    } else if shared.is_empty() {
         result(
             "separate-redis-databases",
             CheckStatus::Pass,

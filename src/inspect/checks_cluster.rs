@@ -284,6 +284,20 @@ mod tests {
     }
 
     #[test]
+    fn adapters_sharing_a_clusters_only_database_are_not_warned_about() {
+        let config = crate::config::Config::all_redis("redis://10.0.0.31:6379/0", "c").unwrap();
+        let r = crate::inspect::checks::separate_redis_databases(&config, &snap(true));
+        assert_eq!(r.status, CheckStatus::Pass, "{}", r.reason);
+        assert!(
+            r.reason.starts_with("5 adapter URL(s) on a Redis Cluster"),
+            "{}",
+            r.reason
+        );
+        let r = crate::inspect::checks::separate_redis_databases(&config, &snap(false));
+        assert_eq!(r.status, CheckStatus::Warn, "{}", r.reason);
+    }
+
+    #[test]
     fn no_cluster_passes_both() {
         let s = snap(false);
         for c in [cluster_state(&s), cluster_replicas(&s)] {
