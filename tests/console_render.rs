@@ -234,3 +234,52 @@ fn the_mono_theme_draws_without_colour() {
         );
     }
 }
+
+#[test]
+fn a_cluster_master_that_does_not_answer_is_marked_in_the_servers_view() {
+    let mut snap = sample::redis_cluster();
+    let Some(c) = snap.servers[0].cluster.as_mut() else {
+        panic!("the sample is a cluster");
+    };
+    c.state = Some("fail".into());
+    c.slots_ok = Some(10923);
+    c.slots_fail = Some(5461);
+    let dead = &mut c.shards[2];
+    dead.error = Some("Connection refused (os error 111)".into());
+    (dead.role, dead.used_memory, dead.keys, dead.cluster_state) = (None, None, None, None);
+    let mut app = snapshot_app(snap);
+    app.dispatch(Some(Action::SwitchView(ViewId::Servers)));
+    let buf = draw(&mut app, 80, 24);
+    let t = text(&buf);
+    for part in [
+        "state fail · 10923/16384 slots ok · 3 masters",
+        "! 10.0.0.33:6379        -        0/0  5461          -         -",
+        "    Connection refused (os error 111)",
+        "master 10.0.0.33:6379 does not answer",
+    ] {
+        assert!(t.contains(part), "{part}:\n{t}");
+    }
+    let bad = clusterops::console::theme::Theme::default_colors().bad.fg;
+    let (y, line) = t
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("! 10.0.0.33"))
+        .expect("the dead master's row");
+    let x = line[..line.find("10.0.0.33").expect("address")]
+        .chars()
+        .count();
+    assert_eq!(
+        buf[(x as u16, y as u16)].fg,
+        bad.expect("a colour"),
+        "in red"
+    );
+    let ok_row = t
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("10.0.0.31:6379        master"))
+        .expect("a live master's row");
+    let x = ok_row.1[..ok_row.1.find("10.0.0.31").expect("address")]
+        .chars()
+        .count();
+    assert_ne!(buf[(x as u16, ok_row.0 as u16)].fg, bad.expect("a colour"));
+}
