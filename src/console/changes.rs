@@ -221,6 +221,9 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Vec<Event> {
     for (level, text) in super::changes_topology::events(prev, next) {
         ev(level, text);
     }
+    for (level, text) in super::changes_cluster::events(prev, next) {
+        ev(level, text);
+    }
     out
 }
 

@@ -12,6 +12,7 @@ pub mod action;
 pub mod app;
 mod app_runbook;
 pub mod changes;
+pub mod changes_cluster;
 pub mod changes_topology;
 pub mod demo;
 pub mod demo_redis;
