@@ -252,6 +252,12 @@ pub(crate) fn is_transient(e: &RedisError) -> bool {
             e.kind(),
             ErrorKind::Server(ServerErrorKind::BusyLoading)
                 | ErrorKind::Server(ServerErrorKind::TryAgain)
+                // Redis Cluster: the stream's slot moved to another master
+                // (a failover, a resharding) or the cluster is down for now;
+                // reconnect, to the master that serves the slot then.
+                | ErrorKind::Server(ServerErrorKind::Moved)
+                | ErrorKind::Server(ServerErrorKind::Ask)
+                | ErrorKind::Server(ServerErrorKind::ClusterDown)
         )
 }
 

@@ -135,7 +135,8 @@ async fn adapter_run(url: &SecretUrl, ns: &Namespace, n: usize) -> Result<serde_
 async fn raw_run(url: &SecretUrl, ns: &Namespace, n: usize) -> Result<serde_json::Value> {
     let key = ns.key("bench-raw");
     let mut publisher = redis_conn::connect(url).await?;
-    let mut reader = redis_conn::connect_blocking(url).await?;
+    // On a Redis Cluster, on the master of the stream's slot.
+    let mut reader = publisher.blocking(&key).await?;
     let total = WARMUP + n;
     let read_key = key.clone();
     let receiver = tokio::spawn(async move {

@@ -194,7 +194,8 @@ async fn redis_baseline(url: &SecretUrl, ns: &Namespace, args: &QueueBenchArgs) 
         .arg("MKSTREAM")
         .query_async(&mut admin)
         .await?;
-    let mut reader = redis_conn::connect_blocking(url).await?;
+    // On a Redis Cluster, on the master of the stream's slot.
+    let mut reader = admin.blocking(&key).await?;
     let count = args.concurrency;
     let consumer_key = key.clone();
     let started = Instant::now();
