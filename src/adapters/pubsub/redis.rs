@@ -14,7 +14,10 @@
 //! the number of channels, one round trip brings news from all of them, and
 //! several subscriptions to a channel share one read. A channel subscribed
 //! while the read is blocked is added by kicking the read with
-//! `CLIENT UNBLOCK` (details in `redis_reader.rs`).
+//! `CLIENT UNBLOCK` (details in `redis_reader.rs`). On a Redis Cluster an
+//! XREAD may not span hash slots, so there is one reader (a "lane") per
+//! slot that holds a subscribed channel's stream, each on the master of its
+//! slot, started by the first subscription there.
 
 use super::envelope::{EntryId, Position, encode_envelope};
 use super::redis_reader::Lane;
