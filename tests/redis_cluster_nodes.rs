@@ -146,7 +146,10 @@ async fn a_master_killed_under_load_loses_no_acknowledged_record_and_no_id_repea
     // a fresh namespace before IDs are issued (docs/snowflake.md).
     let first = Instant::now();
     while post(&nodes[0], 0).await.map(|r| r.0) != Some(201) {
-        assert!(first.elapsed() < Duration::from_secs(20), "no record created");
+        assert!(
+            first.elapsed() < Duration::from_secs(20),
+            "no record created"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut acknowledged = 1usize;

@@ -5,7 +5,7 @@
 
 use super::{DeadLetter, Message};
 use crate::config::Namespace;
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{RedisError, Value};
 
 /// The one consumer group every node's consumers join.
 pub const GROUP: &str = "workers";
@@ -242,23 +242,7 @@ pub(crate) fn entry_ms(id: &str) -> Option<u64> {
 /// True for errors that go away once Redis is back: connection loss,
 /// timeouts, a server still loading its data.
 pub(crate) fn is_transient(e: &RedisError) -> bool {
-    crate::adapters::redis_conn::wants_new_master(e)
-        || e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
-        || matches!(
-            e.kind(),
-            ErrorKind::Server(ServerErrorKind::BusyLoading)
-                | ErrorKind::Server(ServerErrorKind::TryAgain)
-                // Redis Cluster: the stream's slot moved to another master
-                // (a failover, a resharding) or the cluster is down for now;
-                // reconnect, to the master that serves the slot then.
-                | ErrorKind::Server(ServerErrorKind::Moved)
-                | ErrorKind::Server(ServerErrorKind::Ask)
-                | ErrorKind::Server(ServerErrorKind::ClusterDown)
-        )
+    crate::adapters::redis_conn::is_transient(e)
 }
 
 /// True when the consumer group (or the stream) is missing, or the stream
