@@ -99,7 +99,7 @@ async fn a_held_lock_survives_its_masters_failover_and_tokens_keep_rising() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let victim = cluster.master_of(&slot_key("jobs"));
     cluster.kill(victim);
-    tokio::task::block_in_place(|| cluster.wait_ok(Duration::from_secs(30)));
+    tokio::task::block_in_place(|| cluster.wait_promoted(victim, Duration::from_secs(30)));
     // Two watchdog rounds (every TTL/3) on the promoted replica.
     tokio::time::sleep(Duration::from_secs(6)).await;
     held.check()

@@ -188,7 +188,7 @@ async fn a_master_killed_under_load_loses_no_acknowledged_record_and_no_id_repea
         i += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::task::block_in_place(|| cluster.wait_ok(Duration::from_secs(20)));
+    tokio::task::block_in_place(|| cluster.wait_promoted(victim, Duration::from_secs(30)));
     println!(
         "cluster failover: {acknowledged}/{i} writes acknowledged; last refused {last_refused:?} after the kill"
     );

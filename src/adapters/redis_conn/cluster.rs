@@ -17,6 +17,9 @@ use std::collections::HashMap;
 /// cluster has promoted a replica.
 pub(crate) const RETRIES: u32 = 6;
 
+/// How long one command may take on a cluster, its retries included.
+pub(crate) const OVERALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// One shard: its master, its replicas and the slot ranges it serves.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Shard {
