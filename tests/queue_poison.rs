@@ -89,6 +89,29 @@ async fn crashing_consumer(
     .unwrap()
 }
 
+/// Publish the round's five `ok-*` messages and wait until the consumer of
+/// `sub` has handled them.
+async fn publish_and_handle(
+    q: &Arc<dyn MessageQueue>,
+    handled: &Mutex<BTreeSet<String>>,
+    round: u32,
+    sub: &Subscription,
+) {
+    let texts: Vec<String> = (0..5).map(|i| format!("ok-{round}-{i}")).collect();
+    for text in &texts {
+        q.publish(sub.queue(), text.as_bytes()).await.unwrap();
+    }
+    eventually(
+        &format!("round {round}'s messages handled"),
+        Duration::from_secs(10),
+        async || {
+            let done = handled.lock();
+            texts.iter().all(|t| done.contains(t))
+        },
+    )
+    .await;
+}
+
 async fn eventually(what: &str, bound: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + bound;
     while !check().await {
@@ -107,35 +130,42 @@ async fn a_message_that_crashes_its_consumer_every_time_becomes_a_dead_letter(ki
     let handled: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let mut deliveries = 0u32;
     let started = Instant::now();
-    // Each round: a fresh consumer takes the poison message and "crashes".
+    // Each round: a fresh consumer takes the poison message (the only one
+    // waiting), handles the round's other messages with its second slot
+    // while the poison one hangs, then "crashes" holding the poison message
+    // only. Aborting it as soon as the poison message arrives would also
+    // return any message sharing its prefetch window unacknowledged, and a
+    // message returned by three crashes is rightly dead-lettered too (see
+    // docs/queue.md, "Poison messages").
     for round in 0..MAX_DELIVERIES + 2 {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sub = crashing_consumer(&q, "jobs", tx, handled.clone()).await;
-        for i in 0..5 {
-            q.publish("jobs", format!("ok-{round}-{i}").as_bytes())
-                .await
-                .unwrap();
-        }
-        // Generous: an aborted consumer's channel is closed asynchronously,
-        // and under a loaded CI machine the broker may take seconds to see
-        // it and return the message (one CI run timed out at 4 s + 10 s).
-        match tokio::time::timeout(Duration::from_secs(8), rx.recv()).await {
+        // Redis hands the message over after the 1 s visibility timeout
+        // and the next reclaim; RabbitMQ as soon as the channel closed.
+        let poisoned = tokio::time::timeout(Duration::from_secs(8), rx.recv()).await;
+        publish_and_handle(&q, &handled, round, &sub).await;
+        match poisoned {
             Ok(Some(attempt)) => {
                 assert_eq!(attempt, 1, "a crash is not a failed attempt");
                 deliveries += 1;
                 sub.abort();
             }
             _ => {
+                // Past the bound the consumer never sees it.
                 sub.shutdown().await.unwrap();
                 break;
             }
         }
     }
     assert_eq!(deliveries, MAX_DELIVERIES, "delivered exactly the bound");
+    // The other messages kept flowing, each round, while the poison message
+    // was held.
+    let expected = usize::try_from(deliveries + 1).unwrap() * 5;
+    assert_eq!(handled.lock().len(), expected);
     eventually(
         "the poison dead letter",
         Duration::from_secs(30),
-        async || q.dead_letter_count("jobs").await.unwrap() == 1,
+        async || q.dead_letter_count("jobs").await.unwrap() >= 1,
     )
     .await;
     let dead = q.dead_letters("jobs", 10).await.unwrap();
@@ -144,7 +174,11 @@ async fn a_message_that_crashes_its_consumer_every_time_becomes_a_dead_letter(ki
         started.elapsed(),
         dead[0].error
     );
-    assert_eq!(dead.len(), 1);
+    let payloads: Vec<String> = dead
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.payload).into_owned())
+        .collect();
+    assert_eq!(payloads, ["poison"], "only the poison message is dead");
     assert_eq!(dead[0].id, poison_id);
     assert_eq!(dead[0].payload, b"poison");
     assert_eq!(
@@ -154,17 +188,6 @@ async fn a_message_that_crashes_its_consumer_every_time_becomes_a_dead_letter(ki
              or lost its connection each time)"
         )
     );
-
-    // The other messages kept flowing.
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let sub = crashing_consumer(&q, "jobs", tx, handled.clone()).await;
-    let expected = usize::try_from(deliveries + 1).unwrap() * 5;
-    eventually("every ok message", Duration::from_secs(10), async || {
-        handled.lock().len() >= expected
-    })
-    .await;
-    sub.shutdown().await.unwrap();
-    assert_eq!(handled.lock().len(), expected);
 
     // Requeued, it starts a fresh budget and a healed consumer handles it.
     assert_eq!(
@@ -204,7 +227,6 @@ async fn redis_a_message_that_crashes_its_consumer_every_time_becomes_a_dead_let
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "passes alone (about 4 s) but, run right after the queue_contract/queue_faults RabbitMQ tests (as in CI), the third aborted consumer's message is neither redelivered nor dead-lettered within 38 s; under investigation (issue 14): cargo test --test queue_poison -- --ignored"]
 async fn rabbitmq_a_message_that_crashes_its_consumer_every_time_becomes_a_dead_letter() {
     a_message_that_crashes_its_consumer_every_time_becomes_a_dead_letter(Kind::Rabbitmq).await;
 }

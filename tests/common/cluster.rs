@@ -62,6 +62,11 @@ impl RedisCluster {
                 "",
                 "--appendonly",
                 "no",
+                // Replicas sync at once (the default waits 5 s for more
+                // replicas to share a diskless transfer): a replica that has
+                // never synced may not be promoted.
+                "--repl-diskless-sync-delay",
+                "0",
                 "--dir",
                 &node_dir.display().to_string(),
             ]
@@ -111,7 +116,33 @@ impl RedisCluster {
             password,
         };
         cluster.wait_ok(Duration::from_secs(20));
+        for i in 0..cluster.nodes.len() {
+            if cluster.role(i).as_deref() == Some("slave") {
+                wait_until("a replica syncing", Duration::from_secs(20), || {
+                    cli(cluster.nodes[i].port, &["INFO", "replication"])
+                        .is_some_and(|t| t.contains("master_link_status:up"))
+                });
+            }
+        }
         cluster
+    }
+
+    /// After killing master `dead`: wait until every running node has
+    /// marked it failed and the cluster is ok again (its replica promoted).
+    pub fn wait_promoted(&self, dead: usize, limit: Duration) {
+        let port = format!(":{}@", self.nodes[dead].port);
+        wait_until("the dead master's replica promoted", limit, || {
+            self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let ok = cli(n.port, &["CLUSTER", "INFO"])
+                    .is_some_and(|t| t.contains("cluster_state:ok"));
+                let marked = cli(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines()
+                        .filter(|l| l.contains(&port))
+                        .all(|l| l.contains("fail") && !l.contains("fail?"))
+                });
+                ok && marked
+            })
+        });
     }
 
     /// Wait until every running node says `cluster_state:ok` and knows the

@@ -58,7 +58,10 @@ async fn step<A: Acquirer>(backend: &A, name: &str, ttl: Duration) -> Result<Ste
         Ok(Attempt::Acquired(guard)) => Ok(Step::Acquired(guard)),
         Ok(Attempt::Held { ttl_left }) => Ok(Step::Retry(ttl_left, None)),
         // The connection reconnects by itself: retry until the deadline.
-        Err(e @ LockError::Redis { .. }) => {
+        // Other errors (a script error, keys in different cluster slots, a
+        // missing permission) would come back on every attempt: end now.
+        Err(e @ LockError::Redis { .. }) if matches!(&e, LockError::Redis { source, .. } if crate::adapters::redis_conn::is_transient(source)) =>
+        {
             tracing::debug!(lock = name, error = %e, "acquire attempt failed; retrying");
             Ok(Step::Retry(None, Some(e)))
         }

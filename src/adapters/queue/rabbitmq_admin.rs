@@ -1,7 +1,8 @@
 //! RabbitMQ queue statistics and dead-letter operations, each on throwaway
 //! channels of the adapter's connection: passive declares for counts,
-//! `basic.get` for listing and requeueing dead letters (messages not taken
-//! go back when the channel closes), `queue.purge`, `queue.delete`.
+//! `basic.get` for listing and requeueing dead letters (messages only read
+//! are handed back with one `basic.nack`, and the call returns once the
+//! queue's count shows them again), `queue.purge`, `queue.delete`.
 
 use super::rabbitmq::{
     H_ATTEMPT, H_ATTEMPTS, H_ERROR, H_FAILED_AT, Topology, amqp_err, confirm_channel, properties,
@@ -9,11 +10,16 @@ use super::rabbitmq::{
 };
 use super::{DeadLetter, QueueError, QueueStats, Requeue, poison_error};
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicGetOptions, BasicNackOptions, ExchangeDeleteOptions, QueueDeclareOptions,
     QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ErrorKind};
+use std::time::{Duration, Instant};
+
+/// How long a dead-letter operation waits for the messages it only read to
+/// show in the queue's count again.
+const SETTLE_BOUND: Duration = Duration::from_secs(2);
 
 fn is_not_found(e: &lapin::Error) -> bool {
     matches!(e.kind(), ErrorKind::ProtocolError(a) if a.get_id() == 404)
@@ -166,8 +172,46 @@ fn dead_letter(t: &Topology, props: &BasicProperties, data: Vec<u8>, tag: u64) -
     }
 }
 
-/// Up to `limit` dead letters, oldest first. They are fetched without
-/// acknowledging and go back to the queue when the channel closes.
+/// Hand back, with one `basic.nack` (requeue), every message of `ch` up to
+/// delivery tag `last` that was not acknowledged, close the channel, and
+/// wait (at most [`SETTLE_BOUND`]) until `queue` counts at least `expected`
+/// ready messages again.
+///
+/// Why: a quorum queue answers the passive declare behind `count` from the
+/// state it has applied so far, so right after messages come back (on the
+/// nack, or on closing a channel that held them) it may still count them
+/// as taken; a count, a listing or a requeue made just after this call
+/// would miss them. Waiting here makes the next call see them.
+async fn give_back(conn: &Connection, ch: &Channel, queue: &str, last: Option<u64>, expected: u64) {
+    if let Some(tag) = last {
+        let all_up_to = BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        };
+        if let Err(e) = ch.basic_nack(tag, all_up_to).await {
+            // Closing the channel below returns them as well.
+            tracing::debug!(queue, error = %e, "basic.nack of read dead letters failed");
+        }
+    }
+    close(ch).await;
+    if last.is_none() {
+        return;
+    }
+    let deadline = Instant::now() + SETTLE_BOUND;
+    loop {
+        let ready = match count(conn, queue).await {
+            Ok(c) => c.map_or(0, |(n, _)| u64::from(n)),
+            Err(_) => return,
+        };
+        if ready >= expected || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Up to `limit` dead letters, oldest first. They are read without
+/// acknowledging and handed back to the queue before returning.
 pub(crate) async fn list_dead(
     conn: &Connection,
     t: &Topology,
@@ -175,6 +219,7 @@ pub(crate) async fn list_dead(
 ) -> Result<Vec<DeadLetter>, QueueError> {
     let ch = channel(conn).await?;
     let mut out = Vec::new();
+    let (mut last, mut remaining) = (None, 0u64);
     while out.len() < limit {
         let got = ch
             .basic_get(t.dead.as_str().into(), BasicGetOptions { no_ack: false })
@@ -182,6 +227,8 @@ pub(crate) async fn list_dead(
         match got {
             Ok(Some(m)) => {
                 let d = &m.delivery;
+                last = Some(d.delivery_tag);
+                remaining = u64::from(m.message_count);
                 out.push(dead_letter(
                     t,
                     &d.properties,
@@ -194,29 +241,39 @@ pub(crate) async fn list_dead(
             Err(e) => return Err(amqp_err("basic.get", &t.dead)(e)),
         }
     }
-    close(&ch).await;
+    let read = u64::try_from(out.len()).unwrap_or(u64::MAX);
+    give_back(conn, &ch, &t.dead, last, remaining.saturating_add(read)).await;
     Ok(out)
 }
 
 /// Move the chosen dead letters back to the queue with a fresh attempt
 /// budget: each is republished (confirmed) before it is acknowledged on the
-/// dead-letter queue; the others go back when the channel closes.
+/// dead-letter queue; the others are handed back before returning.
+///
+/// Reads until the queue has no ready message left, at most as many as it
+/// held at the first read (not bounded by a passive declare's count, which
+/// a quorum queue may report low just after messages came back).
 pub(crate) async fn requeue_dead(
     conn: &Connection,
     t: &Topology,
     which: &Requeue,
 ) -> Result<u64, QueueError> {
-    let Some((total, _)) = count(conn, &t.dead).await? else {
-        return Ok(0);
-    };
     let ch = confirm_channel(conn).await?;
-    let mut moved = 0u64;
-    for _ in 0..total {
-        let got = ch
+    let (mut moved, mut kept) = (0u64, 0u64);
+    let (mut last, mut remaining) = (None, 0u64);
+    let mut bound: Option<u64> = None;
+    while bound.is_none_or(|b| moved + kept < b) {
+        let got = match ch
             .basic_get(t.dead.as_str().into(), BasicGetOptions { no_ack: false })
             .await
-            .map_err(amqp_err("basic.get", &t.dead))?;
+        {
+            Ok(got) => got,
+            Err(e) if is_not_found(&e) => return Ok(0),
+            Err(e) => return Err(amqp_err("basic.get", &t.dead)(e)),
+        };
         let Some(m) = got else { break };
+        remaining = u64::from(m.message_count);
+        bound.get_or_insert(remaining.saturating_add(1));
         let d = m.delivery;
         let id = id_of(&d.properties, d.delivery_tag);
         let wanted = match which {
@@ -224,6 +281,8 @@ pub(crate) async fn requeue_dead(
             Requeue::Ids(ids) => ids.contains(&id),
         };
         if !wanted {
+            last = Some(d.delivery_tag);
+            kept += 1;
             continue;
         }
         let mut headers = FieldTable::default();
@@ -235,7 +294,7 @@ pub(crate) async fn requeue_dead(
             .map_err(amqp_err("basic.ack", &t.dead))?;
         moved += 1;
     }
-    close(&ch).await;
+    give_back(conn, &ch, &t.dead, last, remaining.saturating_add(kept)).await;
     Ok(moved)
 }
 

@@ -5,7 +5,7 @@
 
 use super::{DeadLetter, Message};
 use crate::config::Namespace;
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{RedisError, Value};
 
 /// The one consumer group every node's consumers join.
 pub const GROUP: &str = "workers";
@@ -13,17 +13,17 @@ pub const GROUP: &str = "workers";
 /// The keys of one queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
-    /// `{ns}:queue:{name}`: the stream of waiting and pending messages.
+    /// `<ns>:queue:{<queue>}`: the stream of waiting and pending messages.
     pub stream: String,
-    /// `{ns}:queue:{name}:dead`: the stream of dead letters.
+    /// `<ns>:queue:{<queue>}:dead`: the stream of dead letters.
     pub dead: String,
 }
 
 impl Keys {
     pub(crate) fn new(ns: &Namespace, queue: &str) -> Self {
         Self {
-            stream: ns.key(&format!("queue:{queue}")),
-            dead: ns.key(&format!("queue:{queue}:dead")),
+            stream: super::keys::stream_key(ns, queue),
+            dead: super::keys::dead_key(ns, queue),
         }
     }
 }
@@ -242,17 +242,7 @@ pub(crate) fn entry_ms(id: &str) -> Option<u64> {
 /// True for errors that go away once Redis is back: connection loss,
 /// timeouts, a server still loading its data.
 pub(crate) fn is_transient(e: &RedisError) -> bool {
-    crate::adapters::redis_conn::wants_new_master(e)
-        || e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_unrecoverable_error()
-        || matches!(
-            e.kind(),
-            ErrorKind::Server(ServerErrorKind::BusyLoading)
-                | ErrorKind::Server(ServerErrorKind::TryAgain)
-        )
+    crate::adapters::redis_conn::is_transient(e)
 }
 
 /// True when the consumer group (or the stream) is missing, or the stream

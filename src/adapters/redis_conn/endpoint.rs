@@ -130,6 +130,10 @@ impl Endpoint {
         let mut builder = ClusterClientBuilder::new(vec![seed])
             .connection_timeout(super::CONNECT_TIMEOUT)
             .response_timeout(super::RESPONSE_TIMEOUT)
+            // The whole request, retries included: by default it follows
+            // the response timeout, which would leave no time to ride out
+            // a failover.
+            .overall_response_timeout(Some(super::cluster::OVERALL_TIMEOUT))
             .retries(super::cluster::RETRIES)
             .max_retry_wait(1000);
         if let Some(t) = &target.tls {

@@ -94,6 +94,26 @@ pub fn wants_new_master(e: &RedisError) -> bool {
         )
 }
 
+/// Whether `e` may go away by itself (worth trying again after a pause):
+/// the server is unreachable, slow, loading, or moving (a failover, a
+/// moved or migrating cluster slot, a cluster that is down for now). Other
+/// errors (a script error, a wrong type, a missing permission, keys in
+/// different slots) come back the same on every attempt.
+pub fn is_transient(e: &RedisError) -> bool {
+    wants_new_master(e)
+        || e.is_unrecoverable_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
+                    | ServerErrorKind::ClusterDown
+            )
+        )
+}
+
 /// A shared connection for ordinary commands: a [`ConnectionManager`] (it
 /// reconnects by itself after the server drops it; commands sent while the
 /// server is down fail fast) that sends a command once more when the first
