@@ -119,7 +119,8 @@ impl RedisCluster {
         for i in 0..cluster.nodes.len() {
             if cluster.role(i).as_deref() == Some("slave") {
                 wait_until("a replica syncing", Duration::from_secs(20), || {
-                    cli(cluster.nodes[i].port, &["INFO", "replication"])
+                    cluster
+                        .cli(cluster.nodes[i].port, &["INFO", "replication"])
                         .is_some_and(|t| t.contains("master_link_status:up"))
                 });
             }
@@ -133,9 +134,10 @@ impl RedisCluster {
         let port = format!(":{}@", self.nodes[dead].port);
         wait_until("the dead master's replica promoted", limit, || {
             self.nodes.iter().filter(|n| n.is_running()).all(|n| {
-                let ok = cli(n.port, &["CLUSTER", "INFO"])
+                let ok = self
+                    .cli(n.port, &["CLUSTER", "INFO"])
                     .is_some_and(|t| t.contains("cluster_state:ok"));
-                let marked = cli(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| {
+                let marked = self.cli(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| {
                     t.lines()
                         .filter(|l| l.contains(&port))
                         .all(|l| l.contains("fail") && !l.contains("fail?"))
