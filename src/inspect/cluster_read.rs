@@ -4,9 +4,10 @@
 //! ([`server_read::read_cluster_node`]: `INFO`, `CLUSTER INFO`, the `SCAN`
 //! of that master's own keys and the reads of the keys its last SCAN found,
 //! pipelined on that node, [`Prepared`] kept per master; one more request
-//! when its keys changed), and beside them the 32 worker-ID leases through
-//! the cluster connection, which sends each read to the master of its key's
-//! slot. The masters' locks, streams and queues are merged
+//! when its keys changed). The 32 worker-ID leases, which share one slot,
+//! go in the request of that slot's master (were they spread over slots,
+//! they would be read through the cluster connection, which sends each
+//! read to its key's master). The masters' locks, streams and queues are merged
 //! ([`super::cluster_merge`]). A master that does not answer fails its own
 //! shard (and the families it holds), not the others.
 
@@ -17,6 +18,7 @@ use super::plan::{Prepared, Roles};
 use super::server_read::{self, ServerRead};
 use super::servers::unreachable_view;
 use super::types::ServerView;
+use crate::adapters::hash_tag::key_slot;
 use crate::adapters::redis_conn::cluster::{Shard, parse_slots};
 use crate::adapters::redis_conn::describe;
 use crate::adapters::worker_id;
@@ -99,6 +101,15 @@ async fn shard_map(
     }
 }
 
+/// The slot every worker-ID lease key lives in, when they share one.
+fn lease_slot(ns: &Namespace) -> Option<u16> {
+    let mut slots = (0..worker_id::WORKER_IDS)
+        .flat_map(|id| [worker_id::lease_key(ns, id), worker_id::last_ts_key(ns, id)])
+        .map(|k| key_slot(k.as_bytes()));
+    let first = slots.next()?;
+    slots.all(|s| s == first).then_some(first)
+}
+
 /// Read the cluster behind `conn` (a cluster connection for the URL whose
 /// exposed text is `url_key`; `url` is its masked form, `used_by` the
 /// variables naming it): what it holds (`Err` only when the shard map
@@ -122,11 +133,21 @@ pub(super) async fn read(
             return (Err(why), view);
         }
     };
-    let node_roles = Roles {
-        leases: false,
-        ..roles
-    };
+    // The leases go with the request of the master of their slot, when
+    // they share one (the hash-tagged layout); else through the cluster
+    // connection, which sends each read to its key's master.
+    let lease_master = roles
+        .leases
+        .then(|| lease_slot(ns))
+        .flatten()
+        .and_then(|slot| shards.iter().find(|s| s.serves(slot)))
+        .map(|s| s.master.clone());
+    let lease_master = &lease_master;
     let masters = futures::future::join_all(shards.into_iter().map(|shard| async move {
+        let node_roles = Roles {
+            leases: lease_master.as_ref() == Some(&shard.master),
+            ..roles
+        };
         let (cached, prepared) = cache.get(url_key, &shard.master);
         let node = match cached {
             Some(c) => Ok(c.with_requests(requests)),
@@ -143,7 +164,7 @@ pub(super) async fn read(
         (shard, read)
     }));
     let leases = async {
-        if !roles.leases {
+        if !roles.leases || lease_master.is_some() {
             return None;
         }
         let mut pipe = redis::pipe();
@@ -155,13 +176,19 @@ pub(super) async fn read(
             .map_err(|e| describe(&e));
         Some(replies.and_then(|r| worker_id::parse_leases(ns, &r).map_err(|e| e.to_string())))
     };
-    let (masters, leases) = tokio::join!(masters, leases);
+    let (masters, mut leases) = tokio::join!(masters, leases);
 
     // Keep each master that answered (its connection, its next first
     // request); a master that failed is connected afresh next time.
     let mut kept = Masters::default();
     let mut parts: Vec<(Shard, Result<ServerRead, String>)> = Vec::new();
     for (shard, (mut read, node)) in masters {
+        if lease_master.as_ref() == Some(&shard.master) {
+            leases = Some(match &mut read {
+                Ok(r) => r.leases.take().unwrap_or_else(|| Err("not read".into())),
+                Err(e) => Err(format!("master {}: {e}", shard.master)),
+            });
+        }
         if let (Ok(r), Some(node)) = (&mut read, node) {
             kept.conns.insert(shard.master.clone(), node);
             if let Some(next) = r.next.take() {

@@ -9,7 +9,7 @@ use super::topology::{RedisRole, ReplicaState};
 use serde::{Deserialize, Serialize};
 
 /// Hash slots of a Redis Cluster.
-pub const SLOTS: u32 = 16384;
+pub const SLOTS: u32 = crate::adapters::hash_tag::SLOTS as u32;
 
 /// Whether a replica's link to its master is up (the master lists it
 /// `online` in `INFO replication`) or not (listed by `CLUSTER SLOTS` only,
