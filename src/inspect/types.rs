@@ -251,7 +251,8 @@ pub struct ServerView {
     pub used_by: Vec<String>,
     /// Server version.
     pub version: Option<String>,
-    /// Redis: `master` or `slave`.
+    /// Redis: `master` or `slave` (a Redis Cluster: `master` when every
+    /// master read reports it, else the first other role reported).
     pub role: Option<String>,
     /// Redis: used memory, bytes.
     pub used_memory: Option<u64>,
