@@ -4,10 +4,10 @@
 //! optionally with a password (`--requirepass`/`--masterauth`).
 //! Ports stay below 55535: the cluster bus listens on port + 10000.
 
-use super::topology::Server;
+use super::topology::{Server, wait_until};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A loopback port below 55535 whose bus port (port + 10000) is free too.
 pub fn free_cluster_port() -> u16 {
@@ -233,15 +233,4 @@ fn cli_raw(password: Option<&str>, port: u16, args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not happen within {limit:?}");
 }
