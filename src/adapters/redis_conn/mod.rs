@@ -7,6 +7,7 @@
 //! found through any of its nodes ([`cluster`]).
 
 pub mod cluster;
+mod cluster_split;
 mod endpoint;
 mod failover;
 mod node;
@@ -22,7 +23,6 @@ use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub,
 };
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{self, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
 };
@@ -233,98 +233,6 @@ impl SharedConn {
     pub fn masked_url(&self) -> &str {
         self.ep.masked()
     }
-
-    /// Send `cmd` to the server that holds `key`: on a cluster, the master
-    /// of its slot (for commands without a key of their own, such as `INFO
-    /// replication` about the server a key lives on); elsewhere, as usual.
-    pub async fn query_at_key(&mut self, cmd: &Cmd, key: &str) -> Result<Value, RedisError> {
-        match &mut self.route {
-            Route::Cluster(c) => {
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    cluster_routing::Route::new(cluster::slot_of(key.as_bytes()), SlotAddr::Master),
-                ));
-                c.conn.route_command(cmd.clone(), route).await
-            }
-            _ => self.req_packed_command(cmd).await,
-        }
-    }
-
-    /// A connection per master, for commands that each master answers for
-    /// its own keys only (`SCAN`): on a cluster, one per shard's master;
-    /// elsewhere this connection alone.
-    pub async fn masters(&self) -> Result<Vec<SharedConn>, ConnectError> {
-        let Route::Cluster(c) = &self.route else {
-            return Ok(vec![self.clone()]);
-        };
-        let mut conn = c.conn.clone();
-        let mut out = Vec::new();
-        for (address, client) in cluster::master_clients(&self.ep, &mut conn).await? {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT));
-            let node = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(|e| self.ep.error(&e))?;
-            out.push(SharedConn {
-                route: Route::Node(node, address),
-                ep: self.ep.clone(),
-            });
-        }
-        Ok(out)
-    }
-
-    /// The shards of a Redis Cluster (`CLUSTER SLOTS`); empty for any
-    /// other topology.
-    pub async fn shards(&self) -> Result<Vec<cluster::Shard>, RedisError> {
-        match &self.route {
-            Route::Cluster(c) => cluster::shards(&mut c.conn.clone()).await,
-            _ => Ok(Vec::new()),
-        }
-    }
-
-    /// A dedicated connection with no response timeout for a blocking read
-    /// of `key` (XREAD/XREADGROUP BLOCK): to the server, the master of the
-    /// moment (Sentinel), or the master that serves `key`'s slot now
-    /// (cluster). Do not share it; after an error, ask for a new one.
-    pub async fn blocking(&self, key: &str) -> Result<MultiplexedConnection, ConnectError> {
-        let client = match &self.route {
-            Route::Cluster(c) => {
-                cluster::owner_client(&self.ep, &mut c.conn.clone(), key.as_bytes())
-                    .await?
-                    .1
-            }
-            Route::Node(_, address) => {
-                let (host, port) = cluster::split_address(address).ok_or_else(|| {
-                    ConnectError::new(self.ep.masked(), format!("bad node address {address}"))
-                })?;
-                self.ep.cluster_node_client(&host, port)?
-            }
-            Route::Direct(_) | Route::Sentinel(_) => return blocking_on(&self.ep).await,
-        };
-        client
-            .get_multiplexed_async_connection_with_config(&blocking_config())
-            .await
-            .map_err(|e| self.ep.error(&e))
-    }
-
-    /// A pub/sub connection: to the server, the master of the moment
-    /// (Sentinel), or the first master that answers (cluster: a PUBLISH
-    /// reaches every node).
-    pub async fn pubsub(&self) -> Result<PubSub, ConnectError> {
-        let Route::Cluster(c) = &self.route else {
-            return pubsub_on(&self.ep).await;
-        };
-        let mut last = ConnectError::new(self.ep.masked(), "the cluster has no master");
-        for (_, client) in cluster::master_clients(&self.ep, &mut c.conn.clone()).await? {
-            match tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub()).await {
-                Ok(Ok(p)) => return Ok(p),
-                Ok(Err(e)) => last = self.ep.error(&e),
-                Err(_) => last = ConnectError::new(self.ep.masked(), "connection timed out"),
-            }
-        }
-        Err(last)
-    }
 }
 
 impl ConnectionLike for SharedConn {
@@ -345,8 +253,8 @@ impl ConnectionLike for SharedConn {
                         done => done,
                     }
                 }
-                Route::Cluster(c) if cluster::is_scan(cmd) => {
-                    cluster::scan(&mut c.conn, &c.scan_masters, cmd).await
+                Route::Cluster(c) if cluster_split::is_scan(cmd) => {
+                    cluster_split::scan(&mut c.conn, &c.scan_masters, cmd).await
                 }
                 Route::Cluster(c) => c.conn.req_packed_command(cmd).await,
                 Route::Node(conn, _) => conn.req_packed_command(cmd).await,
@@ -383,7 +291,7 @@ impl ConnectionLike for SharedConn {
                     }
                 }
                 Route::Cluster(c) => {
-                    cluster::send_pipeline(&mut c.conn, pipeline, offset, count).await
+                    cluster_split::send_pipeline(&mut c.conn, pipeline, offset, count).await
                 }
                 Route::Node(conn, _) => conn.req_packed_commands(pipeline, offset, count).await,
             }
