@@ -67,7 +67,7 @@ proptest! {
     #[test]
     fn registry_and_maintenance_values_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300), ttl in any::<i64>()) {
         let v = redis::Value::BulkString(bytes);
-        let _ = parse_entry("ns:node:x", &v, &redis::Value::Int(ttl));
+        let _ = parse_entry("ns:node:{ns}:x", &v, &redis::Value::Int(ttl));
         let _ = maintenance::parse("ns:maintenance", &v);
     }
 

@@ -6,6 +6,8 @@
 
 mod common;
 
+use clusterops::adapters::{lock, pubsub, queue, worker_id};
+use clusterops::node::registry;
 use common::TestNs;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -68,6 +70,7 @@ const CASES: &[&str] = &[
     "redis-lock-value",
     "redis-cursor",
     "redis-queue-type",
+    "redis-old-layout",
     "redis-check",
     "node-envelope",
     "node-envelope-no-seq",
@@ -597,41 +600,54 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
 /// Garbage keys under the namespace, then `status` and `check` on it.
 fn redis_garbage(ctx: &Ctx) -> String {
     let ns = &ctx.ns.name;
+    let n = ctx.ns.namespace();
     let mut c = ctx.redis();
     let cmds: Vec<Vec<String>> = vec![
-        vec!["SET".into(), format!("{ns}:node:ghost"), "not json".into()],
+        vec![
+            "SET".into(),
+            registry::record_key(&n, "ghost"),
+            "not json".into(),
+        ],
         vec![
             "ZADD".into(),
-            format!("{ns}:nodes"),
+            registry::index_key(&n),
             "1".into(),
             "ghost".into(),
         ],
         vec![
             "SET".into(),
-            format!("{ns}:worker:7"),
+            worker_id::lease_key(&n, 7),
             "garbage-holder".into(),
         ],
         vec![
             "SET".into(),
-            format!("{ns}:worker:8:last_ts"),
+            worker_id::last_ts_key(&n, 8),
             "yesterday".into(),
         ],
         vec![
             "SET".into(),
-            format!("{ns}:lock:orders"),
+            lock::lock_key(&n, "orders"),
             "x".into(),
+            "PX".into(),
+            "600000".into(),
+        ],
+        // A lock of the layout before hash tags, with a good value.
+        vec![
+            "SET".into(),
+            format!("{ns}:lock:nightly"),
+            "3|1700000000000|0123456789abcdef|app1".into(),
             "PX".into(),
             "600000".into(),
         ],
         vec![
             "HSET".into(),
-            format!("{ns}:signal:records:cursors"),
+            pubsub::keys::cursors_key(&n, "records"),
             "app1".into(),
             "garbage".into(),
         ],
         vec![
             "SET".into(),
-            format!("{ns}:queue:record-events"),
+            queue::stream_key(&n, "record-events"),
             "a string".into(),
         ],
         vec![
@@ -746,8 +762,9 @@ impl NodeRun {
     /// Feed the bad input, wait for the node to react; log + health.
     fn feed(&self, ctx: &Ctx) {
         let ns = &ctx.ns.name;
+        let n = ctx.ns.namespace();
         let mut c = ctx.redis();
-        let stream = format!("{ns}:signal:records");
+        let stream = pubsub::keys::stream_key(&n, "records");
         let _: String = redis::cmd("XADD")
             .arg(&stream)
             .arg("*")
@@ -765,7 +782,7 @@ impl NodeRun {
             .query(&mut c)
             .unwrap();
         let _: String = redis::cmd("XADD")
-            .arg(format!("{ns}:queue:record-events"))
+            .arg(queue::stream_key(&n, "record-events"))
             .arg("*")
             .arg("garbage")
             .arg("1")

@@ -4,7 +4,9 @@
 
 mod common;
 
-use clusterops::adapters::cache::{BloomImpl, Cache, CacheError, RedisCache, from_config};
+use clusterops::adapters::cache::{
+    BloomImpl, Cache, CacheError, RedisCache, bloom_key, bloom_meta_key, from_config,
+};
 use clusterops::config::{CacheStore, Config, SecretUrl};
 use common::{PrivateRedis, TestNs};
 use std::time::Duration;
@@ -57,8 +59,10 @@ async fn redis_7_without_modules_uses_the_bitmap_bloom_with_a_meta_hash() {
     assert_eq!(cache.bloom_impl().await.unwrap(), BloomImpl::Bitmap);
     cache.bloom_reserve("seen", 0.01, 1000).await.unwrap();
     let (data, meta) = cache.bloom_keys("seen");
-    assert_eq!(data, format!("{}:bloom:seen", ns.name));
-    assert_eq!(meta, format!("{}:bloom:seen:meta", ns.name));
+    assert_eq!(data, format!("{}:bloom:{{seen}}", ns.name));
+    assert_eq!(meta, format!("{}:bloom:{{seen}}:meta", ns.name));
+    assert_eq!(data, bloom_key(&ns.namespace(), "seen"));
+    assert_eq!(meta, bloom_meta_key(&ns.namespace(), "seen"));
     let mut c = raw(&ns);
     let fields: std::collections::BTreeMap<String, String> =
         redis::cmd("HGETALL").arg(&meta).query(&mut c).unwrap();

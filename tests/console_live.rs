@@ -6,8 +6,9 @@
 mod common;
 mod console_support;
 
-use clusterops::adapters::lock::{LockBackend, RedisLock};
+use clusterops::adapters::lock::{self, LockBackend, RedisLock};
 use clusterops::adapters::queue::{self, MessageQueue, QueueOptions, RedisQueue, RetryPolicy};
+use clusterops::adapters::worker_id;
 use clusterops::config::{Config, SecretUrl};
 use clusterops::console::action::Action;
 use clusterops::console::live::{AuditRecord, InspectorSource, LiveActions};
@@ -179,14 +180,14 @@ async fn every_live_action_changes_real_state_and_refuses_a_stale_target() {
     let wrong = actions.force_release_lock("nightly", token + 1).await;
     assert!(wrong.unwrap_err().contains("another token"));
     let held: Option<String> = redis::cmd("GET")
-        .arg(ns.key("lock:nightly"))
+        .arg(lock::lock_key(&ns, "nightly"))
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!(held.is_some(), "still held after the wrong token");
     actions.force_release_lock("nightly", token).await.unwrap();
     let held: Option<String> = redis::cmd("GET")
-        .arg(ns.key("lock:nightly"))
+        .arg(lock::lock_key(&ns, "nightly"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -196,7 +197,7 @@ async fn every_live_action_changes_real_state_and_refuses_a_stale_target() {
 
     // Leases: a dead holder's is freed, a live node's is refused.
     let _: () = redis::cmd("SET")
-        .arg(ns.key("worker:31"))
+        .arg(worker_id::lease_key(&ns, 31))
         .arg(r#"{"node":"ghost","pid":7,"host":"gone","acquired_at_ms":1,"token":"t"}"#)
         .arg("PX")
         .arg(60_000)
@@ -206,7 +207,7 @@ async fn every_live_action_changes_real_state_and_refuses_a_stale_target() {
     assert!(actions.free_lease(31, "someone-else").await.is_err());
     actions.free_lease(31, "ghost").await.unwrap();
     let ghost: Option<String> = redis::cmd("GET")
-        .arg(ns.key("worker:31"))
+        .arg(worker_id::lease_key(&ns, 31))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -223,7 +224,7 @@ async fn every_live_action_changes_real_state_and_refuses_a_stale_target() {
     let refused = actions.free_lease(live, "lvb").await.unwrap_err();
     assert!(refused.contains("live node"), "{refused}");
     let kept: Option<String> = redis::cmd("GET")
-        .arg(ns.key(&format!("worker:{live}")))
+        .arg(worker_id::lease_key(&ns, live))
         .query_async(&mut conn)
         .await
         .unwrap();

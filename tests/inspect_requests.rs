@@ -6,13 +6,14 @@
 
 mod common;
 
+use clusterops::adapters::lock::lock_key;
 use clusterops::config::{Config, Namespace, SecretUrl};
 use clusterops::inspect::server_read::SCAN_COUNT;
 use clusterops::inspect::{Inspector, RequestCount, Snapshot};
 use clusterops::node::shared::now_ms;
 use common::PrivateRedis;
 
-use clusterops::inspect::sample::{LOCKS, NODES, QUEUES, STREAMS};
+use clusterops::inspect::sample::{self, LOCKS, NODES, QUEUES, STREAMS};
 
 async fn build_state(url: &str, ns: &Namespace) {
     let client = redis::Client::open(url).unwrap();
@@ -83,10 +84,10 @@ async fn a_snapshot_of_the_bench_sized_state_takes_four_requests_then_two() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::pipe()
         .cmd("DEL")
-        .arg(ns.key("lock:job-0"))
+        .arg(lock_key(&ns, &sample::lock_name(0)))
         .ignore()
         .cmd("SET")
-        .arg(ns.key("lock:fresh"))
+        .arg(lock_key(&ns, "fresh"))
         .arg(format!("9|{}|0123456789abcdef|node-01", now_ms()))
         .arg("PX")
         .arg(600_000)
@@ -108,7 +109,7 @@ async fn a_snapshot_of_the_bench_sized_state_takes_four_requests_then_two() {
     // The first request is rebuilt for the new keys: two again, and the
     // values are read fresh each time (a new holder of a known lock shows).
     let _: () = redis::cmd("SET")
-        .arg(ns.key("lock:job-1"))
+        .arg(lock_key(&ns, &sample::lock_name(1)))
         .arg(format!("77|{}|fedcba9876543210|node-02", now_ms()))
         .arg("PX")
         .arg(600_000)

@@ -4,11 +4,13 @@
 
 mod common;
 
-use clusterops::adapters::lock::{LockBackend, RedisLock};
+use clusterops::adapters::lock::{self, LockBackend, RedisLock};
 use clusterops::adapters::pubsub::{self, Payload, SubscribeOptions, SyncSignals};
 use clusterops::adapters::queue::{self, MessageQueue, QueueOptions, RedisQueue, RetryPolicy};
+use clusterops::adapters::worker_id;
 use clusterops::config::{Config, SecretUrl};
 use clusterops::inspect::{Inspector, Source};
+use clusterops::node::{maintenance, registry};
 use common::nodes::{TestCluster, eventually};
 use common::{PrivateRedis, TestNs};
 use serde_json::Value;
@@ -62,7 +64,7 @@ async fn status_reports_nodes_leases_locks_lag_backlog_and_dead_letters() {
         .await
         .unwrap();
     let _: () = redis::cmd("SET")
-        .arg(ns.key("worker:31"))
+        .arg(worker_id::lease_key(&ns, 31))
         .arg(r#"{"node":"ghost","pid":7,"host":"gone","acquired_at_ms":1,"token":"t"}"#)
         .arg("PX")
         .arg(60_000)
@@ -268,19 +270,46 @@ async fn garbage_keys_are_reported_unreadable_and_the_rest_still_reads() {
         .await
         .unwrap()
         .unwrap();
-    let set = |k: String, v: &'static str| redis::cmd("SET").arg(k).arg(v).clone();
-    for cmd in [
-        set(n.key("lock:bad"), "not a lock value"),
-        set(n.key("worker:3"), "{broken json"),
-        set(n.key("node:zombie"), "[]"),
-        set(n.key("signal:chan"), "i am not a stream"),
-        set(n.key("queue:jobs"), "nor a queue"),
-        set(n.key("maintenance"), "on"),
-    ] {
-        let _: () = cmd.query_async(&mut conn).await.unwrap();
+    let set = |k: &str, v: &'static str| redis::cmd("SET").arg(k).arg(v).clone();
+    let garbage = [
+        lock::lock_key(&n, "bad"),
+        worker_id::lease_key(&n, 3),
+        registry::record_key(&n, "zombie"),
+        pubsub::keys::stream_key(&n, "chan"),
+        queue::stream_key(&n, "jobs"),
+        maintenance::key(&n),
+    ];
+    let values = [
+        "not a lock value",
+        "{broken json",
+        "[]",
+        "i am not a stream",
+        "nor a queue",
+        "on",
+    ];
+    // Keys of the layout before hash tags, with values that would read.
+    let old_layout = [n.key("lock:old"), n.key("signal:old"), n.key("queue:old")];
+    for (key, value) in garbage.iter().zip(values) {
+        let _: () = set(key, value).query_async(&mut conn).await.unwrap();
+    }
+    let _: () = set(&old_layout[0], "3|1700000000000|0123456789abcdef|n1")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in &old_layout[1..] {
+        let _: () = redis::cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("seq")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
     }
     let _: () = redis::cmd("ZADD")
-        .arg(n.key("nodes"))
+        .arg(registry::index_key(&n))
         .arg(1)
         .arg("zombie")
         .query_async(&mut conn)
@@ -288,23 +317,24 @@ async fn garbage_keys_are_reported_unreadable_and_the_rest_still_reads() {
         .unwrap();
     let snap = Inspector::new(config).snapshot().await;
     let keys: Vec<&str> = snap.unreadable.iter().map(|u| u.key.as_str()).collect();
-    for expected in [
-        "lock:bad",
-        "worker:3",
-        "node:zombie",
-        "signal:chan",
-        "queue:jobs",
-        "maintenance",
-    ] {
+    for expected in garbage.iter().chain(&old_layout) {
         assert!(
-            keys.contains(&n.key(expected).as_str()),
+            keys.contains(&expected.as_str()),
             "{expected} missing from {keys:?}"
+        );
+    }
+    for old in &old_layout {
+        let u = snap.unreadable.iter().find(|u| &u.key == old).unwrap();
+        assert!(
+            u.reason.contains("not in the hash-tagged layout"),
+            "{old}: {}",
+            u.reason
         );
     }
     let flag = snap
         .unreadable
         .iter()
-        .find(|u| u.key == n.key("maintenance"))
+        .find(|u| u.key == maintenance::key(&n))
         .unwrap();
     assert!(flag.reason.contains("treats it as set"), "{}", flag.reason);
     let locks_read = snap.locks.ok().unwrap();

@@ -337,7 +337,15 @@ async fn a_waiter_gives_up_with_a_timeout_while_the_lock_stays_held(h: Harness) 
 
 async fn bad_names_and_ttls_are_refused(h: Harness) {
     let a = h.instance("node-a").await;
-    for name in ["", "with space", "glob*", "x".repeat(201).as_str()] {
+    for name in [
+        "",
+        "with space",
+        "glob*",
+        "tag{x}",
+        "open{",
+        "close}",
+        "x".repeat(201).as_str(),
+    ] {
         assert!(
             matches!(
                 a.try_acquire(name, SHORT_TTL).await,

@@ -5,8 +5,8 @@
 mod common;
 
 use clusterops::adapters::lock::{
-    ForceReleaseOutcome, HolderValue, LockBackend, LockError, RedisLock, force_release,
-    read_holder, read_holders,
+    ForceReleaseOutcome, HolderValue, LockBackend, LockError, RedisLock, fence_key, force_release,
+    lock_key, read_holder, read_holders,
 };
 use clusterops::config::SecretUrl;
 use common::{PrivateRedis, TestNs};
@@ -58,7 +58,7 @@ async fn the_lock_key_holds_token_acquire_time_guard_and_node_as_documented() {
         .unwrap()
         .as_millis() as u64;
     let guard = lock.try_acquire("jobs", LONG_TTL).await.unwrap().unwrap();
-    let key = format!("{}:lock:jobs", ns.name);
+    let key = lock_key(&ns.namespace(), "jobs");
     let value: Vec<u8> = conn.get(&key).await.unwrap();
     let parsed = HolderValue::parse(&value).unwrap();
     assert_eq!(parsed.fencing_token, guard.fencing_token());
@@ -69,15 +69,9 @@ async fn the_lock_key_holds_token_acquire_time_guard_and_node_as_documented() {
     assert_eq!(parsed.encode().into_bytes(), value);
     let pttl: i64 = conn.pttl(&key).await.unwrap();
     assert!(pttl > 0 && pttl <= 10_000, "pttl {pttl}");
-    let fence: u64 = conn
-        .get(format!("{}:lock-fence:jobs", ns.name))
-        .await
-        .unwrap();
+    let fence: u64 = conn.get(fence_key(&ns.namespace(), "jobs")).await.unwrap();
     assert_eq!(fence, guard.fencing_token());
-    let fence_ttl: i64 = conn
-        .pttl(format!("{}:lock-fence:jobs", ns.name))
-        .await
-        .unwrap();
+    let fence_ttl: i64 = conn.pttl(fence_key(&ns.namespace(), "jobs")).await.unwrap();
     assert_eq!(fence_ttl, -1, "the fencing counter never expires");
     guard.release().await.unwrap();
     let exists: bool = conn.exists(&key).await.unwrap();
@@ -94,7 +88,7 @@ async fn a_lock_deleted_behind_the_holders_back_is_reported_lost_by_the_watchdog
     let guard = lock.acquire("victim", ttl, PATIENCE).await.unwrap();
     let _: i64 = raw(&ns)
         .await
-        .del(format!("{}:lock:victim", ns.name))
+        .del(lock_key(&ns.namespace(), "victim"))
         .await
         .unwrap();
     let deleted_at = Instant::now();
@@ -123,7 +117,7 @@ async fn extend_sets_the_ttl_in_redis_and_a_non_holder_cannot_extend() {
     let a = lock(&ns, "node-a").await;
     let b = lock(&ns, "node-b").await;
     let mut conn = raw(&ns).await;
-    let key = format!("{}:lock:ext", ns.name);
+    let key = lock_key(&ns.namespace(), "ext");
     let guard = a.acquire("ext", SHORT_TTL, PATIENCE).await.unwrap();
     guard.extend(LONG_TTL).await.unwrap();
     let pttl: i64 = conn.pttl(&key).await.unwrap();
@@ -205,7 +199,13 @@ async fn garbage_in_lock_keys_is_reported_as_unreadable_with_the_key_name() {
     let ns = TestNs::new("lock-garbage");
     let lock = lock(&ns, "node-a").await;
     let mut conn = raw(&ns).await;
-    let key = |n: &str| format!("{}:lock:{n}", ns.name);
+    let key = |n: &str| lock_key(&ns.namespace(), n);
+    // A lock key of the layout before hash tags, with a good value and TTL.
+    let old = format!("{}:lock:old", ns.name);
+    let _: () = conn
+        .set_ex(&old, "1|1700000000000|0123456789abcdef|node-x", 60)
+        .await
+        .unwrap();
     let _: () = conn.set_ex(key("text"), "not a lock", 60).await.unwrap();
     let _: () = conn.hset(key("hash"), "f", "v").await.unwrap();
     let _: () = conn
@@ -230,12 +230,20 @@ async fn garbage_in_lock_keys_is_reported_as_unreadable_with_the_key_name() {
     let keys: Vec<&str> = bad.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        [key("badtoken"), key("forever"), key("hash"), key("text")]
+        [
+            old.clone(),
+            key("badtoken"),
+            key("forever"),
+            key("hash"),
+            key("text")
+        ]
     );
-    assert!(bad[0].1.contains("fencing token"), "{}", bad[0].1);
-    assert!(bad[1].1.contains("no TTL"), "{}", bad[1].1);
-    assert!(bad[2].1.contains("WRONGTYPE"), "{}", bad[2].1);
-    assert!(bad[3].1.contains("not a lock"), "{}", bad[3].1);
+    let layout = "not in the hash-tagged layout";
+    assert!(bad[0].1.contains(layout), "{}", bad[0].1);
+    assert!(bad[1].1.contains("fencing token"), "{}", bad[1].1);
+    assert!(bad[2].1.contains("no TTL"), "{}", bad[2].1);
+    assert!(bad[3].1.contains("WRONGTYPE"), "{}", bad[3].1);
+    assert!(bad[4].1.contains("not a lock"), "{}", bad[4].1);
 
     match lock.read_holder("hash").await {
         Err(LockError::Unreadable { key: k, .. }) => assert_eq!(k, key("hash")),
@@ -431,7 +439,7 @@ async fn a_lost_fencing_counter_restarts_above_every_token_handed_out() {
     let ns = TestNs::new("lock-fence-lost");
     let lock = lock(&ns, "node-a").await;
     let mut conn = raw(&ns).await;
-    let fence = format!("{}:lock-fence:jobs", ns.name);
+    let fence = fence_key(&ns.namespace(), "jobs");
     let mut last = 0;
     for _ in 0..3 {
         let g = lock.try_acquire("jobs", LONG_TTL).await.unwrap().unwrap();
@@ -472,7 +480,7 @@ async fn a_garbage_fencing_counter_is_an_error_naming_its_key() {
     let ns = TestNs::new("lock-fence-garbage");
     let lock = lock(&ns, "node-a").await;
     let mut conn = raw(&ns).await;
-    let fence = format!("{}:lock-fence:jobs", ns.name);
+    let fence = fence_key(&ns.namespace(), "jobs");
     let _: () = conn.set(&fence, "not-a-number").await.unwrap();
     let err = lock
         .try_acquire("jobs", LONG_TTL)
@@ -484,6 +492,9 @@ async fn a_garbage_fencing_counter_is_an_error_naming_its_key() {
         "{err}"
     );
     assert!(!err.contains('\n'), "{err}");
-    let held: bool = conn.exists(format!("{}:lock:jobs", ns.name)).await.unwrap();
+    let held: bool = conn
+        .exists(lock_key(&ns.namespace(), "jobs"))
+        .await
+        .unwrap();
     assert!(!held, "nothing written");
 }

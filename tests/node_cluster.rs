@@ -4,6 +4,7 @@
 
 mod common;
 
+use clusterops::adapters::worker_id;
 use clusterops::node::maintenance::{self, MaintenanceFlag};
 use clusterops::node::registry::{Registry, RegistryEntry};
 use common::nodes::{HEARTBEAT_MS, LEASE_TTL_MS, TestCluster, eventually};
@@ -38,7 +39,7 @@ async fn lease_holders(c: &TestCluster) -> Vec<(u8, String)> {
     let mut out = Vec::new();
     for id in 0u8..32 {
         let v: Option<String> = redis::cmd("GET")
-            .arg(c.ns.namespace().key(&format!("worker:{id}")))
+            .arg(worker_id::lease_key(&c.ns.namespace(), id))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -277,7 +278,7 @@ async fn a_killed_node_disappears_and_its_worker_id_can_be_taken_again() {
     let mut conn = redis(&c).await;
     for id in (0u8..32).filter(|i| *i != worker) {
         let _: () = redis::cmd("SET")
-            .arg(c.ns.namespace().key(&format!("worker:{id}")))
+            .arg(worker_id::lease_key(&c.ns.namespace(), id))
             .arg(json!({"node": format!("squatter-{id}"), "pid": 1, "host": "h", "acquired_at_ms": 1, "token": "x"}).to_string())
             .arg("PX")
             .arg(60_000)

@@ -6,7 +6,7 @@ mod common;
 
 use clusterops::adapters::pubsub::{
     MemoryHub, MemorySignals, Payload, PubsubError, RedisSignals, RedisSignalsOptions, Signal,
-    SubscribeOptions, Subscription, SyncSignals, forget_node, read_streams,
+    SubscribeOptions, Subscription, SyncSignals, forget_node, keys, read_streams,
 };
 use clusterops::config::SecretUrl;
 use common::{PrivateRedis, TestNs};
@@ -279,7 +279,7 @@ async fn garbage_entries_are_logged_and_skipped_and_the_cursor_moves_past_them()
         .subscribe("events", SubscribeOptions::default())
         .await
         .unwrap();
-    let key = format!("{}:signal:events", ns.name);
+    let key = keys::stream_key(&ns.namespace(), "events");
     let mut raw = redis::Client::open(ns.url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -364,18 +364,27 @@ async fn the_inspector_reports_each_nodes_lag_and_unreadable_keys() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let bad_key = format!("{}:signal:audit:extra", ns.name);
+    let bad_key = format!("{}:extra", keys::stream_key(&ns.namespace(), "audit"));
     let _: () = redis::cmd("SET")
         .arg(&bad_key)
         .arg("x")
         .query_async(&mut raw)
         .await
         .unwrap();
-    let cursors = format!("{}:signal:audit:cursors", ns.name);
+    let cursors = keys::cursors_key(&ns.namespace(), "audit");
     let _: () = redis::cmd("HSET")
         .arg(&cursors)
         .arg("zombie")
         .arg("1-1|5")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // The cursors of the layout before hash tags: not this channel's.
+    let old_cursors = format!("{}:signal:audit:cursors", ns.name);
+    let _: () = redis::cmd("HSET")
+        .arg(&old_cursors)
+        .arg("c")
+        .arg(r#"{"id":"1-0","seq":1,"at_ms":1}"#)
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -386,7 +395,7 @@ async fn the_inspector_reports_each_nodes_lag_and_unreadable_keys() {
         .find(|s| s.channel == "audit")
         .expect("the audit channel");
     assert_eq!((audit.length, audit.published), (15, 15));
-    assert_eq!(audit.key, format!("{}:signal:audit", ns.name));
+    assert_eq!(audit.key, keys::stream_key(&ns.namespace(), "audit"));
     assert_eq!(audit.per_node.len(), 1, "{audit:?}");
     let node = &audit.per_node[0];
     assert_eq!((node.node.as_str(), node.lag), ("b", 10));
@@ -402,6 +411,11 @@ async fn the_inspector_reports_each_nodes_lag_and_unreadable_keys() {
         info.iter()
             .flat_map(|s| &s.unreadable)
             .any(|u| u.key == bad_key)
+    );
+    assert!(
+        info.iter()
+            .flat_map(|s| &s.unreadable)
+            .any(|u| u.key == old_cursors && u.reason.contains("not in the hash-tagged layout"))
     );
 
     assert_eq!(
@@ -483,7 +497,7 @@ async fn a_stream_key_overwritten_by_another_type_does_not_stop_the_other_channe
     publish_range(&a, "one", 0..1).await;
     assert_eq!(index(&recv(&mut one).await), 0);
 
-    let key = format!("{}:signal:one", ns.name);
+    let key = keys::stream_key(&ns.namespace(), "one");
     let mut raw = redis::Client::open(ns.url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -528,7 +542,10 @@ async fn the_config_picks_the_backend() {
     let id = redis.publish("c", json!(2).into()).await.unwrap();
     let keys = ns.keys();
     assert!(
-        keys.contains(&format!("{}:signal:c", ns.name)),
+        keys.contains(&clusterops::adapters::pubsub::keys::stream_key(
+            &ns.namespace(),
+            "c"
+        )),
         "{keys:?} after {id}"
     );
     assert!(matches!(

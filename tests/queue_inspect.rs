@@ -62,9 +62,9 @@ async fn read_queue_stats_reports_every_queue_and_names_keys_it_cannot_read() {
     // Garbage under the queue prefix.
     let client = redis::Client::open(ns.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let broken = format!("{}:queue:broken", ns.name);
-    let stray = format!("{}:queue:mail:extra", ns.name);
-    let bad_dead = format!("{}:queue:other:dead", ns.name);
+    let broken = queue::stream_key(&ns.namespace(), "broken");
+    let stray = format!("{}:extra", queue::stream_key(&ns.namespace(), "mail"));
+    let bad_dead = queue::dead_key(&ns.namespace(), "other");
     let _: () = redis::pipe()
         .set(&broken, "not a stream")
         .set(&stray, "x")
@@ -82,7 +82,7 @@ async fn read_queue_stats_reports_every_queue_and_names_keys_it_cannot_read() {
 
     let by_name: BTreeMap<&str, _> = stats.iter().map(|s| (s.queue.as_str(), s)).collect();
     let orders = by_name["orders"];
-    assert_eq!(orders.key, format!("{}:queue:orders", ns.name));
+    assert_eq!(orders.key, queue::stream_key(&ns.namespace(), "orders"));
     assert_eq!(
         (orders.waiting, orders.in_flight, orders.dead),
         (1, Some(2), 0)

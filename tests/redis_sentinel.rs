@@ -264,7 +264,7 @@ async fn a_held_lock_stays_renewed_and_fencing_tokens_keep_rising_across_a_failo
     if let Err(e) = guard.check() {
         panic!("the lock is still held after the failover: {e}");
     }
-    let key = format!("{}:lock:jobs", ns.name);
+    let key = clusterops::adapters::lock::lock_key(&ns.namespace(), "jobs");
     let pttl = set
         .data_cli(new, &["PTTL", &key])
         .and_then(|t| t.parse::<i64>().ok())
@@ -277,7 +277,7 @@ async fn a_held_lock_stays_renewed_and_fencing_tokens_keep_rising_across_a_failo
     guard.release().await.expect("release");
     // A counter lost with the old master (simulated on the new one): the
     // next token is still above every token handed out before.
-    let fence = format!("{}:lock-fence:jobs", ns.name);
+    let fence = clusterops::adapters::lock::fence_key(&ns.namespace(), "jobs");
     set.data_cli(new, &["DEL", &fence])
         .expect("DEL on the new master");
     let g = lock

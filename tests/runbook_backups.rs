@@ -389,8 +389,8 @@ async fn restore_brings_back_a_dropped_table_and_refuses_without_confirmation() 
         .unwrap()
         .get_connection()
         .unwrap();
-    let key = format!("{}:node:app1", s.ns.name);
-    let index = format!("{}:nodes", s.ns.name);
+    let key = clusterops::node::registry::record_key(&s.ns.namespace(), "app1");
+    let index = clusterops::node::registry::index_key(&s.ns.namespace());
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg(record.to_string())

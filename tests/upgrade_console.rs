@@ -176,7 +176,7 @@ async fn an_upgrade_driven_from_the_console_asks_in_dialogs_survives_a_quit_and_
             )
         }
     };
-    let lock_key = format!("{}:lock:runbook", rig.ns());
+    let lock_key = clusterops::adapters::lock::lock_key(&rig.cluster.ns.namespace(), "runbook");
 
     // U, the version, Enter: the plan in a dialog; y starts it.
     let driver = driver_for(config.clone()).await;

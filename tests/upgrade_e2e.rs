@@ -371,7 +371,7 @@ async fn ctrl_c_stops_at_a_safe_point_frees_the_lock_at_once_and_resume_finishes
     let before = rig.records();
     let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
     rig.wait_output("upgrade_first", "started version 2").await;
-    let lock_key = format!("{}:lock:runbook", rig.ns());
+    let lock_key = clusterops::adapters::lock::lock_key(&rig.cluster.ns.namespace(), "runbook");
     assert!(
         rig.cluster.ns.keys().contains(&lock_key),
         "the run holds no lock: {:?}",

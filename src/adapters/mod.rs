@@ -2,6 +2,7 @@
 //! its trait and its memory/local and Redis (or RabbitMQ) backends.
 
 pub mod cache;
+pub mod hash_tag;
 pub mod lock;
 pub mod pubsub;
 pub mod queue;

@@ -196,8 +196,13 @@ impl RedisDemo {
                     break;
                 };
                 if !keys.is_empty() {
-                    let _: redis::RedisResult<i64> =
-                        redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+                    // One DEL per key: in a Redis Cluster they are in
+                    // different slots.
+                    let mut pipe = redis::pipe();
+                    for key in &keys {
+                        pipe.cmd("DEL").arg(key).ignore();
+                    }
+                    let _: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
                 }
                 if next == 0 {
                     break;

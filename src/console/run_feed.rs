@@ -1,5 +1,5 @@
 //! The runbook run the console shows: read on its own task (never while
-//! drawing) from the Redis mirror of the journal (`{ns}:runbook:journal`,
+//! drawing) from the Redis mirror of the journal (`<ns>:runbook:journal`,
 //! XRANGE only: it works as a read-only ACL user) and from the local journal
 //! file when there is one, rebuilt into a [`RunView`] and sent to the app as
 //! [`Action::RunFetched`].

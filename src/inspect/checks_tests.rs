@@ -318,12 +318,24 @@ fn an_unreachable_redis_fails_and_the_cluster_is_down() {
 #[test]
 fn unreadable_keys_warn() {
     let mut s = healthy();
-    s.unreadable = vec![Unreadable {
-        key: "c:lock:x".into(),
-        reason: "not a lock value".into(),
-    }];
+    s.unreadable = vec![
+        Unreadable {
+            key: "c:lock:{x}".into(),
+            reason: "not a lock value".into(),
+        },
+        // An old-layout key (before hash tags).
+        Unreadable {
+            key: "c:lock:y".into(),
+            reason: crate::adapters::hash_tag::layout_reason("c:lock:{<name>}"),
+        },
+    ];
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "unreadable-keys"), CheckStatus::Warn);
+    assert!(
+        r.iter()
+            .any(|c| c.id == "unreadable-keys" && c.reason.contains("c:lock:y")),
+        "{r:?}"
+    );
 }
 
 #[test]

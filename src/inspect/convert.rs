@@ -201,11 +201,11 @@ mod without_key_tests {
     #[test]
     fn a_reason_that_starts_with_its_key_loses_the_key_once() {
         assert_eq!(
-            super::without_key("c:worker:7: not a lease holder", "c:worker:7"),
+            super::without_key("c:worker:{c}:7: not a lease holder", "c:worker:{c}:7"),
             "not a lease holder"
         );
         assert_eq!(
-            super::without_key("other: text", "c:worker:7"),
+            super::without_key("other: text", "c:worker:{c}:7"),
             "other: text"
         );
     }

@@ -2,11 +2,13 @@
 //! pipeline) produces: every one becomes an unreadable entry naming the
 //! key, nothing panics, and the good entries beside it still read.
 
-use crate::adapters::lock::LockReads;
+use crate::adapters::lock::{LockReads, fence_key, lock_key};
 use crate::adapters::pubsub::StreamReads;
-use crate::adapters::queue::QueueReads;
+use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
+use crate::adapters::queue::{self, QueueReads};
 use crate::adapters::worker_id::{
-    LEASE_READ_COMMANDS, SlotLastTs, SlotLease, add_lease_reads, parse_leases,
+    LEASE_READ_COMMANDS, SlotLastTs, SlotLease, add_lease_reads, last_ts_key, lease_key,
+    parse_leases, worker_keys_pattern,
 };
 use crate::config::Namespace;
 use crate::node::maintenance::{self, MaintenanceRead};
@@ -35,17 +37,14 @@ fn wrongtype() -> Value {
 #[test]
 fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
     let n = ns();
-    let keys: Vec<&[u8]> = vec![
-        b"pt:lock:good",
-        b"pt:lock:gone",
-        b"pt:lock:hash",
-        b"pt:lock:junk",
-        b"pt:lock:forever",
-        b"pt:lock:short",
-        b"pt:lock-fence:good",
-        b"other:lock:x",
-    ];
-    let reads = LockReads::from_keys(&n, keys);
+    let other = Namespace::new("other").unwrap();
+    let mut keys: Vec<String> = ["good", "gone", "hash", "junk", "forever", "short"]
+        .iter()
+        .map(|name| lock_key(&n, name))
+        .collect();
+    keys.push(fence_key(&n, "good"));
+    keys.push(lock_key(&other, "x"));
+    let reads = LockReads::from_keys(&n, keys.iter().map(|k| k.as_bytes()));
     // Sorted: forever, gone, good, hash, junk, short (fence and other ignored).
     assert_eq!(reads.commands(), 12);
     let mut pipe = redis::pipe();
@@ -76,10 +75,10 @@ fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
         .map(|u| (u.key.as_str(), u.reason.as_str()))
         .collect();
     assert_eq!(bad.len(), 4, "{bad:?}");
-    assert!(bad[0].0 == "pt:lock:forever" && bad[0].1.contains("no TTL"));
-    assert!(bad[1].0 == "pt:lock:hash" && bad[1].1.contains("WRONGTYPE"));
-    assert!(bad[2].0 == "pt:lock:junk" && bad[2].1.contains("4 fields"));
-    assert!(bad[3].0 == "pt:lock:short" && bad[3].1.contains("no reply"));
+    assert!(bad[0].0 == lock_key(&n, "forever") && bad[0].1.contains("no TTL"));
+    assert!(bad[1].0 == lock_key(&n, "hash") && bad[1].1.contains("WRONGTYPE"));
+    assert!(bad[2].0 == lock_key(&n, "junk") && bad[2].1.contains("4 fields"));
+    assert!(bad[3].0 == lock_key(&n, "short") && bad[3].1.contains("no reply"));
 }
 
 #[test]
@@ -109,10 +108,10 @@ fn lease_replies_are_read_per_slot_and_a_short_pipeline_is_an_error() {
         }
     ));
     assert!(
-        matches!(&slots[1].lease, SlotLease::Unreadable { reason, .. } if reason.starts_with("pt:worker:1:") && reason.contains("WRONGTYPE"))
+        matches!(&slots[1].lease, SlotLease::Unreadable { reason, .. } if reason.starts_with(&format!("{}:", lease_key(&n, 1))) && reason.contains("WRONGTYPE"))
     );
     assert!(
-        matches!(&slots[1].last_ts, SlotLastTs::Unreadable { reason } if reason.starts_with("pt:worker:1:last_ts"))
+        matches!(&slots[1].last_ts, SlotLastTs::Unreadable { reason } if reason.starts_with(&last_ts_key(&n, 1)))
     );
     assert!(
         matches!(&slots[2].lease, SlotLease::Unreadable { reason, .. } if reason.contains("not a lease holder"))
@@ -120,7 +119,7 @@ fn lease_replies_are_read_per_slot_and_a_short_pipeline_is_an_error() {
     assert!(matches!(&slots[2].last_ts, SlotLastTs::Unreadable { .. }));
     assert!(matches!(slots[3].lease, SlotLease::Free));
     let err = parse_leases(&n, &replies[..10]).unwrap_err().to_string();
-    assert!(err.contains("pt:worker:*"), "{err}");
+    assert!(err.contains(&worker_keys_pattern(&n)), "{err}");
 }
 
 #[test]
@@ -128,7 +127,7 @@ fn registry_replies_that_are_not_records_are_unreadable_and_a_bad_index_is_an_er
     let registry = Registry::new(ns(), Duration::from_secs(6));
     let err = registry.parse_index(&wrongtype()).unwrap_err();
     assert!(
-        err.starts_with("pt:nodes") && err.contains("WRONGTYPE"),
+        err.starts_with(&registry.index_key()) && err.contains("WRONGTYPE"),
         "{err}"
     );
     assert!(registry.parse_index(&bulk("x")).is_err());
@@ -159,10 +158,10 @@ fn registry_replies_that_are_not_records_are_unreadable_and_a_bad_index_is_an_er
     );
     assert_eq!(entries.len(), 2, "gone is left out: {entries:?}");
     assert!(
-        matches!(&entries[0], RegistryEntry::Unreadable { key, reason } if key == "pt:node:zombie" && reason.contains("not a node record"))
+        matches!(&entries[0], RegistryEntry::Unreadable { key, reason } if *key == registry.record_key("zombie") && reason.contains("not a node record"))
     );
     assert!(
-        matches!(&entries[1], RegistryEntry::Unreadable { key, reason } if key == "pt:node:cut" && reason.contains("no reply"))
+        matches!(&entries[1], RegistryEntry::Unreadable { key, reason } if *key == registry.record_key("cut") && reason.contains("no reply"))
     );
 }
 
@@ -189,15 +188,15 @@ fn a_maintenance_flag_of_the_wrong_type_is_unreadable() {
 #[test]
 fn stream_replies_that_are_not_signals_are_unreadable_and_named() {
     let n = ns();
-    let keys: Vec<&[u8]> = vec![
-        b"pt:signal:chan",
-        b"pt:signal:chan:seq",
-        b"pt:signal:chan:cursors",
-        b"pt:signal:bad:name:here",
-        b"pt:signal:chan",
-        b"pt:lock:x",
+    let keys: Vec<String> = vec![
+        stream_key(&n, "chan"),
+        seq_key(&n, "chan"),
+        cursors_key(&n, "chan"),
+        "pt:signal:{bad}:name:here".to_string(),
+        stream_key(&n, "chan"),
+        lock_key(&n, "x"),
     ];
-    let reads = StreamReads::from_keys(&n, keys);
+    let reads = StreamReads::from_keys(&n, keys.iter().map(|k| k.as_bytes()));
     assert_eq!(reads.commands(), 3, "duplicates and other families dropped");
     let mut pipe = redis::pipe();
     reads.add_to(&mut pipe);
@@ -211,7 +210,7 @@ fn stream_replies_that_are_not_signals_are_unreadable_and_named() {
     ]);
     let streams = reads.parse(&[wrongtype(), cursors, bulk("five")], 3000);
     let chan = streams.iter().find(|s| s.channel == "chan").unwrap();
-    assert_eq!(chan.key, "pt:signal:chan");
+    assert_eq!(chan.key, stream_key(&n, "chan"));
     assert_eq!(chan.per_node.len(), 1);
     assert_eq!(chan.per_node[0].node, "n1");
     assert_eq!(chan.per_node[0].last_handled_age_ms, 2000);
@@ -224,39 +223,40 @@ fn stream_replies_that_are_not_signals_are_unreadable_and_named() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.starts_with("pt:signal:chan None") && r.contains("WRONGTYPE"))
+            .any(|r| r.starts_with("pt:signal:{chan} None") && r.contains("WRONGTYPE"))
     );
     assert!(
         reasons
             .iter()
-            .any(|r| r.starts_with("pt:signal:chan:cursors Some(\"n2\")"))
+            .any(|r| r.starts_with("pt:signal:{chan}:cursors Some(\"n2\")"))
     );
     assert!(
         reasons
             .iter()
-            .any(|r| r.starts_with("pt:signal:chan:seq None not an integer"))
+            .any(|r| r.starts_with("pt:signal:{chan}:seq None not an integer"))
     );
     let odd = streams
         .iter()
-        .find(|s| s.channel == "bad:name:here")
+        .find(|s| s.channel == "{bad}:name:here")
         .unwrap();
     assert!(odd.unreadable[0].reason.contains("not a sync-signal key"));
     // Too few replies: named, not a panic.
-    let short = StreamReads::from_keys(&n, [b"pt:signal:c2".as_slice()]).parse(&[], 0);
+    let c2 = stream_key(&n, "c2");
+    let short = StreamReads::from_keys(&n, [c2.as_bytes()]).parse(&[], 0);
     assert!(short[0].unreadable[0].reason.contains("no reply"));
 }
 
 #[test]
 fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
     let n = ns();
-    let keys: Vec<&[u8]> = vec![
-        b"pt:queue:jobs",
-        b"pt:queue:mail",
-        b"pt:queue:mail:dead",
-        b"pt:queue:mail:extra",
-        b"pt:queue-names",
+    let keys: Vec<String> = vec![
+        queue::stream_key(&n, "jobs"),
+        queue::stream_key(&n, "mail"),
+        queue::dead_key(&n, "mail"),
+        format!("{}:extra", queue::stream_key(&n, "mail")),
+        "pt:queue-names".to_string(),
     ];
-    let reads = QueueReads::from_keys(&n, keys);
+    let reads = QueueReads::from_keys(&n, keys.iter().map(|k| k.as_bytes()));
     assert_eq!(reads.commands(), 14);
     let mut pipe = redis::pipe();
     reads.add_to(&mut pipe);
@@ -292,7 +292,7 @@ fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
     ];
     let stats = reads.parse(&replies, Some(4000));
     assert_eq!(stats.len(), 3);
-    assert_eq!(stats[0].key, "pt:queue:jobs");
+    assert_eq!(stats[0].key, queue::stream_key(&n, "jobs"));
     assert!(
         stats[0]
             .unreadable
@@ -307,9 +307,68 @@ fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
         (3, Some(2), 1, 2)
     );
     assert_eq!(mail.oldest_pending_age_ms, Some(3000));
-    assert_eq!(stats[2].key, "pt:queue:mail:extra");
+    assert_eq!(stats[2].key, "pt:queue:{mail}:extra");
     assert!(stats[2].unreadable.is_some());
     // Too few replies: the queue is unreadable, not a panic.
-    let short = QueueReads::from_keys(&n, [b"pt:queue:q".as_slice()]).parse(&replies[..3], None);
+    let q = queue::stream_key(&n, "q");
+    let short = QueueReads::from_keys(&n, [q.as_bytes()]).parse(&replies[..3], None);
     assert!(short[0].unreadable.as_deref().unwrap().contains("no reply"));
+}
+
+/// Keys an older clusterops left (before hash tags), or odd shapes under a
+/// family: unreadable, with the key and the layout they miss, whatever
+/// their value; never a lock, a channel or a queue.
+#[test]
+fn keys_not_in_the_hash_tagged_layout_are_unreadable_with_the_reason() {
+    let n = ns();
+    let layout = "not in the hash-tagged layout";
+    let old_locks: Vec<&[u8]> = vec![b"pt:lock:jobs", b"pt:lock:{a}b"];
+    let reads = LockReads::from_keys(&n, old_locks);
+    // Held-looking replies: the key shape alone makes them unreadable.
+    let held = [
+        Value::Int(5000),
+        bulk("3|1700000000000|0123456789abcdef|n1"),
+    ];
+    let found = reads.parse(&[held.clone(), held].concat());
+    assert!(found.holders.is_empty(), "{found:?}");
+    let keys: Vec<&str> = found.unreadable.iter().map(|u| u.key.as_str()).collect();
+    assert_eq!(keys, ["pt:lock:jobs", "pt:lock:{a}b"]);
+    for u in &found.unreadable {
+        let shape = lock_key(&n, "<name>");
+        assert!(
+            u.reason.contains(layout) && u.reason.contains(&shape),
+            "{u:?}"
+        );
+        assert!(u.reason.contains("docs/redis-keys.md"), "{u:?}");
+    }
+
+    let old_signals: Vec<&[u8]> = vec![b"pt:signal:events", b"pt:signal:events:cursors"];
+    let streams = StreamReads::from_keys(&n, old_signals);
+    assert_eq!(streams.commands(), 0, "nothing of an old key is read");
+    let infos = streams.parse(&[], 0);
+    let bad: Vec<&str> = infos
+        .iter()
+        .flat_map(|i| &i.unreadable)
+        .map(|u| u.key.as_str())
+        .collect();
+    assert_eq!(bad, ["pt:signal:events", "pt:signal:events:cursors"]);
+    assert!(
+        infos
+            .iter()
+            .flat_map(|i| &i.unreadable)
+            .all(|u| u.reason.contains(layout))
+    );
+
+    let old_queues: Vec<&[u8]> = vec![b"pt:queue:jobs", b"pt:queue:jobs:dead"];
+    let queues = QueueReads::from_keys(&n, old_queues);
+    assert_eq!(queues.commands(), 0, "nothing of an old key is read");
+    let stats = queues.parse(&[], None);
+    assert_eq!(stats.len(), 2);
+    for st in &stats {
+        assert!(st.key.starts_with("pt:queue:jobs"), "{st:?}");
+        assert!(
+            st.unreadable.as_deref().unwrap_or("").contains(layout),
+            "{st:?}"
+        );
+    }
 }

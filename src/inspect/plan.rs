@@ -8,9 +8,10 @@
 //! [`parse_scan`]).
 
 use super::server_read::SCAN_COUNT;
-use crate::adapters::lock::LockReads;
+use crate::adapters::lock::{LOCK_FAMILY, LockReads};
 use crate::adapters::pubsub::StreamReads;
-use crate::adapters::queue::QueueReads;
+use crate::adapters::pubsub::keys::SIGNAL_FAMILY;
+use crate::adapters::queue::{QUEUE_FAMILY, QueueReads};
 use crate::adapters::worker_id;
 use crate::config::Namespace;
 use redis::Value;
@@ -33,9 +34,9 @@ impl Roles {
     /// The key families found by SCAN (their first path segment).
     pub(crate) fn scanned(&self) -> Vec<&'static str> {
         [
-            (self.locks, "lock:"),
-            (self.streams, "signal:"),
-            (self.queues, "queue:"),
+            (self.locks, LOCK_FAMILY),
+            (self.streams, SIGNAL_FAMILY),
+            (self.queues, QUEUE_FAMILY),
         ]
         .into_iter()
         .filter_map(|(on, family)| on.then_some(family))
@@ -150,8 +151,8 @@ impl Prepared {
 
 /// The SCAN pattern covering `families` (`lock:`, `signal:`, `queue:`): one
 /// character class per position over their first five characters, e.g.
-/// `{ns}:[lqs][iou][ceg][knu][:ae]*` for all three, which leaves out
-/// `{ns}:lock-fence:*` (one family alone: `{ns}:lock:*`). Keys it matches
+/// `<ns>:[lqs][iou][ceg][knu][:ae]*` for all three, which leaves out
+/// `<ns>:lock-fence:*` (one family alone: `<ns>:lock:*`). Keys it matches
 /// outside the families are ignored by the reads.
 pub fn scan_pattern(ns: &Namespace, families: &[&str]) -> String {
     if let [one] = families {
@@ -233,11 +234,11 @@ mod tests {
     fn a_scan_reply_that_is_not_cursor_and_keys_is_an_error_not_a_panic() {
         let ok = Value::Array(vec![
             Value::BulkString(b"17".to_vec()),
-            Value::Array(vec![Value::BulkString(b"c1:lock:a".to_vec())]),
+            Value::Array(vec![Value::BulkString(b"c1:lock:{a}".to_vec())]),
         ]);
         assert_eq!(
             parse_scan(&ok).unwrap(),
-            (b"17".to_vec(), vec![b"c1:lock:a".to_vec()])
+            (b"17".to_vec(), vec![b"c1:lock:{a}".to_vec()])
         );
         let denied = redis::parse_redis_value(b"-NOPERM no permissions\r\n").unwrap();
         assert!(parse_scan(&denied).unwrap_err().contains("NOPERM"));
@@ -254,7 +255,10 @@ mod tests {
             streams: true,
             queues: true,
         };
-        let keys = vec![b"c1:lock:a".to_vec(), b"c1:queue:q".to_vec()];
+        let keys = vec![
+            crate::adapters::lock::lock_key(&ns, "a").into_bytes(),
+            crate::adapters::queue::stream_key(&ns, "q").into_bytes(),
+        ];
         let plan = Prepared::new(&ns, all, keys);
         assert!(plan.fits(&ns, all));
         assert!(!plan.fits(&Namespace::new("c2").unwrap(), all));

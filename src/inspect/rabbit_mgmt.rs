@@ -4,7 +4,7 @@
 //! is set (its user and password, else the AMQP URL's), else on port 15672
 //! of the AMQP host, with the AMQP URL's user, password and virtual host;
 //! one `GET /api/queues/{vhost}` filtered to the cluster's queues
-//! (`^{ns}\.`, at most [`PAGE_SIZE`]). For an `amqps://` URL the default is
+//! (`^<ns>\.`, at most [`PAGE_SIZE`]). For an `amqps://` URL the default is
 //! HTTPS on port 15671 (the plugin's TLS listener), trusting the URL's
 //! `?cacertfile=` besides the built-in public roots.
 

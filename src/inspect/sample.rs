@@ -5,7 +5,10 @@
 //! messages. `clusterops bench status` times snapshots of it, and the
 //! request-count tests read it.
 
+use crate::adapters::lock::{fence_key, lock_key};
+use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
 use crate::adapters::queue::{MessageQueue, QueueError, QueueOptions, RedisQueue};
+use crate::adapters::worker_id::lease_key;
 use crate::config::{Namespace, SecretUrl};
 use crate::node::registry::{NodeRecord, Registry};
 use crate::node::shared::now_ms;
@@ -21,6 +24,26 @@ pub const LOCKS: usize = 1000;
 pub const STREAMS: usize = 10;
 /// Redis queues (`queue-0` ...).
 pub const QUEUES: usize = 10;
+
+/// The id of sample node `i`.
+pub fn node_id(i: usize) -> String {
+    format!("node-{i:02}")
+}
+
+/// The name of sample lock `i`.
+pub fn lock_name(i: usize) -> String {
+    format!("job-{i}")
+}
+
+/// The name of sample channel `s`.
+pub fn channel_name(s: usize) -> String {
+    format!("channel-{s}")
+}
+
+/// The name of sample queue `q`.
+pub fn queue_name(q: usize) -> String {
+    format!("queue-{q}")
+}
 
 /// Writing the sample state failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +67,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
     let registry = Registry::new(ns.clone(), Duration::from_secs(600));
     let mut pipe = redis::pipe();
     for i in 0..NODES {
-        let node = format!("node-{i:02}");
+        let node = node_id(i);
         let record = NodeRecord {
             node_id: node.clone(),
             host: "bench".into(),
@@ -65,7 +88,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
         };
         registry.heartbeat(conn, &record).await?;
         pipe.cmd("SET")
-            .arg(ns.key(&format!("worker:{i}")))
+            .arg(lease_key(ns, i as u8))
             .arg(format!(r#"{{"node":"{node}","pid":1,"host":"bench","acquired_at_ms":{now},"token":"t{i}"}}"#))
             .arg("PX")
             .arg(600_000)
@@ -73,18 +96,18 @@ pub async fn write_sample<C: ConnectionLike + Send>(
     }
     for i in 0..LOCKS {
         pipe.cmd("SET")
-            .arg(ns.key(&format!("lock:job-{i}")))
-            .arg(format!("{}|{now}|{:016x}|node-{:02}", i + 1, i, i % NODES))
+            .arg(lock_key(ns, &lock_name(i)))
+            .arg(format!("{}|{now}|{:016x}|{}", i + 1, i, node_id(i % NODES)))
             .arg("PX")
             .arg(600_000)
             .ignore();
         pipe.cmd("SET")
-            .arg(ns.key(&format!("lock-fence:job-{i}")))
+            .arg(fence_key(ns, &lock_name(i)))
             .arg(i + 1)
             .ignore();
     }
     for s in 0..STREAMS {
-        let key = ns.key(&format!("signal:channel-{s}"));
+        let key = stream_key(ns, &channel_name(s));
         for m in 0..20 {
             pipe.cmd("XADD")
                 .arg(&key)
@@ -98,13 +121,13 @@ pub async fn write_sample<C: ConnectionLike + Send>(
                 .ignore();
         }
         pipe.cmd("SET")
-            .arg(ns.key(&format!("signal:channel-{s}:seq")))
+            .arg(seq_key(ns, &channel_name(s)))
             .arg(20)
             .ignore();
         for n in 0..NODES {
             pipe.cmd("HSET")
-                .arg(ns.key(&format!("signal:channel-{s}:cursors")))
-                .arg(format!("node-{n:02}"))
+                .arg(cursors_key(ns, &channel_name(s)))
+                .arg(node_id(n))
                 .arg(format!(r#"{{"id":"0-1","seq":{},"at_ms":{now}}}"#, n % 20))
                 .ignore();
         }
@@ -114,7 +137,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
     for q in 0..QUEUES {
         for m in 0..20 {
             queue
-                .publish(&format!("queue-{q}"), format!("{m}").as_bytes())
+                .publish(&queue_name(q), format!("{m}").as_bytes())
                 .await?;
         }
     }

@@ -13,9 +13,10 @@
 //! adapters' own read halves; only read commands are sent.
 
 use super::plan::{Prepared, add_scan, parse_scan, slot};
-use crate::adapters::lock::{LockInspection, LockReads};
+use crate::adapters::lock::{self, LockInspection, LockReads};
+use crate::adapters::pubsub::keys::SIGNAL_FAMILY;
 use crate::adapters::pubsub::{StreamInfo, StreamReads};
-use crate::adapters::queue::{QueueReads, QueueStats};
+use crate::adapters::queue::{QUEUE_FAMILY, QueueReads, QueueStats};
 use crate::adapters::worker_id::{self, LeaseSlot};
 use crate::config::Namespace;
 use crate::node::maintenance::{self, MaintenanceRead};
@@ -184,14 +185,14 @@ pub async fn read<C: ConnectionLike + Send>(
         Some((new, at, still))
     });
     let new_streams = plan.streams.as_ref().map(|_| {
-        (!same("signal:")).then(|| {
+        (!same(SIGNAL_FAMILY)).then(|| {
             let now = StreamReads::from_keys(ns, slices());
             let at = slot(&mut pipe, |p| now.add_to(p));
             (now, at)
         })
     });
     let new_queues = plan.queues.as_ref().map(|_| {
-        (!same("queue:")).then(|| {
+        (!same(QUEUE_FAMILY)).then(|| {
             let now = QueueReads::from_keys(ns, slices());
             let at = slot(&mut pipe, |p| now.add_to(p));
             (now, at)
@@ -217,10 +218,9 @@ pub async fn read<C: ConnectionLike + Send>(
             let Some((new, at, still)) = changed else {
                 return Ok(found);
             };
-            let prefix = ns.key("lock:");
             found
                 .holders
-                .retain(|h| still.contains(&format!("{prefix}{}", h.name)));
+                .retain(|h| still.contains(&lock::lock_key(ns, &h.name)));
             found.unreadable.retain(|u| still.contains(&u.key));
             let added = new.parse(part(&at)?);
             found.holders.extend(added.holders);
@@ -251,7 +251,7 @@ pub async fn read<C: ConnectionLike + Send>(
 
 /// The node registry and the maintenance flag, on their own so the nodes'
 /// health checks can start while the other reads are still running: one
-/// pipeline (`ZRANGE {ns}:nodes`, `GET {ns}:maintenance`, and `GET` +
+/// pipeline (`ZRANGE <ns>:nodes:{<ns>}`, `GET <ns>:maintenance`, and `GET` +
 /// `PTTL` of the records of `known_ids`, the nodes of the last snapshot),
 /// then, only when the index names other nodes, one of their records.
 /// `Err` only when the server cannot be read.

@@ -2,7 +2,7 @@
 //! is set every node answers 503 on app routes and on its health check, so
 //! the load balancer takes them out and serves its maintenance page.
 //!
-//! Key: `{ns}:maintenance` (string, JSON [`MaintenanceFlag`], no TTL).
+//! Key: `<ns>:maintenance` (string, JSON [`MaintenanceFlag`], no TTL).
 
 use crate::config::Namespace;
 use redis::aio::ConnectionLike;
@@ -37,7 +37,7 @@ pub enum MaintenanceRead {
     },
 }
 
-/// `{ns}:maintenance`.
+/// `<ns>:maintenance`.
 pub fn key(ns: &Namespace) -> String {
     ns.key("maintenance")
 }
@@ -57,7 +57,7 @@ pub async fn read<C: ConnectionLike + Send>(
     Ok(parse(&key(ns), &value))
 }
 
-/// Append the flag's read (`GET {ns}:maintenance`, one command) to a
+/// Append the flag's read (`GET <ns>:maintenance`, one command) to a
 /// pipeline; [`parse`] reads its reply.
 pub fn add_read(pipe: &mut redis::Pipeline, ns: &Namespace) {
     pipe.cmd("GET").arg(key(ns));

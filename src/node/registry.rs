@@ -2,19 +2,33 @@
 //! heartbeats with a TTL of about three heartbeats so a killed node
 //! disappears by itself, plus a sorted-set index so readers need no SCAN.
 //!
-//! Keys (see docs/redis-keys.md): `{ns}:node:{node_id}` (string, JSON
-//! [`NodeRecord`], PX ttl) and `{ns}:nodes` (zset: node id → last heartbeat ms).
+//! Keys (see docs/redis-keys.md): `<ns>:node:{<ns>}:<node_id>` (string, JSON
+//! [`NodeRecord`], PX ttl) and `<ns>:nodes:{<ns>}` (zset: node id → last heartbeat ms).
 
+use crate::adapters::hash_tag::tag;
 use crate::config::Namespace;
 use redis::aio::ConnectionLike;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// `{ns}:queue-names` (set): the queues nodes consume, kept in the
+/// `<ns>:queue-names` (set): the queues nodes consume, kept in the
 /// coordination Redis so the inspector can find RabbitMQ queues (AMQP
 /// cannot list them).
 pub const QUEUE_CATALOGUE: &str = "queue-names";
+
+/// `<ns>:node:{<ns>}:<node_id>`: a node's record. The records and the
+/// index of a namespace share the hash tag `{<ns>}`: the heartbeat and the
+/// clean removal write a record and the index in one MULTI, so in a Redis
+/// Cluster they all live in one slot.
+pub fn record_key(ns: &Namespace, node_id: &str) -> String {
+    ns.key(&format!("node:{}:{node_id}", tag(ns.name())))
+}
+
+/// `<ns>:nodes:{<ns>}`: the index of the records (zset).
+pub fn index_key(ns: &Namespace) -> String {
+    ns.key(&format!("nodes:{}", tag(ns.name())))
+}
 
 /// What a node says about itself, every heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,14 +102,14 @@ impl Registry {
         Self { ns, ttl }
     }
 
-    /// `{ns}:node:{node_id}`.
+    /// `<ns>:node:{<ns>}:<node_id>` ([`record_key`]).
     pub fn record_key(&self, node_id: &str) -> String {
-        self.ns.key(&format!("node:{node_id}"))
+        record_key(&self.ns, node_id)
     }
 
-    /// `{ns}:nodes`.
+    /// `<ns>:nodes:{<ns>}` ([`index_key`]).
     pub fn index_key(&self) -> String {
-        self.ns.key("nodes")
+        index_key(&self.ns)
     }
 
     /// Write a heartbeat: the record with a fresh TTL, its index entry, and
@@ -197,7 +211,7 @@ impl Registry {
         Ok(self.parse_records(&ids, &replies))
     }
 
-    /// Append the read of the index (`ZRANGE {ns}:nodes 0 -1`, one command).
+    /// Append the read of the index (`ZRANGE <ns>:nodes:{<ns>} 0 -1`, one command).
     pub fn add_index_read(&self, pipe: &mut redis::Pipeline) {
         pipe.cmd("ZRANGE").arg(self.index_key()).arg(0).arg(-1);
     }
@@ -282,4 +296,21 @@ pub fn parse_entry(key: &str, value: &redis::Value, ttl: &redis::Value) -> Optio
             reason: format!("not a node record: {e}"),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::hash_tag::key_slot;
+
+    #[test]
+    fn records_and_index_of_a_namespace_share_one_slot() {
+        let ns = Namespace::new("clusterops").unwrap();
+        assert_eq!(record_key(&ns, "a"), "clusterops:node:{clusterops}:a");
+        assert_eq!(index_key(&ns), "clusterops:nodes:{clusterops}");
+        let slot = key_slot(index_key(&ns).as_bytes());
+        for node in ["a", "node-7", "web-1:8080", "odd{id}"] {
+            assert_eq!(key_slot(record_key(&ns, node).as_bytes()), slot, "{node}");
+        }
+    }
 }

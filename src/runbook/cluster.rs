@@ -188,7 +188,7 @@ pub trait ClusterOps: Send + Sync {
     ) -> Result<Box<dyn RunbookLockGuard>, LockAcquireError>;
 
     /// Mirror one journal line (a JSON object) to the cluster, e.g. with
-    /// [`super::journal::mirror_to_redis`] (`XADD {ns}:runbook:journal MAXLEN ~`).
+    /// [`super::journal::mirror_to_redis`] (`XADD <ns>:runbook:journal MAXLEN ~`).
     /// A failure is shown to the operator and does not stop the run.
     async fn mirror_journal(&self, line: &str) -> Result<(), ClusterError>;
 

@@ -1,6 +1,6 @@
 //! The journal: every runbook event appended (and fsynced) as one JSON line
 //! to `<state dir>/<cluster>/journal.jsonl`, mirrored to the Redis stream
-//! `{ns}:runbook:journal`; read back to resume a run and for the audit.
+//! `<ns>:runbook:journal`; read back to resume a run and for the audit.
 
 use super::backup::BackupRecord;
 use super::cluster::Actor;
@@ -492,12 +492,12 @@ impl RunState {
     }
 }
 
-/// `{ns}:runbook:journal`.
+/// `<ns>:runbook:journal`.
 pub fn mirror_key(ns: &Namespace) -> String {
     ns.key("runbook:journal")
 }
 
-/// Mirror one journal line: `XADD {ns}:runbook:journal MAXLEN ~ 10000 *
+/// Mirror one journal line: `XADD <ns>:runbook:journal MAXLEN ~ 10000 *
 /// entry <json>`. Returns the stream entry id.
 pub async fn mirror_to_redis<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,

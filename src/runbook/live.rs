@@ -2,7 +2,7 @@
 //! its [`Config`]: the preflight is the `check` suite on a fresh inspector
 //! snapshot, the maintenance flag is `node::maintenance`, the nodes come
 //! from the registry, the leases from `worker_id::read_leases`, the runbook
-//! lock is the library's Redis lock (`{ns}:lock:runbook`) and the journal
+//! lock is the library's Redis lock (`<ns>:lock:{runbook}`) and the journal
 //! is mirrored with `journal::mirror_to_redis`. Everything lives in the
 //! coordination Redis (`Config::coordination_redis`).
 
@@ -21,7 +21,7 @@ use crate::node::maintenance::{self, MaintenanceFlag, MaintenanceRead};
 use crate::node::registry::{Registry, RegistryEntry};
 use std::time::Duration;
 
-/// Name of the runbook lock (key `{ns}:lock:runbook`).
+/// Name of the runbook lock (key `<ns>:lock:{runbook}`).
 pub const LOCK_NAME: &str = "runbook";
 
 /// TTL of the runbook lock; the guard's watchdog renews it every third.

@@ -105,8 +105,8 @@ fn scenario(time_budget: Option<Duration>, report: &mut Report) -> Result<(), St
     db.query(SCHEMA);
     let client = redis::Client::open(ns.url.as_str()).map_err(|e| e.to_string())?;
     let mut redis = client.get_connection().map_err(|e| format!("redis: {e}"))?;
-    let lock_key = format!("{}:lock:{LOCK}", ns.name);
-    let fence_key = format!("{}:lock-fence:{LOCK}", ns.name);
+    let lock_key = clusterops::adapters::lock::lock_key(&ns.namespace(), LOCK);
+    let fence_key = clusterops::adapters::lock::fence_key(&ns.namespace(), LOCK);
     redis::cmd("SET")
         .arg(&fence_key)
         .arg(BASE)

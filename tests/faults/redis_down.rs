@@ -127,7 +127,8 @@ async fn registry(
 async fn lease_holder(cluster: &TestCluster, url: &str, worker_id: u64) -> Option<String> {
     let client = redis::Client::open(url).ok()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    let key = cluster.ns.namespace().key(&format!("worker:{worker_id}"));
+    let id = u8::try_from(worker_id).ok()?;
+    let key = clusterops::adapters::worker_id::lease_key(&cluster.ns.namespace(), id);
     let value: Option<String> = redis::cmd("GET")
         .arg(key)
         .query_async(&mut conn)

@@ -11,6 +11,7 @@
 mod upgrade_support;
 
 use crate::harness::{Budget, Report};
+use clusterops::adapters::lock;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -330,12 +331,12 @@ fn audit_steps(rig: &Rig) -> Vec<(String, String)> {
 
 /// Whether the runbook lock is free: its key is gone from the cluster.
 fn lock_free(rig: &Rig) -> bool {
-    let key = format!("{}:lock:runbook", rig.ns());
+    let key = lock::lock_key(&rig.cluster.ns.namespace(), "runbook");
     !rig.cluster.ns.keys().contains(&key)
 }
 
 fn fencing_token(rig: &Rig) -> String {
-    let key = format!("{}:lock-fence:runbook", rig.ns());
+    let key = lock::fence_key(&rig.cluster.ns.namespace(), "runbook");
     redis::Client::open(rig.cluster.ns.url.as_str())
         .and_then(|c| c.get_connection())
         .and_then(|mut c| redis::cmd("GET").arg(key).query::<Option<String>>(&mut c))

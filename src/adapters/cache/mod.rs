@@ -21,7 +21,7 @@ pub use bloom::{BloomParams, MAX_BLOOM_BITS};
 pub use json::CacheJsonExt;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
-pub use redis_bloom::BloomImpl;
+pub use redis_bloom::{BloomImpl, bloom_key, bloom_meta_key};
 
 use crate::adapters::redis_conn::ConnectError;
 use crate::config::{CacheStore, Config};

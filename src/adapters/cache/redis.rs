@@ -1,4 +1,4 @@
-//! The Redis cache backend: entries are strings at `{ns}:cache:{key}` set
+//! The Redis cache backend: entries are strings at `<ns>:cache:<key>` set
 //! with `PX`; delete by prefix walks `SCAN MATCH` (glob-escaped prefix) and
 //! `UNLINK`s in batches. Bloom filters are in `redis_bloom`.
 
@@ -78,7 +78,7 @@ impl RedisCache {
         self.blooms.implementation().await
     }
 
-    /// The Redis key of a cache key: `{ns}:cache:{key}`.
+    /// The Redis key of a cache key: `<ns>:cache:<key>`.
     pub fn redis_key(&self, key: &str) -> String {
         self.namespace.key(&format!("cache:{key}"))
     }
@@ -109,12 +109,17 @@ impl RedisCache {
                 .await
                 .map_err(|e| CacheError::redis("SCAN", &pattern, e))?;
             if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
+                // One UNLINK per key (one pipeline): cache keys carry no hash
+                // tag, so in a Redis Cluster they are in different slots.
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("UNLINK").arg(key);
+                }
+                let n: Vec<u64> = pipe
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| CacheError::redis("UNLINK", &pattern, e))?;
-                deleted += n;
+                deleted += n.iter().sum::<u64>();
             }
             if next == 0 {
                 break;

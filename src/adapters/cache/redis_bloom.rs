@@ -6,6 +6,7 @@
 
 use super::bloom::{BloomParams, HASH_SCHEME, MAX_BLOOM_BITS, MAX_BLOOM_HASHES, item_hashes};
 use super::{CacheError, validate_bloom_name};
+use crate::adapters::hash_tag::tag;
 use crate::adapters::redis_conn::SharedConn;
 use crate::config::Namespace;
 use redis::Script;
@@ -131,6 +132,19 @@ pub(crate) struct RedisBlooms {
     module_ops: Script,
 }
 
+/// `<ns>:bloom:{<name>}`: a Bloom filter's data (bitmap or RedisBloom).
+/// Its meta hash shares the hash tag `{<name>}`: the reserve script writes
+/// both and every operation checks both, so in a Redis Cluster they live
+/// in one slot.
+pub fn bloom_key(ns: &Namespace, name: &str) -> String {
+    ns.key(&format!("bloom:{}", tag(name)))
+}
+
+/// `<ns>:bloom:{<name>}:meta`: a Bloom filter's parameters (hash).
+pub fn bloom_meta_key(ns: &Namespace, name: &str) -> String {
+    format!("{}:meta", bloom_key(ns, name))
+}
+
 impl RedisBlooms {
     pub(crate) fn new(conn: SharedConn, namespace: Namespace) -> Self {
         Self {
@@ -147,11 +161,12 @@ impl RedisBlooms {
         self.imp = OnceCell::new_with(Some(imp));
     }
 
-    /// `{ns}:bloom:{name}` and `{ns}:bloom:{name}:meta`.
+    /// `<ns>:bloom:{<name>}` and `<ns>:bloom:{<name>}:meta`.
     pub(crate) fn keys(&self, name: &str) -> (String, String) {
-        let data = self.namespace.key(&format!("bloom:{name}"));
-        let meta = format!("{data}:meta");
-        (data, meta)
+        (
+            bloom_key(&self.namespace, name),
+            bloom_meta_key(&self.namespace, name),
+        )
     }
 
     /// Detect once whether the server has the `BF.*` commands.
@@ -344,5 +359,25 @@ impl RedisBlooms {
             .await
             .map_err(|e| CacheError::redis("UNLINK", data, e))?;
         Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::hash_tag::key_slot;
+
+    #[test]
+    fn a_filter_and_its_meta_hash_share_one_slot() {
+        let ns = Namespace::new("clusterops").unwrap();
+        assert_eq!(bloom_key(&ns, "seen"), "clusterops:bloom:{seen}");
+        assert_eq!(bloom_meta_key(&ns, "seen"), "clusterops:bloom:{seen}:meta");
+        for name in ["seen", "a", "emails.v2", "x-y_z"] {
+            assert_eq!(
+                key_slot(bloom_key(&ns, name).as_bytes()),
+                key_slot(bloom_meta_key(&ns, name).as_bytes()),
+                "{name}"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! force-release.
 
 use super::LockError;
-use super::redis::{lock_key, release_channel};
+use super::keys::{LOCK_FAMILY, lock_key, lock_name_of, release_channel};
 use super::validate_name;
 use crate::config::Namespace;
 use redis::aio::ConnectionLike;
@@ -94,7 +94,7 @@ fn ser_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// One held lock as read from Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockHolderInfo {
-    /// The lock name (the key without `{ns}:lock:`).
+    /// The lock name (what is inside the braces of `<ns>:lock:{<name>}`).
     pub name: String,
     /// The holder's node id.
     pub holder_node: String,
@@ -116,7 +116,8 @@ impl LockHolderInfo {
     }
 }
 
-/// A key under `{ns}:lock:` that is not a well-formed lock.
+/// A key under `<ns>:lock:` that is not a well-formed lock (its name or its
+/// value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnreadableLock {
     /// The full key name (lossy UTF-8).
@@ -147,18 +148,13 @@ fn preview(raw: &[u8]) -> String {
     format!("{:?}{dots}", String::from_utf8_lossy(cut))
 }
 
-/// Interpret the PTTL and GET replies of one lock key.
-fn read_one(prefix: &str, key: &[u8], pttl: &Value, get: &Value) -> Read {
-    let name = match std::str::from_utf8(key) {
-        Ok(k) => k.strip_prefix(prefix).unwrap_or(k),
-        Err(_) => return Read::Unreadable("key name is not UTF-8".to_string()),
+/// Interpret the PTTL and GET replies of one lock key. A key that is not
+/// `<ns>:lock:{<name>}` is unreadable whatever it holds.
+fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value) -> Read {
+    let name = match lock_name_of(ns, key) {
+        Ok(name) => name,
+        Err(reason) => return Read::Unreadable(reason),
     };
-    if let Err(e) = validate_name(name) {
-        if let LockError::InvalidName { reason, .. } = e {
-            return Read::Unreadable(format!("not a valid lock name ({reason})"));
-        }
-        return Read::Unreadable("not a valid lock name".to_string());
-    }
     let raw = match get {
         Value::Nil => return Read::Gone,
         Value::BulkString(raw) => raw,
@@ -197,15 +193,17 @@ fn read_one(prefix: &str, key: &[u8], pttl: &Value, get: &Value) -> Read {
 /// the inspector, which puts these reads in one pipeline with the others.
 #[derive(Debug, Clone, Default)]
 pub struct LockReads {
-    prefix: String,
+    ns: Option<Namespace>,
     keys: Vec<Vec<u8>>,
 }
 
 impl LockReads {
     /// The lock keys among `keys` (what a SCAN found): those under
-    /// `{ns}:lock:`, deduplicated and sorted; other keys are ignored.
+    /// `<ns>:lock:`, deduplicated and sorted; other keys are ignored (keys
+    /// under it that are not `<ns>:lock:{<name>}` are read, and reported
+    /// as unreadable).
     pub fn from_keys<'a>(ns: &Namespace, keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let prefix = ns.key("lock:");
+        let prefix = ns.key(LOCK_FAMILY);
         let mut keys: Vec<Vec<u8>> = keys
             .into_iter()
             .filter(|k| k.starts_with(prefix.as_bytes()))
@@ -213,7 +211,10 @@ impl LockReads {
             .collect();
         keys.sort();
         keys.dedup();
-        Self { prefix, keys }
+        Self {
+            ns: Some(ns.clone()),
+            keys,
+        }
     }
 
     /// How many commands [`LockReads::add_to`] appends.
@@ -229,7 +230,7 @@ impl LockReads {
     /// The same reads for the keys `keep` accepts.
     pub fn only(&self, keep: impl Fn(&[u8]) -> bool) -> Self {
         Self {
-            prefix: self.prefix.clone(),
+            ns: self.ns.clone(),
             keys: self.keys.iter().filter(|k| keep(k)).cloned().collect(),
         }
     }
@@ -247,8 +248,8 @@ impl LockReads {
     pub fn parse(&self, replies: &[Value]) -> LockInspection {
         let mut out = LockInspection::default();
         for (i, key) in self.keys.iter().enumerate() {
-            let read = match (replies.get(2 * i), replies.get(2 * i + 1)) {
-                (Some(pttl), Some(get)) => read_one(&self.prefix, key, pttl, get),
+            let read = match (&self.ns, replies.get(2 * i), replies.get(2 * i + 1)) {
+                (Some(ns), Some(pttl), Some(get)) => read_one(ns, key, pttl, get),
                 _ => Read::Unreadable("no reply from Redis".to_string()),
             };
             match read {
@@ -283,7 +284,7 @@ async fn run_reads<C: ConnectionLike + Send>(
     Ok(reads.parse(&replies))
 }
 
-/// Every lock under `{ns}:lock:` (SCAN, then one pipeline of PTTL and GET
+/// Every lock under `<ns>:lock:` (SCAN, then one pipeline of PTTL and GET
 /// per key; no writes). Keys that are not well-formed locks are listed in
 /// [`LockInspection::unreadable`] with the reason; locks that expire while
 /// being read are left out.
@@ -291,7 +292,7 @@ pub async fn read_holders<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
 ) -> Result<LockInspection, LockError> {
-    let pattern = ns.pattern("lock:*");
+    let pattern = ns.pattern(&format!("{LOCK_FAMILY}*"));
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut cursor: u64 = 0;
     loop {

@@ -17,6 +17,7 @@
 
 mod guard;
 mod inspect;
+mod keys;
 mod local;
 mod redis;
 mod waiters;
@@ -27,6 +28,7 @@ pub use inspect::{
     ForceReleaseOutcome, HolderValue, LockHolderInfo, LockInspection, LockReads, UnreadableLock,
     force_release, read_holder, read_holders,
 };
+pub use keys::{LOCK_FAMILY, fence_key, lock_key, lock_name_of};
 pub use local::LocalLock;
 pub use redis::RedisLock;
 
@@ -74,7 +76,7 @@ pub enum LockError {
     /// A lock name the backend refuses.
     #[error(
         "lock name {name:?} is not accepted ({reason}); use 1 to {MAX_NAME_LEN} printable \
-         ASCII characters without spaces or * ? [ ] \\"
+         ASCII characters without spaces or * ? [ ] \\ {{ }}"
     )]
     InvalidName {
         /// The name given.
@@ -212,7 +214,8 @@ pub async fn from_adapter(
 }
 
 /// Check a lock name: 1 to [`MAX_NAME_LEN`] printable ASCII characters, no
-/// space, no SCAN glob characters.
+/// space, no SCAN glob characters, no `{` or `}` (the name is the hash tag
+/// of its keys, `<ns>:lock:{<name>}`: a brace in it would change the tag).
 pub fn validate_name(name: &str) -> Result<(), LockError> {
     let reason = if name.is_empty() {
         Some("empty")
@@ -222,6 +225,8 @@ pub fn validate_name(name: &str) -> Result<(), LockError> {
         Some("not printable ASCII or contains a space")
     } else if name.contains(['*', '?', '[', ']', '\\']) {
         Some("contains a glob character")
+    } else if name.contains(['{', '}']) {
+        Some("contains { or }, which would change its keys' Redis Cluster hash tag")
     } else {
         None
     };

@@ -6,6 +6,7 @@
 
 use super::guard::Lease;
 use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
+use super::keys::{fence_key, lock_key, release_channel};
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
 use super::{
@@ -22,22 +23,6 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-
-/// The lock key of `name`: a string holding the holder value, with PX TTL.
-pub(crate) fn lock_key(ns: &Namespace, name: &str) -> String {
-    ns.key(&format!("lock:{name}"))
-}
-
-/// The fencing counter of `name`: an integer string, no TTL.
-pub(crate) fn fence_key(ns: &Namespace, name: &str) -> String {
-    ns.key(&format!("lock-fence:{name}"))
-}
-
-/// The pub/sub channel every release of the namespace is published on; the
-/// message is the lock name.
-pub(crate) fn release_channel(ns: &Namespace) -> String {
-    ns.key("lock-released")
-}
 
 /// KEYS: lock, fence. ARGV: ttl ms, value suffix `|{acquired_ms}|{guard_id}|{node_id}`.
 /// Free: sets the lock to `{token}{suffix}` and returns the token (≥ 1).

@@ -7,8 +7,9 @@
 //! Also [`forget_node`], the one writing helper: drop a dead node's cursors.
 
 use super::envelope::decode_cursor;
+use super::keys::{Role, SIGNAL_FAMILY, cursors_pattern, parse_key, stream_key};
 use super::reply::{self, bytes, text};
-use super::{PubsubError, is_valid_channel, now_ms};
+use super::{PubsubError, now_ms};
 use crate::config::Namespace;
 use ::redis::Value;
 use ::redis::aio::ConnectionLike;
@@ -18,9 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One channel as seen in Redis.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StreamInfo {
-    /// The channel name (for an unrecognised key: the part after `signal:`).
+    /// The channel name (for an unrecognised key: the part after
+    /// `<ns>:signal:`).
     pub channel: String,
-    /// The stream key, `{ns}:signal:{channel}`.
+    /// The stream key, `<ns>:signal:{<channel>}`.
     pub key: String,
     /// Entries in the stream now (0 when the stream does not exist).
     pub length: u64,
@@ -62,13 +64,6 @@ pub struct Unreadable {
     pub reason: String,
 }
 
-#[derive(Debug)]
-enum Role {
-    Stream,
-    Cursors,
-    Seq,
-}
-
 async fn scan<C: ConnectionLike + Send>(
     conn: &mut C,
     pattern: &str,
@@ -96,18 +91,6 @@ async fn scan<C: ConnectionLike + Send>(
     }
 }
 
-fn classify(prefix: &str, key: &str) -> Option<(String, Role)> {
-    let rest = key.strip_prefix(prefix)?;
-    let (channel, role) = if let Some(c) = rest.strip_suffix(":cursors") {
-        (c, Role::Cursors)
-    } else if let Some(c) = rest.strip_suffix(":seq") {
-        (c, Role::Seq)
-    } else {
-        (rest, Role::Stream)
-    };
-    is_valid_channel(channel).then(|| (channel.to_string(), role))
-}
-
 /// Every channel under `ns`, with each node's lag, sorted by channel and
 /// node. Read-only: SCAN, then one pipeline of XINFO STREAM, HGETALL and GET
 /// ([`StreamReads`]).
@@ -121,7 +104,7 @@ pub async fn read_streams<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
 ) -> Result<Vec<StreamInfo>, PubsubError> {
-    let keys = scan(conn, &ns.pattern("signal:*")).await?;
+    let keys = scan(conn, &ns.pattern(&format!("{SIGNAL_FAMILY}*"))).await?;
     let reads = StreamReads::from_keys(ns, keys.iter().map(Vec::as_slice));
     let mut replies: Vec<Value> = Vec::new();
     if reads.commands() > 0 {
@@ -132,7 +115,7 @@ pub async fn read_streams<C: ConnectionLike + Send>(
             .query_async(conn)
             .await
             .map_err(|source| PubsubError::Redis {
-                key: ns.key("signal:"),
+                key: ns.key(SIGNAL_FAMILY),
                 source,
             })?;
     }
@@ -150,17 +133,18 @@ pub struct StreamReads {
     channels: BTreeMap<String, StreamInfo>,
     /// The keys to read: channel, key, what the key is.
     reads: Vec<(String, String, Role)>,
-    /// `{ns}:signal:`.
-    prefix: String,
+    /// The namespace (`None` only for the empty default).
+    ns: Option<Namespace>,
 }
 
 impl StreamReads {
     /// Sort `keys` (what a SCAN found; duplicates allowed) into the keys of
-    /// each channel. Keys not under `{ns}:signal:` are ignored; keys under
-    /// it that are not a channel's stream, `:seq` or `:cursors` are
-    /// reported as unreadable.
+    /// each channel. Keys not under `<ns>:signal:` are ignored; keys under
+    /// it that are not a channel's stream, `:seq` or `:cursors` in the
+    /// layout `<ns>:signal:{<channel>}[:cursors|:seq]` are reported as
+    /// unreadable, with the reason.
     pub fn from_keys<'a>(ns: &Namespace, keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let prefix = ns.key("signal:");
+        let prefix = ns.key(SIGNAL_FAMILY);
         let keys: BTreeSet<&[u8]> = keys
             .into_iter()
             .filter(|k| k.starts_with(prefix.as_bytes()))
@@ -169,17 +153,16 @@ impl StreamReads {
         let mut reads: Vec<(String, String, Role)> = Vec::new();
         for raw in keys {
             let key = String::from_utf8_lossy(raw).into_owned();
-            match classify(&prefix, &key) {
-                Some((channel, role)) => reads.push((channel, key, role)),
-                None => {
+            match parse_key(ns, &key) {
+                Ok((channel, role)) => reads.push((channel.to_string(), key.clone(), role)),
+                Err(reason) => {
                     let channel = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
                     let info = channels.entry(channel.clone()).or_default();
                     info.channel = channel;
                     info.unreadable.push(Unreadable {
                         key,
                         field: None,
-                        reason: "not a sync-signal key (expected signal:{channel}[:cursors|:seq])"
-                            .to_string(),
+                        reason: format!("not a sync-signal key: {reason}"),
                     });
                 }
             }
@@ -187,7 +170,7 @@ impl StreamReads {
         Self {
             channels,
             reads,
-            prefix,
+            ns: Some(ns.clone()),
         }
     }
 
@@ -212,15 +195,16 @@ impl StreamReads {
     /// fails: a reply that does not match the documented format (or is
     /// missing) becomes an unreadable entry naming the key.
     pub fn parse(&self, replies: &[Value], now: u64) -> Vec<StreamInfo> {
-        let (mut channels, reads, prefix) = (self.channels.clone(), &self.reads, &self.prefix);
-        let ns_key = |channel: &str| format!("{prefix}{channel}");
+        let (mut channels, reads) = (self.channels.clone(), &self.reads);
         let mut cursors: BTreeMap<String, Vec<(String, u64, u64, String)>> = BTreeMap::new();
         // Per channel: the `:seq` counter and the last entry's `seq` (fallback).
         let mut counters: BTreeMap<String, (Option<u64>, Option<u64>)> = BTreeMap::new();
         for (i, (channel, key, role)) in reads.iter().enumerate() {
             let info = channels.entry(channel.clone()).or_default();
             info.channel = channel.clone();
-            info.key = ns_key(channel);
+            if let Some(ns) = &self.ns {
+                info.key = stream_key(ns, channel);
+            }
             let bad = |reason: String| Unreadable {
                 key: key.clone(),
                 field: None,
@@ -366,7 +350,7 @@ pub async fn forget_node<C: ConnectionLike + Send>(
     ns: &Namespace,
     node: &str,
 ) -> Result<u64, PubsubError> {
-    let keys = scan(conn, &ns.pattern("signal:*:cursors")).await?;
+    let keys = scan(conn, &cursors_pattern(ns)).await?;
     if keys.is_empty() {
         return Ok(0);
     }
@@ -379,7 +363,7 @@ pub async fn forget_node<C: ConnectionLike + Send>(
         pipe.query_async(conn)
             .await
             .map_err(|source| PubsubError::Redis {
-                key: ns.pattern("signal:*:cursors"),
+                key: cursors_pattern(ns),
                 source,
             })?;
     Ok(removed.into_iter().filter_map(Result::ok).sum())

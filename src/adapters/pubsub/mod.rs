@@ -21,6 +21,7 @@
 
 mod envelope;
 pub mod inspect;
+pub mod keys;
 pub mod memory;
 pub mod redis;
 mod redis_cursor;
@@ -102,7 +103,10 @@ impl SubscribeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum PubsubError {
     /// The channel name is not accepted.
-    #[error("invalid channel name {0:?}: use 1 to {MAX_CHANNEL_LEN} of A-Z a-z 0-9 _ . - (no ':')")]
+    #[error(
+        "invalid channel name {0:?}: use 1 to {MAX_CHANNEL_LEN} of A-Z a-z 0-9 _ . - (no ':', and \
+         no '{{' or '}}': the name is the Redis Cluster hash tag of its keys)"
+    )]
     InvalidChannel(String),
     /// The node ID is empty.
     #[error("the node ID is empty: give every node a unique, non-empty ID")]
@@ -175,7 +179,9 @@ pub async fn from_config(
 }
 
 /// Check a channel name: 1 to [`MAX_CHANNEL_LEN`] of `A-Z a-z 0-9 _ . -`.
-/// No `:` (it separates the key parts) and no glob characters (SCAN patterns).
+/// No `:` (it separates the key parts), no glob characters (SCAN patterns)
+/// and no `{` or `}` (the name is the hash tag of its keys,
+/// `<ns>:signal:{<channel>}`).
 pub fn validate_channel(channel: &str) -> Result<(), PubsubError> {
     if is_valid_channel(channel) {
         Ok(())

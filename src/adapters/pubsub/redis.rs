@@ -1,7 +1,7 @@
 //! Sync signals on Redis Streams: one stream per channel
-//! (`{ns}:signal:{channel}`), every node reading it with its own XREAD
+//! (`<ns>:signal:{<channel>}`), every node reading it with its own XREAD
 //! (broadcast, no consumer group), and a per-node cursor in
-//! `{ns}:signal:{channel}:cursors` so a restarted node resumes where it
+//! `<ns>:signal:{<channel>}:cursors` so a restarted node resumes where it
 //! stopped and the inspector can compute each node's lag.
 //!
 //! Tasks per adapter: one reader and one cursor flusher that writes changed
@@ -18,6 +18,8 @@
 //! XREAD may not span hash slots, so there is one reader (a "lane") per
 //! slot that holds a subscribed channel's stream, each on the master of its
 //! slot, started by the first subscription there.
+
+pub use super::keys::{cursors_key, seq_key, stream_key};
 
 use super::envelope::{EntryId, Position, encode_envelope};
 use super::redis_reader::Lane;
@@ -38,21 +40,6 @@ use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// `{ns}:signal:{channel}`: the channel's stream.
-pub fn stream_key(ns: &Namespace, channel: &str) -> String {
-    ns.key(&format!("signal:{channel}"))
-}
-
-/// `{ns}:signal:{channel}:cursors`: per node, the last entry it handled.
-pub fn cursors_key(ns: &Namespace, channel: &str) -> String {
-    ns.key(&format!("signal:{channel}:cursors"))
-}
-
-/// `{ns}:signal:{channel}:seq`: how many messages were published.
-pub fn seq_key(ns: &Namespace, channel: &str) -> String {
-    ns.key(&format!("signal:{channel}:seq"))
-}
 
 /// Tuning of the Redis backend.
 #[derive(Debug, Clone)]

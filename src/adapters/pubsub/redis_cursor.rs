@@ -1,6 +1,6 @@
 //! The cursors of the Redis backend: where a node starts reading a channel
 //! (its recorded cursor, else the stream's last entry) and the flusher that
-//! writes `{ns}:signal:{channel}:cursors` field `{node}` when it changed, at
+//! writes `<ns>:signal:{<channel>}:cursors` field `<node>` when it changed, at
 //! most every [`RedisSignalsOptions::cursor_flush_interval`] and once more on
 //! shutdown. A cursor never passes a message some local subscription has not
 //! finished (see [`super::Subscription`]), so a restarted node resumes at the

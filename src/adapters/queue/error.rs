@@ -10,7 +10,7 @@ use std::time::Duration;
 pub enum QueueError {
     /// The queue name is not accepted.
     #[error(
-        "queue name {0:?} is not accepted: use 1 to {MAX_QUEUE_NAME_LEN} of A-Z a-z 0-9 _ . - starting with a letter or digit"
+        "queue name {0:?} is not accepted: use 1 to {MAX_QUEUE_NAME_LEN} of A-Z a-z 0-9 _ . - starting with a letter or digit (no ':', and no '{{' or '}}': the name is the Redis Cluster hash tag of its keys)"
     )]
     InvalidName(String),
     /// The concurrency of a subscription is zero or too large.

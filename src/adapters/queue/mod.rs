@@ -10,6 +10,7 @@
 
 mod amqp_connect;
 mod error;
+mod keys;
 mod memory;
 mod rabbitmq;
 mod rabbitmq_admin;
@@ -24,6 +25,7 @@ mod subscription;
 
 pub use amqp_connect::{CONNECT_DEADLINE as AMQP_CONNECT_DEADLINE, connect_amqp};
 pub use error::QueueError;
+pub use keys::{QUEUE_FAMILY, dead_key, queue_name_of, stream_key};
 pub use memory::MemoryQueue;
 pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
@@ -338,7 +340,8 @@ pub async fn from_config_with(
 }
 
 /// Check a queue name: 1 to [`MAX_QUEUE_NAME_LEN`] of `A-Z a-z 0-9 _ . -`,
-/// starting with a letter or digit (no `:`, which separates key parts).
+/// starting with a letter or digit (no `:`, which separates key parts, and
+/// no `{` or `}`: the name is the hash tag of its keys, `<ns>:queue:{<queue>}`).
 pub fn validate_queue_name(name: &str) -> Result<(), QueueError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_QUEUE_NAME_LEN
@@ -399,6 +402,13 @@ mod tests {
         assert!(validate_queue_name("emails.send-1_x").is_ok());
         for bad in ["", "a:b", "-a", "a b", "a*", &"x".repeat(101)] {
             assert!(validate_queue_name(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["a{b", "a}b", "{q}"] {
+            let err = validate_queue_name(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("hash tag") && err.contains("'{'"),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -15,13 +15,13 @@ use std::collections::BTreeSet;
 #[derive(Debug, Clone)]
 pub(crate) struct Topology {
     pub queue: String,
-    /// `{ns}.{name}`: waiting messages.
+    /// `<ns>.<name>`: waiting messages.
     pub main: String,
-    /// `{ns}.{name}.dead`: dead letters.
+    /// `<ns>.<name>.dead`: dead letters.
     pub dead: String,
-    /// `{ns}.dead`: the dead-letter exchange (direct), routing key `{name}`.
+    /// `<ns>.dead`: the dead-letter exchange (direct), routing key `<name>`.
     pub exchange: String,
-    /// `({delay ms}, {ns}.{name}.retry.{delay ms})`: one delay queue per
+    /// `(<delay ms>, <ns>.<name>.retry.<delay ms>)`: one delay queue per
     /// distinct backoff delay of the retry policy.
     pub retries: Vec<(u64, String)>,
     /// Quorum or classic, for every queue above.

@@ -13,17 +13,17 @@ pub const GROUP: &str = "workers";
 /// The keys of one queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
-    /// `{ns}:queue:{name}`: the stream of waiting and pending messages.
+    /// `<ns>:queue:{<queue>}`: the stream of waiting and pending messages.
     pub stream: String,
-    /// `{ns}:queue:{name}:dead`: the stream of dead letters.
+    /// `<ns>:queue:{<queue>}:dead`: the stream of dead letters.
     pub dead: String,
 }
 
 impl Keys {
     pub(crate) fn new(ns: &Namespace, queue: &str) -> Self {
         Self {
-            stream: ns.key(&format!("queue:{queue}")),
-            dead: ns.key(&format!("queue:{queue}:dead")),
+            stream: super::keys::stream_key(ns, queue),
+            dead: super::keys::dead_key(ns, queue),
         }
     }
 }

@@ -5,8 +5,9 @@
 //! Nothing is written. A key that is not what the queue writes
 //! becomes an entry with `unreadable` set and the key named.
 
+use super::keys::{QUEUE_FAMILY, queue_name_of};
 use super::redis_entries::{GROUP, Keys, entry_ms, pairs, text, uint};
-use super::{ConsumerStats, QueueError, QueueStats, validate_queue_name};
+use super::{ConsumerStats, QueueError, QueueStats};
 use crate::config::Namespace;
 use redis::Value;
 use redis::aio::ConnectionLike;
@@ -17,7 +18,7 @@ fn scan_err(key: &str) -> impl FnOnce(redis::RedisError) -> QueueError {
 }
 
 /// Every queue under `ns`, with its counts, sorted by name. Keys under
-/// `{ns}:queue:` that do not belong to a queue are listed as unreadable.
+/// `<ns>:queue:` that do not belong to a queue are listed as unreadable.
 /// SCAN, then one pipeline ([`QueueReads`] plus `TIME`).
 ///
 /// `waiting` is `XLEN − pending`: the consumers delete every entry they
@@ -27,7 +28,7 @@ pub async fn read_queue_stats<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
 ) -> Result<Vec<QueueStats>, QueueError> {
-    let pattern = ns.pattern("queue:*");
+    let pattern = ns.pattern(&format!("{QUEUE_FAMILY}*"));
     let mut cursor = 0u64;
     let mut found: Vec<Vec<u8>> = Vec::new();
     loop {
@@ -92,7 +93,7 @@ async fn run_with_time<C: ConnectionLike + Send>(
         .await
         .map_err(super::redis::redis_err(
             "stats pipeline",
-            &ns.pattern("queue:*"),
+            &ns.pattern(&format!("{QUEUE_FAMILY}*")),
         ))?;
     let now_ms = match replies.first() {
         Some(Value::Array(t)) => t
@@ -125,29 +126,34 @@ const PER_QUEUE: usize = 7;
 pub struct QueueReads {
     names: Vec<String>,
     keys: Vec<Keys>,
-    strays: Vec<String>,
+    /// Keys under the family that are not a queue's, with the reason.
+    strays: Vec<(String, String)>,
 }
 
 impl QueueReads {
     /// The queues among `keys` (what a SCAN found; duplicates allowed):
-    /// keys not under `{ns}:queue:` are ignored, keys under it that do not
-    /// fit `{ns}:queue:{name}[:dead]` become unreadable entries.
+    /// keys not under `<ns>:queue:` are ignored, keys under it that do not
+    /// fit `<ns>:queue:{<queue>}[:dead]` become unreadable entries.
     pub fn from_keys<'a>(ns: &Namespace, keys: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let prefix = ns.key("queue:");
+        let prefix = ns.key(QUEUE_FAMILY);
         let mut names = BTreeSet::new();
         let mut strays = BTreeSet::new();
         for raw in keys {
+            if !raw.starts_with(prefix.as_bytes()) {
+                continue;
+            }
             let Ok(key) = std::str::from_utf8(raw) else {
+                let key = String::from_utf8_lossy(raw).into_owned();
+                strays.insert((key, "key name is not UTF-8".to_string()));
                 continue;
             };
-            let Some(rest) = key.strip_prefix(&prefix) else {
-                continue;
-            };
-            let name = rest.strip_suffix(":dead").unwrap_or(rest);
-            if validate_queue_name(name).is_ok() {
-                names.insert(name.to_string());
-            } else {
-                strays.insert(key.to_string());
+            match queue_name_of(ns, key) {
+                Ok(name) => {
+                    names.insert(name.to_string());
+                }
+                Err(reason) => {
+                    strays.insert((key.to_string(), reason));
+                }
             }
         }
         let mut reads = Self::for_names(ns, names.into_iter().collect());
@@ -198,13 +204,11 @@ impl QueueReads {
                 one_queue(name, k, r, now_ms)
             })
             .collect();
-        for key in &self.strays {
+        for (key, reason) in &self.strays {
             out.push(QueueStats {
                 queue: String::new(),
                 key: key.clone(),
-                unreadable: Some(
-                    "not a queue key: expected {ns}:queue:{name} or {ns}:queue:{name}:dead".into(),
-                ),
+                unreadable: Some(format!("not a queue key: {reason}")),
                 ..QueueStats::default()
             });
         }

@@ -15,13 +15,13 @@ use serde::Serialize;
 pub struct LeaseSlot {
     /// 0..=31.
     pub worker_id: u8,
-    /// `{ns}:worker:{id}`.
+    /// `<ns>:worker:{<ns>}:<id>`.
     pub key: String,
     /// Who holds it.
     pub lease: SlotLease,
     /// Milliseconds until the lease key expires (`None`: no key, or no TTL).
     pub ttl_ms: Option<u64>,
-    /// `{ns}:worker:{id}:last_ts`.
+    /// `<ns>:worker:{<ns>}:<id>:last_ts`.
     pub last_ts_key: String,
     /// The reuse floor of the ID.
     pub last_ts: SlotLastTs,
@@ -87,7 +87,7 @@ pub fn add_lease_reads(pipe: &mut redis::Pipeline, ns: &Namespace) {
 pub fn parse_leases(ns: &Namespace, replies: &[Value]) -> Result<Vec<LeaseSlot>, WorkerIdError> {
     if replies.len() != LEASE_READ_COMMANDS {
         return Err(WorkerIdError::Unreadable {
-            key: ns.key("worker:*"),
+            key: scripts::worker_keys_pattern(ns),
             reason: format!(
                 "expected {LEASE_READ_COMMANDS} replies, got {}",
                 replies.len()

@@ -24,7 +24,7 @@ pub use local::RandomWorkerId;
 pub use redis::{RedisWorkerIds, RedisWorkerIdsBuilder};
 
 pub use replicated::{MAX_REPLICA_WAIT, QUARANTINE_SKEW_SECS, replica_wait};
-pub use scripts::{epoch_key, last_ts_key, lease_key};
+pub use scripts::{epoch_key, last_ts_key, lease_key, worker_keys_pattern};
 
 #[cfg(test)]
 pub(crate) use lease::mono_ns;
@@ -42,7 +42,7 @@ pub const MAX_WORKER_ID: u8 = WORKER_IDS - 1;
 /// Default lease TTL.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
-/// Who holds a lease: the JSON value of `{ns}:worker:{id}`.
+/// Who holds a lease: the JSON value of `<ns>:worker:{<ns>}:<id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HolderInfo {
     /// The node id given to the allocator.

@@ -341,7 +341,7 @@ impl Shared {
             (reply, None)
         };
         let bad = |reason: &str| WorkerIdError::Unreadable {
-            key: self.ns.key("worker:*"),
+            key: scripts::worker_keys_pattern(&self.ns),
             reason: format!("acquire script replied {reply:?}: {reason}"),
         };
         let first = reply

@@ -2,26 +2,41 @@
 //! force-free leases, each in one round trip.
 
 use super::WORKER_IDS;
+use crate::adapters::hash_tag::tag;
 use crate::config::Namespace;
 use redis::Script;
 use std::sync::LazyLock;
 
-/// `{ns}:worker:{id}`: the lease (string, JSON holder, PX ttl).
+/// `<ns>:worker:{<ns>}:`: the prefix of every worker-ID key. The keys of
+/// all 32 IDs share the hash tag `{<ns>}` because the acquire script reads
+/// every lease and floor (and the epoch record) to pick a free ID: in a
+/// Redis Cluster they all live in one slot.
+fn prefix(ns: &Namespace) -> String {
+    ns.key(&format!("worker:{}:", tag(ns.name())))
+}
+
+/// `<ns>:worker:{<ns>}:<id>`: the lease (string, JSON holder, PX ttl).
 pub fn lease_key(ns: &Namespace, id: u8) -> String {
-    ns.key(&format!("worker:{id}"))
+    format!("{}{id}", prefix(ns))
 }
 
-/// `{ns}:worker:{id}:last_ts`: the highest unix second any holder of the ID
-/// may have issued (string, decimal, no TTL).
+/// `<ns>:worker:{<ns>}:<id>:last_ts`: the highest unix second any holder of
+/// the ID may have issued (string, decimal, no TTL).
 pub fn last_ts_key(ns: &Namespace, id: u8) -> String {
-    ns.key(&format!("worker:{id}:last_ts"))
+    format!("{}{id}:last_ts", prefix(ns))
 }
 
-/// `{ns}:worker:epoch`: which Redis master the leases were last acquired
-/// on (hash: `replid`, `since`, `ttl_ms`); written only with a Sentinel URL.
-/// See the quarantine in `docs/snowflake.md`.
+/// `<ns>:worker:{<ns>}:epoch`: which Redis master the leases were last
+/// acquired on (hash: `replid`, `since`, `ttl_ms`); written only with a
+/// Sentinel URL. See the quarantine in `docs/snowflake.md`.
 pub fn epoch_key(ns: &Namespace) -> String {
-    ns.key("worker:epoch")
+    format!("{}epoch", prefix(ns))
+}
+
+/// `<ns>:worker:{<ns>}:*`: every worker-ID key, to name them all in a
+/// message.
+pub fn worker_keys_pattern(ns: &Namespace) -> String {
+    format!("{}*", prefix(ns))
 }
 
 /// All lease keys, then all `last_ts` keys (IDs 0..31), then the epoch key:
@@ -173,3 +188,26 @@ return 1
 "#,
     )
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::hash_tag::key_slot;
+
+    #[test]
+    fn every_worker_id_key_of_a_namespace_is_in_one_slot() {
+        let ns = Namespace::new("clusterops").unwrap();
+        assert_eq!(lease_key(&ns, 7), "clusterops:worker:{clusterops}:7");
+        assert_eq!(
+            last_ts_key(&ns, 7),
+            "clusterops:worker:{clusterops}:7:last_ts"
+        );
+        assert_eq!(epoch_key(&ns), "clusterops:worker:{clusterops}:epoch");
+        assert_eq!(worker_keys_pattern(&ns), "clusterops:worker:{clusterops}:*");
+        // The acquire script's KEYS.
+        let keys = all_keys(&ns);
+        assert_eq!(keys.len(), 2 * usize::from(WORKER_IDS) + 1);
+        let slot = key_slot(b"clusterops");
+        assert!(keys.iter().all(|k| key_slot(k.as_bytes()) == slot));
+    }
+}

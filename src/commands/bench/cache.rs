@@ -211,9 +211,12 @@ pub async fn run(args: CacheArgs) -> Result<i32> {
     cache.bloom_delete("bench").await?;
     let mut keys = vec![raw_key.clone(), bits_key];
     keys.extend((0..1000).map(|i| format!("{raw_key}:{i}")));
-    redis::cmd("DEL")
-        .arg(&keys)
-        .query_async::<()>(&mut raw.clone())
+    // One DEL per key: untagged keys are in different Redis Cluster slots.
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("DEL").arg(key).ignore();
+    }
+    pipe.query_async::<()>(&mut raw.clone())
         .await
         .wrap_err("cleanup")?;
 

@@ -3,7 +3,7 @@
 //! the same two round trips (SET NX PX, then a compare-and-delete script
 //! via EVALSHA), in the same run.
 
-use clusterops::adapters::lock::{LockBackend, RedisLock};
+use clusterops::adapters::lock::{self, LockBackend, RedisLock};
 use clusterops::adapters::redis_conn;
 use clusterops::config::Namespace;
 use color_eyre::eyre::{Result, WrapErr};
@@ -48,7 +48,7 @@ pub async fn run(args: LockBenchArgs) -> Result<i32> {
     let lock = RedisLock::connect(&url, ns.clone(), "bench-node").await?;
     let mut raw = redis_conn::connect(&url).await?;
     let release = Script::new(BASELINE_RELEASE);
-    let raw_key = ns.key("lock:bench-raw");
+    let raw_key = lock::lock_key(&ns, "bench-raw");
     let raw_value = format!("1|{}|{:016x}|bench-node", 0, rand::random::<u64>());
 
     let lock_block = |n: u64| {
@@ -111,9 +111,12 @@ pub async fn run(args: LockBenchArgs) -> Result<i32> {
         paired.push(b.as_secs_f64() / l.as_secs_f64().max(1e-9));
     }
 
-    let _: i64 = redis::cmd("DEL")
-        .arg(ns.key("lock:bench"))
-        .arg(ns.key("lock-fence:bench"))
+    // One DEL per lock: the two locks' keys are in different hash slots.
+    let _: (i64, i64) = redis::pipe()
+        .cmd("DEL")
+        .arg(lock::lock_key(&ns, "bench"))
+        .arg(lock::fence_key(&ns, "bench"))
+        .cmd("DEL")
         .arg(&raw_key)
         .query_async(&mut raw)
         .await?;

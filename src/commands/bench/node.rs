@@ -482,8 +482,11 @@ impl Resources {
                 .await
                 .map_err(|e| format!("SCAN {pattern}: {e}"))?;
             if !keys.is_empty() {
-                let _: u64 = redis::cmd("DEL")
-                    .arg(&keys)
+                let mut pipe = redis::pipe(); // one DEL per key: different slots
+                for key in &keys {
+                    pipe.cmd("DEL").arg(key).ignore();
+                }
+                let _: () = pipe
                     .query_async(&mut conn)
                     .await
                     .map_err(|e| format!("DEL {} keys of {pattern}: {e}", keys.len()))?;

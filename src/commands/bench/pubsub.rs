@@ -195,11 +195,14 @@ async fn cleanup(url: &SecretUrl, ns: &Namespace) {
     let Ok(mut conn) = redis_conn::connect(url).await else {
         return;
     };
-    let keys = [
-        pubsub::redis::stream_key(ns, CHANNEL),
-        pubsub::redis::seq_key(ns, CHANNEL),
-        pubsub::redis::cursors_key(ns, CHANNEL),
-        ns.key("bench-raw"),
-    ];
-    let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+    // The channel's keys share a hash slot; the raw stream is elsewhere.
+    let _: redis::RedisResult<(i64, i64)> = redis::pipe()
+        .cmd("DEL")
+        .arg(pubsub::keys::stream_key(ns, CHANNEL))
+        .arg(pubsub::keys::seq_key(ns, CHANNEL))
+        .arg(pubsub::keys::cursors_key(ns, CHANNEL))
+        .cmd("DEL")
+        .arg(ns.key("bench-raw"))
+        .query_async(&mut conn)
+        .await;
 }

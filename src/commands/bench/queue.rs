@@ -5,7 +5,7 @@
 //! and manual acks), with their ratio.
 
 use clusterops::adapters::queue::{
-    MessageQueue, QueueOptions, RabbitQueue, RedisQueue, Subscription, handler,
+    self, MessageQueue, QueueOptions, RabbitQueue, RedisQueue, Subscription, handler,
 };
 use clusterops::adapters::redis_conn;
 use clusterops::config::{Namespace, SecretUrl};
@@ -164,7 +164,7 @@ async fn redis_adapter(url: &SecretUrl, ns: &Namespace, args: &QueueBenchArgs) -
     let opts = QueueOptions::default();
     let q: Arc<dyn MessageQueue> =
         Arc::new(RedisQueue::connect(url, ns.clone(), "bench", opts).await?);
-    let key = ns.key("queue:adapter");
+    let key = queue::stream_key(ns, "adapter");
     let mut conn = redis_conn::connect(url).await?;
     let secs = adapter_run(q.clone(), "adapter", args, async |sub| {
         // Acknowledged = nothing left in the stream (acks delete entries).
@@ -183,7 +183,7 @@ async fn redis_adapter(url: &SecretUrl, ns: &Namespace, args: &QueueBenchArgs) -
 }
 
 async fn redis_baseline(url: &SecretUrl, ns: &Namespace, args: &QueueBenchArgs) -> Result<f64> {
-    let key = ns.key("queue:baseline");
+    let key = queue::stream_key(ns, "baseline");
     let n = args.messages;
     let mut admin = redis_conn::connect(url).await?;
     let _: () = redis::cmd("XGROUP")

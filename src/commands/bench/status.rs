@@ -4,9 +4,10 @@
 //! run (the keys known in advance: no SCAN, one pipeline). Documented in
 //! docs/redis-keys.md, "Reading a snapshot".
 
-use clusterops::adapters::redis_conn;
+use clusterops::adapters::{lock, pubsub, queue, redis_conn, worker_id};
 use clusterops::config::{Config, Namespace, SecretUrl};
 use clusterops::inspect::{Inspector, health};
+use clusterops::node::{maintenance, registry};
 use color_eyre::eyre::{Result, eyre};
 use std::time::Instant;
 
@@ -39,35 +40,39 @@ pub async fn run(args: StatusBenchArgs) -> Result<i32> {
 async fn raw_read(ns: &Namespace, conn: &mut redis_conn::SharedConn) -> Result<usize> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    pipe.cmd("ZRANGE").arg(ns.key("nodes")).arg(0).arg(-1);
-    pipe.cmd("GET").arg(ns.key("maintenance"));
+    pipe.cmd("ZRANGE")
+        .arg(registry::index_key(ns))
+        .arg(0)
+        .arg(-1);
+    pipe.cmd("GET").arg(maintenance::key(ns));
     for i in 0..NODES {
-        let key = ns.key(&format!("node:node-{i:02}"));
+        let key = registry::record_key(ns, &sample::node_id(i));
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
     }
-    for i in 0..32 {
-        let key = ns.key(&format!("worker:{i}"));
+    for id in 0..worker_id::WORKER_IDS {
+        let key = worker_id::lease_key(ns, id);
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
-        pipe.cmd("GET").arg(ns.key(&format!("worker:{i}:last_ts")));
+        pipe.cmd("GET").arg(worker_id::last_ts_key(ns, id));
     }
     for i in 0..LOCKS {
-        let key = ns.key(&format!("lock:job-{i}"));
+        let key = lock::lock_key(ns, &sample::lock_name(i));
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
     }
     for s in 0..STREAMS {
+        let channel = sample::channel_name(s);
         pipe.cmd("XINFO")
             .arg("STREAM")
-            .arg(ns.key(&format!("signal:channel-{s}")));
+            .arg(pubsub::keys::stream_key(ns, &channel));
         pipe.cmd("HGETALL")
-            .arg(ns.key(&format!("signal:channel-{s}:cursors")));
-        pipe.cmd("GET")
-            .arg(ns.key(&format!("signal:channel-{s}:seq")));
+            .arg(pubsub::keys::cursors_key(ns, &channel));
+        pipe.cmd("GET").arg(pubsub::keys::seq_key(ns, &channel));
     }
     for q in 0..QUEUES {
-        let key = ns.key(&format!("queue:queue-{q}"));
+        let name = sample::queue_name(q);
+        let key = queue::stream_key(ns, &name);
         pipe.cmd("XLEN").arg(&key);
         pipe.cmd("XINFO").arg("GROUPS").arg(&key);
-        pipe.cmd("XLEN").arg(format!("{key}:dead"));
+        pipe.cmd("XLEN").arg(queue::dead_key(ns, &name));
     }
     pipe.cmd("INFO");
     let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
@@ -163,7 +168,12 @@ async fn cleanup(conn: &mut redis_conn::SharedConn, ns: &Namespace) {
             .await;
         let Ok((next, keys)) = reply else { return };
         if !keys.is_empty() {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(&keys).query_async(conn).await;
+            // One DEL per key: in a Redis Cluster they are in different slots.
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("DEL").arg(key).ignore();
+            }
+            let _: redis::RedisResult<()> = pipe.query_async(conn).await;
         }
         if next == 0 {
             return;
