@@ -1,6 +1,8 @@
 //! A private Redis Cluster on free loopback ports, stopped on drop: three
 //! masters (optionally each with one replica) made with `redis-server
 //! --cluster-enabled yes` and joined with `redis-cli --cluster create`.
+//! A killed node can be started again on its port (it rejoins, as a
+//! replica of the node promoted in its place).
 //! Ports stay below 55535: the cluster bus listens on port + 10000.
 
 use super::topology::Server;
@@ -29,7 +31,7 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Three masters, each with `replicas` replicas (0 or 1), all slots
-    /// covered, cluster state ok. `node-timeout` is 1 s so a failover takes
+    /// covered, cluster state ok, every replica synced. `node-timeout` is 1 s so a failover takes
     /// a few seconds.
     pub fn start(replicas: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -39,35 +41,7 @@ impl RedisCluster {
             let port = free_cluster_port();
             let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
-            let args: Vec<String> = [
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "1000",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &node_dir.display().to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let child = Command::new("redis-server")
-                .args(&args)
-                .current_dir(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed");
-            nodes.push(Server::from_child(port, child));
+            nodes.push(Server::from_child(port, spawn_node(port, &node_dir)));
         }
         for n in &nodes {
             wait_until("a cluster node answering", Duration::from_secs(10), || {
@@ -90,6 +64,26 @@ impl RedisCluster {
         );
         let cluster = Self { nodes, dir };
         cluster.wait_ok(Duration::from_secs(20));
+        // A replica that has not synced yet never takes over its master
+        // (its data counts as too old): wait for every one, and until
+        // every node has heard of every replica (`CLUSTER SLOTS` lists
+        // only the replicas the node asked knows).
+        for i in 0..cluster.nodes.len() {
+            if cluster.role(i).as_deref() == Some("slave") {
+                cluster.wait_synced_replica(i, Duration::from_secs(20));
+            }
+        }
+        wait_until(
+            "every node knowing every replica",
+            Duration::from_secs(20),
+            || {
+                cluster.nodes.iter().all(|n| {
+                    cli(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| {
+                        t.lines().filter(|l| l.contains("slave")).count() == 3 * replicas
+                    })
+                })
+            },
+        );
         cluster
     }
 
@@ -132,6 +126,34 @@ impl RedisCluster {
         self.nodes[i].kill();
     }
 
+    /// Start node `i` again after [`Self::kill`], on its port with its
+    /// `nodes.conf`: it rejoins the cluster, as a replica of the node
+    /// promoted in its place when there was one (its data is not kept:
+    /// no persistence, it resyncs).
+    pub fn restart(&mut self, i: usize) {
+        let port = self.nodes[i].port;
+        let node_dir = self.dir.path().join(port.to_string());
+        self.nodes[i] = Server::from_child(port, spawn_node(port, &node_dir));
+        wait_until(
+            "a restarted cluster node answering",
+            Duration::from_secs(10),
+            || cli(port, &["PING"]).as_deref() == Some("PONG"),
+        );
+    }
+
+    /// Wait until node `i` is a replica whose link to its master is up and
+    /// whose initial sync is done.
+    pub fn wait_synced_replica(&self, i: usize, limit: Duration) {
+        let port = self.nodes[i].port;
+        wait_until("a replica synced with its master", limit, || {
+            cli(port, &["INFO", "replication"]).is_some_and(|t| {
+                t.contains("role:slave")
+                    && t.contains("master_link_status:up")
+                    && t.contains("master_sync_in_progress:0")
+            })
+        });
+    }
+
     /// The indexes of the nodes answering as masters.
     pub fn masters(&self) -> Vec<usize> {
         (0..self.nodes.len())
@@ -143,6 +165,35 @@ impl RedisCluster {
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Start one cluster node on `port`, its files in `dir` (no persistence,
+/// `node-timeout` 1 s).
+fn spawn_node(port: u16, dir: &std::path::Path) -> std::process::Child {
+    Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "1000",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
 }
 
 /// `redis-cli -p port args…` (no `-c`): trimmed stdout, `None` on failure or
