@@ -21,6 +21,7 @@ mod failover;
 mod failover_issuer;
 mod failover_queue;
 mod harness;
+mod lock_clients;
 mod lock_safety;
 mod procs;
 mod queue_kills;
@@ -50,7 +51,7 @@ const SCENARIOS: &[Scenario] = &[
 /// Roles a scenario may start as a separate process of this binary.
 const CHILDREN: &[Child] = &[
     // Each scenario module that needs worker processes adds its roles here.
-    lock_safety::CHILD,
+    lock_clients::CHILD,
     queue_kills::CHILD,
     failover::CHILD,
 ];
