@@ -15,6 +15,8 @@
 //! `--child ROLE ARGS…` (see [`CHILDREN`]), so a kill -9 hits a real process
 //! and never the harness itself.
 
+mod cluster_failover;
+mod cluster_locks;
 #[path = "../common/mod.rs"]
 mod common;
 mod failover;
@@ -46,6 +48,7 @@ const SCENARIOS: &[Scenario] = &[
         run: runbook_kills::run,
     },
     failover::SCENARIO,
+    cluster_failover::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
