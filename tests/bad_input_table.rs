@@ -33,6 +33,7 @@ const CASES: &[&str] = &[
     "env-rabbitmq-scheme",
     "env-rabbitmq-cacertfile",
     "env-rabbitmq-cacertfile-amqp",
+    "env-rabbitmq-hosts-empty",
     "env-rabbitmq-queue-type",
     "env-rabbitmq-management-url",
     "env-url-empty-host",
@@ -291,6 +292,16 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
                 "QUEUE_ADAPTER_RABBITMQ_MANAGEMENT_URL",
                 "ftp://ops:S3cret@mq:15672",
             )],
+        ),
+        "env-rabbitmq-hosts-empty" => config(
+            ctx,
+            &[
+                ("QUEUE_ADAPTER", "rabbitmq"),
+                (
+                    "QUEUE_ADAPTER_RABBITMQ_URL",
+                    "amqp://app:S3cret@mq1,,mq3/%2f",
+                ),
+            ],
         ),
         "env-rabbitmq-scheme" => config(
             ctx,

@@ -79,6 +79,16 @@ async fn three_nodes_run_every_adapter_on_a_three_master_cluster() {
         let r = read(&nodes[(i + 1) % 3], *id).await;
         assert_eq!(r["value"], format!("v{i}"));
     }
+    // Queued work: every record's event handled once.
+    let done = eventually(Duration::from_secs(15), || async {
+        c.db.query("SELECT count(*) FROM record_events") == "30"
+    })
+    .await;
+    assert!(done, "{}", c.db.query("SELECT count(*) FROM record_events"));
+    assert_eq!(
+        c.db.query("SELECT count(*) FROM record_events WHERE deliveries <> 1"),
+        "0"
+    );
     // Updated through one node: the others drop their copies on the sync
     // signal (streams of several channels, spread over the shards).
     let id = ids[0];
@@ -97,16 +107,6 @@ async fn three_nodes_run_every_adapter_on_a_three_master_cluster() {
         .await;
         assert!(ok, "{} still serves the old value", n.node_id);
     }
-    // Queued work: every record's event handled once.
-    let done = eventually(Duration::from_secs(15), || async {
-        c.db.query("SELECT count(*) FROM record_events") == "30"
-    })
-    .await;
-    assert!(done, "{}", c.db.query("SELECT count(*) FROM record_events"));
-    assert_eq!(
-        c.db.query("SELECT count(*) FROM record_events WHERE deliveries <> 1"),
-        "0"
-    );
     // The lock serialises a counter across the nodes.
     let mut tasks = Vec::new();
     for n in &nodes {
@@ -188,7 +188,7 @@ async fn a_master_killed_under_load_loses_no_acknowledged_record_and_no_id_repea
         i += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::task::block_in_place(|| cluster.wait_ok(Duration::from_secs(20)));
+    tokio::task::block_in_place(|| cluster.wait_promoted(victim, Duration::from_secs(30)));
     println!(
         "cluster failover: {acknowledged}/{i} writes acknowledged; last refused {last_refused:?} after the kill"
     );

@@ -2,7 +2,9 @@
 //! parameters of RabbitMQ's URI spec (`cacertfile`, `certfile`, `keyfile`),
 //! read, checked and removed before lapin sees the URI. The server is
 //! always verified (chain and host name) against the system roots (which
-//! honour `SSL_CERT_FILE`) plus `cacertfile`.
+//! honour `SSL_CERT_FILE`) plus `cacertfile`. A URL naming several brokers
+//! (see [`super::amqp_hosts`]) gives one URI per broker, with the same TLS
+//! settings.
 
 use super::SecretUrl;
 use super::tls_files::{read_certs, read_key};
@@ -13,9 +15,9 @@ const PARAMS: &[&str] = &["cacertfile", "certfile", "keyfile"];
 /// What to connect to: the URI for lapin (parameters above removed) and
 /// its TLS settings.
 pub struct AmqpTarget {
-    /// The URI without `cacertfile`, `certfile` and `keyfile`; it carries the
-    /// password: never show it.
-    pub uri: String,
+    /// One URI per broker, in the order given, without `cacertfile`,
+    /// `certfile` and `keyfile`; they carry the password: never show them.
+    pub uris: Vec<String>,
     /// Extra roots and client identity.
     pub tls: OwnedTLSConfig,
     /// The `cacertfile` given, for hints.
@@ -42,19 +44,43 @@ pub fn amqp_target(url: &SecretUrl) -> Result<AmqpTarget, AmqpTlsError> {
     })
 }
 
-fn build(url: &SecretUrl) -> Result<AmqpTarget, String> {
-    let mut parsed = url::Url::parse(url.expose()).map_err(|e| format!("not a URL: {e}"))?;
+/// `raw` without the TLS parameters, and those parameters.
+fn strip_params(raw: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let mut parsed = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
     let (tls, rest): (Vec<_>, Vec<_>) = parsed
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .partition(|(k, _)| PARAMS.contains(&k.as_str()));
+    if tls.is_empty() {
+        return Ok((raw.to_string(), tls));
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((parsed.to_string(), tls))
+}
+
+fn build(url: &SecretUrl) -> Result<AmqpTarget, String> {
+    let mut uris = Vec::new();
+    let mut tls = Vec::new();
+    for host in url.hosts() {
+        // Every host shares the query, so the parameters are the same.
+        let (uri, params) = strip_params(host.expose())?;
+        uris.push(uri);
+        tls = params;
+    }
+    let tls_scheme = url
+        .expose()
+        .split_once("://")
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("amqps"));
     let param = |name: &str| {
         tls.iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let tls_scheme = parsed.scheme() == "amqps";
     if !tls.is_empty() && !tls_scheme {
         return Err("cacertfile, certfile and keyfile need amqps:// (TLS)".to_string());
     }
@@ -82,18 +108,8 @@ fn build(url: &SecretUrl) -> Result<AmqpTarget, String> {
         }
         _ => return Err(format!("certfile and keyfile go together; {CLIENT_HINT}")),
     };
-    let uri = if tls.is_empty() {
-        url.expose().to_string()
-    } else {
-        if rest.is_empty() {
-            parsed.set_query(None);
-        } else {
-            parsed.query_pairs_mut().clear().extend_pairs(rest);
-        }
-        parsed.to_string()
-    };
     Ok(AmqpTarget {
-        uri,
+        uris,
         tls: OwnedTLSConfig {
             identity,
             cert_chain,

@@ -2,6 +2,7 @@
 //! optional `.env` file), validates every value, masks secrets and computes
 //! the fingerprint that every node of one cluster must share.
 
+pub mod amqp_hosts;
 pub mod amqp_tls;
 mod derived;
 mod env_file;
@@ -43,7 +44,7 @@ const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
 const REDIS_URL_SHAPE: &str = "redis://[user:password@]host[:port][/db], rediss://…, or redis-sentinel://host:port[,host:port…][/db]#master";
 const DB_SCHEMES: &[&str] = &["postgres", "postgresql"];
 const DB_URL_SHAPE: &str = "postgres://user[:password]@host[:port]/database";
-const AMQP_URL_SHAPE: &str = "amqp://user:password@host[:port][/vhost] or amqps://…";
+const AMQP_URL_SHAPE: &str = "amqp://user:password@host[:port][,host[:port]…][/vhost] or amqps://…";
 
 /// Every variable this module reads, in the order of the configuration table.
 pub const VARIABLES: &[&str] = &[

@@ -39,6 +39,23 @@ impl SecretUrl {
                 masked: mask_url_text(raw),
             });
         }
+        if let Some(hosts) = super::amqp_hosts::split_hosts(raw) {
+            // Several brokers (`amqp://u:p@h1:5672,h2:5672/vhost`): each
+            // one must be a URL of its own.
+            let scheme = raw.split_once("://").map_or("", |(s, _)| s);
+            if !schemes.contains(&scheme.to_ascii_lowercase().as_str()) {
+                return Err(format!("scheme {scheme:?}"));
+            }
+            let hosts = hosts?;
+            for (i, host) in hosts.iter().enumerate() {
+                Self::parse(host, schemes)
+                    .map_err(|e| format!("host {} of {}: {e}", i + 1, hosts.len()))?;
+            }
+            return Ok(Self {
+                raw: raw.to_string(),
+                masked: mask_url_text(raw),
+            });
+        }
         let parsed = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
         if !schemes.contains(&parsed.scheme()) {
             return Err(format!("scheme {:?}", parsed.scheme()));
@@ -65,6 +82,32 @@ impl SecretUrl {
     /// The URL with its password masked.
     pub fn masked(&self) -> &str {
         &self.masked
+    }
+
+    /// One URL per broker of an AMQP URL naming several
+    /// (`amqp://u:p@h1,h2:5673/vhost`, see [`super::amqp_hosts`]), in the
+    /// order given; the URL itself for every other URL.
+    pub fn hosts(&self) -> Vec<SecretUrl> {
+        let split = match super::amqp_hosts::split_hosts(&self.raw) {
+            Some(Ok(urls)) => urls
+                .iter()
+                .filter_map(|u| Self::parse(u, super::amqp_hosts::MULTI_HOST_SCHEMES).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        if split.is_empty() {
+            vec![self.clone()]
+        } else {
+            split
+        }
+    }
+
+    /// The first of [`SecretUrl::hosts`]: the URL itself when it names one.
+    pub fn first_host(&self) -> SecretUrl {
+        self.hosts()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.clone())
     }
 
     /// Host and port, for grouping adapters by server; for a Sentinel URL
@@ -271,6 +314,36 @@ mod tests {
             ),
             "redis-sentinel://:***@s1,s2/0?sentinel_password=***&ssl_cert_reqs=none#m"
         );
+    }
+
+    #[test]
+    fn an_amqp_url_with_several_hosts_is_checked_host_by_host_and_masked() {
+        let schemes = &["amqp", "amqps"];
+        let u = SecretUrl::parse("amqp://app:hunter2@mq1:5672,mq2:5673/%2f", schemes).unwrap();
+        for shown in [u.to_string(), format!("{u:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert_eq!(u.masked(), "amqp://app:***@mq1:5672,mq2:5673/%2f");
+        let hosts: Vec<String> = u.hosts().iter().map(|h| h.expose().to_string()).collect();
+        assert_eq!(
+            hosts,
+            vec![
+                "amqp://app:hunter2@mq1:5672/%2f",
+                "amqp://app:hunter2@mq2:5673/%2f"
+            ]
+        );
+        assert_eq!(u.hosts()[1].masked(), "amqp://app:***@mq2:5673/%2f");
+        let one = SecretUrl::parse("amqp://app:hunter2@mq1/%2f", schemes).unwrap();
+        assert_eq!(one.hosts(), vec![one.clone()]);
+        for (bad, why) in [
+            ("amqp://app:hunter2@mq1,mq2:x/%2f", "host 2 of 2: not a URL"),
+            ("amqp://app:hunter2@mq1,,mq3", "host 2 of 3 is empty"),
+            ("redis://app:hunter2@a,b", "scheme \"redis\""),
+        ] {
+            let err = SecretUrl::parse(bad, schemes).unwrap_err();
+            assert!(err.starts_with(why), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -48,8 +48,11 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// The management API next to the broker of `amqp` (`amqp://user:pass@host:5672/vhost`;
-    /// no user: guest/guest; no vhost: `/`).
+    /// no user: guest/guest; no vhost: `/`); next to the first broker of a
+    /// URL naming several.
     pub fn from_amqp(amqp: &SecretUrl) -> Result<Self, String> {
+        let first = amqp.first_host();
+        let amqp = &first;
         let url = url::Url::parse(amqp.expose()).map_err(|e| format!("{amqp}: {e}"))?;
         let host = url.host_str().ok_or_else(|| format!("{amqp}: no host"))?;
         let host = if host.contains(':') && !host.starts_with('[') {
@@ -318,6 +321,12 @@ mod tests {
         let bare = SecretUrl::parse("amqp://127.0.0.1", &["amqp"]).unwrap();
         let e = Endpoint::from_amqp(&bare).unwrap();
         assert_eq!((e.user.as_str(), e.vhost.as_str()), ("guest", "/"));
+        let several = SecretUrl::parse("amqp://ops:pw@mq1:5672,mq2:5673/shop", &["amqp"]).unwrap();
+        let e = Endpoint::from_amqp(&several).unwrap();
+        assert_eq!(
+            (e.base.as_str(), e.vhost.as_str()),
+            ("http://mq1:15672", "shop")
+        );
     }
 
     #[test]

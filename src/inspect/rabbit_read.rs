@@ -96,7 +96,8 @@ impl Inspector {
 
     async fn rabbit_server(&self, url: &SecretUrl) -> ServerView {
         let used_by = vec!["QUEUE_ADAPTER_RABBITMQ_URL".to_string()];
-        let hp = url::Url::parse(url.expose())
+        // The first broker of a URL naming several.
+        let hp = url::Url::parse(url.first_host().expose())
             .map(|u| {
                 format!(
                     "{}:{}",

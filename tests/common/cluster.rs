@@ -5,10 +5,10 @@
 //! replica of the node promoted in its place).
 //! Ports stay below 55535: the cluster bus listens on port + 10000.
 
-use super::topology::Server;
+use super::topology::{Server, wait_until};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A loopback port below 55535 whose bus port (port + 10000) is free too.
 pub fn free_cluster_port() -> u16 {
@@ -85,6 +85,24 @@ impl RedisCluster {
             },
         );
         cluster
+    }
+
+    /// After killing master `dead`: wait until every running node has
+    /// marked it failed and the cluster is ok again (its replica promoted).
+    pub fn wait_promoted(&self, dead: usize, limit: Duration) {
+        let port = format!(":{}@", self.nodes[dead].port);
+        wait_until("the dead master's replica promoted", limit, || {
+            self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let ok = cli(n.port, &["CLUSTER", "INFO"])
+                    .is_some_and(|t| t.contains("cluster_state:ok"));
+                let marked = cli(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| {
+                    t.lines()
+                        .filter(|l| l.contains(&port))
+                        .all(|l| l.contains("fail") && !l.contains("fail?"))
+                });
+                ok && marked
+            })
+        });
     }
 
     /// Wait until every running node says `cluster_state:ok` and knows the
@@ -186,6 +204,11 @@ fn spawn_node(port: u16, dir: &std::path::Path) -> std::process::Child {
             "",
             "--appendonly",
             "no",
+            // Replicas sync at once (the default waits 5 s for more
+            // replicas to share a diskless transfer): a replica that has
+            // never synced may not be promoted.
+            "--repl-diskless-sync-delay",
+            "0",
             "--dir",
             &dir.display().to_string(),
         ])
@@ -211,15 +234,4 @@ fn cli_raw(port: u16, args: &[&str]) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not happen within {limit:?}");
 }

@@ -266,6 +266,8 @@ fn psql(sql: &str) {
 pub mod cluster;
 pub mod nginx;
 pub mod nodes;
+pub mod rabbit_cluster;
+pub mod rabbit_node;
 pub mod tls_ca;
 pub mod tmux;
 pub mod topology;

@@ -99,7 +99,8 @@ pub fn cli(port: u16, pki: Option<&Pki>, auth: Option<&str>, args: &[&str]) -> O
         .then_some(text)
 }
 
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+/// Poll `ok` every 50 ms until it holds; panic naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if ok() {

@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo test --test faults                     # every scenario once, bounded (CI)
 //! cargo test --test faults -- lock_safety      # scenarios whose name contains the filter
+//! cargo test --test faults -- rabbit_cluster   # a broker of a 3-node RabbitMQ cluster dies
 //! cargo test --test faults -- --soak 30        # repeat the suite for 30 minutes
 //! cargo test --test faults -- --list           # the scenario names
 //! ```
@@ -27,6 +28,7 @@ mod lock_clients;
 mod lock_safety;
 mod procs;
 mod queue_kills;
+mod rabbit_cluster;
 mod redis_down;
 mod runbook_kills;
 mod worker_ids;
@@ -48,6 +50,7 @@ const SCENARIOS: &[Scenario] = &[
         run: runbook_kills::run,
     },
     failover::SCENARIO,
+    rabbit_cluster::SCENARIO,
     cluster_failover::SCENARIO,
 ];
 

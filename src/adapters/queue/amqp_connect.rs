@@ -2,11 +2,14 @@
 //! `cacertfile`, `certfile` and `keyfile` (see
 //! [`crate::config::amqp_tls`]), bounded by [`CONNECT_DEADLINE`] so a
 //! broker that never finishes the TLS handshake cannot hang the caller,
-//! and a certificate that fails verification reported as one line.
+//! and a certificate that fails verification reported as one line. A URL
+//! naming several brokers (`amqp://u:p@h1,h2/vhost`) is tried broker by
+//! broker in the order given, each within [`CONNECT_DEADLINE`]: the first
+//! that lets us in wins; when none does, the error is the last broker's.
 
 use super::QueueError;
 use crate::config::SecretUrl;
-use crate::config::amqp_tls::amqp_target;
+use crate::config::amqp_tls::{AmqpTarget, amqp_target};
 use crate::config::tls_verify::rustls_error;
 use lapin::{Connection, ConnectionProperties, ErrorKind};
 use std::time::Duration;
@@ -25,16 +28,42 @@ fn tls_failure(e: &lapin::Error) -> Option<&rustls::Error> {
     rustls_error(e)
 }
 
-/// Connect to `url` with `props`.
+/// Connect to `url` (to the first of its brokers that answers) with `props`.
 pub async fn connect_amqp(
     url: &SecretUrl,
     props: ConnectionProperties,
 ) -> Result<Connection, QueueError> {
     let target = amqp_target(url).map_err(QueueError::AmqpTls)?;
-    let masked = url.masked().to_string();
+    let hosts = url.hosts();
+    let mut last = None;
+    for (uri, host) in target.uris.iter().zip(&hosts) {
+        match connect_one(uri, host, &target, props.clone()).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => {
+                if hosts.len() > 1 {
+                    tracing::debug!(error = %e, "RabbitMQ broker unreachable; trying the next one");
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| QueueError::AmqpTimeout {
+        url: url.masked().to_string(),
+        secs: 0,
+    }))
+}
+
+/// Connect to one broker: `uri` (TLS parameters removed) of `host`.
+async fn connect_one(
+    uri: &str,
+    host: &SecretUrl,
+    target: &AmqpTarget,
+    props: ConnectionProperties,
+) -> Result<Connection, QueueError> {
+    let masked = host.masked().to_string();
     let attempt = async {
         lapin::DefaultConnectionBuilder::new()?
-            .with_uri_str(target.uri.clone())
+            .with_uri_str(uri.to_string())
             .with_properties(props)
             .with_tls_config(target.tls.clone())
             .connect()

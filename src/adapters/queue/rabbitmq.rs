@@ -159,6 +159,19 @@ impl RabbitQueue {
         topology: Option<&Topology>,
     ) -> Result<(Arc<Connection>, Channel), QueueError> {
         let mut guard = self.inner.publisher.lock().await;
+        if let Some(p) = guard.as_mut()
+            && p.conn.status().connected()
+            && !p.channel.status().connected()
+        {
+            // The channel was closed after a nack (or by the broker): a new
+            // one on the same connection; if that fails, reconnect below.
+            match confirm_channel(&p.conn).await {
+                Ok(channel) => p.channel = channel,
+                Err(e) => {
+                    tracing::debug!(error = %e, "queue: no new RabbitMQ channel; reconnecting")
+                }
+            }
+        }
         let healthy = guard
             .as_ref()
             .is_some_and(|p| p.conn.status().connected() && p.channel.status().connected());
@@ -193,6 +206,20 @@ impl RabbitQueue {
         Ok((p.conn.clone(), p.channel.clone()))
     }
 
+    /// Close the publishing channel, so that the next operation opens a
+    /// new one. After a nack: a channel that published to a quorum queue
+    /// while its leader was being re-elected (its broker died) can go on
+    /// nacking every message to that queue (seen with RabbitMQ 3.10); a
+    /// new channel finds the new leader.
+    async fn close_channel(&self) {
+        if let Some(p) = self.inner.publisher.lock().await.as_ref() {
+            let _ = p
+                .channel
+                .close(200, "nacked; opening a new channel".into())
+                .await;
+        }
+    }
+
     async fn forget_declared(&self, main: &str) {
         if let Some(p) = self.inner.publisher.lock().await.as_mut() {
             p.declared.remove(main);
@@ -222,6 +249,9 @@ impl RabbitQueue {
                     tracing::debug!(error = %e, "queue: RabbitMQ operation failed, retrying");
                     if let Some(t) = topology {
                         self.forget_declared(&t.main).await;
+                    }
+                    if matches!(e, QueueError::NotConfirmed { .. }) {
+                        self.close_channel().await;
                     }
                     tokio::time::sleep(backoff.next_delay()).await;
                 }

@@ -17,6 +17,9 @@ use std::collections::HashMap;
 /// cluster has promoted a replica.
 pub(crate) const RETRIES: u32 = 6;
 
+/// How long one command may take on a cluster, its retries included.
+pub(crate) const OVERALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// One shard: its master, its replicas and the slot ranges it serves.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Shard {
@@ -43,35 +46,9 @@ impl Shard {
     }
 }
 
-/// The hash slot of `key`: CRC16 (XMODEM) of its hash tag (the text
-/// between the first `{` and the first `}` after it, when not empty) or of
-/// the whole key, modulo 16384.
+/// The hash slot of `key` (`CLUSTER KEYSLOT`).
 pub fn slot_of(key: &[u8]) -> u16 {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    crc16(hashed) % 16384
-}
-
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
+    crate::adapters::hash_tag::key_slot(key)
 }
 
 /// Whether the server behind `conn` runs in cluster mode (`INFO cluster`

@@ -43,9 +43,10 @@ impl Endpoint {
         let masked = url.masked().to_string();
         let target = RedisTarget::parse(url.expose()).map_err(|e| ConnectError::new(&masked, e))?;
         let direct = match &target.topology {
-            Topology::Direct { host, port } => {
-                Some(data_client(&target, host, *port).map_err(|e| ConnectError::new(&masked, e))?)
-            }
+            Topology::Direct { host, port } => Some(
+                data_client(&target, host, *port, target.db)
+                    .map_err(|e| ConnectError::new(&masked, e))?,
+            ),
             Topology::Sentinel { .. } => None,
         };
         Ok(Self {
@@ -103,7 +104,8 @@ impl Endpoint {
     /// A client for a data node at `host:port` (a master or replica the
     /// sentinels named), with the URL's credentials, database and TLS.
     pub fn data_client(&self, host: &str, port: u16) -> Result<Client, ConnectError> {
-        data_client(&self.inner.target, host, port).map_err(|e| ConnectError::new(self.masked(), e))
+        data_client(&self.inner.target, host, port, self.inner.target.db)
+            .map_err(|e| ConnectError::new(self.masked(), e))
     }
 
     /// A client for the Redis Cluster this fixed server belongs to, seeded
@@ -130,6 +132,10 @@ impl Endpoint {
         let mut builder = ClusterClientBuilder::new(vec![seed])
             .connection_timeout(super::CONNECT_TIMEOUT)
             .response_timeout(super::RESPONSE_TIMEOUT)
+            // The whole request, retries included: by default it follows
+            // the response timeout, which would leave no time to ride out
+            // a failover.
+            .overall_response_timeout(Some(super::cluster::OVERALL_TIMEOUT))
             .retries(super::cluster::RETRIES)
             .max_retry_wait(1000);
         if let Some(t) = &target.tls {
@@ -144,16 +150,8 @@ impl Endpoint {
     /// A client for the node at `host:port` of a Redis Cluster (database
     /// 0), with the URL's credentials and TLS.
     pub fn cluster_node_client(&self, host: &str, port: u16) -> Result<Client, ConnectError> {
-        let target = &self.inner.target;
-        build(
-            &target.tls,
-            host,
-            port,
-            0,
-            target.username.clone(),
-            target.password.as_ref().map(|p| p.0.clone()),
-        )
-        .map_err(|e| ConnectError::new(self.masked(), e))
+        data_client(&self.inner.target, host, port, 0)
+            .map_err(|e| ConnectError::new(self.masked(), e))
     }
 
     /// A client for the sentinel at `host:port`, with the sentinels'
@@ -170,12 +168,14 @@ impl Endpoint {
     }
 }
 
-fn data_client(target: &RedisTarget, host: &str, port: u16) -> Result<Client, String> {
+/// A client for the data node `host:port` in database `db`, with the URL's
+/// credentials and TLS.
+fn data_client(target: &RedisTarget, host: &str, port: u16, db: i64) -> Result<Client, String> {
     build(
         &target.tls,
         host,
         port,
-        target.db,
+        db,
         target.username.clone(),
         target.password.as_ref().map(|p| p.0.clone()),
     )
