@@ -133,3 +133,66 @@ async fn a_blocking_read_goes_to_the_master_of_its_key() {
         );
     }
 }
+
+/// A connection opened while a shard has lost its replica (its master was
+/// killed and the replica promoted, the old master not back yet) still
+/// counts the cluster as replicated: its lease writes and publishes wait
+/// for `WAIT 1` like every other connection's. It used to be decided by
+/// every shard having a replica online at that moment, so a node started
+/// during a failover skipped `WAIT` and the worker-ID quarantine for as
+/// long as its connection lived.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_opened_while_a_shard_recovers_from_a_failover_is_replicated() {
+    use std::time::{Duration, Instant};
+    let mut cluster = tokio::task::block_in_place(|| RedisCluster::start(1));
+    // Writes on every shard, so that every replica has a replication
+    // offset the other nodes hear of (Redis 7 lists a replica in `CLUSTER
+    // SLOTS` only then): from here on, the old rule said replicated too.
+    let mut writer = connect(&cluster.url(0)).await.expect("connect");
+    for i in 0..30 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query_async(&mut writer)
+            .await
+            .expect("SET");
+    }
+    let start = Instant::now();
+    loop {
+        let before = connect(&cluster.url(0)).await.expect("connect");
+        let shards = before.shards().await.expect("CLUSTER SLOTS");
+        if shards.iter().all(|s| !s.replicas.is_empty()) {
+            assert!(before.is_replicated(), "every shard has a replica");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "CLUSTER SLOTS never listed every replica: {shards:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let victim = tokio::task::block_in_place(|| cluster.master_of("some-key"));
+    cluster.kill(victim);
+    let start = Instant::now();
+    while tokio::task::block_in_place(|| cluster.masters()).len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no replica promoted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| cluster.wait_ok(Duration::from_secs(20)));
+    let other = (0..cluster.nodes.len())
+        .find(|&i| i != victim)
+        .expect("another node");
+    let during = connect(&cluster.url(other)).await.expect("connect");
+    let shards = during.shards().await.expect("CLUSTER SLOTS");
+    assert!(
+        shards.iter().any(|s| s.replicas.is_empty()),
+        "the promoted master has no replica yet: {shards:?}"
+    );
+    assert!(
+        during.is_replicated(),
+        "a cluster with replicas stays replicated while one shard recovers"
+    );
+}

@@ -1,7 +1,9 @@
 //! A private Redis Cluster on free loopback ports, stopped on drop: three
 //! masters (optionally each with one replica) made with `redis-server
 //! --cluster-enabled yes` and joined with `redis-cli --cluster create`,
-//! optionally with a password (`--requirepass`/`--masterauth`).
+//! optionally with a password (`--requirepass`/`--masterauth`). A killed
+//! node can be started again on its port (it rejoins, as a replica of the
+//! node promoted in its place).
 //! Ports stay below 55535: the cluster bus listens on port + 10000.
 
 use super::topology::{Server, wait_until};
@@ -47,45 +49,10 @@ impl RedisCluster {
             let port = free_cluster_port();
             let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
-            let args: Vec<String> = [
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "1000",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                // Replicas sync at once (the default waits 5 s for more
-                // replicas to share a diskless transfer): a replica that has
-                // never synced may not be promoted.
-                "--repl-diskless-sync-delay",
-                "0",
-                "--dir",
-                &node_dir.display().to_string(),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(
-                password
-                    .into_iter()
-                    .flat_map(|p| ["--requirepass", p, "--masterauth", p].map(str::to_string)),
-            )
-            .collect();
-            let child = Command::new("redis-server")
-                .args(&args)
-                .current_dir(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed");
-            nodes.push(Server::from_child(port, child));
+            nodes.push(Server::from_child(
+                port,
+                spawn_node(port, &node_dir, password),
+            ));
         }
         let password = password.map(str::to_string);
         for n in &nodes {
@@ -116,15 +83,26 @@ impl RedisCluster {
             password,
         };
         cluster.wait_ok(Duration::from_secs(20));
+        // A replica that has not synced yet never takes over its master
+        // (its data counts as too old): wait for every one.
         for i in 0..cluster.nodes.len() {
             if cluster.role(i).as_deref() == Some("slave") {
-                wait_until("a replica syncing", Duration::from_secs(20), || {
-                    cluster
-                        .cli(cluster.nodes[i].port, &["INFO", "replication"])
-                        .is_some_and(|t| t.contains("master_link_status:up"))
-                });
+                cluster.wait_synced_replica(i, Duration::from_secs(20));
             }
         }
+        // Until every node has heard of every replica (`CLUSTER SLOTS`
+        // lists only the replicas the node asked knows).
+        wait_until(
+            "every node knowing every replica",
+            Duration::from_secs(20),
+            || {
+                cluster.nodes.iter().all(|n| {
+                    cluster.cli(n.port, &["CLUSTER", "NODES"]).is_some_and(|t| {
+                        t.lines().filter(|l| l.contains("slave")).count() == 3 * replicas
+                    })
+                })
+            },
+        );
         cluster
     }
 
@@ -192,6 +170,35 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no master serves {key}"))
     }
 
+    /// Start node `i` again after [`Self::kill`], on its port with its
+    /// `nodes.conf`: it rejoins the cluster, as a replica of the node
+    /// promoted in its place when there was one (its data is not kept:
+    /// no persistence, it resyncs).
+    pub fn restart(&mut self, i: usize) {
+        let port = self.nodes[i].port;
+        let node_dir = self.dir.path().join(port.to_string());
+        let child = spawn_node(port, &node_dir, self.password.as_deref());
+        self.nodes[i] = Server::from_child(port, child);
+        wait_until(
+            "a restarted cluster node answering",
+            Duration::from_secs(10),
+            || self.cli(port, &["PING"]).as_deref() == Some("PONG"),
+        );
+    }
+
+    /// Wait until node `i` is a replica whose link to its master is up and
+    /// whose initial sync is done.
+    pub fn wait_synced_replica(&self, i: usize, limit: Duration) {
+        let port = self.nodes[i].port;
+        wait_until("a replica synced with its master", limit, || {
+            self.cli(port, &["INFO", "replication"]).is_some_and(|t| {
+                t.contains("role:slave")
+                    && t.contains("master_link_status:up")
+                    && t.contains("master_sync_in_progress:0")
+            })
+        });
+    }
+
     /// Kill node `i` (SIGKILL).
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].kill();
@@ -208,6 +215,43 @@ impl RedisCluster {
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+}
+
+/// Start one cluster node on `port`, its files in `dir` (no persistence,
+/// `node-timeout` 1 s), requiring `password` when given.
+fn spawn_node(port: u16, dir: &std::path::Path, password: Option<&str>) -> std::process::Child {
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "1000",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        // Replicas sync at once (the default waits 5 s for more replicas to
+        // share a diskless transfer): a replica that has never synced may
+        // not be promoted.
+        "--repl-diskless-sync-delay",
+        "0",
+        "--dir",
+        &dir.display().to_string(),
+    ]);
+    if let Some(p) = password {
+        cmd.args(["--requirepass", p, "--masterauth", p]);
+    }
+    cmd.current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed")
 }
 
 /// `redis-cli -p port args…` (no `-c`): trimmed stdout, `None` on failure or

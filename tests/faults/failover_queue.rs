@@ -1,6 +1,7 @@
-//! The queue half of the `failover` scenario: a producer publishing through
-//! the Redis queue adapter on the Sentinel URL every few milliseconds and a
-//! consumer handling, both running through every failover. Afterwards every
+//! The queue half of the failover scenarios (`failover` on Sentinel,
+//! `cluster_failover` on a Redis Cluster): a producer publishing through
+//! the Redis queue adapter on the URL it is given every few milliseconds
+//! and a consumer handling, both running through every failover. Afterwards every
 //! message whose `publish` returned Ok must have been handled at least once
 //! (a publish that failed, e.g. `NotReplicated` while the replica was
 //! frozen, promised nothing).
@@ -15,6 +16,15 @@ use std::time::{Duration, Instant};
 
 const QUEUE: &str = "records";
 
+/// The queue's stream key for the scenario namespace `ns` (the load uses
+/// the namespace `<ns>-q`), to find the master that holds it.
+pub fn stream_key(ns: &str) -> Result<String, String> {
+    Ok(clusterops::adapters::queue::stream_key(
+        &Namespace::new(&format!("{ns}-q"))?,
+        QUEUE,
+    ))
+}
+
 /// What the queue load saw.
 pub struct QueueFigures {
     /// Publishes that returned Ok.
@@ -25,6 +35,34 @@ pub struct QueueFigures {
     pub lost: usize,
     /// Messages handled more than once.
     pub duplicates: usize,
+    /// The longest a single `publish` call took (ms), refused or not.
+    pub longest_publish_ms: u128,
+}
+
+impl QueueFigures {
+    /// `records_acknowledged`, `records_refused`, `records_lost`,
+    /// `records_duplicates`.
+    pub fn report(&self, report: &mut crate::harness::Report) {
+        report.figure("records_acknowledged", self.acknowledged);
+        report.figure("records_refused", self.refused);
+        report.figure("records_lost", self.lost);
+        report.figure("records_duplicates", self.duplicates);
+        report.figure("longest_publish_ms", self.longest_publish_ms);
+    }
+
+    /// Every acknowledged message handled, and some acknowledged.
+    pub fn check(&self) -> Result<(), String> {
+        if self.lost > 0 {
+            return Err(format!(
+                "{} of {} acknowledged queue messages were never handled",
+                self.lost, self.acknowledged
+            ));
+        }
+        if self.acknowledged == 0 {
+            return Err("no queue message was acknowledged".into());
+        }
+        Ok(())
+    }
 }
 
 /// The producer and consumer, on a runtime of their own.
@@ -34,7 +72,7 @@ pub struct QueueLoad {
 }
 
 impl QueueLoad {
-    /// Start publishing and consuming on `url` under namespace `ns`.
+    /// Start publishing and consuming on `url` under namespace `<ns>-q`.
     pub fn start(url: &str, ns: &str) -> Result<Self, String> {
         let url = parse_redis_url(url)?;
         let ns = Namespace::new(&format!("{ns}-q"))?;
@@ -71,12 +109,15 @@ impl QueueLoad {
                     .await
                     .map_err(|e| e.to_string())?;
                 let (mut acked, mut refused, mut n) = (Vec::new(), 0usize, 0u64);
+                let mut longest = Duration::ZERO;
                 while !stop2.load(Ordering::Acquire) {
                     let body = format!("m{n}");
+                    let sent = Instant::now();
                     match producer.publish(QUEUE, body.as_bytes()).await {
                         Ok(_) => acked.push(body),
                         Err(_) => refused += 1,
                     }
+                    longest = longest.max(sent.elapsed());
                     n += 1;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
@@ -99,6 +140,7 @@ impl QueueLoad {
                     refused,
                     lost: missing,
                     duplicates,
+                    longest_publish_ms: longest.as_millis(),
                 })
             })
         });

@@ -6,15 +6,14 @@
 //! The scenario kills a client process while one of its clients holds the
 //! lock (and restarts it), and the clients now and then freeze their own
 //! process (SIGSTOP, resumed by the scenario after several TTLs) between the
-//! guard check and the write: the zombie writer fencing exists for.
+//! guard check and the write: the zombie writer fencing exists for. The
+//! clients and the resource are in `lock_clients.rs`.
 
 use crate::common::{TestDb, TestNs};
-use crate::harness::{Budget, Child, Report, Scenario};
-use crate::procs::{self, Args, ChildProc, report_line};
-use clusterops::adapters::lock::{LockBackend, LockError, RedisLock};
-use clusterops::config::{Namespace, SecretUrl};
+use crate::harness::{Budget, Report, Scenario};
+use crate::lock_clients::{self, ClientArgs, SCHEMA};
+use crate::procs::{self, ChildProc};
 use rand::Rng;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// The scenario, as registered in `SCENARIOS`.
@@ -22,12 +21,6 @@ pub const SCENARIO: Scenario = Scenario {
     name: "lock_safety",
     run,
 };
-/// The child role: `CLIENTS` lock clients in one process.
-pub const CHILD: Child = Child {
-    name: ROLE,
-    run: child,
-};
-const ROLE: &str = "lock-clients";
 /// The one contended lock.
 const LOCK: &str = "fault-resource";
 /// The fencing counter is set to this before the clients start. Tokens are
@@ -37,9 +30,8 @@ const LOCK: &str = "fault-resource";
 const BASE: u64 = 8_000_000_000_000_000;
 /// Lock acquisitions (fencing tokens issued) per run.
 const ACQUISITIONS: u64 = 100_000;
-/// Client processes, and clients in each.
+/// Client processes (of `lock_clients::CLIENTS` clients each).
 const PROCESSES: usize = 2;
-const CLIENTS: usize = 4;
 /// The lock TTL: how long a killed holder blocks the others.
 const TTL: Duration = Duration::from_millis(150);
 /// A frozen process is resumed after this long (several TTLs: its lock
@@ -57,23 +49,6 @@ const KILL_EVERY: (f64, f64) = (1.0, 3.0);
 const CI_BUDGET: Duration = Duration::from_secs(200);
 /// The scenario fails if the clients have not finished by then.
 const HARD_LIMIT: Duration = Duration::from_secs(600);
-
-/// The protected write: one statement, so the check and the write cannot
-/// be separated. `ord` is the row's accepted-write counter after this
-/// write (the order the row saw writes in); NULL when refused.
-const WRITE: &str = "WITH accepted AS (
-      UPDATE resource SET last_token = $1, accepted = accepted + 1
-      WHERE id = 1 AND last_token < $1
-      RETURNING accepted)
-    INSERT INTO writes (ord, token, client, kind)
-    SELECT (SELECT accepted FROM accepted), $1, $2, $3
-    RETURNING ord";
-
-const SCHEMA: &str = "CREATE TABLE resource (id INT PRIMARY KEY, last_token BIGINT NOT NULL, \
-      accepted BIGINT NOT NULL);
-    INSERT INTO resource VALUES (1, 0, 0);
-    CREATE TABLE writes (ord BIGINT UNIQUE, token BIGINT NOT NULL, client TEXT NOT NULL, \
-      kind TEXT NOT NULL);";
 
 /// How many acquisitions this run makes (`FAULTS_LOCK_ACQUISITIONS`
 /// overrides the default, for a quick try).
@@ -115,17 +90,19 @@ fn scenario(time_budget: Option<Duration>, report: &mut Report) -> Result<(), St
 
     let spawn = |slot: usize, generation: u32| {
         let label = format!("{}{generation}", ["A", "B"][slot]);
-        ChildProc::spawn(
-            ROLE,
-            &procs::args(&[
-                ("redis", ns.url.clone()),
-                ("ns", ns.name.clone()),
-                ("db", db.url()),
-                ("label", label.clone()),
-                ("target", target.to_string()),
-            ]),
-            &label,
-        )
+        let args = ClientArgs {
+            redis: ns.url.clone(),
+            ns: ns.name.clone(),
+            lock: LOCK.to_string(),
+            db: db.url(),
+            label: label.clone(),
+            base: BASE,
+            target,
+            ttl: TTL,
+            pause_one_in: PAUSE_ONE_IN,
+            rest: Duration::ZERO,
+        };
+        ChildProc::spawn(lock_clients::ROLE, &args.to_args(), &label)
     };
     let mut generation = [0u32; PROCESSES];
     let mut children: Vec<ChildProc> = (0..PROCESSES)
@@ -334,100 +311,4 @@ fn check(
         ));
     }
     Ok(())
-}
-
-/// The `lock-clients` role: `CLIENTS` clients sharing the process's lock
-/// backend (node id `{label}`), as the tasks of a node do, each with its own
-/// database connection, taking the lock until a token above `target` comes
-/// out or the scenario closes our stdin.
-pub fn child(args: &[String]) -> ExitCode {
-    let result = Args::parse(args).and_then(|a| {
-        let rt = procs::runtime()?;
-        rt.block_on(clients(&a))
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lock-clients: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn clients(a: &Args) -> Result<(), String> {
-    let url = SecretUrl::parse(a.str("redis")?, &["redis"])?;
-    let ns = Namespace::new(a.str("ns")?)?;
-    let db = a.str("db")?.to_string();
-    let label = a.str("label")?.to_string();
-    let target: u64 = a.num("target")?;
-    let stop = procs::stop_flag();
-    let mut tasks = Vec::new();
-    let lock = RedisLock::connect(&url, ns.clone(), label.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    for n in 0..CLIENTS {
-        let id = format!("{label}.c{n}");
-        let lock = lock.clone();
-        let pg = procs::pg(&db).await?;
-        tasks.push(tokio::spawn(client(lock, pg, id, target, stop.clone())));
-    }
-    for t in tasks {
-        t.await.map_err(|e| format!("client task: {e}"))??;
-    }
-    Ok(())
-}
-
-async fn client(
-    lock: RedisLock,
-    pg: tokio_postgres::Client,
-    id: String,
-    target: u64,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Result<(), String> {
-    // The database is not what is under test (and is never killed): skip
-    // the flush per commit so the lock is the bottleneck.
-    pg.batch_execute("SET synchronous_commit = off")
-        .await
-        .map_err(|e| e.to_string())?;
-    let write = pg.prepare(WRITE).await.map_err(|e| e.to_string())?;
-    loop {
-        let guard = lock
-            .acquire(LOCK, TTL, Duration::from_secs(60))
-            .await
-            .map_err(|e| format!("{id}: {e}"))?;
-        let token = guard.fencing_token().saturating_sub(BASE);
-        if token > target || stop.load(std::sync::atomic::Ordering::Acquire) {
-            let _ = guard.release().await;
-            return Ok(());
-        }
-        // A random hold: about half yield once, one in a hundred sleeps
-        // 1 to 5 ms, the rest write at once.
-        let hold: u32 = rand::rng().random_range(0..100);
-        if hold < 1 {
-            let ms = rand::rng().random_range(1..=5);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        } else if hold < 50 {
-            tokio::task::yield_now().await;
-        }
-        if guard.check().is_err() {
-            report_line("lost");
-            continue;
-        }
-        let pause = rand::rng().random_ratio(1, PAUSE_ONE_IN);
-        if pause {
-            // Freeze the whole process (watchdog included) right between
-            // the check and the write; the scenario resumes it later.
-            report_line("pause");
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
-        }
-        let kind = if pause { "after-pause" } else { "normal" };
-        let token_i64 = i64::try_from(token).map_err(|e| e.to_string())?;
-        pg.query_one(&write, &[&token_i64, &id, &kind])
-            .await
-            .map_err(|e| format!("{id}: protected write: {e}"))?;
-        match guard.release().await {
-            Ok(()) | Err(LockError::Lost { .. }) => {}
-            Err(e) => return Err(format!("{id}: release: {e}")),
-        }
-    }
 }

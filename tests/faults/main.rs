@@ -16,12 +16,15 @@
 //! `--child ROLE ARGS…` (see [`CHILDREN`]), so a kill -9 hits a real process
 //! and never the harness itself.
 
+mod cluster_failover;
+mod cluster_locks;
 #[path = "../common/mod.rs"]
 mod common;
 mod failover;
 mod failover_issuer;
 mod failover_queue;
 mod harness;
+mod lock_clients;
 mod lock_safety;
 mod procs;
 mod queue_kills;
@@ -48,12 +51,13 @@ const SCENARIOS: &[Scenario] = &[
     },
     failover::SCENARIO,
     rabbit_cluster::SCENARIO,
+    cluster_failover::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
 const CHILDREN: &[Child] = &[
     // Each scenario module that needs worker processes adds its roles here.
-    lock_safety::CHILD,
+    lock_clients::CHILD,
     queue_kills::CHILD,
     failover::CHILD,
 ];

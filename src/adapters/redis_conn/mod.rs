@@ -7,6 +7,7 @@
 //! found through any of its nodes ([`cluster`]).
 
 pub mod cluster;
+mod cluster_replicas;
 mod cluster_split;
 mod endpoint;
 mod failover;
@@ -156,7 +157,8 @@ enum Route {
 #[derive(Clone)]
 struct ClusterRoute {
     conn: ClusterConnection,
-    /// Every shard had a replica when the connection was opened.
+    /// The cluster had replicas when the connection was opened
+    /// ([`SharedConn::is_replicated`]).
     replicated: bool,
     /// The masters a cluster-wide SCAN walks, in order (read again each
     /// time a scan starts).
@@ -181,9 +183,15 @@ impl SharedConn {
     /// writes can be lost in a failover unless a replica has them (the
     /// worker-ID leases wait for one: see `docs/snowflake.md`).
     ///
-    /// A Redis Cluster counts as replicated when every shard had a replica
-    /// when the connection was opened (a shard without one loses its writes
-    /// with its master whatever clusterops waits for; `check` warns).
+    /// A Redis Cluster counts as replicated when it is set up with
+    /// replicas (`CLUSTER NODES` lists one, online or not, when the
+    /// connection is opened): then a shard whose replica is down, or whose
+    /// replica was just promoted, confirms nothing until one is back, as a
+    /// Sentinel master without its replica. A cluster without any replica
+    /// loses a shard's writes with its master whatever clusterops waits for
+    /// (`check` warns). (Deciding by every shard having a replica online
+    /// made a connection opened during a shard's failover skip `WAIT`, and
+    /// the worker-ID quarantine, for its whole life.)
     pub fn is_replicated(&self) -> bool {
         match &self.route {
             Route::Sentinel(_) => true,
@@ -392,8 +400,9 @@ pub async fn connect(url: &SecretUrl) -> Result<SharedConn, ConnectError> {
             .map_err(|e| ep.error(&e))?
         {
             let mut conn = cluster::open(&ep).await?;
-            let shards = cluster::shards(&mut conn).await.map_err(|e| ep.error(&e))?;
-            let replicated = !shards.is_empty() && shards.iter().all(|s| !s.replicas.is_empty());
+            let replicated = cluster_replicas::has_replicas(&mut conn)
+                .await
+                .map_err(|e| ep.error(&e))?;
             Route::Cluster(Box::new(ClusterRoute {
                 conn,
                 replicated,
