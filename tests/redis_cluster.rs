@@ -196,3 +196,39 @@ async fn a_connection_opened_while_a_shard_recovers_from_a_failover_is_replicate
         "a cluster with replicas stays replicated while one shard recovers"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_over_every_master_still_answers_after_a_failover() {
+    let mut cluster = tokio::task::block_in_place(|| RedisCluster::start(1));
+    let mut conn = connect(&cluster.url(0)).await.expect("connect");
+    let keys: Vec<String> = (0..30).map(|i| format!("p{i}")).collect();
+    for k in &keys {
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+    }
+    let read = |conn: &mut SharedConn| {
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("GET").arg(k);
+        }
+        let mut c = conn.clone();
+        async move { pipe.query_async::<Vec<Option<String>>>(&mut c).await }
+    };
+    // The first read learns the shard map and groups the reads by master.
+    let before = read(&mut conn).await.expect("pipeline");
+    assert_eq!(before.iter().flatten().count(), 30);
+    // Let the writes reach the replicas, then kill a master: the kept map
+    // names a dead node, and the pipeline falls back to per-slot routing.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let victim = cluster.master_of("p0");
+    cluster.kill(victim);
+    tokio::task::block_in_place(|| {
+        cluster.wait_promoted(victim, std::time::Duration::from_secs(30))
+    });
+    let after = read(&mut conn).await.expect("pipeline after the failover");
+    assert_eq!(after, before, "every value read back, in order");
+}

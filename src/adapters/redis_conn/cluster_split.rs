@@ -4,12 +4,13 @@
 //! at once, the replies put back in order) and a `SCAN` (walked over every
 //! master with a cursor that says which one).
 
-use super::cluster::{shards, slot_of, split_address, text};
+use super::cluster::{Shard, shards, slot_of, split_address, text};
 use redis::aio::ConnectionLike;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The upper-case name of `cmd` and its argument at `i`.
 fn arg(cmd: &Cmd, i: usize) -> Option<&[u8]> {
@@ -55,13 +56,45 @@ fn multi_key(cmd: &Cmd) -> bool {
     ) && cmd.args_iter().count() > 2
 }
 
+/// The shard map a split pipeline groups its slots by, read once and kept
+/// until a reply says it is out of date (a moved slot, a node that does
+/// not answer).
+#[derive(Default)]
+pub(crate) struct SlotMap(parking_lot::Mutex<Option<Arc<Vec<Shard>>>>);
+
+impl SlotMap {
+    async fn get(&self, conn: &mut ClusterConnection) -> Option<Arc<Vec<Shard>>> {
+        if let Some(map) = self.0.lock().clone() {
+            return Some(map);
+        }
+        let map = Arc::new(shards(conn).await.ok()?);
+        *self.0.lock() = Some(map.clone());
+        Some(map)
+    }
+
+    fn forget(&self) {
+        *self.0.lock() = None;
+    }
+}
+
+/// A reply that says the node asked does not serve the slot (now).
+fn redirected(v: &Value) -> bool {
+    matches!(v, Value::ServerError(e) if matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
+}
+
 /// Send `pipeline` over `conn`: as it is when its keys share one slot (or
-/// it is a MULTI/EXEC, which must), else one pipeline per slot at once.
-/// A command without a key goes with the keyed command before it (the
-/// `WAIT` after a write counts the replicas of that write's master), or
-/// with the first keyed command when it comes before every key.
+/// it is a MULTI/EXEC, which must), else one pipeline per master (by the
+/// shard map in `map`), all at once. A command without a key goes with the
+/// keyed command before it (the `WAIT` after a write counts the replicas of
+/// that write's master), or with the first keyed command when it comes
+/// before every key. The commands of a master whose reply says a slot moved
+/// (or that did not answer) are sent again one pipeline per slot, which the
+/// cluster client routes and redirects by itself; the map is read again
+/// next time. (Every command clusterops sends is harmless when repeated:
+/// see [`super::SharedConn`].)
 pub(crate) async fn send_pipeline(
     conn: &mut ClusterConnection,
+    map: &SlotMap,
     pipeline: &Pipeline,
     offset: usize,
     count: usize,
@@ -85,55 +118,78 @@ pub(crate) async fn send_pipeline(
     if single_slot && !cmds.iter().any(|c| multi_key(c)) {
         return conn.req_packed_commands(pipeline, offset, count).await;
     }
-    // Group the commands: by slot, and each multi-key command alone.
-    enum Group {
-        Slot(u16, Vec<usize>),
-        Alone(usize),
-    }
-    let mut groups: Vec<Group> = Vec::new();
+    // Each command's slot (a keyless one takes its neighbour's); each
+    // multi-key command alone, the cluster client splits it.
+    let mut alone = Vec::new();
+    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
     let mut index: HashMap<u16, usize> = HashMap::new();
     let mut current = first;
     for (i, c) in cmds.iter().enumerate() {
         if multi_key(c) {
-            groups.push(Group::Alone(i));
+            alone.push(i);
             continue;
         }
         let slot = slots[i].or(current);
         current = slot;
         let slot = slot.unwrap_or(0);
-        match index.get(&slot) {
-            Some(&g) => {
-                if let Group::Slot(_, members) = &mut groups[g] {
-                    members.push(i);
-                }
-            }
-            None => {
-                index.insert(slot, groups.len());
-                groups.push(Group::Slot(slot, vec![i]));
-            }
+        let g = *index.entry(slot).or_insert_with(|| {
+            by_slot.push((slot, Vec::new()));
+            by_slot.len() - 1
+        });
+        by_slot[g].1.push(i);
+    }
+    // The slots grouped by the master that serves them.
+    let shards = map.get(conn).await;
+    let mut by_node: Vec<(Option<String>, Vec<(u16, Vec<usize>)>)> = Vec::new();
+    for (slot, members) in by_slot {
+        let master = shards
+            .as_ref()
+            .and_then(|m| m.iter().find(|s| s.serves(slot)))
+            .map(|s| s.master.clone());
+        match by_node
+            .iter_mut()
+            .find(|(m, _)| master.is_some() && *m == master)
+        {
+            Some((_, slots)) => slots.push((slot, members)),
+            None => by_node.push((master, vec![(slot, members)])),
         }
     }
-    let sends = groups.iter().map(|g| {
-        let mut c = conn.clone();
+    let sends = by_node.iter().map(|(master, slots)| {
+        let c = conn.clone();
         let cmds = &cmds;
         async move {
-            match g {
-                Group::Alone(i) => Ok(vec![(*i, c.req_packed_command(cmds[*i]).await?)]),
-                Group::Slot(slot, members) => {
-                    let mut sub = redis::pipe();
-                    for &i in members {
-                        sub.add_command(cmds[i].clone());
+            if let Some((host, port)) = master.as_deref().and_then(split_address) {
+                let members: Vec<usize> =
+                    slots.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+                let mut sub = redis::pipe();
+                for &i in &members {
+                    sub.add_command(cmds[i].clone());
+                }
+                let route = SingleNodeRoutingInfo::ByAddress { host, port };
+                match c.clone().route_pipeline(sub, 0, members.len(), route).await {
+                    Ok(values)
+                        if values.len() == members.len() && !values.iter().any(redirected) =>
+                    {
+                        return Ok(members.into_iter().zip(values).collect());
                     }
-                    let route =
-                        SingleNodeRoutingInfo::SpecificNode(Route::new(*slot, SlotAddr::Master));
-                    let values = c.route_pipeline(sub, 0, members.len(), route).await?;
-                    Ok::<_, RedisError>(members.iter().copied().zip(values).collect())
+                    _ => map.forget(),
                 }
             }
+            per_slot(&c, cmds, slots).await
         }
     });
+    let alone_sends = alone.iter().map(|&i| {
+        let mut c = conn.clone();
+        let cmd = cmds[i];
+        async move { Ok::<_, RedisError>(vec![(i, c.req_packed_command(cmd).await?)]) }
+    });
+    let (grouped, single) = futures::future::join(
+        futures::future::try_join_all(sends),
+        futures::future::try_join_all(alone_sends),
+    )
+    .await;
     let mut out: Vec<Option<Value>> = vec![None; cmds.len()];
-    for part in futures::future::try_join_all(sends).await? {
+    for part in grouped?.into_iter().chain(single?) {
         for (i, v) in part {
             if let Some(slot) = out.get_mut(i) {
                 *slot = Some(v);
@@ -145,6 +201,31 @@ pub(crate) async fn send_pipeline(
         .skip(offset)
         .take(count)
         .map(|v| v.unwrap_or(Value::Nil))
+        .collect())
+}
+
+/// One pipeline per slot, routed (and redirected) by the cluster client.
+async fn per_slot(
+    conn: &ClusterConnection,
+    cmds: &[&Cmd],
+    slots: &[(u16, Vec<usize>)],
+) -> RedisResult<Vec<(usize, Value)>> {
+    let sends = slots.iter().map(|(slot, members)| {
+        let mut c = conn.clone();
+        async move {
+            let mut sub = redis::pipe();
+            for &i in members {
+                sub.add_command(cmds[i].clone());
+            }
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::new(*slot, SlotAddr::Master));
+            let values = c.route_pipeline(sub, 0, members.len(), route).await?;
+            Ok::<_, RedisError>(members.iter().copied().zip(values).collect::<Vec<_>>())
+        }
+    });
+    Ok(futures::future::try_join_all(sends)
+        .await?
+        .into_iter()
+        .flatten()
         .collect())
 }
 

@@ -163,6 +163,8 @@ struct ClusterRoute {
     /// The masters a cluster-wide SCAN walks, in order (read again each
     /// time a scan starts).
     scan_masters: Arc<parking_lot::Mutex<Vec<String>>>,
+    /// The shard map split pipelines are grouped by.
+    slot_map: Arc<cluster_split::SlotMap>,
 }
 
 impl std::fmt::Debug for SharedConn {
@@ -299,7 +301,8 @@ impl ConnectionLike for SharedConn {
                     }
                 }
                 Route::Cluster(c) => {
-                    cluster_split::send_pipeline(&mut c.conn, pipeline, offset, count).await
+                    cluster_split::send_pipeline(&mut c.conn, &c.slot_map, pipeline, offset, count)
+                        .await
                 }
                 Route::Node(conn, _) => conn.req_packed_commands(pipeline, offset, count).await,
             }
@@ -407,6 +410,7 @@ pub async fn connect(url: &SecretUrl) -> Result<SharedConn, ConnectError> {
                 conn,
                 replicated,
                 scan_masters: Arc::default(),
+                slot_map: Arc::default(),
             }))
         } else {
             Route::Direct(manager)
