@@ -77,6 +77,9 @@ impl SlotMap {
     }
 }
 
+/// The commands (their indexes in the pipeline) of one hash slot.
+type SlotGroup = (u16, Vec<usize>);
+
 /// A reply that says the node asked does not serve the slot (now).
 fn redirected(v: &Value) -> bool {
     matches!(v, Value::ServerError(e) if matches!(e.code(), "MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN"))
@@ -121,7 +124,7 @@ pub(crate) async fn send_pipeline(
     // Each command's slot (a keyless one takes its neighbour's); each
     // multi-key command alone, the cluster client splits it.
     let mut alone = Vec::new();
-    let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
+    let mut by_slot: Vec<SlotGroup> = Vec::new();
     let mut index: HashMap<u16, usize> = HashMap::new();
     let mut current = first;
     for (i, c) in cmds.iter().enumerate() {
@@ -140,7 +143,7 @@ pub(crate) async fn send_pipeline(
     }
     // The slots grouped by the master that serves them.
     let shards = map.get(conn).await;
-    let mut by_node: Vec<(Option<String>, Vec<(u16, Vec<usize>)>)> = Vec::new();
+    let mut by_node: Vec<(Option<String>, Vec<SlotGroup>)> = Vec::new();
     for (slot, members) in by_slot {
         let master = shards
             .as_ref()
@@ -208,7 +211,7 @@ pub(crate) async fn send_pipeline(
 async fn per_slot(
     conn: &ClusterConnection,
     cmds: &[&Cmd],
-    slots: &[(u16, Vec<usize>)],
+    slots: &[SlotGroup],
 ) -> RedisResult<Vec<(usize, Value)>> {
     let sends = slots.iter().map(|(slot, members)| {
         let mut c = conn.clone();
