@@ -49,8 +49,9 @@ pub struct QueueBenchArgs {
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Server URL [default: QUEUE_ADAPTER_REDIS_URL / QUEUE_ADAPTER_RABBITMQ_URL,
-    /// else the local server].
-    #[arg(long)]
+    /// else the local server]. `--redis-url` is the same option, as the other
+    /// benches spell it.
+    #[arg(long, visible_alias = "redis-url")]
     url: Option<String>,
 }
 
