@@ -167,7 +167,6 @@ mod tests {
     use super::*;
     use crate::inspect::cluster_view::{ClusterReplica, ReplicaLink, ShardView};
     use crate::inspect::servers::unreachable_view;
-    use crate::inspect::types::{Drift, Source};
 
     fn shard(i: u16, slots: (u16, u16), replica: bool) -> ShardView {
         ShardView {
@@ -219,22 +218,7 @@ mod tests {
             );
             server.cluster = Some(c);
         }
-        Snapshot {
-            taken_at_ms: 0,
-            took_ms: 0,
-            cluster: "c".into(),
-            config_fingerprint: String::new(),
-            nodes: Source::NotConfigured,
-            leases: Source::NotConfigured,
-            locks: Source::NotConfigured,
-            streams: Source::NotConfigured,
-            queues: Source::NotConfigured,
-            maintenance: Source::NotConfigured,
-            servers: vec![server],
-            drift: Drift::default(),
-            unreadable: vec![],
-            round_trips: 0,
-        }
+        Snapshot::of_servers(vec![server])
     }
 
     #[test]

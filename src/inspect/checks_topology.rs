@@ -226,7 +226,6 @@ mod tests {
     use super::*;
     use crate::inspect::servers::unreachable_view;
     use crate::inspect::topology::{QuorumCheck, SentinelView};
-    use crate::inspect::types::{Drift, Source};
 
     const INFO: &str = "role:master\r\nslave0:ip=127.0.0.1,port=6381,state=online,offset=90,lag=1\r\nmaster_repl_offset:100\r\n";
 
@@ -252,22 +251,7 @@ mod tests {
             Some("127.0.0.1:6380".into()),
             Some(info),
         ));
-        Snapshot {
-            taken_at_ms: 0,
-            took_ms: 0,
-            cluster: "c".into(),
-            config_fingerprint: String::new(),
-            nodes: Source::NotConfigured,
-            leases: Source::NotConfigured,
-            locks: Source::NotConfigured,
-            streams: Source::NotConfigured,
-            queues: Source::NotConfigured,
-            maintenance: Source::NotConfigured,
-            servers: vec![server],
-            drift: Drift::default(),
-            unreadable: vec![],
-            round_trips: 0,
-        }
+        Snapshot::of_servers(vec![server])
     }
 
     fn healthy() -> Vec<SentinelView> {

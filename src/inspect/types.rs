@@ -65,6 +65,30 @@ pub struct Snapshot {
     pub round_trips: u32,
 }
 
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot of cluster `c` that read only `servers` (for the checks'
+    /// tests).
+    pub(crate) fn of_servers(servers: Vec<ServerView>) -> Self {
+        Self {
+            taken_at_ms: 0,
+            took_ms: 0,
+            cluster: "c".into(),
+            config_fingerprint: String::new(),
+            nodes: Source::NotConfigured,
+            leases: Source::NotConfigured,
+            locks: Source::NotConfigured,
+            streams: Source::NotConfigured,
+            queues: Source::NotConfigured,
+            maintenance: Source::NotConfigured,
+            servers,
+            drift: Drift::default(),
+            unreadable: vec![],
+            round_trips: 0,
+        }
+    }
+}
+
 /// A key that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unreadable {
