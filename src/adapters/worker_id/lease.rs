@@ -212,9 +212,9 @@ impl WorkerLease {
     /// A human reason why the lease is not valid now, for errors.
     pub fn fence_reason(&self) -> String {
         if self.is_unconfirmed() && !self.is_valid() {
-            return "no Redis replica confirmed the worker-ID lease (the Sentinel master has \
-                    no synced replica, or it lags): IDs resume once a replica acknowledges \
-                    the lease"
+            return "no Redis replica confirmed the worker-ID lease (the master that holds \
+                    it, behind Sentinel or in a Redis Cluster, has no synced replica, or it \
+                    lags): IDs resume once a replica acknowledges the lease"
                 .to_string();
         }
         match (self.status(), self.worker_id()) {

@@ -123,12 +123,13 @@ pub enum WorkerIdError {
         #[source]
         source: ::redis::RedisError,
     },
-    /// Sentinel mode: no replica confirmed a lease write in time (or the
-    /// master changed meanwhile), so the write is not used.
+    /// Sentinel or Redis Cluster: no replica confirmed a lease write in
+    /// time (or the master changed meanwhile), so the write is not used.
     #[error(
         "worker-ID {action} not confirmed by a Redis replica: {reason}; snowflake IDs need a \
-         lease a failover cannot lose: check that the Sentinel master has a connected, synced \
-         replica (INFO replication); retried at each renewal tick"
+         lease a failover cannot lose: check that the master holding the worker-ID keys (the \
+         Sentinel master, or on a Redis Cluster the master of their slot) has a connected, \
+         synced replica (INFO replication); retried at each renewal tick"
     )]
     Unconfirmed {
         /// `acquisition`.
