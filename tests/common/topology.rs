@@ -311,7 +311,7 @@ impl<'a> SentinelSet<'a> {
     }
 
     fn wait_replica_synced(&self, replica: u16) {
-        wait_until("the replica syncing", Duration::from_secs(15), || {
+        wait_until("the replica syncing", Duration::from_secs(30), || {
             self.data_cli(replica, &["INFO", "replication"])
                 .is_some_and(|t| t.contains("master_link_status:up"))
         });
@@ -471,6 +471,11 @@ fn data_args(
         String::new(),
         "--appendonly".into(),
         "no".into(),
+        // A replica syncs at once (the default waits 5 s for more replicas
+        // to share a diskless transfer, which on a loaded machine ran the
+        // 15 s wait for the first sync out).
+        "--repl-diskless-sync-delay".into(),
+        "0".into(),
     ]);
     if let Some(p) = secrets.data {
         args.extend([
