@@ -15,26 +15,14 @@ use clusterops::inspect::{CheckResult, CheckStatus, Inspector, Snapshot, Source,
 use clusterops::node::registry::{NodeRecord, Registry};
 use clusterops::node::shared::now_ms;
 use common::cluster::RedisCluster;
+use common::status_cli;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "cluster-pw-4417";
 /// Keys of another application written beside the cluster's own.
 const OTHER_KEYS: usize = 60;
-
-const VARS: [&str; 9] = [
-    "CLUSTER_NAME",
-    "CACHE_DEFAULT_STORE",
-    "CACHE_REDIS_URL",
-    "PUBSUB_ADAPTER_REDIS_URL",
-    "QUEUE_ADAPTER",
-    "QUEUE_ADAPTER_REDIS_URL",
-    "LOCK_ADAPTER_DEFAULT",
-    "LOCK_ADAPTER_REDIS_URL",
-    "REDIS_URL",
-];
 
 async fn connect(url: &str) -> SharedConn {
     redis_conn::connect(&parse_redis_url(url).expect("a valid URL"))
@@ -104,38 +92,9 @@ async fn seed(conn: &mut SharedConn, ns: &Namespace) -> usize {
     OTHER_KEYS + 2 + 2
 }
 
-/// An env file with every adapter on `url`.
-fn env_file(dir: &Path, name: &str, url: &str) -> PathBuf {
-    let values = [name, "redis", url, url, "redis", url, "redis", url, url];
-    let text: String = VARS
-        .iter()
-        .zip(values)
-        .map(|(k, v)| format!("{k}={v}\n"))
-        .collect();
-    let path = dir.join("cluster.env");
-    std::fs::write(&path, text).expect("env file");
-    path
-}
-
 /// Run the binary: exit code and stdout. Panics when the password shows.
 fn clusterops(args: &[&str], env: &Path) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterops"));
-    cmd.args(args).arg("--env-file").arg(env);
-    for v in VARS {
-        cmd.env_remove(v);
-    }
-    let out = cmd.output().expect("the clusterops binary runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    for text in [&stdout, &stderr] {
-        assert!(
-            !text.contains(PASSWORD),
-            "the password shows in `clusterops {args:?}`: {text}"
-        );
-    }
-    (out.status.code().unwrap_or(-1), stdout)
+    status_cli::run(args, env, &[PASSWORD])
 }
 
 /// The one server's `cluster` in `status --json`, once `ok` holds for it.
@@ -178,7 +137,7 @@ async fn a_replicated_cluster_shows_its_shards_and_passes_its_checks() {
     let ns = Namespace::new(&name).expect("namespace");
     let written = seed(&mut connect(&cluster.url(1)).await, &ns).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = env_file(dir.path(), &name, &cluster.url(0));
+    let env = status_cli::env_file(dir.path(), "cluster.env", &name, &cluster.url(0));
 
     // Each master with its replica up (a new replica may still be syncing).
     let all_up = |c: &Value| {

@@ -7,10 +7,10 @@
 
 mod common;
 
+use common::status_cli;
 use common::topology::{MASTER_NAME, Secrets, SentinelSet};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const DATA_PW: &str = "data-pw-5501";
@@ -21,61 +21,10 @@ const SECRETS: Secrets<'static> = Secrets {
     sentinel: Some(SENTINEL_PW),
 };
 
-const VARS: [&str; 9] = [
-    "CLUSTER_NAME",
-    "CACHE_DEFAULT_STORE",
-    "CACHE_REDIS_URL",
-    "PUBSUB_ADAPTER_REDIS_URL",
-    "QUEUE_ADAPTER",
-    "QUEUE_ADAPTER_REDIS_URL",
-    "LOCK_ADAPTER_DEFAULT",
-    "LOCK_ADAPTER_REDIS_URL",
-    "REDIS_URL",
-];
-
-/// An env file with every adapter on `url`.
-fn env_file(dir: &Path, url: &str) -> PathBuf {
-    let values = [
-        "sentinel-inspect",
-        "redis",
-        url,
-        url,
-        "redis",
-        url,
-        "redis",
-        url,
-        url,
-    ];
-    let text: String = VARS
-        .iter()
-        .zip(values)
-        .map(|(k, v)| format!("{k}={v}\n"))
-        .collect();
-    let path = dir.join("sentinel.env");
-    std::fs::write(&path, text).expect("env file");
-    path
-}
-
 /// Run the binary; exit code and stdout. Panics when a password shows in
 /// either stream.
 fn clusterops(args: &[&str], env: &Path) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterops"));
-    cmd.args(args).arg("--env-file").arg(env);
-    for v in VARS {
-        cmd.env_remove(v);
-    }
-    let out = cmd.output().expect("the clusterops binary runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    );
-    for text in [&stdout, &stderr] {
-        assert!(
-            !text.contains(DATA_PW) && !text.contains(SENTINEL_PW),
-            "a password shows in `clusterops {args:?}`: {text}"
-        );
-    }
-    (out.status.code().unwrap_or(-1), stdout)
+    status_cli::run(args, env, &[DATA_PW, SENTINEL_PW])
 }
 
 /// The topology of the one Redis server in `status --json`.
@@ -133,7 +82,7 @@ fn answered(t: &Value) -> Vec<bool> {
 fn status_and_check_show_the_sentinel_topology_through_a_failover_and_dead_sentinels() {
     let mut set = SentinelSet::start(None, SECRETS);
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = env_file(dir.path(), &set.url(0));
+    let env = status_cli::env_file(dir.path(), "sentinel.env", "sentinel-inspect", &set.url(0));
     let first = format!("127.0.0.1:{}", set.master_port());
 
     // The master, its replica online, three sentinels agreeing, quorum 2.

@@ -268,6 +268,7 @@ pub mod nginx;
 pub mod nodes;
 pub mod rabbit_cluster;
 pub mod rabbit_node;
+pub mod status_cli;
 pub mod tls_ca;
 pub mod tmux;
 pub mod topology;
