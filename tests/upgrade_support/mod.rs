@@ -1,4 +1,4 @@
-//! The upgrade end-to-end rig, shared by tests/upgrade_e2e.rs and the fault
+//! The upgrade end-to-end rig, shared by tests/runbook/upgrade_e2e.rs and the fault
 //! suite: a cluster of three real `clusterops node` processes (started by the
 //! runbook's own process executor) behind a real nginx, on PostgreSQL and the
 //! shared Redis, a state directory and a generated runbook configuration;

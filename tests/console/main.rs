@@ -1,0 +1,21 @@
+//! Console tests: rendering (insta snapshots), keys, the live source and actions, the Runbook view, the demo, and the binary in tmux.
+//!
+//! One test binary for the area (each binary links the whole dependency
+//! graph, so the tests are grouped by area): `cargo test --test console NAME::`
+//! runs one file's tests.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../console_support/mod.rs"]
+mod console_support;
+#[path = "../upgrade_support/mod.rs"]
+mod upgrade_support;
+
+mod console_demo;
+mod console_e2e;
+mod console_fixtures;
+mod console_keys;
+mod console_live;
+mod console_render;
+mod console_runbook;
+mod upgrade_console;

@@ -1,0 +1,22 @@
+//! Reference node tests: real `clusterops node` processes, nginx in front, PostgreSQL (with TLS), the registry and unique IDs.
+//!
+//! One test binary for the area (each binary links the whole dependency
+//! graph, so the tests are grouped by area): `cargo test --test node NAME::`
+//! runs one file's tests.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../tls_support/mod.rs"]
+mod tls_support;
+
+mod nginx_asset;
+mod nginx_frozen_node;
+mod node_bypass;
+mod node_cluster;
+mod node_database;
+mod node_migrations;
+mod node_registry;
+mod node_unique_id;
+mod node_upgrade;
+mod pg_tls;
+mod redis_cluster_nodes;
