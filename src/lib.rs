@@ -10,4 +10,5 @@ pub mod config;
 pub mod console;
 pub mod inspect;
 pub mod node;
+pub mod operate;
 pub mod runbook;

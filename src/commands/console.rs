@@ -4,13 +4,14 @@
 //! Runbook view.
 
 use super::EnvArgs;
-use clusterops::console::live::{InspectorSource, LiveActions, default_audit_path, operator};
-use clusterops::console::ops::ClusterActions;
+use clusterops::console::live::InspectorSource;
 use clusterops::console::run_feed::RunFeed;
 use clusterops::console::runbook_driver::RunDriver;
 use clusterops::console::source::{FileSource, SnapshotSource};
 use clusterops::console::theme::Theme;
 use clusterops::console::{self as ui, ConsoleOptions};
+use clusterops::operate::ClusterActions;
+use clusterops::operate::{LiveActions, default_audit_path, operator};
 use clusterops::runbook::RunbookConfig;
 use clusterops::runbook::live::RedisClusterOps;
 use color_eyre::eyre::Result;

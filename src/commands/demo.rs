@@ -6,9 +6,10 @@
 use super::console::parse_interval;
 use clusterops::console::demo::DemoCluster;
 use clusterops::console::demo_redis::RedisDemo;
-use clusterops::console::live::{InspectorSource, LiveActions, default_audit_path, operator};
+use clusterops::console::live::InspectorSource;
 use clusterops::console::theme::Theme;
 use clusterops::console::{self as ui, ConsoleOptions};
+use clusterops::operate::{LiveActions, default_audit_path, operator};
 use color_eyre::eyre::Result;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,6 +9,7 @@ mod config;
 mod console;
 mod demo;
 mod id;
+mod maintenance;
 mod node;
 mod status;
 mod upgrade;
@@ -78,6 +79,9 @@ pub enum Command {
     Upgrade(upgrade::UpgradeArgs),
     /// The runbook journals: who ran which upgrade, each step and decision.
     Audit(upgrade::AuditArgs),
+    /// The cluster's maintenance flag (every node answers 503): on --reason TEXT, off, status.
+    #[command(subcommand)]
+    Maintenance(maintenance::MaintenanceCommand),
     /// The runbook's database backups: list, verify, prune, restore.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -123,6 +127,7 @@ pub fn quiet_broken_pipe(cli: &Cli) {
             | Command::Completions(_)
             | Command::Man
             | Command::Audit(_)
+            | Command::Maintenance(maintenance::MaintenanceCommand::Status(_))
             | Command::Backup(backup::BackupCommand::List(_) | backup::BackupCommand::Verify(_))
     );
     if printer {
@@ -151,6 +156,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Man => completions::man(),
         Command::Upgrade(args) => upgrade::run(args).await,
         Command::Audit(args) => upgrade::run_audit(args),
+        Command::Maintenance(cmd) => maintenance::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }

@@ -2,9 +2,10 @@
 //! actions in the views, the poller and the operation tasks send actions,
 //! and the app applies them one at a time.
 
-use crate::console::ops::{DeadLetter, Operation};
+use crate::console::ops::Operation;
 use crate::console::views::ViewId;
 use crate::inspect::Snapshot;
+use crate::operate::DeadLetter;
 
 /// Something that happened or should happen in the console.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 use crate::console::action::Action;
 use crate::console::changes::{self, Event as ClusterEvent, EventLog, Level};
 use crate::console::history::History;
-use crate::console::ops::{ClusterActions, Operation};
+use crate::console::ops::Operation;
 use crate::console::runbook_driver::{RunDriver, RunbookOp};
 use crate::console::theme::Theme;
 use crate::console::tui::{Event, Tui};
@@ -13,6 +13,7 @@ use crate::console::verdict::{self, Assessment};
 use crate::console::views::{self, Ctx, View, ViewId};
 use crate::console::{input, ui};
 use crate::inspect::{Snapshot, Verdict};
+use crate::operate::ClusterActions;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::sync::Arc;
 use std::time::Duration;

@@ -32,8 +32,8 @@ mod ui;
 pub mod verdict;
 pub mod views;
 
+use crate::operate::ClusterActions;
 use app::{App, AppOptions};
-use ops::ClusterActions;
 use source::SnapshotSource;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -148,16 +148,8 @@ pub async fn run_with(
 /// Where the console logs by default: `$XDG_STATE_HOME/clusterops/console.log`,
 /// else `~/.local/state/clusterops/console.log`, else the temp directory.
 pub fn default_log_path() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        });
-    match state {
-        Some(dir) => dir.join("clusterops").join("console.log"),
+    match crate::operate::audit::state_dir() {
+        Some(dir) => dir.join("console.log"),
         None => std::env::temp_dir().join("clusterops-console.log"),
     }
 }

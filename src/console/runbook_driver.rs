@@ -8,7 +8,7 @@
 
 use crate::console::action::Action;
 use crate::console::app::now_ms;
-use crate::console::live::{AuditRecord, append_json_line};
+use crate::operate::{AuditRecord, append_json_line};
 use crate::runbook::{
     Actor, ClusterOps, Decision, Executor, Interrupt, Operator, Progress, Prompt, RunOutcome,
     Runbook, RunbookConfig, RunbookError,

@@ -6,9 +6,10 @@ use crate::console_support;
 
 use clusterops::console::action::Action;
 use clusterops::console::app::Mode;
-use clusterops::console::ops::{ClusterActions, Operation};
+use clusterops::console::ops::Operation;
 use clusterops::console::sample;
 use clusterops::console::views::ViewId;
+use clusterops::operate::ClusterActions;
 use console_support::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::sync::Arc;

@@ -11,10 +11,11 @@ use clusterops::adapters::queue::{self, MessageQueue, QueueOptions, RedisQueue, 
 use clusterops::adapters::worker_id;
 use clusterops::config::{Config, SecretUrl};
 use clusterops::console::action::Action;
-use clusterops::console::live::{AuditRecord, InspectorSource, LiveActions};
-use clusterops::console::ops::ClusterActions;
+use clusterops::console::live::InspectorSource;
 use clusterops::console::source::SnapshotSource;
 use clusterops::inspect::Source;
+use clusterops::operate::ClusterActions;
+use clusterops::operate::{AuditRecord, LiveActions};
 use common::nodes::{TestCluster, eventually};
 use common::{PrivateRedis, TestNs};
 use console_support::{harness, key};

@@ -4,10 +4,10 @@
 
 use clusterops::console::action::Action;
 use clusterops::console::app::{App, AppOptions};
-use clusterops::console::ops::{ClusterActions, DeadLetter};
 use clusterops::console::sample::TAKEN_AT_MS;
 use clusterops::console::theme::Theme;
 use clusterops::inspect::{Snapshot, Source};
+use clusterops::operate::{ClusterActions, DeadLetter};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use parking_lot::Mutex;
 use ratatui::Terminal;
