@@ -60,6 +60,10 @@ fn redis_server(used_by: &[&str], version: &str, policy: &str) -> ServerView {
         management: None,
         topology: None,
         cluster: None,
+        persistence: Some(crate::inspect::persistence::Persistence::new(
+            "aof_enabled:1\r\n",
+            Ok(String::new()),
+        )),
     }
 }
 
@@ -393,4 +397,103 @@ fn the_allow_list_names_every_check_in_order() {
         .map(|c| c.id)
         .collect();
     assert_eq!(ids, crate::inspect::check_allow::CHECK_IDS);
+}
+
+#[test]
+fn a_lock_or_worker_id_redis_that_keeps_nothing_warns_and_unknown_says_so() {
+    use crate::inspect::persistence::Persistence;
+    let off = "aof_enabled:0\r\n";
+    let with = |p: Option<Persistence>, used_by: &[&str]| {
+        let mut s = healthy();
+        s.servers = vec![redis_server(used_by, "8.0.2", "noeviction")];
+        s.servers[0].url = "redis://:***@127.0.0.1:6379/0".into();
+        s.servers[0].persistence = p;
+        let r = run(&clustered(), &s);
+        let c = r.iter().find(|c| c.id == "redis-persistence").unwrap();
+        (c.status, c.reason.clone())
+    };
+    let (status, reason) = with(
+        Some(Persistence::new(off, Ok(String::new()))),
+        &["QUEUE_ADAPTER_REDIS_URL", "REDIS_URL"],
+    );
+    assert_eq!(status, CheckStatus::Warn, "{reason}");
+    assert!(
+        reason.starts_with("redis://:***@127.0.0.1:6379/0 (REDIS_URL) keeps nothing")
+            && reason.contains("fencing counters")
+            && reason.contains("worker ID"),
+        "{reason}"
+    );
+    let (status, reason) = with(
+        Some(Persistence::new(
+            off,
+            Err("CONFIG GET save refused: NOPERM no".into()),
+        )),
+        &["LOCK_ADAPTER_REDIS_URL"],
+    );
+    assert_eq!(status, CheckStatus::Warn, "{reason}");
+    assert!(
+        reason.starts_with("could not be determined")
+            && reason.contains("(LOCK_ADAPTER_REDIS_URL): AOF off, RDB save points unknown")
+            && reason.contains("NOPERM"),
+        "{reason}"
+    );
+    let (status, reason) = with(
+        Some(Persistence::new(off, Ok("60 1".into()))),
+        &["REDIS_URL"],
+    );
+    assert_eq!(status, CheckStatus::Pass, "{reason}");
+    assert!(reason.ends_with("(REDIS_URL): RDB save 60 1"), "{reason}");
+    // A Redis only the cache or the queue uses is not this check's concern.
+    let (status, _) = with(
+        Some(Persistence::new(off, Ok(String::new()))),
+        &["CACHE_REDIS_URL", "QUEUE_ADAPTER_REDIS_URL"],
+    );
+    assert_eq!(status, CheckStatus::Pass);
+    // A server that could not be read is not checked.
+    let mut s = healthy();
+    s.servers[0].error = Some("connection refused".into());
+    let r = run(&clustered(), &s);
+    assert_eq!(status_of(&r, "redis-persistence"), CheckStatus::Fail);
+}
+
+#[test]
+fn on_a_redis_cluster_the_masters_that_keep_nothing_are_named() {
+    use crate::inspect::cluster_view::{ClusterView, ShardView};
+    use crate::inspect::persistence::Persistence;
+    let shard = |master: &str, keeps: bool| ShardView {
+        master: master.into(),
+        role: None,
+        slots: vec![],
+        slot_count: 0,
+        replicas: vec![],
+        used_memory: None,
+        maxmemory: None,
+        keys: None,
+        cluster_state: None,
+        error: None,
+        persistence: Some(Persistence::new(
+            if keeps {
+                "aof_enabled:1"
+            } else {
+                "aof_enabled:0"
+            },
+            Ok(String::new()),
+        )),
+    };
+    let mut s = healthy();
+    let cluster = ClusterView {
+        shards: vec![shard("10.0.0.1:6379", true), shard("10.0.0.2:6379", false)],
+        ..ClusterView::default()
+    };
+    s.servers[0].persistence =
+        Persistence::worst(cluster.shards.iter().filter_map(|m| m.persistence.as_ref()));
+    s.servers[0].cluster = Some(cluster);
+    let r = run(&clustered(), &s);
+    let c = r.iter().find(|c| c.id == "redis-persistence").unwrap();
+    assert_eq!(c.status, CheckStatus::Warn);
+    assert!(
+        c.reason.contains("master 10.0.0.2:6379 keep(s) nothing") && !c.reason.contains("10.0.0.1"),
+        "{}",
+        c.reason
+    );
 }
