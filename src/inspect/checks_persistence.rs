@@ -118,3 +118,7 @@ pub fn redis_persistence(snap: &Snapshot) -> CheckResult {
         format!("kept across a restart: {}", kept.join("; ")),
     )
 }
+
+#[cfg(test)]
+#[path = "checks_persistence_tests.rs"]
+mod tests;
