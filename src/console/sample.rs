@@ -143,6 +143,10 @@ fn redis_server(version: &str, policy: &str) -> ServerView {
         management: None,
         topology: None,
         cluster: None,
+        persistence: Some(crate::inspect::persistence::Persistence::new(
+            "aof_enabled:1\r\n",
+            Ok("3600 1".into()),
+        )),
     }
 }
 
@@ -162,6 +166,7 @@ fn rabbit_server() -> ServerView {
         management: Some("ok".into()),
         topology: None,
         cluster: None,
+        persistence: None,
     }
 }
 
@@ -425,6 +430,7 @@ pub fn cluster_view() -> ClusterView {
         keys: Some(keys),
         cluster_state: Some("ok".into()),
         error: None,
+        persistence: None,
     };
     ClusterView {
         state: Some("ok".into()),

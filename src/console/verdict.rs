@@ -115,6 +115,7 @@ pub fn check_area(id: &str) -> &'static str {
         | "rabbitmq-version"
         | "rabbitmq-management"
         | "eviction-policy"
+        | "redis-persistence"
         | "sentinel-quorum"
         | "redis-replicas"
         | "redis-cluster-state"

@@ -22,6 +22,7 @@ pub const CHECK_IDS: &[&str] = &[
     "rabbitmq-version",
     "rabbitmq-management",
     "eviction-policy",
+    "redis-persistence",
     "worker-id-capacity",
     "stale-worker-ids",
     "shared-storage",

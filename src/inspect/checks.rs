@@ -38,6 +38,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         rabbitmq_version(snap),
         super::checks_topology::rabbitmq_management(config, snap),
         eviction_policy(snap),
+        super::checks_persistence::redis_persistence(snap),
         worker_id_capacity(snap),
         stale_worker_ids(snap),
         shared_storage(snap),

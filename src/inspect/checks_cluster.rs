@@ -189,6 +189,7 @@ mod tests {
             keys: Some(10),
             cluster_state: Some("ok".into()),
             error: None,
+            persistence: None,
         }
     }
 

@@ -60,6 +60,10 @@ fn redis_server(used_by: &[&str], version: &str, policy: &str) -> ServerView {
         management: None,
         topology: None,
         cluster: None,
+        persistence: Some(crate::inspect::persistence::Persistence::new(
+            "aof_enabled:1\r\n",
+            Ok(String::new()),
+        )),
     }
 }
 

@@ -7,6 +7,7 @@
 //! when a master that may hold some of it could not be read.
 
 use super::cluster_view::{ClusterReplica, ClusterView, ReplicaLink, ShardView, keys_of};
+use super::persistence::Persistence;
 use super::plan::Roles;
 use super::server_read::{Part, ServerRead};
 use super::servers::{major_minor, parse_info, redis_view, unreachable_view};
@@ -38,6 +39,7 @@ fn shard_view(shard: Shard, read: &Result<ServerRead, String>) -> (ShardView, Op
         keys: None,
         cluster_state: None,
         error: None,
+        persistence: None,
     };
     let info = match read {
         Err(e) => {
@@ -96,7 +98,15 @@ fn shard_view(shard: Shard, read: &Result<ServerRead, String>) -> (ShardView, Op
         }
     }
     view.replicas.sort_by(|a, b| a.address.cmp(&b.address));
-    let own = redis_view(view.master.clone(), Vec::new(), &info);
+    let mut own = redis_view(view.master.clone(), Vec::new(), &info);
+    if let Ok(ServerRead {
+        config_save: Some(save),
+        ..
+    }) = read
+    {
+        view.persistence = Some(Persistence::new(&info, save.clone()));
+        own.persistence = view.persistence.clone();
+    }
     (view, Some(own))
 }
 
@@ -154,6 +164,7 @@ fn server_view(
         .find(|p| p.as_str() != "noeviction")
         .or(policies.first())
         .map(|p| p.to_string());
+    view.persistence = Persistence::worst(masters.iter().filter_map(|m| m.persistence.as_ref()));
     view.modules = masters[0]
         .modules
         .iter()

@@ -71,6 +71,10 @@ pub struct ShardView {
     /// Why it could not be read (one line).
     #[serde(default)]
     pub error: Option<String>,
+    /// Whether it keeps its data across a restart (read on the masters
+    /// when the URL holds the locks or the worker-ID leases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<super::persistence::Persistence>,
 }
 
 impl ShardView {
@@ -266,6 +270,7 @@ mod tests {
             keys: Some(2),
             cluster_state: Some("ok".into()),
             error: None,
+            persistence: None,
         }
     }
 

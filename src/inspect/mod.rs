@@ -5,6 +5,7 @@
 pub mod check_allow;
 pub mod checks;
 pub mod checks_cluster;
+pub mod checks_persistence;
 pub mod checks_servers;
 pub mod checks_topology;
 pub mod checks_unread;
@@ -15,6 +16,7 @@ pub mod convert;
 mod counted;
 pub mod drift;
 pub mod health;
+pub mod persistence;
 pub mod plan;
 pub mod rabbit;
 pub mod rabbit_mgmt;

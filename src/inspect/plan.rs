@@ -68,6 +68,9 @@ pub struct Prepared {
     pub pipe: redis::Pipeline,
     /// The `INFO` reply's index.
     pub info_at: usize,
+    /// `CONFIG GET save`'s reply index, on a server that holds the locks
+    /// or the worker-ID leases ([`super::persistence`]).
+    pub config_save_at: Option<usize>,
     /// The lease replies, when the server holds the leases.
     pub leases_at: Option<Range<usize>>,
     /// The first SCAN's reply index, when a family is scanned.
@@ -105,6 +108,8 @@ impl Prepared {
             p.cmd("INFO");
         })
         .start;
+        let config_save_at = (roles.leases || roles.locks)
+            .then(|| slot(&mut pipe, super::persistence::add_config_save).start);
         let leases_at = roles
             .leases
             .then(|| slot(&mut pipe, |p| worker_id::add_lease_reads(p, ns)));
@@ -133,6 +138,7 @@ impl Prepared {
             keys,
             pipe,
             info_at,
+            config_save_at,
             leases_at,
             scan_at,
             locks,
@@ -283,9 +289,17 @@ mod tests {
                 ..all
             }
         ));
-        // INFO, 96 lease reads, SCAN, 2 lock reads, no stream, 7 queue reads.
-        assert_eq!(plan.commands(), 1 + 96 + 1 + 2 + 7);
-        assert_eq!(plan.locks.as_ref().map(|l| l.at.clone()), Some(98..100));
-        assert_eq!(plan.queues.as_ref().map(|q| q.at.clone()), Some(100..107));
+        // INFO, CONFIG GET save, 96 lease reads, SCAN, 2 lock reads, no
+        // stream, 7 queue reads.
+        assert_eq!(plan.commands(), 1 + 1 + 96 + 1 + 2 + 7);
+        assert_eq!(plan.config_save_at, Some(1));
+        assert_eq!(plan.locks.as_ref().map(|l| l.at.clone()), Some(99..101));
+        assert_eq!(plan.queues.as_ref().map(|q| q.at.clone()), Some(101..108));
+        // A server with neither locks nor leases is not asked.
+        let queues_only = Roles {
+            queues: true,
+            ..Roles::default()
+        };
+        assert_eq!(Prepared::new(&ns, queues_only, vec![]).config_save_at, None);
     }
 }

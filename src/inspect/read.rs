@@ -6,6 +6,7 @@
 //! one per master of a cluster).
 
 use super::counted::{Counted, Requests};
+use super::persistence::Persistence;
 use super::plan::Prepared;
 use super::server_read::{self, Roles};
 use super::topology::TopologyView;
@@ -247,6 +248,11 @@ impl Inspector {
                 ),
             };
             view.topology = topology(info.as_ref().and_then(|i| i.as_deref().ok()));
+            if let (Some(Ok(info)), Some(save)) = (&info, read.config_save.take())
+                && view.cluster.is_none()
+            {
+                view.persistence = Some(Persistence::new(info, save));
+            }
             servers.push(view);
             if let Some(r) = read.leases.take() {
                 leases = from_part("REDIS_URL", url, r);

@@ -44,6 +44,9 @@ pub type Part<T> = Option<Result<T, String>>;
 pub struct ServerRead {
     /// The `INFO` text.
     pub info: Option<Result<String, String>>,
+    /// The RDB save points (`CONFIG GET save`), on a server that holds the
+    /// locks or the worker-ID leases; `Err` when refused or renamed.
+    pub config_save: Option<Result<String, String>>,
     /// The 32 worker-ID slots.
     pub leases: Part<Vec<LeaseSlot>>,
     /// Held locks and unreadable lock keys.
@@ -163,6 +166,9 @@ async fn read_with<C: ConnectionLike + Send>(
     let info = text_reply("INFO", &first[plan.info_at]);
     let now_ms = info.as_deref().ok().and_then(server_time_ms);
     out.info = Some(info);
+    out.config_save = plan
+        .config_save_at
+        .map(|at| super::persistence::parse_config_save(&first[at]));
     out.cluster_info = plan
         .cluster_info_at
         .map(|at| text_reply("CLUSTER INFO", &first[at]));

@@ -41,6 +41,7 @@ pub fn redis_view(url: String, used_by: Vec<String>, info: &str) -> ServerView {
         management: None,
         topology: None,
         cluster: None,
+        persistence: None,
     }
 }
 
@@ -66,6 +67,7 @@ pub fn unreachable_view(
         management: None,
         topology: None,
         cluster: None,
+        persistence: None,
     }
 }
 

@@ -302,6 +302,11 @@ pub struct ServerView {
     /// slots, replicas, memory and keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<super::cluster_view::ClusterView>,
+    /// Redis holding the locks or the worker-ID leases: whether it keeps
+    /// its data across a restart (on a Redis Cluster, the master that
+    /// keeps least; each master's own is in its shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<super::persistence::Persistence>,
 }
 
 /// Nodes that disagree with the majority.

@@ -27,3 +27,4 @@ mod redis_tls;
 mod snowflake;
 mod worker_id;
 mod worker_id_failover;
+mod worker_id_restart;

@@ -303,10 +303,10 @@ fn the_extraction_reads_shell_the_way_the_docs_write_it() {
     assert!(accepted(&["status".into(), "--watch".into(), "0".into()]).is_err());
 }
 
-/// For humans: `cargo test --test cli cli:: docs_commands:: -- --ignored --nocapture`
+/// For humans: `cargo test --test cli docs_commands:: -- --ignored --nocapture`
 /// lists every command found.
 #[test]
-#[ignore = "a listing for a person to read: cargo test --test cli cli:: docs_commands:: -- --ignored --nocapture"]
+#[ignore = "a listing for a person to read: cargo test --test cli docs_commands:: -- --ignored --nocapture"]
 fn list_the_commands_found() {
     for file in doc_files() {
         for f in extract(&file) {

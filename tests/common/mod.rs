@@ -97,6 +97,8 @@ pub struct PrivateRedis {
     dir: tempfile::TempDir,
     child: Option<Child>,
     persistent: bool,
+    /// More `redis-server` options, after the defaults (they win).
+    extra: Vec<String>,
 }
 
 impl PrivateRedis {
@@ -110,13 +112,24 @@ impl PrivateRedis {
         Self::start_with(true)
     }
 
+    /// A private server without persistence, with `args` (`redis-server`
+    /// options such as `["--save", "60 1"]`) after the defaults.
+    pub fn start_args(args: &[&str]) -> Self {
+        Self::start_full(false, args)
+    }
+
     fn start_with(persistent: bool) -> Self {
+        Self::start_full(persistent, &[])
+    }
+
+    fn start_full(persistent: bool, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut me = Self {
             port: free_port(),
             dir,
             child: None,
             persistent,
+            extra: args.iter().map(|a| a.to_string()).collect(),
         };
         me.spawn();
         me
@@ -142,6 +155,7 @@ impl PrivateRedis {
                 "",
             ])
             .args(aof)
+            .args(&self.extra)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

@@ -30,6 +30,7 @@ mod procs;
 mod queue_kills;
 mod rabbit_cluster;
 mod redis_down;
+mod redis_restart;
 mod runbook_kills;
 mod worker_ids;
 
@@ -52,6 +53,7 @@ const SCENARIOS: &[Scenario] = &[
     failover::SCENARIO,
     rabbit_cluster::SCENARIO,
     cluster_failover::SCENARIO,
+    redis_restart::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
@@ -60,6 +62,7 @@ const CHILDREN: &[Child] = &[
     lock_clients::CHILD,
     queue_kills::CHILD,
     failover::CHILD,
+    redis_restart::CHILD,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -35,6 +35,7 @@ fn assert_not_passed(json: &serde_json::Value, human: &str) {
         "same-version",
         "same-fingerprint",
         "eviction-policy",
+        "redis-persistence",
         "worker-id-capacity",
         "stale-worker-ids",
         "shared-storage",

@@ -184,6 +184,9 @@ async fn a_replicated_cluster_shows_its_shards_and_passes_its_checks() {
         assert!(n > 0, "every master holds some of the keys: {s:#}");
         keys += n;
         slots += s["slot_count"].as_u64().expect("slot count");
+        // The fixture's nodes keep nothing on disk; each master says so.
+        assert_eq!(s["persistence"]["keeps_data"], false, "{s:#}");
+        assert_eq!(s["persistence"]["rdb_save"], "", "{s:#}");
     }
     assert_eq!(keys as usize, written, "{c:#}");
     assert_eq!(slots, 16384);
@@ -222,6 +225,12 @@ async fn a_replicated_cluster_shows_its_shards_and_passes_its_checks() {
             .contains("cluster_state ok, 16384/16384 slots ok on 3 masters"),
         "{results:?}"
     );
+    // Every master keeps nothing across a restart: the warning names them.
+    let persistence = result(&results, "redis-persistence");
+    assert_eq!(persistence.status, CheckStatus::Warn, "{persistence:?}");
+    for m in &masters {
+        assert!(persistence.reason.contains(m.as_str()), "{persistence:?}");
+    }
     // Steady state: CLUSTER SLOTS, one request per master (the leases with
     // the master of their slot), the registry.
     let next = inspector.snapshot().await;

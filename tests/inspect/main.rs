@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod check_persistence;
 mod check_policy;
 mod check_unreachable;
 mod inspect_cluster;

@@ -64,9 +64,18 @@ pub(crate) fn all_keys(ns: &Namespace) -> Vec<String> {
 /// at least `since + ceil(ttl_ms / 1000) + skew`: every holder that issued
 /// under an older master has run past its cap by then.
 ///
+/// Restart quarantine (one server or a Cluster without replicas, ARGV[4]
+/// empty): a server restarted without its data has lost every floor, and
+/// the holders of its previous run may still issue up to their caps, at
+/// most `ceil(ttl)` seconds after their last renewal, which came before the
+/// restart. So the floor is at least `start + ceil(ttl_ms / 1000) + skew`,
+/// `start` = `TIME` second minus `uptime_in_seconds` (`INFO server`): a
+/// server up for longer than that costs nothing (a user refused `INFO`
+/// gets no restart quarantine).
+///
 /// KEYS: n lease keys, then their n `last_ts` keys, then the epoch key.
 /// ARGV: holder value, ttl ms, cap (unix s) this holder wants persisted,
-/// replication ID (`""`: no quarantine), skew allowance (s).
+/// replication ID (`""`: the restart quarantine instead), skew allowance (s).
 /// Reply: `{id, floor, last_ts now}` (the floor is `last_ts` before, raised
 /// to the quarantine's end), or `{-1, v_0 … v_n-1}` with each lease key's
 /// value (`""` when free, `"!wrongtype"` when unreadable).
@@ -91,6 +100,14 @@ if ARGV[4] ~= nil and ARGV[4] ~= '' then
   redis.call('HSET', epoch, 'replid', ARGV[4], 'since', string.format('%d', since),
     'ttl_ms', string.format('%d', ttl_ms))
   min_floor = since + math.ceil(ttl_ms / 1000) + tonumber(ARGV[5])
+else
+  local info = redis.pcall('INFO', 'server')
+  local up = nil
+  if type(info) == 'string' then up = string.match(info, 'uptime_in_seconds:(%d+)') end
+  if up ~= nil then
+    local now = tonumber(redis.call('TIME')[1])
+    min_floor = now - tonumber(up) + math.ceil(tonumber(ARGV[2]) / 1000) + tonumber(ARGV[5])
+  end
 end
 local best, best_ts = -1, nil
 for i = 1, n do
