@@ -833,3 +833,84 @@ async fn resume_does_not_start_again_a_node_already_up_on_the_version() {
         vec![Some("2".to_string()), Some("2".to_string())]
     );
 }
+
+/// A second signal before the engine reached its safe point: the exit
+/// happens right after `Interrupt::exit_now`, as in `clusterops upgrade`.
+struct SecondSignalDuringStart {
+    cluster: Arc<TestCluster>,
+    stop: Interrupt,
+}
+
+#[async_trait::async_trait]
+impl Executor for SecondSignalDuringStart {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+    fn slots(&self) -> Vec<NodeSlot> {
+        self.cluster.procs.slots()
+    }
+    fn describe_stop(&self) -> String {
+        self.cluster.procs.describe_stop()
+    }
+    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
+        self.cluster.procs.describe_start(slot, version)
+    }
+    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
+        self.cluster.procs.stop_all(io).await
+    }
+    async fn start(&self, _slot: &NodeSlot, _v: &str, io: &dyn StepIo) -> Result<(), ExecError> {
+        io.line("starting app1 (slowly)");
+        // Both signals land before the engine polls this step again.
+        assert!(self.stop.trigger("SIGINT"));
+        self.stop.exit_now("SIGINT");
+        io.line("a line after the exit must not reach the journal");
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_journals_the_interruption_and_closes_the_journal() {
+    let s = setup("rbsecond", 1, None).await;
+    let stop = Interrupt::new();
+    let exec = Arc::new(SecondSignalDuringStart {
+        cluster: s.cluster.clone(),
+        stop: stop.clone(),
+    });
+    let rb = Runbook::with_executor(
+        s.config.clone(),
+        s.cluster.clone(),
+        ScriptedOperator::new(),
+        exec,
+        s.state_dir.clone(),
+    )
+    .with_actor(alice())
+    .with_interrupt(stop);
+    // The process would be gone by now; here the run goes on and finds its
+    // journal closed.
+    let _ = rb.run("2").await;
+    let entries = s.journal();
+    let Event::RunInterrupted { step, reason, by } = &entries.last().unwrap().event else {
+        panic!("the journal does not end with the interruption: {entries:?}");
+    };
+    assert_eq!(*step, Some(StepKind::UpgradeFirst));
+    assert_eq!(reason, "SIGINT, then SIGINT: exited at once");
+    assert_eq!(by, &alice());
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.event, Event::RunInterrupted { .. }))
+            .count(),
+        1
+    );
+    let out = outputs(&entries);
+    assert!(out.contains("starting app1 (slowly)"), "{out}");
+    assert!(!out.contains("after the exit"), "{out}");
+    // The next process resumes from that journal.
+    let rb2 = s.runbook(ScriptedOperator::new()).await;
+    let outcome = rb2.resume().await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+}

@@ -66,6 +66,7 @@ impl<'r> Engine<'r> {
             engine.target,
             engine.journal.path().display()
         ));
+        engine.arm_last_words();
         let outcome = engine.drive(&StepKind::UPGRADE, until).await;
         engine.close().await;
         outcome
@@ -99,6 +100,7 @@ impl<'r> Engine<'r> {
         engine.record(Event::RunResumed {
             by: rb.actor.clone(),
         });
+        engine.arm_last_words();
         if !rollback || state.rollback.is_some() {
             engine.say_repeated(&state);
         }
