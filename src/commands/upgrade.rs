@@ -183,6 +183,9 @@ fn watch_signals(interrupt: Interrupt) -> std::io::Result<tokio::task::JoinHandl
                     "{name} again: exiting now; the runbook lock expires after its TTL, then \
                      `clusterops upgrade --resume`"
                 ));
+                // The journal gets the interruption (if the run has not
+                // written it yet) and is closed, so the exit cuts no line.
+                interrupt.exit_now(name);
                 std::process::exit(signal_exit_code(name));
             }
         }

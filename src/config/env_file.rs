@@ -1,5 +1,7 @@
 //! The `.env` file reader: `KEY=VALUE` lines, `#` comments, an optional
-//! `export ` prefix, and single- or double-quoted values.
+//! `export ` prefix, and single- or double-quoted values (double quotes
+//! decode `\n`, `\"` and `\\` and keep any other backslash as written;
+//! single quotes are literal).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,15 +67,9 @@ pub fn parse_env_text(text: &str) -> Result<BTreeMap<String, String>, (usize, St
 
 fn parse_value(v: &str) -> Result<String, String> {
     if let Some(rest) = v.strip_prefix('"') {
-        let Some(end) = rest.find('"') else {
-            return Err("unterminated double quote".to_string());
-        };
-        let inner = &rest[..end];
-        check_trailing(&rest[end + 1..])?;
-        Ok(inner
-            .replace("\\n", "\n")
-            .replace("\\\"", "\"")
-            .replace("\\\\", "\\"))
+        let (value, after) = decode_double_quoted(rest)?;
+        check_trailing(after)?;
+        Ok(value)
     } else if let Some(rest) = v.strip_prefix('\'') {
         let Some(end) = rest.find('\'') else {
             return Err("unterminated single quote".to_string());
@@ -88,6 +84,33 @@ fn parse_value(v: &str) -> Result<String, String> {
         };
         Ok(value.trim_end().to_string())
     }
+}
+
+/// Decode the text after an opening double quote in one pass: `\n` is a
+/// newline, `\"` a quote, `\\` a backslash; any other backslash is kept as
+/// it is, with the character after it (`\t` stays the two characters `\`
+/// and `t`). Returns the value and the text after the closing quote, the
+/// first `"` not escaped.
+fn decode_double_quoted(rest: &str) -> Result<(String, &str), String> {
+    let mut value = String::with_capacity(rest.len());
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((value, &rest[i + 1..])),
+            '\\' => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, other)) => {
+                    value.push('\\');
+                    value.push(other);
+                }
+                None => break,
+            },
+            other => value.push(other),
+        }
+    }
+    Err("unterminated double quote".to_string())
 }
 
 fn check_trailing(rest: &str) -> Result<(), String> {
@@ -120,6 +143,34 @@ mod tests {
         assert_eq!(parse_env_text("A=\"open\n").unwrap_err().0, 1);
         assert_eq!(parse_env_text("1A=x").unwrap_err().0, 1);
         assert_eq!(parse_env_text("A='x' y").unwrap_err().0, 1);
+    }
+
+    #[test]
+    fn double_quotes_decode_each_escape_once() {
+        let text = concat!(
+            "APP_KEY=\"pa\\\"ss\"\n",
+            "STORAGE_PATH=\"/tmp/a\\\\nb\"\n",
+            "TWO=\"a\\nb\"\n",
+            "ENDS=\"c:\\\\\"\n",
+            "UNKNOWN=\"a\\tb\\x\\$\" # kept\n",
+        );
+        let vars = parse_env_text(text).unwrap();
+        assert_eq!(vars["APP_KEY"], "pa\"ss");
+        assert_eq!(vars["STORAGE_PATH"], "/tmp/a\\nb");
+        assert_eq!(vars["TWO"], "a\nb");
+        assert_eq!(vars["ENDS"], "c:\\");
+        assert_eq!(vars["UNKNOWN"], "a\\tb\\x\\$");
+    }
+
+    #[test]
+    fn an_escaped_quote_does_not_close_the_value() {
+        let err = parse_env_text("APP_KEY=\"open\\\"\n").unwrap_err();
+        assert_eq!(err, (1, "APP_KEY: unterminated double quote".to_string()));
+        let err = parse_env_text("APP_KEY=\"a\" b\n").unwrap_err();
+        assert!(
+            err.1.ends_with("unexpected text after the closing quote"),
+            "{err:?}"
+        );
     }
 
     #[test]

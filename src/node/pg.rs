@@ -78,7 +78,8 @@ pub fn pg_error_text(e: &tokio_postgres::Error) -> String {
 pub async fn connect(url: &SecretUrl) -> Result<Client, PgConnectError> {
     let cfg = pg_connect_config(url)?;
     let deadline = cfg.pg.get_connect_timeout().map_or(CONNECT_DEADLINE, |t| {
-        (*t + Duration::from_secs(5)).max(CONNECT_DEADLINE)
+        t.saturating_add(Duration::from_secs(5))
+            .max(CONNECT_DEADLINE)
     });
     let roots = cfg.roots_from.as_deref();
     match cfg.mode {

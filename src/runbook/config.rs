@@ -498,7 +498,7 @@ impl RunbookConfig {
                 self.verify.bypass_header
             ));
         }
-        Ok(())
+        super::config_ranges::check(self)
     }
 
     /// Node names in rollout order (`replica-1..N` for Kubernetes).

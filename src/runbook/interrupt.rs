@@ -5,6 +5,7 @@
 //! interruption, releases the runbook lock and returns
 //! [`super::RunOutcome::Interrupted`]; the run stays resumable.
 
+use parking_lot::Mutex;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -18,9 +19,22 @@ use tokio::sync::watch;
 /// assert!(!stop.trigger("SIGTERM"));
 /// assert_eq!(stop.reason().as_deref(), Some("SIGINT"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Interrupt {
     tx: Arc<watch::Sender<Option<String>>>,
+    last_words: Arc<Mutex<Option<LastWords>>>,
+}
+
+/// What [`Interrupt::exit_now`] runs, given the reason to journal.
+pub type LastWords = Box<dyn Fn(&str) + Send + Sync>;
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupt")
+            .field("reason", &self.reason())
+            .field("last_words", &self.last_words.lock().is_some())
+            .finish()
+    }
 }
 
 impl Default for Interrupt {
@@ -34,6 +48,27 @@ impl Interrupt {
     pub fn new() -> Self {
         Self {
             tx: Arc::new(watch::channel(None).0),
+            last_words: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// While a run is in progress, what [`Interrupt::exit_now`] runs: the
+    /// engine journals the interruption there (unless it already did) and
+    /// closes the journal. `None` once the run is over.
+    pub fn set_last_words(&self, words: Option<LastWords>) {
+        *self.last_words.lock() = words;
+    }
+
+    /// A second signal: the process exits right after this returns,
+    /// without waiting for the safe point. Runs the last words, if a run is
+    /// in progress, with the reason to journal (`SIGINT, then SIGINT: exited
+    /// at once`), so the journal still says the run was interrupted and no
+    /// line is cut by the exit.
+    pub fn exit_now(&self, signal: &str) {
+        let first = self.reason().unwrap_or_else(|| signal.to_string());
+        let reason = format!("{first}, then {signal}: exited at once");
+        if let Some(words) = self.last_words.lock().as_ref() {
+            words(&reason);
         }
     }
 

@@ -310,7 +310,9 @@ pub fn repair(path: &Path) -> Result<Option<usize>, JournalError> {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    file: Mutex<(File, u64)>,
+    /// The file, the last seq, and whether it is closed for good
+    /// ([`Journal::append_last`]).
+    file: Mutex<(File, u64, bool)>,
 }
 
 impl Journal {
@@ -339,7 +341,7 @@ impl Journal {
         Ok((
             Journal {
                 path: path.to_path_buf(),
-                file: Mutex::new((file, seq)),
+                file: Mutex::new((file, seq, false)),
             },
             entries,
         ))
@@ -352,7 +354,22 @@ impl Journal {
 
     /// Append one event and fsync; returns the entry and its JSON line.
     pub fn append(&self, run_id: &str, event: Event) -> Result<(Entry, String), JournalError> {
-        let mut guard = self.file.lock();
+        self.append_locked(&mut self.file.lock(), run_id, event)
+    }
+
+    fn append_locked(
+        &self,
+        guard: &mut (File, u64, bool),
+        run_id: &str,
+        event: Event,
+    ) -> Result<(Entry, String), JournalError> {
+        if guard.2 {
+            return Err(JournalError::Io {
+                path: self.path.clone(),
+                action: "append to it",
+                source: std::io::Error::other("the journal is closed: the runbook is exiting"),
+            });
+        }
         let entry = Entry {
             seq: guard.1 + 1,
             at_ms: now_ms(),
@@ -373,6 +390,19 @@ impl Journal {
         guard.0.sync_data().map_err(io(&self.path, "fsync it"))?;
         guard.1 = entry.seq;
         Ok((entry, line))
+    }
+
+    /// Append `event` (if any) as the last line and refuse every later
+    /// append: the process is about to exit at once (a second Ctrl-C), and
+    /// no line may be cut by the exit. Waits for an append in progress.
+    pub fn append_last(&self, run_id: &str, event: Option<Event>) -> Result<(), JournalError> {
+        let mut guard = self.file.lock();
+        let result = match event {
+            Some(e) => self.append_locked(&mut guard, run_id, e).map(|_| ()),
+            None => Ok(()),
+        };
+        guard.2 = true;
+        result
     }
 }
 

@@ -27,6 +27,7 @@ pub mod backup;
 pub mod backups;
 pub mod cluster;
 pub mod config;
+pub mod config_ranges;
 mod engine;
 pub mod executor;
 pub mod interrupt;

@@ -60,6 +60,7 @@ const CASES: &[&str] = &[
     "envfile-double-quote",
     "envfile-single-quote",
     "envfile-after-quote",
+    "envfile-escaped-quote",
     "envfile-digit-name",
     "envfile-dash-name",
     "envfile-empty-name",
@@ -93,6 +94,9 @@ const CASES: &[&str] = &[
     "toml-kube-nodes",
     "toml-smoke-path",
     "toml-process-listen",
+    "toml-timeout-range",
+    "toml-poll-range",
+    "toml-executor-timeout-range",
     "toml-missing",
     "runbook-db-url",
     "runbook-no-redis",
@@ -426,6 +430,7 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
                 "envfile-double-quote" => b"CACHE_REDIS_URL=\"redis://h\n",
                 "envfile-single-quote" => b"APP_KEY='open\n",
                 "envfile-after-quote" => b"APP_KEY='x' y\n",
+                "envfile-escaped-quote" => b"APP_KEY=\"pa\\\"\n",
                 "envfile-digit-name" => b"1A=x\n",
                 "envfile-dash-name" => b"MY-VAR=x\n",
                 "envfile-empty-name" => b"=value\n",
@@ -513,6 +518,13 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
                     format!("{RUNBOOK_OK}[[verify.smoke]]\npath = \"api/status\"\n")
                 }
                 "toml-process-listen" => RUNBOOK_OK.replace("listen = \"127.0.0.1:1\"\n", ""),
+                "toml-timeout-range" => {
+                    format!("{RUNBOOK_OK}[timeouts]\ndrain_s = 9223372036854775807\n")
+                }
+                "toml-poll-range" => format!("{RUNBOOK_OK}[timeouts]\npoll_ms = 5\n"),
+                "toml-executor-timeout-range" => {
+                    RUNBOOK_OK.replace("binary = \"x\"", "binary = \"x\"\nstop_timeout_s = 0")
+                }
                 "toml-missing" => {
                     let p = ctx.dir.path().join("nope.toml").display().to_string();
                     let out = run(

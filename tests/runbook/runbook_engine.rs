@@ -682,3 +682,235 @@ async fn abort_ends_a_crashed_run_even_with_a_truncated_journal() {
     ));
     let _ = s.cluster.clear_maintenance().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_too_large_for_the_clock_never_reaches_a_step() {
+    let mut s = setup("rbhuge", 1, None).await;
+    // Built in code, so `RunbookConfig::load`'s range check was skipped.
+    s.config.timeouts.drain_s = 9_223_372_036_854_775_807;
+    let rb = s.runbook(ScriptedOperator::new()).await;
+    let err = rb.run("2").await.unwrap_err();
+    assert!(matches!(err, RunbookError::Config(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("timeouts.drain_s = 9223372036854775807 is out of range"),
+        "{err}"
+    );
+    assert!(!s.cluster.maintenance_now(), "the flag was never set");
+    let path = journal::journal_path(&s.state_dir, &s.ns.name);
+    assert!(!path.exists() || s.journal().is_empty(), "no run started");
+    let err = rb.resume().await.unwrap_err();
+    assert!(matches!(err, RunbookError::Config(_)), "{err}");
+    assert_eq!(s.versions(), vec![Some("1".to_string())]);
+}
+
+/// The test cluster's process executor, recording each start the engine
+/// asks for (a `command` executor would run its start command each time);
+/// optionally interrupting the run right after the first start.
+struct CountingStarts {
+    cluster: Arc<TestCluster>,
+    starts: Mutex<Vec<String>>,
+    interrupt_after_start: Option<Interrupt>,
+}
+
+#[async_trait::async_trait]
+impl Executor for CountingStarts {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+    fn slots(&self) -> Vec<NodeSlot> {
+        self.cluster.procs.slots()
+    }
+    fn describe_stop(&self) -> String {
+        self.cluster.procs.describe_stop()
+    }
+    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
+        self.cluster.procs.describe_start(slot, version)
+    }
+    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
+        self.cluster.procs.stop_all(io).await
+    }
+    async fn start(
+        &self,
+        slot: &NodeSlot,
+        version: &str,
+        io: &dyn StepIo,
+    ) -> Result<(), ExecError> {
+        self.starts.lock().push(format!("{}@{version}", slot.name));
+        self.cluster.procs.start(slot, version, io).await?;
+        if let Some(stop) = &self.interrupt_after_start {
+            stop.trigger("SIGINT");
+            // The step is dropped here, as at Ctrl-C between the start and
+            // the wait for the node.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_does_not_start_again_a_node_already_up_on_the_version() {
+    let s = setup("rbcheckfirst", 2, None).await;
+    let stop = Interrupt::new();
+    let first = Arc::new(CountingStarts {
+        cluster: s.cluster.clone(),
+        starts: Mutex::new(Vec::new()),
+        interrupt_after_start: Some(stop.clone()),
+    });
+    let rb = Runbook::with_executor(
+        s.config.clone(),
+        s.cluster.clone(),
+        ScriptedOperator::new(),
+        first.clone(),
+        s.state_dir.clone(),
+    )
+    .with_actor(alice())
+    .with_interrupt(stop);
+    let outcome = rb.run("2").await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            RunOutcome::Interrupted {
+                at: Some(StepKind::UpgradeFirst),
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(*first.starts.lock(), vec!["app1@2".to_string()]);
+    // app1 keeps running (nodes are the cluster): wait until it is up and
+    // migrated, as the resume's check will see it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let st = s.cluster.status_of("app1");
+        if st
+            .as_ref()
+            .is_some_and(|v| v["app_version"] == "2" && v["schema_version"] == "2")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app1 never up on 2: {st:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let second = Arc::new(CountingStarts {
+        cluster: s.cluster.clone(),
+        starts: Mutex::new(Vec::new()),
+        interrupt_after_start: None,
+    });
+    let rb2 = Runbook::with_executor(
+        s.config.clone(),
+        s.cluster.clone(),
+        ScriptedOperator::new(),
+        second.clone(),
+        s.state_dir.clone(),
+    )
+    .with_actor(alice());
+    let outcome = rb2.resume().await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        *second.starts.lock(),
+        vec!["app2@2".to_string()],
+        "app1 was already up on 2: only app2 is started"
+    );
+    let out = outputs(&s.journal());
+    assert!(
+        out.contains("Upgrade one node did not finish (attempt 1): it runs again"),
+        "{out}"
+    );
+    assert!(
+        out.contains("app1 already runs 2 and is up (app1: state maintenance"),
+        "{out}"
+    );
+    assert_eq!(
+        s.versions(),
+        vec![Some("2".to_string()), Some("2".to_string())]
+    );
+}
+
+/// A second signal before the engine reached its safe point: the exit
+/// happens right after `Interrupt::exit_now`, as in `clusterops upgrade`.
+struct SecondSignalDuringStart {
+    cluster: Arc<TestCluster>,
+    stop: Interrupt,
+}
+
+#[async_trait::async_trait]
+impl Executor for SecondSignalDuringStart {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+    fn slots(&self) -> Vec<NodeSlot> {
+        self.cluster.procs.slots()
+    }
+    fn describe_stop(&self) -> String {
+        self.cluster.procs.describe_stop()
+    }
+    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
+        self.cluster.procs.describe_start(slot, version)
+    }
+    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
+        self.cluster.procs.stop_all(io).await
+    }
+    async fn start(&self, _slot: &NodeSlot, _v: &str, io: &dyn StepIo) -> Result<(), ExecError> {
+        io.line("starting app1 (slowly)");
+        // Both signals land before the engine polls this step again.
+        assert!(self.stop.trigger("SIGINT"));
+        self.stop.exit_now("SIGINT");
+        io.line("a line after the exit must not reach the journal");
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_journals_the_interruption_and_closes_the_journal() {
+    let s = setup("rbsecond", 1, None).await;
+    let stop = Interrupt::new();
+    let exec = Arc::new(SecondSignalDuringStart {
+        cluster: s.cluster.clone(),
+        stop: stop.clone(),
+    });
+    let rb = Runbook::with_executor(
+        s.config.clone(),
+        s.cluster.clone(),
+        ScriptedOperator::new(),
+        exec,
+        s.state_dir.clone(),
+    )
+    .with_actor(alice())
+    .with_interrupt(stop);
+    // The process would be gone by now; here the run goes on and finds its
+    // journal closed.
+    let _ = rb.run("2").await;
+    let entries = s.journal();
+    let Event::RunInterrupted { step, reason, by } = &entries.last().unwrap().event else {
+        panic!("the journal does not end with the interruption: {entries:?}");
+    };
+    assert_eq!(*step, Some(StepKind::UpgradeFirst));
+    assert_eq!(reason, "SIGINT, then SIGINT: exited at once");
+    assert_eq!(by, &alice());
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| matches!(e.event, Event::RunInterrupted { .. }))
+            .count(),
+        1
+    );
+    let out = outputs(&entries);
+    assert!(out.contains("starting app1 (slowly)"), "{out}");
+    assert!(!out.contains("after the exit"), "{out}");
+    // The next process resumes from that journal.
+    let rb2 = s.runbook(ScriptedOperator::new()).await;
+    let outcome = rb2.resume().await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { .. }),
+        "{outcome:?}"
+    );
+}

@@ -486,3 +486,48 @@ fn console_runbook_bad_input_is_one_line_and_exit_2_before_the_screen() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--read-only"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_during_a_slow_command_exits_at_once_and_the_journal_says_so() {
+    let mut rig = Rig::new("up_sigint2", "app_version").await;
+    rig.start_nodes("1").await;
+    // The command executor, whose stop command is slow.
+    let text = std::fs::read_to_string(&rig.config_path).unwrap();
+    let (start, end) = (
+        text.find("[executor]").unwrap(),
+        text.find("[[nodes]]").unwrap(),
+    );
+    let text = format!(
+        "{}[executor]\nkind = \"command\"\nstop = \"sleep 20\"\nstart = \"true\"\ntimeout_s = 60\n\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    std::fs::write(&rig.config_path, text).unwrap();
+    let i = rig.spawn_runbook(&["upgrade", "--to", "2", "--yes"]);
+    rig.wait_output("stop_nodes", "$ sleep 20").await;
+    let pid = nix::unistd::Pid::from_raw(rig.runbooks[i].id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    // The run may already have stopped at its safe point and exited.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    // Well before the 20 s command would end.
+    let code = rig.wait_runbook(i, Duration::from_secs(10)).await;
+    let log = rig.runbook_log(i);
+    assert_eq!(code, 130, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    // Whichever came first -- the engine at its safe point, or the second
+    // signal -- the journal is whole and ends with the interruption.
+    let text = std::fs::read_to_string(rig.journal()).unwrap();
+    assert!(text.ends_with('\n'));
+    let events = rig.events();
+    assert_eq!(events.len(), text.lines().count(), "a journal line is cut");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_interrupted", "{last}\n{log}");
+    assert_eq!(last["step"], "stop_nodes", "{last}");
+    let reason = last["reason"].as_str().unwrap();
+    if log.contains("SIGINT again: exiting now") && reason != "SIGINT" {
+        assert_eq!(reason, "SIGINT, then SIGINT: exited at once", "{log}");
+    } else {
+        assert_eq!(reason, "SIGINT", "{log}");
+    }
+}

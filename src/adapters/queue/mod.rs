@@ -377,9 +377,28 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// `Instant::now() + d` for a caller's timeout (`QueueOptions`): a `d` the
+/// clock cannot hold (`Duration::MAX` for "no limit") waits a century
+/// instead of panicking.
+pub(crate) fn instant_after(d: Duration) -> std::time::Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = std::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_is_a_far_deadline_not_a_panic() {
+        let now = std::time::Instant::now();
+        assert!(instant_after(Duration::MAX) > now + Duration::from_secs(365 * 24 * 3600));
+        let soon = instant_after(Duration::from_secs(1));
+        assert!(soon > now && soon <= std::time::Instant::now() + Duration::from_secs(1));
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -237,7 +237,7 @@ impl RabbitQueue {
         F: FnMut(Arc<Connection>, Channel) -> Fut,
         Fut: std::future::Future<Output = Result<T, QueueError>>,
     {
-        let deadline = Instant::now() + self.inner.options.reconnect_timeout;
+        let deadline = super::instant_after(self.inner.options.reconnect_timeout);
         let mut backoff = Backoff::new();
         loop {
             let result = match self.session(topology).await {

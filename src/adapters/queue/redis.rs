@@ -107,7 +107,7 @@ impl RedisQueue {
         F: FnMut(SharedConn) -> Fut,
         Fut: std::future::Future<Output = Result<T, QueueError>>,
     {
-        let deadline = Instant::now() + self.inner.options.reconnect_timeout;
+        let deadline = super::instant_after(self.inner.options.reconnect_timeout);
         let mut backoff = Backoff::new();
         loop {
             match op(self.inner.conn.clone()).await {

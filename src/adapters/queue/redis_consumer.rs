@@ -155,7 +155,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
                     Source::Reclaim => {
                         if let Some(c) = cursor {
                             if c == "0-0" {
-                                next_claim = Instant::now() + reclaim_every;
+                                next_claim = super::instant_after(reclaim_every);
                             }
                             claim_cursor = c;
                         }
@@ -419,7 +419,7 @@ async fn settle(ctx: &ConsumerCtx, entry_id: &str, how: Settle) {
 /// `reconnect_timeout`); after that the entries stay pending and are
 /// redelivered.
 async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
-    let deadline = Instant::now() + ctx.inner.options.reconnect_timeout;
+    let deadline = super::instant_after(ctx.inner.options.reconnect_timeout);
     let mut backoff = Backoff::new();
     loop {
         let mut conn = ctx.conn.clone();

@@ -58,7 +58,7 @@ impl Subscription {
         };
         // The consumer loop bounds its own wait; the margin covers one
         // blocking read and the final acknowledgements.
-        let bound = self.shutdown_timeout + Duration::from_secs(5);
+        let bound = self.shutdown_timeout.saturating_add(Duration::from_secs(5));
         let abort = task.abort_handle();
         match tokio::time::timeout(bound, task).await {
             Ok(_) => Ok(()),

@@ -2,6 +2,7 @@
 //! journal's unfinished run, and an abort.
 
 use super::Engine;
+use crate::runbook::config_ranges;
 use crate::runbook::journal::{self, Event, Journal, RunEnd, RunState};
 use crate::runbook::operator::Progress;
 use crate::runbook::plan::StepKind;
@@ -31,6 +32,9 @@ impl<'r> Engine<'r> {
         target: &str,
         until: Option<StepKind>,
     ) -> Result<RunOutcome, RunbookError> {
+        // A configuration built in code skips `RunbookConfig::load`'s
+        // checks: a timeout the clock cannot hold stops here, before the lock.
+        config_ranges::check(&rb.config)?;
         let (journal, entries) = Self::open_journal(rb)?;
         if let Some(st) = RunState::last(&entries)
             && st.finished.is_none()
@@ -62,6 +66,7 @@ impl<'r> Engine<'r> {
             engine.target,
             engine.journal.path().display()
         ));
+        engine.arm_last_words();
         let outcome = engine.drive(&StepKind::UPGRADE, until).await;
         engine.close().await;
         outcome
@@ -73,6 +78,7 @@ impl<'r> Engine<'r> {
         until: Option<StepKind>,
         rollback: bool,
     ) -> Result<RunOutcome, RunbookError> {
+        config_ranges::check(&rb.config)?;
         let (journal, entries) = Self::open_journal(rb)?;
         let Some(state) = RunState::last(&entries).filter(|s| s.finished.is_none()) else {
             return Err(RunbookError::NothingToResume {
@@ -94,6 +100,10 @@ impl<'r> Engine<'r> {
         engine.record(Event::RunResumed {
             by: rb.actor.clone(),
         });
+        engine.arm_last_words();
+        if !rollback || state.rollback.is_some() {
+            engine.say_repeated(&state);
+        }
         let outcome = if state.rollback.is_some() {
             engine.note(format!("resuming the rollback of run {}", engine.run_id));
             engine.drive_rollback(until).await
@@ -112,6 +122,27 @@ impl<'r> Engine<'r> {
         };
         engine.close().await;
         outcome
+    }
+
+    /// On resume: say (on screen and in the journal) which step that had
+    /// started runs again, and why that is safe.
+    fn say_repeated(&self, state: &RunState) {
+        let Some(step) = state.next_step() else {
+            return;
+        };
+        let Some(&attempt) = state.attempts.get(&step) else {
+            return;
+        };
+        let line = format!(
+            "{} did not finish (attempt {attempt}): it runs again from its beginning; a node \
+             already up on the version is not started again",
+            step.title()
+        );
+        self.record(Event::Output {
+            step,
+            line: line.clone(),
+        });
+        self.note(line);
     }
 
     /// Mark the unfinished run aborted.

@@ -11,10 +11,12 @@ use super::operator::{Decision, Progress, Prompt, PromptKind};
 use super::plan::{Plan, StepKind};
 use super::{RunOutcome, Runbook, RunbookError};
 use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 mod entry;
+mod last_words;
 
 /// What a step asks the engine to do next, besides "done".
 pub(crate) enum Flow {
@@ -29,7 +31,7 @@ pub(crate) enum Flow {
 /// One run in progress.
 pub(crate) struct Engine<'r> {
     pub(crate) rb: &'r Runbook,
-    pub(crate) journal: Journal,
+    pub(crate) journal: Arc<Journal>,
     pub(crate) run_id: String,
     pub(crate) target: String,
     pub(crate) previous: Option<String>,
@@ -41,6 +43,11 @@ pub(crate) struct Engine<'r> {
     mirror: Mutex<Option<mpsc::UnboundedSender<String>>>,
     mirror_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     lock: Mutex<Option<Box<dyn RunbookLockGuard>>>,
+    /// Whether the interruption is journaled (by the engine, or by the
+    /// last words of a second signal).
+    interruption_said: Arc<Mutex<bool>>,
+    /// The step running, for the last words.
+    current_step: Arc<Mutex<Option<StepKind>>>,
 }
 
 impl<'r> Engine<'r> {
@@ -79,7 +86,7 @@ impl<'r> Engine<'r> {
         });
         Self {
             rb,
-            journal,
+            journal: Arc::new(journal),
             run_id,
             target,
             previous,
@@ -91,6 +98,8 @@ impl<'r> Engine<'r> {
             mirror: Mutex::new(Some(tx)),
             mirror_task: Mutex::new(Some(task)),
             lock: Mutex::new(None),
+            interruption_said: Arc::new(Mutex::new(false)),
+            current_step: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -185,6 +194,7 @@ impl<'r> Engine<'r> {
         if let Some(t) = task {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        self.disarm_last_words();
     }
 
     fn is_done(&self, step: StepKind) -> bool {
@@ -235,11 +245,16 @@ impl<'r> Engine<'r> {
             .interrupt
             .reason()
             .unwrap_or_else(|| "interrupted".to_string());
-        self.record(Event::RunInterrupted {
-            step: at,
-            reason: reason.clone(),
-            by: self.rb.actor.clone(),
-        });
+        let mut said = self.interruption_said.lock();
+        if !*said {
+            self.record(Event::RunInterrupted {
+                step: at,
+                reason: reason.clone(),
+                by: self.rb.actor.clone(),
+            });
+            *said = true;
+        }
+        drop(said);
         self.note(format!(
             "interrupted ({reason}){}; the run stopped at a safe point and can be resumed",
             at.map(|s| format!(" during {}", s.title()))
@@ -296,6 +311,7 @@ impl<'r> Engine<'r> {
                         *n
                     };
                     let description = self.plan.describe(step).to_string();
+                    *self.current_step.lock() = Some(step);
                     self.record(Event::StepStarted {
                         step,
                         attempt,

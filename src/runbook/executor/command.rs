@@ -96,6 +96,17 @@ impl CommandExecutor {
 
     /// Run one rendered command with `sh -c`, output lines to `io`.
     pub async fn run(&self, node: &str, command: &str, io: &dyn StepIo) -> Result<(), ExecError> {
+        // Before anything runs: a timeout the clock cannot hold (a
+        // configuration built in code; a loaded file is range-checked).
+        let deadline = tokio::time::Instant::now()
+            .checked_add(Duration::from_secs(self.config.timeout_s))
+            .ok_or_else(|| ExecError::Process {
+                node: node.to_string(),
+                message: format!(
+                    "executor.timeout_s = {} s is beyond what the clock can wait",
+                    self.config.timeout_s
+                ),
+            })?;
         io.line(&format!("{node}: $ {command}"));
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
@@ -135,7 +146,6 @@ impl CommandExecutor {
         }
         drop(tx);
         let mut captured: Vec<String> = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.timeout_s);
         let status = loop {
             tokio::select! {
                 line = rx.recv() => match line {

@@ -2,11 +2,12 @@
 //! roll out, and start the previous version in a rollback.
 
 use super::{StepResult, e2s};
+use crate::runbook::config_ranges::deadline_in;
 use crate::runbook::engine::{Engine, EngineIo, Flow};
 use crate::runbook::executor::{NodeSlot, StepIo};
 use crate::runbook::operator::{Decision, PromptKind};
 use crate::runbook::probe::{self, NodeStatus};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl Engine<'_> {
     /// Poll until `want` nodes run `version` (and `slot`'s node is among
@@ -18,11 +19,11 @@ impl Engine<'_> {
         slot: &NodeSlot,
         schema: bool,
         worker_id: bool,
-        timeout_s: u64,
+        (timeout_key, timeout_s): (&str, u64),
     ) -> Result<NodeStatus, String> {
         let http = probe::client();
         let want = slot.index + 1;
-        let deadline = Instant::now() + Duration::from_secs(timeout_s);
+        let deadline = deadline_in(timeout_s, timeout_key)?;
         let mut last = String::new();
         loop {
             let nodes = self.rb.cluster.node_states().await.map_err(e2s)?;
@@ -87,6 +88,47 @@ impl Engine<'_> {
         }
     }
 
+    /// Check first, so a step repeated on resume does not run a node's
+    /// start again: `slot`'s node (by registry id) already runs `version`,
+    /// up (and migrated to it when `schema`), as its `/api/status` says.
+    async fn already_up(&self, slot: &NodeSlot, version: &str, schema: bool) -> Option<NodeStatus> {
+        let id = slot.node_id.as_deref()?;
+        let nodes = self.rb.cluster.node_states().await.ok()?;
+        let node = nodes.iter().find(|n| n.node_id == id)?;
+        let st = probe::status(&probe::client(), &node.http_addr)
+            .await
+            .ok()?;
+        let up = st.node_id == id
+            && st.is_up()
+            && probe::same_version(&st.app_version, version)
+            && (!schema
+                || st
+                    .schema_version
+                    .as_deref()
+                    .is_some_and(|s| probe::same_version(s, version)));
+        up.then_some(st)
+    }
+
+    /// Start `slot` on `version`, unless [`Self::already_up`] (then one
+    /// line says so, journaled with the step's output).
+    async fn start_unless_up(
+        &self,
+        slot: &NodeSlot,
+        version: &str,
+        schema: bool,
+        io: &dyn StepIo,
+    ) -> Result<(), String> {
+        if let Some(st) = self.already_up(slot, version, schema).await {
+            io.line(&format!(
+                "{} already runs {version} and is up ({}): not started again",
+                slot.name,
+                st.summary()
+            ));
+            return Ok(());
+        }
+        self.rb.executor.start(slot, version, io).await.map_err(e2s)
+    }
+
     pub(super) fn slots(&self) -> Vec<NodeSlot> {
         self.rb.executor.slots()
     }
@@ -95,11 +137,7 @@ impl Engine<'_> {
         let Some(first) = self.slots().into_iter().next() else {
             return Err("the executor has no node".to_string());
         };
-        self.rb
-            .executor
-            .start(&first, &self.target, io)
-            .await
-            .map_err(e2s)?;
+        self.start_unless_up(&first, &self.target, true, io).await?;
         let st = self
             .wait_ready(
                 io,
@@ -107,7 +145,7 @@ impl Engine<'_> {
                 &first,
                 true,
                 false,
-                self.timeouts().first_node_s,
+                ("timeouts.first_node_s", self.timeouts().first_node_s),
             )
             .await?;
         io.line(&format!("migrated and up: {}", st.summary()));
@@ -206,13 +244,16 @@ impl Engine<'_> {
 
     pub(super) async fn rollout(&self, io: &EngineIo<'_, '_>) -> StepResult {
         for slot in self.slots().into_iter().skip(1) {
-            self.rb
-                .executor
-                .start(&slot, &self.target, io)
-                .await
-                .map_err(e2s)?;
+            self.start_unless_up(&slot, &self.target, true, io).await?;
             let st = self
-                .wait_ready(io, &self.target, &slot, true, true, self.timeouts().node_s)
+                .wait_ready(
+                    io,
+                    &self.target,
+                    &slot,
+                    true,
+                    true,
+                    ("timeouts.node_s", self.timeouts().node_s),
+                )
                 .await?;
             io.line(&format!("{} up: {}", slot.name, st.summary()));
         }
@@ -224,13 +265,16 @@ impl Engine<'_> {
             return Err("the previous version is unknown (no node was alive when the run started): start the nodes by hand, then skip this step".to_string());
         };
         for slot in self.slots() {
-            self.rb
-                .executor
-                .start(&slot, &previous, io)
-                .await
-                .map_err(e2s)?;
+            self.start_unless_up(&slot, &previous, false, io).await?;
             let st = self
-                .wait_ready(io, &previous, &slot, false, false, self.timeouts().node_s)
+                .wait_ready(
+                    io,
+                    &previous,
+                    &slot,
+                    false,
+                    false,
+                    ("timeouts.node_s", self.timeouts().node_s),
+                )
                 .await?;
             io.line(&format!("{} up: {}", slot.name, st.summary()));
         }

@@ -2,11 +2,12 @@
 
 use super::{StepResult, e2s};
 use crate::inspect::CheckStatus;
+use crate::runbook::config_ranges::deadline_in;
 use crate::runbook::engine::{Engine, EngineIo, Flow};
 use crate::runbook::executor::StepIo;
 use crate::runbook::operator::{Decision, PromptKind};
 use crate::runbook::probe;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 impl Engine<'_> {
     pub(super) async fn preflight(&self, io: &EngineIo<'_, '_>) -> StepResult {
@@ -59,6 +60,9 @@ impl Engine<'_> {
     }
 
     pub(super) async fn drain(&self, io: &EngineIo<'_, '_>) -> StepResult {
+        // The deadline first: a timeout the clock cannot hold is refused
+        // before the maintenance flag is set.
+        let deadline = deadline_in(self.timeouts().drain_s, "timeouts.drain_s")?;
         let reason = format!("upgrade to {}", self.target);
         self.rb
             .cluster
@@ -66,7 +70,6 @@ impl Engine<'_> {
             .await
             .map_err(e2s)?;
         io.line(&format!("maintenance flag set by {}: {reason}", self.by()));
-        let deadline = Instant::now() + Duration::from_secs(self.timeouts().drain_s);
         let mut last = String::new();
         loop {
             let nodes = self.rb.cluster.node_states().await.map_err(e2s)?;
@@ -104,8 +107,10 @@ impl Engine<'_> {
     }
 
     pub(super) async fn stop_nodes(&self, io: &EngineIo<'_, '_>) -> StepResult {
+        // Checked before any node is stopped.
+        deadline_in(self.timeouts().stop_s, "timeouts.stop_s")?;
         self.rb.executor.stop_all(io).await.map_err(e2s)?;
-        let deadline = Instant::now() + Duration::from_secs(self.timeouts().stop_s);
+        let deadline = deadline_in(self.timeouts().stop_s, "timeouts.stop_s")?;
         let mut last = String::new();
         loop {
             let nodes = self.rb.cluster.node_states().await.map_err(e2s)?;
@@ -141,6 +146,7 @@ impl Engine<'_> {
         }
     }
     pub(super) async fn restore_traffic(&self, version: &str, io: &EngineIo<'_, '_>) -> StepResult {
+        deadline_in(self.timeouts().restore_s, "timeouts.restore_s")?;
         let was_set = self.rb.cluster.clear_maintenance().await.map_err(e2s)?;
         io.line(if was_set {
             "maintenance flag cleared"
@@ -148,7 +154,7 @@ impl Engine<'_> {
             "maintenance flag was already clear"
         });
         let want = self.slots().len();
-        let deadline = Instant::now() + Duration::from_secs(self.timeouts().restore_s);
+        let deadline = deadline_in(self.timeouts().restore_s, "timeouts.restore_s")?;
         let mut last = String::new();
         loop {
             let nodes = self.rb.cluster.node_states().await.map_err(e2s)?;
