@@ -15,3 +15,4 @@ mod bad_input;
 mod bad_input_table;
 mod cli;
 mod docs_commands;
+mod env_file;
