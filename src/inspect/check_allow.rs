@@ -24,6 +24,7 @@ pub const CHECK_IDS: &[&str] = &[
     "eviction-policy",
     "worker-id-capacity",
     "stale-worker-ids",
+    "clock-skew",
     "shared-storage",
     "unreadable-keys",
 ];

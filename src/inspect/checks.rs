@@ -40,6 +40,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         eviction_policy(snap),
         worker_id_capacity(snap),
         stale_worker_ids(snap),
+        super::checks_clock::clock_skew(snap),
         shared_storage(snap),
         unreadable_keys(snap),
     ]
