@@ -3,7 +3,7 @@
 
 use super::EnvArgs;
 use clusterops::config::Config;
-use clusterops::console::format::bytes;
+use clusterops::console::format::{bytes, offset};
 use clusterops::inspect::{
     ClusterView, Inspector, ReplicaLink, Snapshot, Source, TopologyView, checks,
 };
@@ -100,8 +100,8 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
     {
         let _ = writeln!(
             out,
-            "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<9} {:<21}",
-            "NODE", "STATE", "VERSION", "SCHEMA", "WID", "BEAT", "HEALTH", "ADDRESS"
+            "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<21}",
+            "NODE", "STATE", "VERSION", "SCHEMA", "WID", "BEAT", "CLOCK", "HEALTH", "ADDRESS"
         );
         for n in nodes {
             let health = match n.health.http_status {
@@ -115,7 +115,7 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
             };
             let _ = writeln!(
                 out,
-                "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<9} {:<21}{drift}",
+                "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<21}{drift}",
                 n.node_id,
                 n.state,
                 n.app_version,
@@ -124,6 +124,8 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
                     .map(|w| w.to_string())
                     .unwrap_or_else(|| "-".into()),
                 age(n.heartbeat_age_ms),
+                n.clock_offset
+                    .map_or("?".to_string(), |c| offset(c.offset_us)),
                 health,
                 n.http_addr
             );
@@ -131,6 +133,13 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         if nodes.is_empty() {
             let _ = writeln!(out, "(no node registered)");
         }
+        let _ = writeln!(
+            out,
+            "CLOCK: Redis TIME minus the node's clock (+ behind, - ahead; ? not reported){}",
+            snap.inspector_clock
+                .map(|c| format!("; this host: {}", offset(c.offset_us)))
+                .unwrap_or_default()
+        );
     }
     let _ = writeln!(out);
     if source_line(&mut out, "worker IDs", &snap.leases)

@@ -330,6 +330,7 @@ impl SnapshotSource for DemoSource {
                 storage_shared: None,
                 storage_reason: None,
                 health,
+                clock_offset: serde_json::from_value(s["clock_offset"].clone()).ok(),
             });
         }
         let live: Vec<&str> = views.iter().map(|v| v.node_id.as_str()).collect();
@@ -404,6 +405,7 @@ impl SnapshotSource for DemoSource {
             drift: Drift::default(),
             unreadable,
             round_trips: 0,
+            inspector_clock: None,
         })
     }
 }

@@ -113,6 +113,20 @@ pub fn short_fingerprint(fp: &str) -> &str {
     }
 }
 
+/// A clock offset in microseconds, signed, in at most 6 characters:
+/// `+0.4ms`, `-850ms`, `+3.02s`, `-12.3s`, `+3600s`.
+pub fn offset(us: i64) -> String {
+    let sign = if us < 0 { '-' } else { '+' };
+    let abs = us.unsigned_abs();
+    match abs {
+        0..9_950 => format!("{sign}{:.1}ms", abs as f64 / 1000.0),
+        9_950..999_500 => format!("{sign}{}ms", (abs + 500) / 1000),
+        999_500..9_995_000 => format!("{sign}{:.2}s", abs as f64 / 1e6),
+        9_995_000..99_950_000 => format!("{sign}{:.1}s", abs as f64 / 1e6),
+        _ => format!("{sign}{}s", (abs + 500_000) / 1_000_000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +154,25 @@ mod tests {
         assert_eq!(truncate("abc", 4), "abc");
         assert_eq!(rate(Some(2.46)), "2.5/s");
         assert_eq!(rate(None), "-");
+    }
+
+    #[test]
+    fn clock_offsets_fit_six_characters() {
+        let cases = [
+            (0, "+0.0ms"),
+            (400, "+0.4ms"),
+            (-9_940, "-9.9ms"),
+            (9_950, "+10ms"),
+            (-850_000, "-850ms"),
+            (999_499, "+999ms"),
+            (999_500, "+1.00s"),
+            (-3_021_400, "-3.02s"),
+            (12_340_000, "+12.3s"),
+            (-3_600_000_000, "-3600s"),
+        ];
+        for (us, want) in cases {
+            assert_eq!(offset(us), want, "{us}");
+            assert!(offset(us).chars().count() <= 6, "{us}");
+        }
     }
 }

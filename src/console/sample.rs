@@ -38,6 +38,12 @@ fn node(i: usize, id: &str) -> NodeView {
             detail: "ok".into(),
             latency_ms: 3 + i as u64,
         },
+        // +0.4 ms, +0.1 ms, -0.2 ms, … against Redis TIME, ±0.2 ms.
+        clock_offset: Some(ClockOffset {
+            offset_us: 400 - 300 * (i as i64 % 4),
+            rtt_us: 400,
+            measured_at_ms: TAKEN_AT_MS - 800 - i as u64 * 350,
+        }),
     }
 }
 
@@ -190,6 +196,7 @@ fn base(nodes: Vec<NodeView>) -> Snapshot {
         },
         unreadable: vec![],
         round_trips: 9,
+        inspector_clock: None,
     }
 }
 
@@ -233,9 +240,14 @@ pub fn healthy() -> Snapshot {
     s
 }
 
-/// One node unhealthy, one with configuration drift, a stale lease, a
-/// long-held lock, dead letters, a lagging reader, and Redis 7 evicting keys.
+/// One node unhealthy, one with configuration drift, one whose clock is
+/// 3 s ahead, a stale lease, a long-held lock, dead letters, a lagging
+/// reader, and Redis 7 evicting keys.
 pub fn degraded() -> Snapshot {
+    let mut a = node(0, "node-a");
+    if let Some(c) = &mut a.clock_offset {
+        c.offset_us = -3_021_400;
+    }
     let mut b = node(1, "node-b");
     b.health = Health {
         http_status: Some(503),
@@ -247,7 +259,7 @@ pub fn degraded() -> Snapshot {
     let mut c = node(2, "node-c");
     c.config_fingerprint = FP_OTHER.into();
     c.config_drift = vec!["CACHE_REDIS_URL".into(), "APP_KEY".into()];
-    let mut s = base(vec![node(0, "node-a"), b, c]);
+    let mut s = base(vec![a, b, c]);
     s.drift.fingerprint = vec!["node-c".into()];
     s.leases = Source::Ok(leases(&[
         (0, "node-a", true),

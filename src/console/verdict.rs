@@ -58,6 +58,7 @@ pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
         checks_cluster::cluster_replicas(snap),
         checks::worker_id_capacity(snap),
         checks::stale_worker_ids(snap),
+        crate::inspect::checks_clock::clock_skew(snap),
         checks::shared_storage(snap),
         checks::unreadable_keys(snap),
     ]
@@ -107,7 +108,7 @@ pub fn assess_with(config: Option<&Config>, snap: &Snapshot) -> Assessment {
 pub fn check_area(id: &str) -> &'static str {
     match id {
         "sources-reachable" => "sources",
-        "nodes-healthy" | "shared-storage" => "nodes",
+        "nodes-healthy" | "shared-storage" | "clock-skew" => "nodes",
         "same-fingerprint" | "same-version" | "shared-adapters" | "separate-redis-databases" => {
             "config"
         }

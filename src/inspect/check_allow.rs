@@ -25,6 +25,7 @@ pub const CHECK_IDS: &[&str] = &[
     "redis-persistence",
     "worker-id-capacity",
     "stale-worker-ids",
+    "clock-skew",
     "shared-storage",
     "unreadable-keys",
 ];

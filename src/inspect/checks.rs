@@ -41,6 +41,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         super::checks_persistence::redis_persistence(snap),
         worker_id_capacity(snap),
         stale_worker_ids(snap),
+        super::checks_clock::clock_skew(snap),
         shared_storage(snap),
         unreadable_keys(snap),
     ]

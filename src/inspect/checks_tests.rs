@@ -24,6 +24,11 @@ fn node(id: &str) -> NodeView {
             detail: "ok".into(),
             latency_ms: 1,
         },
+        clock_offset: Some(ClockOffset {
+            offset_us: 300,
+            rtt_us: 400,
+            measured_at_ms: 0,
+        }),
     }
 }
 
@@ -87,6 +92,7 @@ fn healthy() -> Snapshot {
         drift: Drift::default(),
         unreadable: vec![],
         round_trips: 3,
+        inspector_clock: None,
     }
 }
 
@@ -368,6 +374,7 @@ fn a_check_whose_source_is_unreachable_never_passes() {
         "worker-id-capacity",
         "redis-version",
         "stale-worker-ids",
+        "clock-skew",
         "shared-storage",
     ] {
         assert_eq!(status_of(&r, id), CheckStatus::Fail, "{id}: {r:?}");

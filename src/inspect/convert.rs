@@ -36,6 +36,7 @@ pub fn node_view(
         storage_shared: r.storage_shared,
         storage_reason: r.storage_reason,
         health,
+        clock_offset: r.clock_offset,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod check_allow;
 pub mod checks;
+pub mod checks_clock;
 pub mod checks_cluster;
 pub mod checks_persistence;
 pub mod checks_servers;

@@ -135,18 +135,18 @@ impl Inspector {
         // as the records are in, while the big pipeline is still running.
         let nodes_fut = async {
             let Some((var, url)) = coordination else {
-                return (Source::NotConfigured, Source::NotConfigured);
+                return (Source::NotConfigured, Source::NotConfigured, None);
             };
             let known = self.known_ids.lock().clone();
             let read = match self.conn(url, &requests).await {
                 Ok(mut conn) => server_read::read_registry(&mut conn, &c.namespace, &known).await,
                 Err(e) => Err(e),
             };
-            let (entries, flag, ids) = match read {
+            let (entries, flag, ids, clock) = match read {
                 Ok(read) => read,
                 Err(e) => {
                     self.known_ids.lock().clear();
-                    return (unavailable(var, url, &e), unavailable(var, url, &e));
+                    return (unavailable(var, url, &e), unavailable(var, url, &e), None);
                 }
             };
             *self.known_ids.lock() = ids;
@@ -164,7 +164,7 @@ impl Inspector {
             };
             let entries = match entries {
                 Ok(entries) => entries,
-                Err(e) => return (unavailable(var, url, e), maintenance),
+                Err(e) => return (unavailable(var, url, e), maintenance, clock),
             };
             let addrs: Vec<String> = entries
                 .iter()
@@ -174,12 +174,12 @@ impl Inspector {
                 })
                 .collect();
             let checks = health::check_each(&self.http, &addrs).await;
-            (Source::Ok((entries, checks)), maintenance)
+            (Source::Ok((entries, checks)), maintenance, clock)
         };
         let rabbit_fut = self.read_rabbit_queues(&requests);
         // The registry first: its small requests then reach Redis ahead of
         // the big pipeline, which is sent only after the SCAN's reply.
-        let ((registry, maintenance), mut reads, rabbit, mut sentinels) =
+        let ((registry, maintenance, inspector_clock), mut reads, rabbit, mut sentinels) =
             tokio::join!(nodes_fut, server_reads, rabbit_fut, sentinel_reads);
 
         // Each source from the server that holds it, under the variable
@@ -370,6 +370,7 @@ impl Inspector {
             drift,
             unreadable,
             round_trips: requests.sent(),
+            inspector_clock,
         }
     }
 

@@ -85,6 +85,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             config_parts: Default::default(),
             storage_shared: None,
             storage_reason: None,
+            clock_offset: None,
         };
         registry.heartbeat(conn, &record).await?;
         pipe.cmd("SET")

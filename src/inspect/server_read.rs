@@ -19,6 +19,7 @@ use crate::adapters::pubsub::{StreamInfo, StreamReads};
 use crate::adapters::queue::{QUEUE_FAMILY, QueueReads, QueueStats};
 use crate::adapters::worker_id::{self, LeaseSlot};
 use crate::config::Namespace;
+use crate::node::clock::ClockOffset;
 use crate::node::maintenance::{self, MaintenanceRead};
 use crate::node::registry::{Registry, RegistryEntry};
 use redis::Value;
@@ -65,10 +66,14 @@ pub struct ServerRead {
 
 /// `server_time_usec` of an `INFO` text, in milliseconds.
 fn server_time_ms(info: &str) -> Option<u64> {
+    server_time_us(info).map(|us| us / 1000)
+}
+
+/// `server_time_usec` of an `INFO` text.
+fn server_time_us(info: &str) -> Option<u64> {
     info.lines()
         .find_map(|line| line.strip_prefix("server_time_usec:"))
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|us| us / 1000)
 }
 
 async fn run<C: ConnectionLike + Send>(
@@ -298,10 +303,11 @@ async fn read_with<C: ConnectionLike + Send>(
 
 /// The node registry and the maintenance flag, on their own so the nodes'
 /// health checks can start while the other reads are still running: one
-/// pipeline (`ZRANGE <ns>:nodes:{<ns>}`, `GET <ns>:maintenance`, and `GET` +
-/// `PTTL` of the records of `known_ids`, the nodes of the last snapshot),
-/// then, only when the index names other nodes, one of their records.
-/// `Err` only when the server cannot be read.
+/// pipeline (`ZRANGE <ns>:nodes:{<ns>}`, `GET <ns>:maintenance`, `INFO
+/// server` for this host's clock against the server's, and `GET` + `PTTL`
+/// of the records of `known_ids`, the nodes of the last snapshot), then,
+/// only when the index names other nodes, one of their records. `Err` only
+/// when the server cannot be read.
 pub async fn read_registry<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
@@ -313,35 +319,48 @@ pub async fn read_registry<C: ConnectionLike + Send>(
     pipe.ignore_errors();
     registry.add_index_read(&mut pipe);
     maintenance::add_read(&mut pipe, ns);
+    // `INFO server` rather than `TIME`: a read-only ACL user (+@read +info)
+    // may send it.
+    pipe.cmd("INFO").arg("server");
     // The records of the nodes the last snapshot saw, read now: when the
     // index names the same nodes, no second request is needed.
     registry.add_record_reads(&mut pipe, known_ids);
+    let sent = crate::node::clock::now_unix_us();
+    let started = std::time::Instant::now();
     let first = run(conn, &pipe).await?;
+    let rtt = started.elapsed();
+    let clock = text_reply("INFO", &first[2])
+        .ok()
+        .as_deref()
+        .and_then(server_time_us)
+        .map(|server| ClockOffset::from_round_trip(sent, rtt, server as i64));
     let flag = maintenance::parse(&maintenance::key(ns), &first[1]);
     let ids = match registry.parse_index(&first[0]) {
         Ok(ids) => ids,
-        Err(e) => return Ok((Err(format!("registry index {e}")), flag, Vec::new())),
+        Err(e) => return Ok((Err(format!("registry index {e}")), flag, Vec::new(), clock)),
     };
     if ids.as_slice() == known_ids {
-        let entries = registry.parse_records(&ids, &first[2..]);
-        return Ok((Ok(entries), flag, ids));
+        let entries = registry.parse_records(&ids, &first[3..]);
+        return Ok((Ok(entries), flag, ids, clock));
     }
     if ids.is_empty() {
-        return Ok((Ok(Vec::new()), flag, ids));
+        return Ok((Ok(Vec::new()), flag, ids, clock));
     }
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     registry.add_record_reads(&mut pipe, &ids);
     let replies = run(conn, &pipe).await?;
-    Ok((Ok(registry.parse_records(&ids, &replies)), flag, ids))
+    Ok((Ok(registry.parse_records(&ids, &replies)), flag, ids, clock))
 }
 
 /// What [`read_registry`] found: the entries (`Err`: a bad index), the
-/// maintenance flag, and the node ids (pass them to the next read).
+/// maintenance flag, the node ids (pass them to the next read), and this
+/// host's clock against the server's (`None` when `INFO` did not say).
 pub type RegistryRead = (
     Result<Vec<RegistryEntry>, String>,
     MaintenanceRead,
     Vec<String>,
+    Option<ClockOffset>,
 );
 
 #[cfg(test)]

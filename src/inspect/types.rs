@@ -2,6 +2,7 @@
 //! from Redis (and RabbitMQ, and each node's HTTP health check) without
 //! changing anything. The CLI prints it; the console draws it.
 
+pub use crate::node::clock::ClockOffset;
 use serde::{Deserialize, Serialize};
 
 /// The state of one data source in a snapshot: read, unreachable, or not
@@ -63,6 +64,10 @@ pub struct Snapshot {
     pub unreadable: Vec<Unreadable>,
     /// Redis round trips the snapshot took (all servers together).
     pub round_trips: u32,
+    /// The clock of the host that took the snapshot against the
+    /// coordination Redis (`INFO` `server_time_usec`); `None` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspector_clock: Option<ClockOffset>,
 }
 
 #[cfg(test)]
@@ -85,6 +90,7 @@ impl Snapshot {
             drift: Drift::default(),
             unreadable: vec![],
             round_trips: 0,
+            inspector_clock: None,
         }
     }
 }
@@ -135,6 +141,10 @@ pub struct NodeView {
     pub storage_reason: Option<String>,
     /// The live health check.
     pub health: Health,
+    /// The node's clock against Redis `TIME`, from its last heartbeat
+    /// (`None`: not measured, or a version that does not report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset: Option<ClockOffset>,
 }
 
 /// Result of `GET /api/__health_check` on a node.

@@ -1,7 +1,9 @@
-//! The node's background loop: a registry heartbeat every interval, a poll
+//! The node's background loop: a registry heartbeat every interval (with
+//! the clock's offset from Redis `TIME` measured just before it), a poll
 //! of the maintenance flag (so every node goes 503 within one heartbeat),
 //! and the shared-storage check against the other live nodes' markers.
 
+use super::clock;
 use super::maintenance::{self, MaintenanceRead};
 use super::metrics::inc;
 use super::registry::{Registry, RegistryEntry};
@@ -55,6 +57,40 @@ pub fn apply_maintenance(node: &NodeShared, read: MaintenanceRead) {
                     format!("maintenance key {key} is unreadable ({reason}); treated as set"),
                 );
             }
+        }
+    }
+}
+
+/// Offsets above this are logged as a warning (once, until the clock is
+/// back within it); `check` warns from the same value (`clock-skew`).
+pub const CLOCK_WARN: Duration = Duration::from_secs(1);
+
+/// Measure the clock against the coordination Redis's `TIME` and keep it
+/// for the next registry record. A failed `TIME` clears it: an old offset
+/// would be reported as current. Logs a warning when the offset goes above
+/// [`CLOCK_WARN`], and when it is back within it.
+pub async fn measure_clock(node: &NodeShared, conn: &mut SharedConn) {
+    let before = *node.clock.read();
+    let was_off = before.is_some_and(|c| c.magnitude() > CLOCK_WARN);
+    match clock::measure(conn).await {
+        Ok(c) => {
+            let off = c.magnitude() > CLOCK_WARN;
+            if off && !was_off {
+                tracing::warn!(
+                    node = %node.node_id,
+                    offset_us = c.offset_us,
+                    "this node's clock is {}: snowflake IDs wait or refuse when it steps back, \
+                     check its time sync (chrony/NTP)",
+                    c.describe()
+                );
+            } else if was_off && !off {
+                tracing::info!(node = %node.node_id, "clock back within {CLOCK_WARN:?} of Redis TIME: {}", c.describe());
+            }
+            *node.clock.write() = Some(c);
+        }
+        Err(e) => {
+            tracing::debug!(node = %node.node_id, "cannot read Redis TIME: {e}");
+            *node.clock.write() = None;
         }
     }
 }
@@ -138,8 +174,9 @@ pub async fn run(
                         Err(e) => warn("cannot read the registry", &e),
                     }
                 }
+                measure_clock(&node, &mut conn).await;
                 let record = node.registry_record();
-                match registry.heartbeat(&mut conn, &record).await {
+                match registry.heartbeat_at(&mut conn, &record, node.redis_now_ms()).await {
                     Ok(()) => {
                         redis_reached(&node);
                         inc(&node.metrics.heartbeats);

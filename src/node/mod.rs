@@ -3,6 +3,7 @@
 //! cluster registry, the maintenance flag, and schema migrations.
 
 pub mod app;
+pub mod clock;
 pub mod heartbeat;
 pub mod http;
 pub mod maintenance;

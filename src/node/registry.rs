@@ -67,6 +67,10 @@ pub struct NodeRecord {
     /// When `storage_shared` is false: which markers are missing.
     #[serde(default)]
     pub storage_reason: Option<String>,
+    /// This node's clock against Redis `TIME`, measured with this
+    /// heartbeat (`None`: not measured, or written by an older version).
+    #[serde(default)]
+    pub clock_offset: Option<super::clock::ClockOffset>,
 }
 
 /// A registry entry as read back: a record, or a key that could not be read.
@@ -114,10 +118,27 @@ impl Registry {
 
     /// Write a heartbeat: the record with a fresh TTL, its index entry, and
     /// prune index entries whose records must have expired. One round trip.
+    /// The index is scored with the writer's clock (`heartbeat_at_ms`); a
+    /// node that knows its offset from Redis uses [`Registry::heartbeat_at`].
     pub async fn heartbeat<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         record: &NodeRecord,
+    ) -> redis::RedisResult<()> {
+        self.heartbeat_at(conn, record, record.heartbeat_at_ms)
+            .await
+    }
+
+    /// [`Registry::heartbeat`] with the index scored and pruned at
+    /// `redis_now_ms`, the writer's estimate of Redis's clock (its own plus
+    /// its measured offset): every writer then prunes on one clock, so a
+    /// node whose clock is ahead by more than three TTLs does not drop the
+    /// others from the index, nor one behind get dropped by them.
+    pub async fn heartbeat_at<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        record: &NodeRecord,
+        redis_now_ms: u64,
     ) -> redis::RedisResult<()> {
         let json = serde_json::to_string(record).map_err(|e| {
             redis::RedisError::from((
@@ -127,7 +148,7 @@ impl Registry {
             ))
         })?;
         let ttl_ms = self.ttl.as_millis() as u64;
-        let stale_before = record.heartbeat_at_ms.saturating_sub(ttl_ms * 3);
+        let stale_before = redis_now_ms.saturating_sub(ttl_ms * 3);
         redis::pipe()
             .atomic()
             .cmd("SET")
@@ -138,7 +159,7 @@ impl Registry {
             .ignore()
             .cmd("ZADD")
             .arg(self.index_key())
-            .arg(record.heartbeat_at_ms)
+            .arg(redis_now_ms)
             .arg(&record.node_id)
             .ignore()
             .cmd("ZREMRANGEBYSCORE")

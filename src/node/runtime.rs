@@ -367,7 +367,9 @@ pub async fn run(
         let registry = Registry::new(config.namespace.clone(), opts.timing.interval * 3);
         // The first record is written before the node reports healthy, so
         // a reader that sees 200 also sees the node in the registry.
-        if let Err(e) = registry.heartbeat(&mut conn, &node.registry_record()).await {
+        heartbeat::measure_clock(&node, &mut conn).await;
+        let (record, redis_now) = (node.registry_record(), node.redis_now_ms());
+        if let Err(e) = registry.heartbeat_at(&mut conn, &record, redis_now).await {
             tracing::warn!("first heartbeat failed: {e}");
         }
         coordination = Some((conn.clone(), registry.clone()));

@@ -97,6 +97,18 @@ impl TestCluster {
         version: &str,
         env_file: &std::path::Path,
     ) -> NodeProc {
+        self.spawn_with_process_env(node_id, version, env_file, &[])
+    }
+
+    /// Start a node with another env file and variables set in the
+    /// process's environment (e.g. libfaketime's), without waiting.
+    pub fn spawn_with_process_env(
+        &self,
+        node_id: &str,
+        version: &str,
+        env_file: &std::path::Path,
+        process_env: &[(&str, &str)],
+    ) -> NodeProc {
         let port = free_port();
         let log_path = self.dir.path().join(format!("{node_id}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -124,6 +136,7 @@ impl TestCluster {
             .arg("--env-file")
             .arg(env_file)
             .env("RUST_LOG", "info")
+            .envs(process_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

@@ -8,6 +8,7 @@
 //! cargo test --test faults                     # every scenario once, bounded (CI)
 //! cargo test --test faults -- lock_safety      # scenarios whose name contains the filter
 //! cargo test --test faults -- rabbit_cluster   # a broker of a 3-node RabbitMQ cluster dies
+//! cargo test --test faults -- clock_skew       # nodes and an issuer on skewed, stepped clocks
 //! cargo test --test faults -- --soak 30        # repeat the suite for 30 minutes
 //! cargo test --test faults -- --list           # the scenario names
 //! ```
@@ -16,6 +17,8 @@
 //! `--child ROLE ARGS…` (see [`CHILDREN`]), so a kill -9 hits a real process
 //! and never the harness itself.
 
+mod clock_issuer;
+mod clock_skew;
 mod cluster_failover;
 mod cluster_locks;
 #[path = "../common/mod.rs"]
@@ -54,6 +57,7 @@ const SCENARIOS: &[Scenario] = &[
     rabbit_cluster::SCENARIO,
     cluster_failover::SCENARIO,
     redis_restart::SCENARIO,
+    clock_skew::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
@@ -63,6 +67,7 @@ const CHILDREN: &[Child] = &[
     queue_kills::CHILD,
     failover::CHILD,
     redis_restart::CHILD,
+    clock_skew::CHILD,
 ];
 
 fn main() -> std::process::ExitCode {

@@ -24,8 +24,19 @@ pub struct ChildProc {
 impl ChildProc {
     /// Start `role` with `args`; `label` names it in messages.
     pub fn spawn(role: &str, args: &[String], label: &str) -> Result<Self, String> {
+        Self::spawn_with_env(role, args, label, &[])
+    }
+
+    /// [`ChildProc::spawn`] with variables set in the child's environment.
+    pub fn spawn_with_env(
+        role: &str,
+        args: &[String],
+        label: &str,
+        env: &[(&str, String)],
+    ) -> Result<Self, String> {
         let mut child = child_command(role)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

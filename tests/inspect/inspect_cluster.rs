@@ -73,6 +73,7 @@ async fn seed(conn: &mut SharedConn, ns: &Namespace) -> usize {
         config_parts: Default::default(),
         storage_shared: None,
         storage_reason: None,
+        clock_offset: None,
     };
     let _: () = redis::cmd("SET")
         .arg(registry.record_key("node-3"))

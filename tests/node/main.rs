@@ -13,6 +13,7 @@ mod maintenance_cli;
 mod nginx_asset;
 mod nginx_frozen_node;
 mod node_bypass;
+mod node_clock;
 mod node_cluster;
 mod node_database;
 mod node_migrations;

@@ -24,6 +24,7 @@ fn record(id: &str, now: u64) -> NodeRecord {
         config_parts: Default::default(),
         storage_shared: None,
         storage_reason: None,
+        clock_offset: None,
     }
 }
 

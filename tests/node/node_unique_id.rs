@@ -104,6 +104,7 @@ fn record(id: &str, host: &str, pid: u32) -> NodeRecord {
         config_parts: Default::default(),
         storage_shared: None,
         storage_reason: None,
+        clock_offset: None,
     }
 }
 

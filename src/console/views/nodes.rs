@@ -1,16 +1,20 @@
-//! Nodes: one row per registered node (state, health, heartbeat, worker ID,
-//! version, configuration fingerprint with drift highlighted, address);
-//! Enter shows every field of the selected node.
+//! Nodes: one row per registered node (state, health, heartbeat, clock
+//! offset from Redis `TIME`, worker ID, version, configuration fingerprint
+//! with drift highlighted, address); Enter shows every field of the
+//! selected node.
 
 use super::popup::{self, field};
 use super::table::{self, Col, TableNav, TableSpec};
 use super::{Ctx, View};
 use crate::console::action::Action;
 use crate::console::format;
-use crate::inspect::{NodeView, Snapshot};
+use crate::console::theme::Theme;
+use crate::inspect::checks_clock::{CLOCK_WARN, MAX_CLOCK_WAIT};
+use crate::inspect::{ClockOffset, NodeView, Snapshot};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Cell;
 
@@ -21,11 +25,12 @@ pub struct Nodes {
     detail: Option<String>,
 }
 
-const COLS: [Col; 10] = [
+const COLS: [Col; 11] = [
     Col::fill("NODE", 12, 0),
     Col::new("STATE", 9, 0),
     Col::new("HEALTH", 8, 0),
     Col::new("BEAT", 6, 1),
+    Col::new("CLOCK", 6, 2),
     Col::new("WID", 3, 1),
     Col::new("VERSION", 8, 2),
     Col::new("CONFIG", 8, 1),
@@ -85,7 +90,7 @@ impl View for Nodes {
         let title = table::title("Nodes", &self.nav, rows.len(), all.len(), t);
         let mut cols = COLS;
         cols[0] = cols[0].wanting(table::longest(rows.iter().map(|n| n.node_id.as_str())));
-        cols[7] = cols[7].wanting(table::longest(rows.iter().map(|n| n.http_addr.as_str())));
+        cols[8] = cols[8].wanting(table::longest(rows.iter().map(|n| n.http_addr.as_str())));
         let spec = TableSpec {
             title,
             cols: &cols,
@@ -117,6 +122,10 @@ impl View for Nodes {
                 }),
                 health,
                 Cell::from(format::age(n.heartbeat_age_ms)).style(beat_style),
+                match n.clock_offset {
+                    Some(c) => Cell::from(format::offset(c.offset_us)).style(clock_style(&c, t)),
+                    None => Cell::from("?").style(t.dim),
+                },
                 Cell::from(n.worker_id.map_or("-".into(), |w| w.to_string())),
                 Cell::from(n.app_version.clone()).style(if version_drift {
                     t.warn
@@ -157,6 +166,17 @@ impl View for Nodes {
 
     fn overlay_open(&self) -> bool {
         self.detail.is_some()
+    }
+}
+
+/// Red beyond the snowflake tolerance, yellow above 1 s (as `clock-skew`).
+fn clock_style(c: &ClockOffset, t: &Theme) -> Style {
+    if c.magnitude() > MAX_CLOCK_WAIT {
+        t.bad
+    } else if c.magnitude() > CLOCK_WARN {
+        t.warn
+    } else {
+        t.text
     }
 }
 
@@ -259,5 +279,10 @@ fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
         (None, r) => Span::styled(format!("unknown {}", r.as_deref().unwrap_or("")), t.dim),
     };
     lines.push(field("storage", w, storage, t));
+    let clock = match n.clock_offset {
+        Some(c) => Span::styled(c.describe(), clock_style(&c, t)),
+        None => Span::styled("not reported (an older version?)".to_string(), t.dim),
+    };
+    lines.push(field("clock", w, clock, t));
     lines
 }
