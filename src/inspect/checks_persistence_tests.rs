@@ -2,7 +2,6 @@ use super::*;
 use crate::inspect::cluster_view::{ClusterView, ShardView};
 use crate::inspect::persistence::Persistence;
 use crate::inspect::servers::redis_view;
-use crate::inspect::types::{Drift, Source};
 
 const OFF: &str = "aof_enabled:0\r\n";
 
@@ -17,22 +16,7 @@ fn server(used_by: &[&str], persistence: Option<Persistence>) -> ServerView {
 }
 
 fn snapshot(servers: Vec<ServerView>) -> Snapshot {
-    Snapshot {
-        taken_at_ms: 0,
-        took_ms: 1,
-        cluster: "c".into(),
-        config_fingerprint: "fp".into(),
-        nodes: Source::NotConfigured,
-        leases: Source::NotConfigured,
-        locks: Source::NotConfigured,
-        streams: Source::NotConfigured,
-        queues: Source::NotConfigured,
-        maintenance: Source::NotConfigured,
-        servers,
-        drift: Drift::default(),
-        unreadable: vec![],
-        round_trips: 1,
-    }
+    Snapshot::of_servers(servers)
 }
 
 fn check(used_by: &[&str], p: Option<Persistence>) -> CheckResult {
