@@ -69,17 +69,27 @@ async fn a_cluster_runs_on_tls_redis_with_a_private_ca() {
         assert!(health.starts_with("ok"), "{}: {health}", n.node_id);
     }
     // Records go through the Redis queue (blocking reads on their own TLS
-    // connections) and are handled once.
+    // connections) and are handled once. The Redis has just started: snowflake
+    // IDs wait out its restart quarantine (start + ceil(lease TTL) + 1 s,
+    // docs/snowflake.md), during which a create answers 503.
     for i in 0..10 {
         let n = &nodes[i % 2];
-        let resp = n
-            .http
-            .post(n.url("/api/records"))
-            .json(&json!({"name": format!("r{i}"), "value": "v"}))
-            .send()
-            .await
-            .expect("POST /api/records");
-        assert_eq!(resp.status(), 201);
+        let started = std::time::Instant::now();
+        loop {
+            let resp = n
+                .http
+                .post(n.url("/api/records"))
+                .json(&json!({"name": format!("r{i}"), "value": "v"}))
+                .send()
+                .await
+                .expect("POST /api/records");
+            if resp.status() == 503 && started.elapsed() < Duration::from_secs(15) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            assert_eq!(resp.status(), 201);
+            break;
+        }
     }
     let handled = common::nodes::eventually(Duration::from_secs(15), || async {
         c.db.query("SELECT count(*) FROM record_events") == "10"
