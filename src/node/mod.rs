@@ -5,6 +5,7 @@
 pub mod app;
 pub mod heartbeat;
 pub mod http;
+pub mod janitor;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrations;
