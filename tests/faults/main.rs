@@ -26,6 +26,7 @@ mod failover_queue;
 mod harness;
 mod lock_clients;
 mod lock_safety;
+mod metadata_soak;
 mod procs;
 mod queue_kills;
 mod rabbit_cluster;
@@ -52,6 +53,7 @@ const SCENARIOS: &[Scenario] = &[
     failover::SCENARIO,
     rabbit_cluster::SCENARIO,
     cluster_failover::SCENARIO,
+    metadata_soak::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.
