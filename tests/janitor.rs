@@ -342,7 +342,10 @@ async fn dead_cursors_are_removed_and_live_ones_kept() {
             f
         }
     };
-    assert_eq!(fields(&mut conn).await, vec!["dead", "live"]);
+    wait_for("both cursors written", Duration::from_secs(5), async || {
+        fields(&mut conn).await == vec!["dead", "live"]
+    })
+    .await;
 
     // Unseen for less than the threshold: kept.
     let mut janitor = Janitor::new(
@@ -740,4 +743,40 @@ async fn live_nodes_sweep_on_their_own_schedule() {
     // The removals were counted once, by whichever node swept; the sweeps
     // go on every period.
     assert!(sweeps >= 2, "{sweeps} sweeps");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursors_key_of_another_type_stops_trimming_not_publishing() {
+    let t = TestNs::new("janitor-bad-cursors");
+    let ns = t.namespace();
+    let url = parse_redis_url(&t.url).expect("url");
+    let mut conn = connect(&t.url).await;
+    let ckey = clusterops::adapters::pubsub::redis::cursors_key(&ns, "events");
+    let _: () = redis::cmd("SET")
+        .arg(&ckey)
+        .arg("garbage")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let options = RedisSignalsOptions {
+        keep_recent: Duration::ZERO,
+        ..RedisSignalsOptions::default()
+    };
+    let publisher = RedisSignals::connect_with(&url, ns.clone(), "pub", options)
+        .await
+        .expect("signals");
+    for i in 0..300 {
+        publisher
+            .publish("events", serde_json::json!(i).into())
+            .await
+            .expect("publishing still works");
+    }
+    let key = clusterops::adapters::pubsub::redis::stream_key(&ns, "events");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("XLEN");
+    assert_eq!(len, 300, "readers unknown: nothing trimmed");
+    publisher.shutdown().await;
 }

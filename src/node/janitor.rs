@@ -246,20 +246,22 @@ impl Janitor {
     }
 
     /// Start `node`'s janitor task (when its queue or sync signals are on
-    /// Redis), stopped by `stop`.
-    pub async fn start(
+    /// Redis; it connects on its own task, so the node does not wait),
+    /// stopped by `stop`.
+    pub fn start(
         node: &Arc<NodeShared>,
         coordination: SharedConn,
         options: JanitorOptions,
         stop: watch::Receiver<bool>,
     ) {
-        match Self::from_config(&node.config, &node.node_id, coordination, options).await {
-            Ok(Some(janitor)) => {
-                tokio::spawn(janitor.run(node.clone(), stop));
+        let node = node.clone();
+        tokio::spawn(async move {
+            match Self::from_config(&node.config, &node.node_id, coordination, options).await {
+                Ok(Some(janitor)) => janitor.run(node, stop).await,
+                Ok(None) => {}
+                Err(e) => tracing::warn!("janitor not started: {e}"),
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!("janitor not started: {e}"),
-        }
+        });
     }
 
     /// Run until `stop` turns true: a jittered tick every

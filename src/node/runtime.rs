@@ -379,7 +379,7 @@ pub async fn run(
         // The janitor (a node that refuses to serve does not sweep;
         // prebuilt adapters are in-process).
         if !in_error && opts.adapters.is_none() {
-            Janitor::start(&node, conn.clone(), opts.janitor, stop_rx.clone()).await;
+            Janitor::start(&node, conn.clone(), opts.janitor, stop_rx.clone());
         }
         tokio::spawn(heartbeat::run(
             node.clone(),

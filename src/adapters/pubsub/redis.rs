@@ -86,7 +86,9 @@ pub const CURSOR_REFRESH: Duration = Duration::from_secs(30);
 /// counter value in an entry is its publish number (lag = counter − cursor);
 /// then trim what no reader needs: `XTRIM MINID ~` at the slowest cursor in
 /// `:cursors`, but never an entry younger than `ARGV[2]` ms; and, when
-/// `ARGV[3]` > 0, `XTRIM MAXLEN ~ ARGV[3]` (the hard ceiling). All three
+/// `ARGV[3]` > 0, `XTRIM MAXLEN ~ ARGV[3]` (the hard ceiling). Nothing is
+/// trimmed while `:cursors` holds another type (the readers cannot be
+/// known; the inspector reports the key as unreadable). All three
 /// keys share the channel's hash tag (one slot of a Redis Cluster).
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -100,6 +102,10 @@ local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'envelope', ARGV[1])
 local ms = tonumber(string.match(id, '^(%d+)'))
 local floor = ms - tonumber(ARGV[2])
 if floor < 0 then floor = 0 end
+local ct = redis.call('TYPE', KEYS[3])['ok']
+if ct ~= 'hash' and ct ~= 'none' then
+  return id
+end
 local min_ms, min_seq, min_id = floor, 0, floor .. '-0'
 for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
   local cm, cs = string.match(v, '"id":"(%d+)%-(%d+)"')
