@@ -616,9 +616,10 @@ async fn a_slow_live_reader_misses_nothing_and_the_stream_shrinks_once_it_caught
         }
     }
     // Caught up: its cursor moves and the next publishes trim the stream
-    // (`XTRIM MINID ~` removes at most 10,000 entries per call).
+    // (every 16th publish trims; `XTRIM MINID ~` removes at most 10,000
+    // entries per call).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    for i in N..N + 2 {
+    for i in N..N + 40 {
         publisher
             .publish("events", serde_json::json!(i).into())
             .await

@@ -418,9 +418,10 @@ async fn scenario(raw_url: &str, length: Duration, report: &mut Report) -> Resul
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Past the keep window, one more publish trims what every reader has.
+    // Past the keep window, a few more publishes trim what every reader
+    // has (every 16th publish trims).
     tokio::time::sleep(signal_options().keep_recent + Duration::from_millis(500)).await;
-    for _ in 0..3 {
+    for _ in 0..32 {
         publisher
             .publish(CHANNEL, serde_json::json!(signals_sent).into())
             .await

@@ -84,7 +84,9 @@ pub const CURSOR_REFRESH: Duration = Duration::from_secs(30);
 
 /// INCR the channel's counter and XADD the entry, atomically, so the
 /// counter value in an entry is its publish number (lag = counter − cursor);
-/// then trim what no reader needs: `XTRIM MINID ~` at the slowest cursor in
+/// then, every 16th publish (the counter is a multiple of 16: reading the
+/// cursors on every publish cost 2.5 times the Redis time of a publish),
+/// trim what no reader needs: `XTRIM MINID ~` at the slowest cursor in
 /// `:cursors`, but never an entry younger than `ARGV[2]` ms; and, when
 /// `ARGV[3]` > 0, `XTRIM MAXLEN ~ ARGV[3]` (the hard ceiling). Nothing is
 /// trimmed while `:cursors` holds another type (the readers cannot be
@@ -99,6 +101,9 @@ if t ~= 'stream' and t ~= 'none' then
 end
 local seq = redis.call('INCR', KEYS[2])
 local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'envelope', ARGV[1])
+if seq % 16 ~= 0 then
+  return id
+end
 local ms = tonumber(string.match(id, '^(%d+)'))
 local floor = ms - tonumber(ARGV[2])
 if floor < 0 then floor = 0 end
