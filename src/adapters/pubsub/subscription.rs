@@ -39,7 +39,7 @@ impl SubSender {
         let channel = signal.channel.clone();
         // Counted before it is sent: `recv` on another thread may take it
         // (and count it out) at once, and must not take the count below 0
-        // (an overflow panic in a debug build, found by tests/janitor.rs).
+        // (an overflow panic in a debug build, found by tests/stream_trimming.rs).
         let n = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
         if self.tx.send(signal).is_err() {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
