@@ -30,11 +30,24 @@ pub struct Metrics {
     pub heartbeats: AtomicU64,
     /// Heartbeats that failed (Redis unreachable).
     pub heartbeat_failures: AtomicU64,
+    /// Janitor sweeps this node ran (it held the period's claim).
+    pub janitor_sweeps: AtomicU64,
+    /// Queue consumers of dead nodes the janitor removed.
+    pub janitor_consumers_removed: AtomicU64,
+    /// Sync-signal cursors of dead nodes the janitor removed.
+    pub janitor_cursors_removed: AtomicU64,
+    /// Acknowledged entries the janitor trimmed from queue streams.
+    pub janitor_entries_trimmed: AtomicU64,
 }
 
 /// Add one to a counter.
 pub fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Add `n` to a counter.
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Metrics {
@@ -124,6 +137,30 @@ impl Metrics {
             "clusterops_heartbeat_failures_total",
             "Registry heartbeats that failed.",
             get(&self.heartbeat_failures),
+        );
+        counter(
+            &mut out,
+            "clusterops_janitor_sweeps_total",
+            "Janitor sweeps run by this node.",
+            get(&self.janitor_sweeps),
+        );
+        counter(
+            &mut out,
+            "clusterops_janitor_consumers_removed_total",
+            "Queue consumers of dead nodes removed by the janitor.",
+            get(&self.janitor_consumers_removed),
+        );
+        counter(
+            &mut out,
+            "clusterops_janitor_cursors_removed_total",
+            "Sync-signal cursors of dead nodes removed by the janitor.",
+            get(&self.janitor_cursors_removed),
+        );
+        counter(
+            &mut out,
+            "clusterops_janitor_entries_trimmed_total",
+            "Acknowledged entries trimmed from queue streams by the janitor.",
+            get(&self.janitor_entries_trimmed),
         );
         counter(
             &mut out,

@@ -4,6 +4,7 @@
 
 use super::app::{App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
 use super::heartbeat::{self, HeartbeatTiming};
+use super::janitor::{Janitor, JanitorOptions};
 use super::migrations::{self, MigrationError};
 use super::registry::Registry;
 use super::shared::NodeShared;
@@ -40,6 +41,9 @@ pub struct NodeOptions {
     pub queue_concurrency: usize,
     /// TTL of the worker-ID lease (renewed every third of it).
     pub lease_ttl: Duration,
+    /// When the janitor sweeps and what it removes (docs/queue.md,
+    /// "Consumers of dead nodes").
+    pub janitor: JanitorOptions,
     /// Prebuilt shared adapters instead of the ones the configuration
     /// names: several in-process nodes (the demo) share one memory backend.
     pub adapters: Option<Adapters>,
@@ -75,6 +79,7 @@ impl Default for NodeOptions {
             drain_timeout: Duration::from_secs(10),
             queue_concurrency: 4,
             lease_ttl: Duration::from_secs(15),
+            janitor: JanitorOptions::default(),
             adapters: None,
         }
     }
@@ -373,6 +378,11 @@ pub async fn run(
             tracing::warn!("first heartbeat failed: {e}");
         }
         coordination = Some((conn.clone(), registry.clone()));
+        // The janitor (a node that refuses to serve does not sweep;
+        // prebuilt adapters are in-process).
+        if !in_error && opts.adapters.is_none() {
+            Janitor::start(&node, conn.clone(), opts.janitor, stop_rx.clone());
+        }
         tokio::spawn(heartbeat::run(
             node.clone(),
             conn,

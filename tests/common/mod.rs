@@ -279,6 +279,7 @@ fn psql(sql: &str) {
 
 pub mod cluster;
 pub mod faketime;
+pub mod janitor;
 pub mod nginx;
 pub mod nodes;
 pub mod rabbit_cluster;

@@ -29,6 +29,7 @@ mod failover_queue;
 mod harness;
 mod lock_clients;
 mod lock_safety;
+mod metadata_soak;
 mod procs;
 mod queue_kills;
 mod rabbit_cluster;
@@ -58,6 +59,7 @@ const SCENARIOS: &[Scenario] = &[
     cluster_failover::SCENARIO,
     redis_restart::SCENARIO,
     clock_skew::SCENARIO,
+    metadata_soak::SCENARIO,
 ];
 
 /// Roles a scenario may start as a separate process of this binary.

@@ -142,24 +142,39 @@ struct CursorJson {
     id: String,
     seq: u64,
     at_ms: u64,
+    /// When the node last wrote the cursor (Unix ms): the flusher rewrites
+    /// even an unchanged cursor every `CURSOR_REFRESH`, so an old `seen_ms`
+    /// means the node stopped writing (the janitor's measure of a dead
+    /// reader). Absent in cursors written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seen_ms: Option<u64>,
 }
 
-/// The cursor hash value: `{"id":"<entry id>","seq":<n>,"at_ms":<unix ms>}`.
-pub(crate) fn encode_cursor(pos: Position, at_ms: u64) -> String {
+/// The cursor hash value:
+/// `{"id":"<entry id>","seq":<n>,"at_ms":<unix ms>,"seen_ms":<unix ms>}`.
+pub(crate) fn encode_cursor(pos: Position, at_ms: u64, seen_ms: u64) -> String {
     let c = CursorJson {
         id: pos.id.to_string(),
         seq: pos.seq,
         at_ms,
+        seen_ms: Some(seen_ms),
     };
     serde_json::to_string(&c).unwrap_or_default()
 }
 
 /// Decode a cursor hash value into the position and its `at_ms`.
 pub(crate) fn decode_cursor(raw: &[u8]) -> Result<(Position, u64), String> {
+    decode_cursor_seen(raw).map(|(pos, at_ms, _)| (pos, at_ms))
+}
+
+/// Decode a cursor hash value into the position, its `at_ms` and its
+/// `seen_ms` (`at_ms` for a cursor written without one).
+pub(crate) fn decode_cursor_seen(raw: &[u8]) -> Result<(Position, u64, u64), String> {
     let c: CursorJson =
         serde_json::from_slice(raw).map_err(|e| format!("not a cursor value: {e}"))?;
     let id = EntryId::parse(&c.id).ok_or_else(|| format!("{:?} is not a stream ID", c.id))?;
-    Ok((Position { id, seq: c.seq }, c.at_ms))
+    let seen = c.seen_ms.unwrap_or(c.at_ms).max(c.at_ms);
+    Ok((Position { id, seq: c.seq }, c.at_ms, seen))
 }
 
 #[cfg(test)]
@@ -220,9 +235,13 @@ mod tests {
             id: EntryId { ms: 10, seq: 1 },
             seq: 3,
         };
-        let raw = encode_cursor(pos, 99);
-        assert_eq!(raw, r#"{"id":"10-1","seq":3,"at_ms":99}"#);
+        let raw = encode_cursor(pos, 99, 120);
+        assert_eq!(raw, r#"{"id":"10-1","seq":3,"at_ms":99,"seen_ms":120}"#);
         assert_eq!(decode_cursor(raw.as_bytes()).unwrap(), (pos, 99));
+        assert_eq!(decode_cursor_seen(raw.as_bytes()).unwrap(), (pos, 99, 120));
+        // Written before `seen_ms` existed: seen when it last moved.
+        let old = br#"{"id":"10-1","seq":3,"at_ms":77}"#;
+        assert_eq!(decode_cursor_seen(old).unwrap(), (pos, 77, 77));
         assert!(decode_cursor(b"10-1|99").is_err());
     }
 }

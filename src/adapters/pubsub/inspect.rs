@@ -64,7 +64,7 @@ pub struct Unreadable {
     pub reason: String,
 }
 
-async fn scan<C: ConnectionLike + Send>(
+pub(crate) async fn scan<C: ConnectionLike + Send>(
     conn: &mut C,
     pattern: &str,
 ) -> Result<BTreeSet<Vec<u8>>, PubsubError> {

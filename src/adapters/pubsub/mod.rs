@@ -5,7 +5,8 @@
 //! Backends: [`memory::MemorySignals`] (in-process, one node) and
 //! [`redis::RedisSignals`] (one Redis stream per channel, read by every node
 //! with its own XREAD). [`from_config`] picks one from `Config.pubsub`.
-//! [`inspect`] reads the streams and the per-node cursors for the console.
+//! [`inspect`] reads the streams and the per-node cursors for the console;
+//! [`reap`] removes the cursors of dead nodes (the node's janitor).
 //!
 //! ```no_run
 //! # async fn demo(signals: std::sync::Arc<dyn clusterops::adapters::pubsub::SyncSignals>)
@@ -23,6 +24,7 @@ mod envelope;
 pub mod inspect;
 pub mod keys;
 pub mod memory;
+pub mod reap;
 pub mod redis;
 mod redis_cursor;
 mod redis_reader;
@@ -32,6 +34,7 @@ mod subscription;
 pub use envelope::{ENVELOPE_VERSION, EntryId};
 pub use inspect::{NodeLag, StreamInfo, StreamReads, Unreadable, forget_node, read_streams};
 pub use memory::{MemoryHub, MemorySignals};
+pub use reap::{CursorSweep, RemovedCursor, sweep_cursors};
 pub use redis::{RedisSignals, RedisSignalsOptions};
 pub use subscription::{BACKLOG_WARN_EVERY, Subscription};
 

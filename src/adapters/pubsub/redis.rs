@@ -44,10 +44,18 @@ use tokio::task::JoinHandle;
 /// Tuning of the Redis backend.
 #[derive(Debug, Clone)]
 pub struct RedisSignalsOptions {
-    /// `XADD … MAXLEN ~ max_len`: entries kept per channel (approximately;
-    /// Redis trims whole macro nodes). A node stopped for longer than it
-    /// takes to publish this many messages misses the oldest ones.
-    pub max_len: usize,
+    /// Entries younger than this (by their stream ID's time) are never
+    /// trimmed, whatever the cursors say: a node that has just subscribed
+    /// reads from the last entry before its first cursor is written (within
+    /// [`RedisSignalsOptions::cursor_flush_interval`]).
+    pub keep_recent: Duration,
+    /// A hard ceiling on the entries kept per channel (`XTRIM MAXLEN ~`),
+    /// even when a recorded cursor is further behind: that reader then
+    /// misses the oldest (it logs how many when it resumes). `None` (the
+    /// default): no ceiling, the slowest recorded cursor is the limit (see
+    /// docs/redis-keys.md, "Sync signals": dead nodes' cursors are removed by the
+    /// janitor so they do not hold the stream for ever).
+    pub max_len: Option<usize>,
     /// `XREAD BLOCK`: how long one read waits for news. Also the longest a
     /// new subscription waits to be read if `CLIENT UNBLOCK` is denied.
     pub block: Duration,
@@ -60,7 +68,8 @@ pub struct RedisSignalsOptions {
 impl Default for RedisSignalsOptions {
     fn default() -> Self {
         Self {
-            max_len: 10_000,
+            keep_recent: Duration::from_secs(60),
+            max_len: None,
             block: Duration::from_secs(2),
             batch: 512,
             cursor_flush_interval: Duration::from_millis(250),
@@ -69,21 +78,55 @@ impl Default for RedisSignalsOptions {
 }
 
 /// An unchanged cursor is written again this often, so that a Redis that
-/// lost its data gets it back even from an idle node.
+/// lost its data gets it back even from an idle node, and so that its
+/// `seen_ms` tells a live reader from a dead one.
 pub const CURSOR_REFRESH: Duration = Duration::from_secs(30);
 
 /// INCR the channel's counter and XADD the entry, atomically, so the
-/// counter value in an entry is its publish number (lag = counter − cursor).
+/// counter value in an entry is its publish number (lag = counter − cursor);
+/// then, every 16th publish (the counter is a multiple of 16: reading the
+/// cursors on every publish cost 2.5 times the Redis time of a publish),
+/// trim what no reader needs: `XTRIM MINID ~` at the slowest cursor in
+/// `:cursors`, but never an entry younger than `ARGV[2]` ms; and, when
+/// `ARGV[3]` > 0, `XTRIM MAXLEN ~ ARGV[3]` (the hard ceiling). Nothing is
+/// trimmed while `:cursors` holds another type (the readers cannot be
+/// known; the inspector reports the key as unreadable). All three
+/// keys share the channel's hash tag (one slot of a Redis Cluster).
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
+        r#"
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t ~= 'stream' and t ~= 'none' then
   return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. t .. ', not a stream')
 end
 local seq = redis.call('INCR', KEYS[2])
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, 'envelope', ARGV[2])
-",
+local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'envelope', ARGV[1])
+if seq % 16 ~= 0 then
+  return id
+end
+local ms = tonumber(string.match(id, '^(%d+)'))
+local floor = ms - tonumber(ARGV[2])
+if floor < 0 then floor = 0 end
+local ct = redis.call('TYPE', KEYS[3])['ok']
+if ct ~= 'hash' and ct ~= 'none' then
+  return id
+end
+local min_ms, min_seq, min_id = floor, 0, floor .. '-0'
+for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
+  local cm, cs = string.match(v, '"id":"(%d+)%-(%d+)"')
+  if cm then
+    local m, q = tonumber(cm), tonumber(cs)
+    if m < min_ms or (m == min_ms and q < min_seq) then
+      min_ms, min_seq, min_id = m, q, cm .. '-' .. cs
+    end
+  end
+end
+redis.call('XTRIM', KEYS[1], 'MINID', '~', min_id)
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
+end
+return id
+"#,
     )
 });
 
@@ -351,8 +394,10 @@ impl SyncSignals for RedisSignals {
         PUBLISH
             .key(&key)
             .key(seq_key(&inner.ns, channel))
-            .arg(inner.options.max_len)
+            .key(cursors_key(&inner.ns, channel))
             .arg(envelope)
+            .arg(u64::try_from(inner.options.keep_recent.as_millis()).unwrap_or(u64::MAX))
+            .arg(inner.options.max_len.unwrap_or(0))
             .invoke_async(&mut inner.conn.clone())
             .await
             .map_err(|source| PubsubError::Redis { key, source })

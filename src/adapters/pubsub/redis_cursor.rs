@@ -51,7 +51,7 @@ impl Inner {
         }
         let mut pipe = ::redis::pipe();
         for (_, key, w) in &changes {
-            pipe.hset(key, &self.node, encode_cursor(w.pos, w.moved_at_ms))
+            pipe.hset(key, &self.node, encode_cursor(w.pos, w.moved_at_ms, now_ms))
                 .ignore();
         }
         match pipe.query_async::<()>(&mut self.conn.clone()).await {

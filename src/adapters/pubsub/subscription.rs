@@ -37,10 +37,14 @@ impl SubSender {
     /// Queue a message; false when the subscription is gone.
     pub(crate) fn send(&self, signal: Signal) -> bool {
         let channel = signal.channel.clone();
+        // Counted before it is sent: `recv` on another thread may take it
+        // (and count it out) at once, and must not take the count below 0
+        // (an overflow panic in a debug build, found by tests/adapters/stream_trimming.rs).
+        let n = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
         if self.tx.send(signal).is_err() {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
-        let n = self.backlog.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(BACKLOG_WARN_EVERY) {
             tracing::warn!(
                 channel = %channel,

@@ -19,6 +19,7 @@ mod rabbitmq_topology;
 mod redis;
 mod redis_consumer;
 mod redis_entries;
+mod redis_janitor;
 mod redis_poison;
 mod redis_stats;
 mod subscription;
@@ -30,6 +31,7 @@ pub use memory::MemoryQueue;
 pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
 pub use redis_entries::GROUP as REDIS_GROUP;
+pub use redis_janitor::{QueueSweep, RemovedConsumer, consumer_node, sweep_queues};
 pub use redis_stats::{QueueReads, read_queue_stats};
 pub use subscription::Subscription;
 
