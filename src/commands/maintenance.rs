@@ -143,17 +143,8 @@ async fn on(args: OnArgs) -> Result<i32> {
         return Ok(0);
     }
     let live = actions(config, args.audit_file);
-    match live.set_maintenance(reason).await {
-        Ok(done) => {
-            println!("{done}");
-            println!("audit: {}", live.audit_path().display());
-            Ok(0)
-        }
-        Err(why) => {
-            eprintln!("error: maintenance: {why}");
-            Ok(1)
-        }
-    }
+    let outcome = live.set_maintenance(reason).await;
+    Ok(report(&live, outcome))
 }
 
 async fn off(args: OffArgs) -> Result<i32> {
@@ -167,15 +158,21 @@ async fn off(args: OffArgs) -> Result<i32> {
     }
     println!("was {}", describe(&flag, now_ms()));
     let live = actions(config, args.audit_file);
-    match live.clear_maintenance().await {
+    let outcome = live.clear_maintenance().await;
+    Ok(report(&live, outcome))
+}
+
+/// Print a change's outcome (and where it was recorded); the exit code.
+fn report(live: &LiveActions, outcome: std::result::Result<String, String>) -> i32 {
+    match outcome {
         Ok(done) => {
             println!("{done}");
             println!("audit: {}", live.audit_path().display());
-            Ok(0)
+            0
         }
         Err(why) => {
             eprintln!("error: maintenance: {why}");
-            Ok(1)
+            1
         }
     }
 }
