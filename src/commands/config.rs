@@ -31,22 +31,30 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("cluster       {}", config.namespace);
+    // ` (from REDIS_URL)` or ` (default)` after a URL the adapter's own
+    // variable did not give.
+    let from = |var: &str| {
+        config
+            .redis_sources
+            .get(var)
+            .map_or("", |source| source.note())
+    };
     let cache = match &config.cache {
         CacheStore::Memory => "memory (this node only)".to_string(),
-        CacheStore::Redis(u) => format!("redis {u}"),
+        CacheStore::Redis(u) => format!("redis {u}{}", from("CACHE_REDIS_URL")),
     };
     let pubsub = match &config.pubsub {
         PubsubAdapter::Memory => "memory (this node only)".to_string(),
-        PubsubAdapter::Redis(u) => format!("redis {u}"),
+        PubsubAdapter::Redis(u) => format!("redis {u}{}", from("PUBSUB_ADAPTER_REDIS_URL")),
     };
     let queue = match &config.queue {
         QueueAdapter::Memory => "memory (this node only)".to_string(),
-        QueueAdapter::Redis(u) => format!("redis {u}"),
+        QueueAdapter::Redis(u) => format!("redis {u}{}", from("QUEUE_ADAPTER_REDIS_URL")),
         QueueAdapter::Rabbitmq(u) => format!("rabbitmq {u}"),
     };
     let lock = match &config.lock {
         LockAdapter::Local => "local (this node only)".to_string(),
-        LockAdapter::Redis(u) => format!("redis {u}"),
+        LockAdapter::Redis(u) => format!("redis {u}{}", from("LOCK_ADAPTER_REDIS_URL")),
     };
     println!("cache         {cache}");
     println!("sync signals  {pubsub}");

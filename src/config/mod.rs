@@ -8,6 +8,7 @@ mod derived;
 mod env_file;
 pub mod pg_tls;
 pub mod rabbitmq;
+mod redis_source;
 pub mod redis_url;
 mod secret;
 pub mod tls_files;
@@ -15,6 +16,8 @@ pub mod tls_verify;
 
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
 pub use rabbitmq::{RabbitQueueType, RabbitSettings};
+pub use redis_source::RedisSource;
+use redis_source::default_redis_url;
 pub use secret::{AppKey, SecretUrl, mask_url_text, short_hash};
 
 use serde::Serialize;
@@ -234,6 +237,9 @@ pub struct Config {
     pub db_url: Option<SecretUrl>,
     /// `STORAGE_PATH`: the storage folder all nodes must share.
     pub storage_path: Option<std::path::PathBuf>,
+    /// Where each Redis adapter's URL came from (its own variable,
+    /// `REDIS_URL`, or the default), by the adapter's variable.
+    pub redis_sources: BTreeMap<&'static str, RedisSource>,
 }
 
 impl Default for Config {
@@ -249,6 +255,7 @@ impl Default for Config {
             app_key: None,
             db_url: None,
             storage_path: None,
+            redis_sources: BTreeMap::new(),
         }
     }
 }
@@ -326,23 +333,40 @@ impl Config {
             },
         };
 
+        let worker_id_redis = match get("REDIS_URL") {
+            None => Some(None),
+            Some(raw) => parse_url("REDIS_URL", raw, REDIS_SCHEMES, REDIS_URL_SHAPE).map(Some),
+        };
+
+        // An adapter's Redis URL: its own variable, else REDIS_URL, else the
+        // default (redis_source.rs); where each came from is kept for `config`.
+        type Parse<'p> = dyn FnMut(&str, &str, &[&str], &str) -> Option<SecretUrl> + 'p;
+        let mut redis_sources = BTreeMap::new();
+        let adapter_redis = |own: &'static str,
+                             parse: &mut Parse<'_>,
+                             sources: &mut BTreeMap<&'static str, RedisSource>|
+         -> Option<SecretUrl> {
+            let (source, url) = match (get(own), &worker_id_redis) {
+                (Some(raw), _) => (
+                    RedisSource::Own,
+                    parse(own, raw, REDIS_SCHEMES, REDIS_URL_SHAPE),
+                ),
+                (None, Some(Some(url))) => (RedisSource::RedisUrl, Some(url.clone())),
+                // REDIS_URL is wrong: its own line says so.
+                (None, None) => (RedisSource::RedisUrl, None),
+                (None, Some(None)) => (RedisSource::Default, default_redis_url()),
+            };
+            sources.insert(own, source);
+            url
+        };
+
         let cache = match get("CACHE_DEFAULT_STORE")
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
             None | Some("memory") => Some(CacheStore::Memory),
-            Some("redis") => match get("CACHE_REDIS_URL") {
-                Some(raw) => parse_url("CACHE_REDIS_URL", raw, REDIS_SCHEMES, REDIS_URL_SHAPE)
-                    .map(CacheStore::Redis),
-                None => {
-                    problem(
-                        "CACHE_REDIS_URL",
-                        None,
-                        &format!("{REDIS_URL_SHAPE} (required when CACHE_DEFAULT_STORE=redis)"),
-                    );
-                    None
-                }
-            },
+            Some("redis") => adapter_redis("CACHE_REDIS_URL", &mut parse_url, &mut redis_sources)
+                .map(CacheStore::Redis),
             Some(_) => {
                 problem(
                     "CACHE_DEFAULT_STORE",
@@ -355,16 +379,12 @@ impl Config {
 
         let queue = match get("QUEUE_ADAPTER").map(str::to_ascii_lowercase).as_deref() {
             None | Some("memory") => Some(QueueAdapter::Memory),
-            Some("redis") => {
-                let raw = get("QUEUE_ADAPTER_REDIS_URL").unwrap_or(DEFAULT_REDIS_URL);
-                parse_url(
-                    "QUEUE_ADAPTER_REDIS_URL",
-                    raw,
-                    REDIS_SCHEMES,
-                    REDIS_URL_SHAPE,
-                )
-                .map(QueueAdapter::Redis)
-            }
+            Some("redis") => adapter_redis(
+                "QUEUE_ADAPTER_REDIS_URL",
+                &mut parse_url,
+                &mut redis_sources,
+            )
+            .map(QueueAdapter::Redis),
             Some("rabbitmq") => match get("QUEUE_ADAPTER_RABBITMQ_URL") {
                 Some(raw) => parse_url(
                     "QUEUE_ADAPTER_RABBITMQ_URL",
@@ -398,14 +418,8 @@ impl Config {
         {
             None | Some("local") | Some("memory") => Some(LockAdapter::Local),
             Some("redis") => {
-                let raw = get("LOCK_ADAPTER_REDIS_URL").unwrap_or(DEFAULT_REDIS_URL);
-                parse_url(
-                    "LOCK_ADAPTER_REDIS_URL",
-                    raw,
-                    REDIS_SCHEMES,
-                    REDIS_URL_SHAPE,
-                )
-                .map(LockAdapter::Redis)
+                adapter_redis("LOCK_ADAPTER_REDIS_URL", &mut parse_url, &mut redis_sources)
+                    .map(LockAdapter::Redis)
             }
             Some(_) => {
                 problem(
@@ -417,18 +431,14 @@ impl Config {
             }
         };
 
-        let worker_id_redis = match get("REDIS_URL") {
-            None => Some(None),
-            Some(raw) => parse_url("REDIS_URL", raw, REDIS_SCHEMES, REDIS_URL_SHAPE).map(Some),
-        };
-
+        // Sync signals use Redis when their URL is set or any other adapter
+        // does (cluster mode), decided below.
         let explicit_pubsub = match get("PUBSUB_ADAPTER_REDIS_URL") {
             None => Some(None),
-            Some(raw) => parse_url(
+            Some(_) => adapter_redis(
                 "PUBSUB_ADAPTER_REDIS_URL",
-                raw,
-                REDIS_SCHEMES,
-                REDIS_URL_SHAPE,
+                &mut parse_url,
+                &mut redis_sources,
             )
             .map(Some),
         };
@@ -483,10 +493,14 @@ impl Config {
             || !matches!(lock, LockAdapter::Local);
         let pubsub = match explicit_pubsub {
             Some(url) => PubsubAdapter::Redis(url),
-            None if clustered => match SecretUrl::parse(DEFAULT_REDIS_URL, REDIS_SCHEMES) {
-                Ok(url) => PubsubAdapter::Redis(url),
-                Err(_) => PubsubAdapter::Memory,
-            },
+            None if clustered => {
+                let (source, url) = match &worker_id_redis {
+                    Some(url) => (RedisSource::RedisUrl, Some(url.clone())),
+                    None => (RedisSource::Default, default_redis_url()),
+                };
+                redis_sources.insert("PUBSUB_ADAPTER_REDIS_URL", source);
+                url.map_or(PubsubAdapter::Memory, PubsubAdapter::Redis)
+            }
             None => PubsubAdapter::Memory,
         };
         Ok(Self {
@@ -500,6 +514,7 @@ impl Config {
             app_key,
             db_url,
             storage_path,
+            redis_sources,
         })
     }
 }

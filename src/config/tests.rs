@@ -57,10 +57,63 @@ fn unknown_cache_store_names_the_variable_and_the_choices() {
 }
 
 #[test]
-fn redis_cache_without_url_is_an_error_not_a_default() {
-    let line = one_problem(&[("CACHE_DEFAULT_STORE", "redis")]);
-    assert!(line.starts_with("CACHE_REDIS_URL: missing"), "{line}");
-    assert!(line.contains("CACHE_DEFAULT_STORE=redis"), "{line}");
+fn every_redis_adapter_falls_back_to_redis_url_then_the_default() {
+    // The deployment guide's template: every URL empty, REDIS_URL filled.
+    let guide = [
+        ("CACHE_DEFAULT_STORE", "redis"),
+        ("CACHE_REDIS_URL", ""),
+        ("PUBSUB_ADAPTER_REDIS_URL", ""),
+        ("LOCK_ADAPTER_DEFAULT", "redis"),
+        ("LOCK_ADAPTER_REDIS_URL", " "),
+        ("QUEUE_ADAPTER", "redis"),
+        ("QUEUE_ADAPTER_REDIS_URL", ""),
+        ("REDIS_URL", "redis://:pw@10.0.0.5:6379/4"),
+    ];
+    let c = Config::from_vars(&vars(&guide)).unwrap();
+    let shared = SecretUrl::parse("redis://:pw@10.0.0.5:6379/4", &["redis"]).unwrap();
+    assert_eq!(c.cache, CacheStore::Redis(shared.clone()));
+    assert_eq!(c.pubsub, PubsubAdapter::Redis(shared.clone()));
+    assert_eq!(c.queue, QueueAdapter::Redis(shared.clone()));
+    assert_eq!(c.lock, LockAdapter::Redis(shared.clone()));
+    assert!(
+        c.redis_sources
+            .values()
+            .all(|s| *s == RedisSource::RedisUrl),
+        "{:?}",
+        c.redis_sources
+    );
+    assert_eq!(c.redis_sources.len(), 4);
+
+    // An adapter's own variable wins.
+    let mut own = guide.to_vec();
+    own[1] = ("CACHE_REDIS_URL", "redis://10.0.0.5:6379/1");
+    let c = Config::from_vars(&vars(&own)).unwrap();
+    assert_eq!(c.redis_sources["CACHE_REDIS_URL"], RedisSource::Own);
+    assert_eq!(
+        c.redis_sources["LOCK_ADAPTER_REDIS_URL"],
+        RedisSource::RedisUrl
+    );
+    assert_ne!(c.cache, CacheStore::Redis(shared));
+
+    // The template as it is (every URL empty): the documented default.
+    let mut empty = guide.to_vec();
+    empty[7] = ("REDIS_URL", "");
+    let c = Config::from_vars(&vars(&empty)).unwrap();
+    let default = SecretUrl::parse(DEFAULT_REDIS_URL, &["redis"]).unwrap();
+    assert_eq!(c.cache, CacheStore::Redis(default));
+    assert!(c.redis_sources.values().all(|s| *s == RedisSource::Default));
+    assert_eq!(c.worker_id_redis, None);
+}
+
+#[test]
+fn a_wrong_redis_url_is_one_line_even_when_every_adapter_falls_back_to_it() {
+    let line = one_problem(&[
+        ("CACHE_DEFAULT_STORE", "redis"),
+        ("QUEUE_ADAPTER", "redis"),
+        ("LOCK_ADAPTER_DEFAULT", "redis"),
+        ("REDIS_URL", "http://x"),
+    ]);
+    assert!(line.starts_with("REDIS_URL:"), "{line}");
 }
 
 #[test]

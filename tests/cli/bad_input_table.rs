@@ -23,7 +23,7 @@ const CASES: &[&str] = &[
     "env-cluster-name",
     "env-cluster-name-dash",
     "env-cache-store",
-    "env-cache-url-missing",
+    "env-redis-url-fallback",
     "env-url-scheme",
     "env-url-no-scheme",
     "env-url-password-masked",
@@ -258,7 +258,14 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
         "env-cluster-name" => config(ctx, &[("CLUSTER_NAME", "a:b")]),
         "env-cluster-name-dash" => config(ctx, &[("CLUSTER_NAME", "-shop")]),
         "env-cache-store" => config(ctx, &[("CACHE_DEFAULT_STORE", "redi")]),
-        "env-cache-url-missing" => config(ctx, &[("CACHE_DEFAULT_STORE", "redis")]),
+        "env-redis-url-fallback" => config(
+            ctx,
+            &[
+                ("CACHE_DEFAULT_STORE", "redis"),
+                ("QUEUE_ADAPTER", "redis"),
+                ("REDIS_URL", "http://x"),
+            ],
+        ),
         "env-url-scheme" => config(
             ctx,
             &[

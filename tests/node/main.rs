@@ -9,6 +9,7 @@ mod common;
 #[path = "../tls_support/mod.rs"]
 mod tls_support;
 
+mod guide_env;
 mod maintenance_cli;
 mod nginx_asset;
 mod nginx_frozen_node;
