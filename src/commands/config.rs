@@ -68,6 +68,9 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
         Some(k) => println!("APP_KEY       {k}"),
         None => println!("APP_KEY       (unset)"),
     }
+    if let Some(k) = &config.aes_secret_key {
+        println!("AES key       {k} (APP_AES_SECRET_KEY)");
+    }
     match &config.db_url {
         Some(u) => println!("database      {u}"),
         None => println!("database      (DB_URL unset: records in memory, single node only)"),

@@ -146,8 +146,14 @@ impl Config {
                     .unwrap_or_default(),
             ),
         ];
+        // Only when set, so fingerprints of configurations without it stay
+        // as they were.
+        let aes = self
+            .aes_secret_key
+            .as_ref()
+            .map(|k| ("APP_AES_SECRET_KEY", k.expose().to_string()));
+        let entries = entries.into_iter().chain(aes);
         entries
-            .into_iter()
             .map(|(name, value)| (name, short_hash(format!("{name}={value}").as_bytes())))
             .collect()
     }

@@ -64,6 +64,7 @@ pub const VARIABLES: &[&str] = &[
     "LOCK_ADAPTER_REDIS_URL",
     "REDIS_URL",
     "APP_KEY",
+    "APP_AES_SECRET_KEY",
     "DB_URL",
     "STORAGE_PATH",
 ];
@@ -233,6 +234,10 @@ pub struct Config {
     pub worker_id_redis: Option<SecretUrl>,
     /// `APP_KEY`, shown only as a fingerprint.
     pub app_key: Option<AppKey>,
+    /// `APP_AES_SECRET_KEY`: the key the application encrypts fields with;
+    /// the deployment guide requires it identical on every node. Shown only
+    /// as a fingerprint; part of the configuration fingerprint.
+    pub aes_secret_key: Option<AppKey>,
     /// `DB_URL`: the app's PostgreSQL database (reference node, backups).
     pub db_url: Option<SecretUrl>,
     /// `STORAGE_PATH`: the storage folder all nodes must share.
@@ -253,6 +258,7 @@ impl Default for Config {
             lock: LockAdapter::Local,
             worker_id_redis: None,
             app_key: None,
+            aes_secret_key: None,
             db_url: None,
             storage_path: None,
             redis_sources: BTreeMap::new(),
@@ -444,6 +450,7 @@ impl Config {
         };
 
         let app_key = get("APP_KEY").map(AppKey::new);
+        let aes_secret_key = get("APP_AES_SECRET_KEY").map(AppKey::new);
 
         let db_url = match get("DB_URL") {
             None => Some(None),
@@ -452,16 +459,25 @@ impl Config {
         let (rabbitmq, rabbit_problems) = rabbitmq::parse(get);
         url_problems.extend(rabbit_problems);
 
-        let storage_path = get("STORAGE_PATH").map(std::path::PathBuf::from);
-        if let Some(path) = &storage_path
-            && !path.is_absolute()
-        {
-            problem(
-                "STORAGE_PATH",
-                get("STORAGE_PATH"),
-                "an absolute path to the folder shared by every node",
-            );
-        }
+        // A relative STORAGE_PATH is resolved against the working directory
+        // (and shown resolved by `config`); `check` compares the folders the
+        // nodes actually see (`shared-storage`).
+        let storage_path = match get("STORAGE_PATH").map(std::path::PathBuf::from) {
+            Some(path) if !path.is_absolute() => match std::env::current_dir() {
+                Ok(dir) => Some(dir.join(path)),
+                Err(e) => {
+                    problem(
+                        "STORAGE_PATH",
+                        get("STORAGE_PATH"),
+                        &format!(
+                            "an absolute path (the working directory to resolve it against cannot be read: {e})"
+                        ),
+                    );
+                    None
+                }
+            },
+            other => other,
+        };
 
         problems.extend(url_problems);
         if !problems.is_empty() {
@@ -512,6 +528,7 @@ impl Config {
             lock,
             worker_id_redis,
             app_key,
+            aes_secret_key,
             db_url,
             storage_path,
             redis_sources,

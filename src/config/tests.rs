@@ -242,8 +242,6 @@ fn db_url_and_storage_path_are_validated() {
         line.starts_with("DB_URL:") && !line.contains("secretpw"),
         "{line}"
     );
-    let line = one_problem(&[("STORAGE_PATH", "relative/dir")]);
-    assert!(line.starts_with("STORAGE_PATH:"), "{line}");
     let c = Config::from_vars(&vars(&[
         ("DB_URL", "postgres://postgres@127.0.0.1/app"),
         ("STORAGE_PATH", "/srv/app"),
@@ -274,4 +272,45 @@ fn a_redis_database_that_is_not_a_number_is_refused_before_connecting() {
         "{line}"
     );
     assert!(Config::from_vars(&vars(&[("REDIS_URL", "redis://127.0.0.1:6379/")])).is_ok());
+}
+
+#[test]
+fn a_relative_storage_path_is_resolved_against_the_working_directory() {
+    let c = Config::from_vars(&vars(&[("STORAGE_PATH", "storage/shared")])).unwrap();
+    let path = c.storage_path.expect("set");
+    assert!(path.is_absolute(), "{}", path.display());
+    assert_eq!(
+        path,
+        std::env::current_dir().unwrap().join("storage/shared")
+    );
+}
+
+#[test]
+fn the_aes_secret_key_joins_the_fingerprint_and_is_never_shown() {
+    let base = [("APP_KEY", "k")];
+    let without = Config::from_vars(&vars(&base)).unwrap();
+    let with = Config::from_vars(&vars(&[
+        ("APP_KEY", "k"),
+        ("APP_AES_SECRET_KEY", "aes-Secr3t"),
+    ]))
+    .unwrap();
+    let other = Config::from_vars(&vars(&[
+        ("APP_KEY", "k"),
+        ("APP_AES_SECRET_KEY", "aes-0ther"),
+    ]))
+    .unwrap();
+    assert_ne!(with.fingerprint(), without.fingerprint());
+    assert_ne!(with.fingerprint(), other.fingerprint());
+    assert!(with.fingerprint_parts().contains_key("APP_AES_SECRET_KEY"));
+    assert!(
+        !without
+            .fingerprint_parts()
+            .contains_key("APP_AES_SECRET_KEY")
+    );
+    let json = serde_json::to_string(&with).unwrap();
+    let debug = format!("{with:?}");
+    assert!(
+        !json.contains("aes-Secr3t") && !debug.contains("aes-Secr3t"),
+        "{json}"
+    );
 }

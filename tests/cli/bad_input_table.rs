@@ -53,7 +53,6 @@ const CASES: &[&str] = &[
     "env-db-verify-no-root",
     "env-db-sslcert-alone",
     "env-db-sslrootcert-system",
-    "env-storage-relative",
     "env-redis-database-range",
     "env-redis-unreachable",
     "envfile-no-equals",
@@ -423,7 +422,6 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
                 "postgres://h/db?sslmode=require&sslrootcert=system",
             )],
         ),
-        "env-storage-relative" => config(ctx, &[("STORAGE_PATH", "relative/dir")]),
         "env-redis-database-range" => run(
             ctx,
             &[("REDIS_URL", "redis://127.0.0.1:6379/99")],
