@@ -71,9 +71,17 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
     if let Some(k) = &config.aes_secret_key {
         println!("AES key       {k} (APP_AES_SECRET_KEY)");
     }
-    match &config.db_url {
-        Some(u) => println!("database      {u}"),
-        None => println!("database      (DB_URL unset: records in memory, single node only)"),
+    match (&config.db_url, &config.db_from_parts) {
+        (Some(u), None) => println!("database      {u}"),
+        (Some(u), Some(_)) => println!("database      {u} (from DB_DIALECT, DB_HOST, …)"),
+        (None, Some(p)) => println!(
+            "database      {} (DB_DIALECT={}: for the runbook's backups; the reference node \
+             stores its records in PostgreSQL only, so in memory here)",
+            p.url, p.dialect
+        ),
+        (None, None) => {
+            println!("database      (DB_URL unset: records in memory, single node only)")
+        }
     }
     match &config.storage_path {
         Some(p) => println!("storage       {}", p.display()),

@@ -138,16 +138,51 @@ pub(super) fn resolve_backup_url(config: &mut RunbookConfig, env: &EnvArgs) -> R
             .filter(|v| !v.trim().is_empty()),
         None => None,
     };
-    match from_file {
-        Some(url) => {
-            b.url = Some(url);
-            Ok(())
-        }
-        None => Err(format!(
-            "backup.url_env: {var} is set neither in the environment nor in the env file \
-             (--env-file); set it, or give [backup] url"
-        )),
+    if let Some(url) = from_file {
+        b.url = Some(url);
+        return Ok(());
     }
+    // DB_URL unset: the deployment guide's parts (DB_DIALECT, DB_HOST, …),
+    // from the environment over the env file, as the nodes read them.
+    if var == "DB_URL" {
+        let mut vars = match &env.env_file {
+            Some(path) => {
+                clusterops::config::read_env_file(path).map_err(|e| format!("env file {e}"))?
+            }
+            None => Default::default(),
+        };
+        for name in clusterops::config::DB_PART_VARIABLES {
+            if let Ok(v) = std::env::var(name) {
+                vars.insert((*name).to_string(), v);
+            }
+        }
+        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        match clusterops::config::db_url_from_parts(get) {
+            Ok(Some(parts)) => {
+                if parts.backup_kind != b.kind {
+                    return Err(format!(
+                        "backup.kind = {:?} but DB_DIALECT is {}: set [backup] kind = {:?}",
+                        b.kind, parts.dialect, parts.backup_kind
+                    ));
+                }
+                b.url = Some(parts.url.expose().to_string());
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(wrong) => {
+                let names: Vec<&str> = wrong.iter().map(|p| p.variable).collect();
+                return Err(format!(
+                    "backup.url_env: DB_URL is unset and the database parts are wrong ({}): \
+                     see `clusterops config`",
+                    names.join(", ")
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "backup.url_env: {var} is set neither in the environment nor in the env file \
+         (--env-file); set it (or DB_DIALECT, DB_HOST, DB_DATABASE, …), or give [backup] url"
+    ))
 }
 
 /// The exit code of a run stopped by `signal` (`SIGINT` → 130).

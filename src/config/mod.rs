@@ -4,6 +4,7 @@
 
 pub mod amqp_hosts;
 pub mod amqp_tls;
+mod db_parts;
 mod derived;
 mod env_file;
 pub mod pg_tls;
@@ -14,6 +15,7 @@ mod secret;
 pub mod tls_files;
 pub mod tls_verify;
 
+pub use db_parts::{DB_PART_VARIABLES, DbFromParts, db_url_from_parts};
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
 pub use rabbitmq::{RabbitQueueType, RabbitSettings};
 pub use redis_source::RedisSource;
@@ -66,6 +68,12 @@ pub const VARIABLES: &[&str] = &[
     "APP_KEY",
     "APP_AES_SECRET_KEY",
     "DB_URL",
+    "DB_DIALECT",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_DATABASE",
+    "DB_USER",
+    "DB_PASSWORD",
     "STORAGE_PATH",
 ];
 
@@ -240,6 +248,9 @@ pub struct Config {
     pub aes_secret_key: Option<AppKey>,
     /// `DB_URL`: the app's PostgreSQL database (reference node, backups).
     pub db_url: Option<SecretUrl>,
+    /// The database as the guide's parts gave it (`DB_DIALECT`, `DB_HOST`,
+    /// …) when `DB_URL` is unset; a PostgreSQL one is also `db_url`.
+    pub db_from_parts: Option<DbFromParts>,
     /// `STORAGE_PATH`: the storage folder all nodes must share.
     pub storage_path: Option<std::path::PathBuf>,
     /// Where each Redis adapter's URL came from (its own variable,
@@ -260,6 +271,7 @@ impl Default for Config {
             app_key: None,
             aes_secret_key: None,
             db_url: None,
+            db_from_parts: None,
             storage_path: None,
             redis_sources: BTreeMap::new(),
         }
@@ -452,9 +464,28 @@ impl Config {
         let app_key = get("APP_KEY").map(AppKey::new);
         let aes_secret_key = get("APP_AES_SECRET_KEY").map(AppKey::new);
 
-        let db_url = match get("DB_URL") {
-            None => Some(None),
-            Some(raw) => parse_url("DB_URL", raw, DB_SCHEMES, DB_URL_SHAPE).map(Some),
+        // DB_URL, else the guide's parts (DB_DIALECT, DB_HOST, …): a
+        // PostgreSQL one is the node's database; MySQL/MariaDB ones serve the
+        // runbook's backups only (the reference node stores in PostgreSQL).
+        let (db_url, db_from_parts) = match get("DB_URL") {
+            Some(raw) => (
+                parse_url("DB_URL", raw, DB_SCHEMES, DB_URL_SHAPE).map(Some),
+                None,
+            ),
+            None => match db_url_from_parts(get) {
+                Ok(None) => (Some(None), None),
+                Ok(Some(parts)) if parts.dialect == "postgres" => {
+                    let url = parse_url("DB_HOST", parts.url.expose(), DB_SCHEMES, DB_URL_SHAPE);
+                    (url.map(Some), Some(parts))
+                }
+                Ok(Some(parts)) => (Some(None), Some(parts)),
+                Err(wrong) => {
+                    for p in wrong {
+                        problem(p.variable, p.given.as_deref(), &p.accepted);
+                    }
+                    (None, None)
+                }
+            },
         };
         let (rabbitmq, rabbit_problems) = rabbitmq::parse(get);
         url_problems.extend(rabbit_problems);
@@ -530,6 +561,7 @@ impl Config {
             app_key,
             aes_secret_key,
             db_url,
+            db_from_parts,
             storage_path,
             redis_sources,
         })

@@ -41,6 +41,8 @@ const CASES: &[&str] = &[
     "env-lock-url-scheme",
     "env-url-port",
     "env-url-database",
+    "env-db-port",
+    "env-db-database-missing",
     "env-redis-sentinel-no-master",
     "env-redis-sentinel-secret-masked",
     "env-redis-tls-option-plain",
@@ -357,6 +359,16 @@ fn case(id: &str, ctx: &Ctx, node: &NodeRun, redis_out: &str) -> (String, Vec<(S
             out
         }
         "env-url-database" => config(ctx, &[("REDIS_URL", "redis://127.0.0.1:6379/abc")]),
+        "env-db-port" => config(
+            ctx,
+            &[
+                ("DB_HOST", "10.0.0.7"),
+                ("DB_PORT", "99999"),
+                ("DB_DATABASE", "shop"),
+                ("DB_PASSWORD", "S3cret"),
+            ],
+        ),
+        "env-db-database-missing" => config(ctx, &[("DB_HOST", "10.0.0.7")]),
         "env-redis-sentinel-no-master" => config(
             ctx,
             &[("REDIS_URL", "redis-sentinel://s1:26379,s2:26379/0")],

@@ -1,7 +1,9 @@
 //! The deployment guide's `.env` template as it is: every adapter's Redis
-//! variable present but empty, only `REDIS_URL` filled. The adapters fall
-//! back to `REDIS_URL` (docs/configuration.md), `config` says so, and a
-//! real node runs on it: it serves, and a record goes through the queue.
+//! variable present but empty, only `REDIS_URL` filled, and the database in
+//! parts (`DB_DIALECT`, `DB_HOST`, …) instead of `DB_URL`. The adapters fall
+//! back to `REDIS_URL` (docs/configuration.md), `config` says so, and a real
+//! node runs on it: it serves, and a record goes through the queue into
+//! PostgreSQL.
 
 use crate::common;
 
@@ -20,6 +22,13 @@ async fn the_guide_template_with_only_redis_url_runs_a_node() {
             ("PUBSUB_ADAPTER_REDIS_URL", ""),
             ("QUEUE_ADAPTER_REDIS_URL", ""),
             ("LOCK_ADAPTER_REDIS_URL", ""),
+            ("DB_URL", ""),
+            ("DB_DIALECT", "postgres"),
+            ("DB_HOST", "127.0.0.1"),
+            ("DB_PORT", "5432"),
+            ("DB_DATABASE", &cluster.db.name),
+            ("DB_USER", "postgres"),
+            ("DB_PASSWORD", "unused-with-trust"),
         ],
     );
 
@@ -42,6 +51,18 @@ async fn the_guide_template_with_only_redis_url_runs_a_node() {
             .unwrap_or_else(|| panic!("no {line:?} line in {stdout}"));
         assert!(shown.ends_with("(from REDIS_URL)"), "{shown}");
     }
+    let database = stdout
+        .lines()
+        .find(|l| l.starts_with("database "))
+        .unwrap_or("");
+    assert!(
+        database.ends_with("(from DB_DIALECT, DB_HOST, …)"),
+        "{database}"
+    );
+    assert!(
+        database.contains(&cluster.db.name) && !stdout.contains("unused-with-trust"),
+        "{stdout}"
+    );
 
     let node = cluster.spawn_with_env("g1", "1.0.0", &env);
     node.wait_for_status(Duration::from_secs(30)).await;
