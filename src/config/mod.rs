@@ -56,6 +56,7 @@ pub const VARIABLES: &[&str] = &[
     "CLUSTER_NAME",
     "CACHE_DEFAULT_STORE",
     "CACHE_REDIS_URL",
+    "CACHE_MEMORY_MAX",
     "PUBSUB_ADAPTER_REDIS_URL",
     "QUEUE_ADAPTER",
     "QUEUE_ADAPTER_REDIS_URL",
@@ -228,6 +229,9 @@ pub struct Config {
     pub namespace: Namespace,
     /// `CACHE_DEFAULT_STORE` and `CACHE_REDIS_URL`.
     pub cache: CacheStore,
+    /// `CACHE_MEMORY_MAX`: at most this many entries in a memory cache
+    /// (least recently used dropped first); `None`: unbounded.
+    pub cache_memory_max: Option<usize>,
     /// Sync signals: Redis when `PUBSUB_ADAPTER_REDIS_URL` is set or when any
     /// other adapter uses Redis (cluster mode); memory otherwise.
     pub pubsub: PubsubAdapter,
@@ -263,6 +267,7 @@ impl Default for Config {
         Self {
             namespace: Namespace(DEFAULT_CLUSTER_NAME.to_string()),
             cache: CacheStore::Memory,
+            cache_memory_max: None,
             pubsub: PubsubAdapter::Memory,
             queue: QueueAdapter::Memory,
             rabbitmq: RabbitSettings::default(),
@@ -461,6 +466,20 @@ impl Config {
             .map(Some),
         };
 
+        let cache_memory_max = match get("CACHE_MEMORY_MAX") {
+            None => Some(None),
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=100_000_000).contains(&n) => Some(Some(n)),
+                _ => {
+                    problem(
+                        "CACHE_MEMORY_MAX",
+                        Some(raw),
+                        "a number of entries from 1 to 100000000 (unset: unbounded)",
+                    );
+                    None
+                }
+            },
+        };
         let app_key = get("APP_KEY").map(AppKey::new);
         let aes_secret_key = get("APP_AES_SECRET_KEY").map(AppKey::new);
 
@@ -523,6 +542,7 @@ impl Config {
             Some(worker_id_redis),
             Some(explicit_pubsub),
             Some(db_url),
+            Some(cache_memory_max),
         ) = (
             namespace,
             cache,
@@ -531,6 +551,7 @@ impl Config {
             worker_id_redis,
             explicit_pubsub,
             db_url,
+            cache_memory_max,
         )
         else {
             return Err(ConfigError::Invalid(Vec::new()));
@@ -553,6 +574,7 @@ impl Config {
         Ok(Self {
             namespace,
             cache,
+            cache_memory_max,
             pubsub,
             queue,
             rabbitmq,

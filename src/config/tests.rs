@@ -314,3 +314,19 @@ fn the_aes_secret_key_joins_the_fingerprint_and_is_never_shown() {
         "{json}"
     );
 }
+
+#[test]
+fn cache_memory_max_bounds_the_memory_cache_and_refuses_nonsense() {
+    let c = Config::from_vars(&vars(&[("CACHE_MEMORY_MAX", "2000")])).unwrap();
+    assert_eq!(c.cache_memory_max, Some(2000));
+    assert_eq!(
+        Config::from_vars(&vars(&[("CACHE_MEMORY_MAX", "")]))
+            .unwrap()
+            .cache_memory_max,
+        None
+    );
+    for bad in ["0", "-1", "lots", "1e9"] {
+        let line = one_problem(&[("CACHE_MEMORY_MAX", bad)]);
+        assert!(line.starts_with("CACHE_MEMORY_MAX:"), "{line}");
+    }
+}

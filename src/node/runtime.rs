@@ -220,7 +220,10 @@ pub async fn run(
     tracing::info!(node = %node_id, version = %app_version, addr = %local_addr, fingerprint = %config.fingerprint(), "node starting");
 
     // Adapters.
-    let local_cache: Arc<dyn cache::Cache> = Arc::new(cache::MemoryCache::new(node_id.clone()));
+    let local_cache: Arc<dyn cache::Cache> = Arc::new(cache::MemoryCache::with_max(
+        node_id.clone(),
+        config.cache_memory_max,
+    ));
     let (shared_cache, locks, signals, queue) = match &opts.adapters {
         Some(a) => (
             a.cache.clone(),

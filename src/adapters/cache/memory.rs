@@ -1,32 +1,19 @@
 //! The in-process cache backend: an ordered map with per-entry expiry
 //! (expired entries are invisible, dropped on access and swept at most once
-//! a second on writes) and in-process Bloom filters.
+//! a second on writes), bounded by `CACHE_MEMORY_MAX` entries when set (the
+//! least recently used goes first; memory_entries.rs), and in-process Bloom
+//! filters.
 
 use super::bloom::{BitBloom, BloomParams};
+use super::memory_entries::Entries;
 use super::single_flight::SingleFlight;
 use super::{Cache, CacheError, Compute, validate_bloom_name, validate_key, validate_ttl};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Interval between sweeps of expired entries.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-struct Entry {
-    value: Vec<u8>,
-    expires_at: Option<Instant>,
-}
-
-impl Entry {
-    fn live(&self, now: Instant) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
-    }
-}
-
-struct Entries {
-    map: BTreeMap<String, Entry>,
-    last_sweep: Instant,
-}
 
 /// A cache local to this process (single node, or per-node data).
 pub struct MemoryCache {
@@ -37,14 +24,17 @@ pub struct MemoryCache {
 }
 
 impl MemoryCache {
-    /// An empty cache. `node_id` names this node in logs.
+    /// An empty, unbounded cache. `node_id` names this node in logs.
     pub fn new(node_id: impl Into<String>) -> Self {
+        Self::with_max(node_id, None)
+    }
+
+    /// An empty cache of at most `max` entries (`CACHE_MEMORY_MAX`): when
+    /// full, a new key drops expired entries, then the least recently used.
+    pub fn with_max(node_id: impl Into<String>, max: Option<usize>) -> Self {
         Self {
             node_id: node_id.into(),
-            entries: Mutex::new(Entries {
-                map: BTreeMap::new(),
-                last_sweep: Instant::now(),
-            }),
+            entries: Mutex::new(Entries::new(max)),
             blooms: Mutex::new(HashMap::new()),
             flights: SingleFlight::default(),
         }
@@ -52,13 +42,12 @@ impl MemoryCache {
 
     /// Entries held, including expired ones not yet swept.
     pub fn len_including_expired(&self) -> usize {
-        self.entries.lock().map.len()
+        self.entries.lock().len()
     }
 
     /// Drop every expired entry now; returns how many were dropped.
     pub fn sweep_expired(&self) -> usize {
-        let mut entries = self.entries.lock();
-        sweep(&mut entries, Instant::now())
+        self.entries.lock().retain_live(Instant::now())
     }
 
     /// Keys being computed by `get_or_compute` right now.
@@ -69,27 +58,15 @@ impl MemoryCache {
     fn delete_matching(&self, prefix: &str) -> u64 {
         let now = Instant::now();
         let mut entries = self.entries.lock();
-        let keys: Vec<String> = entries
-            .map
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = entries.keys_with_prefix(prefix);
         let mut deleted = 0;
         for k in keys {
-            if entries.map.remove(&k).is_some_and(|e| e.live(now)) {
+            if entries.remove(&k).is_some_and(|e| e.live(now)) {
                 deleted += 1;
             }
         }
         deleted
     }
-}
-
-fn sweep(entries: &mut Entries, now: Instant) -> usize {
-    let before = entries.map.len();
-    entries.map.retain(|_, e| e.live(now));
-    entries.last_sweep = now;
-    before - entries.map.len()
 }
 
 #[async_trait::async_trait]
@@ -101,15 +78,7 @@ impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         validate_key(key, "key")?;
         let now = Instant::now();
-        let mut entries = self.entries.lock();
-        match entries.map.get(key) {
-            Some(e) if e.live(now) => Ok(Some(e.value.clone())),
-            Some(_) => {
-                entries.map.remove(key);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
+        Ok(self.entries.lock().get(key, now))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
@@ -119,30 +88,22 @@ impl Cache for MemoryCache {
         let expires_at = ttl_ms.and_then(|ms| now.checked_add(Duration::from_millis(ms)));
         let mut entries = self.entries.lock();
         if now.duration_since(entries.last_sweep) >= SWEEP_EVERY {
-            let swept = sweep(&mut entries, now);
+            let swept = entries.retain_live(now);
             if swept > 0 {
                 tracing::trace!(node = %self.node_id, swept, "memory cache: expired entries swept");
             }
         }
-        entries.map.insert(
-            key.to_string(),
-            Entry {
-                value: value.to_vec(),
-                expires_at,
-            },
-        );
+        let evicted = entries.insert(key, value.to_vec(), expires_at, now);
+        if evicted > 0 {
+            tracing::trace!(node = %self.node_id, evicted, "memory cache full: least recently used dropped");
+        }
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         validate_key(key, "key")?;
         let now = Instant::now();
-        Ok(self
-            .entries
-            .lock()
-            .map
-            .remove(key)
-            .is_some_and(|e| e.live(now)))
+        Ok(self.entries.lock().remove(key).is_some_and(|e| e.live(now)))
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
@@ -224,6 +185,29 @@ impl Cache for MemoryCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_bounded_cache_keeps_its_most_recently_used_entries() {
+        let cache = MemoryCache::with_max("n1", Some(100));
+        for i in 0..100 {
+            cache.set(&format!("k{i}"), b"v", None).await.unwrap();
+        }
+        assert!(
+            cache.get("k0").await.unwrap().is_some(),
+            "k0 used: now the newest"
+        );
+        for i in 100..150 {
+            cache.set(&format!("k{i}"), b"v", None).await.unwrap();
+        }
+        assert_eq!(cache.len_including_expired(), 100);
+        assert!(cache.get("k0").await.unwrap().is_some());
+        assert!(
+            cache.get("k1").await.unwrap().is_none(),
+            "the least recently used went first"
+        );
+        assert!(cache.get("k149").await.unwrap().is_some());
+        assert_eq!(cache.delete_prefix("k").await.unwrap(), 100);
+    }
 
     #[tokio::test]
     async fn expired_entries_are_swept_on_a_later_write() {

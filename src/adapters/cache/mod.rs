@@ -13,6 +13,7 @@
 mod bloom;
 mod json;
 mod memory;
+mod memory_entries;
 mod redis;
 mod redis_bloom;
 mod single_flight;
@@ -240,7 +241,10 @@ pub async fn from_config(
 ) -> Result<Arc<dyn Cache>, CacheError> {
     let node_id = node_id.into();
     match &config.cache {
-        CacheStore::Memory => Ok(Arc::new(MemoryCache::new(node_id))),
+        CacheStore::Memory => Ok(Arc::new(MemoryCache::with_max(
+            node_id,
+            config.cache_memory_max,
+        ))),
         CacheStore::Redis(url) => {
             let cache = RedisCache::connect(url, config.namespace.clone(), node_id).await?;
             Ok(Arc::new(cache))
