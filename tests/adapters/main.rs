@@ -13,6 +13,7 @@ mod amqps;
 mod cache_contract;
 mod cache_redis;
 mod lock_contract;
+mod lock_fair;
 mod lock_redis;
 mod pubsub;
 mod queue_contract;

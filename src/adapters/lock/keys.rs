@@ -1,7 +1,8 @@
 //! The lock's Redis keys (docs/redis-keys.md, "Distributed lock"): the one
-//! place their names are built and parsed. The lock key and the fencing
-//! counter of a name share the hash tag `{<name>}`, so the acquire script,
-//! which writes both, runs on one slot of a Redis Cluster.
+//! place their names are built and parsed. The lock key, the fencing
+//! counter and the two wait-queue keys of a name share the hash tag
+//! `{<name>}`, so the acquire script, which touches all four, runs on one
+//! slot of a Redis Cluster.
 
 use super::{LockError, validate_name};
 use crate::adapters::hash_tag::{layout_reason, split_tag, tag};
@@ -23,8 +24,24 @@ pub fn fence_key(ns: &Namespace, name: &str) -> String {
     ns.key(&format!("lock-fence:{}", tag(name)))
 }
 
+/// `<ns>:lock-wait:{<name>}`: the FIFO wait queue of `name`, a sorted set
+/// of waiter ids (`<16 hex>|<node_id>`) scored by arrival (the server's
+/// clock in µs, kept strictly increasing). `name` `*` gives the SCAN
+/// pattern of every queue.
+pub fn wait_key(ns: &Namespace, name: &str) -> String {
+    ns.key(&format!("lock-wait:{}", tag(name)))
+}
+
+/// `<ns>:lock-wait:{<name>}:until`: the keep-alive deadlines of the
+/// waiters of `name`, a sorted set of the same ids scored by the server's
+/// Unix time in ms after which the waiter counts as dead.
+pub fn wait_until_key(ns: &Namespace, name: &str) -> String {
+    format!("{}:until", wait_key(ns, name))
+}
+
 /// `<ns>:lock-released`: the pub/sub channel every release of the
-/// namespace is published on (not a key); the message is the lock name.
+/// namespace is published on (not a key); the message is the id of the
+/// waiter whose turn it is (the first live one in the lock's queue).
 pub fn release_channel(ns: &Namespace) -> String {
     ns.key("lock-released")
 }
@@ -61,16 +78,26 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_and_its_fencing_counter_share_one_slot() {
+    fn a_lock_its_fencing_counter_and_its_wait_queue_share_one_slot() {
         let ns = ns();
         assert_eq!(lock_key(&ns, "jobs"), "clusterops:lock:{jobs}");
         assert_eq!(fence_key(&ns, "jobs"), "clusterops:lock-fence:{jobs}");
+        assert_eq!(wait_key(&ns, "jobs"), "clusterops:lock-wait:{jobs}");
+        assert_eq!(
+            wait_until_key(&ns, "jobs"),
+            "clusterops:lock-wait:{jobs}:until"
+        );
         for name in ["jobs", "runbook", "a:b:c", "x", "schema-migrations"] {
-            assert_eq!(
-                key_slot(lock_key(&ns, name).as_bytes()),
-                key_slot(fence_key(&ns, name).as_bytes()),
-                "{name}"
-            );
+            let slot = key_slot(lock_key(&ns, name).as_bytes());
+            for key in [
+                fence_key(&ns, name),
+                wait_key(&ns, name),
+                wait_until_key(&ns, name),
+            ] {
+                assert_eq!(key_slot(key.as_bytes()), slot, "{key}");
+            }
+            // Not in the lock family the inspector scans.
+            assert!(lock_name_of(&ns, wait_key(&ns, name).as_bytes()).is_err());
         }
     }
 
