@@ -70,19 +70,16 @@ fn bench_ns() -> Result<Namespace> {
         .map_err(|why| eyre!("bench namespace: {why}"))
 }
 
-/// Delete every key of `name` under `ns` (one DEL per key: on a cluster
-/// they share a slot, but keep it simple and per key).
+/// Delete every key of lock `name` under `ns` (they share one slot).
 async fn cleanup(url: &SecretUrl, ns: &Namespace, name: &str) -> Result<()> {
     let mut raw = redis_conn::connect(url).await?;
     let keys = [
         lock::lock_key(ns, name),
         lock::fence_key(ns, name),
-        ns.key(&format!("lock-wait:{{{name}}}")),
-        ns.key(&format!("lock-wait-until:{{{name}}}")),
+        lock::wait_key(ns, name),
+        lock::wait_until_key(ns, name),
     ];
-    for key in keys {
-        let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut raw).await?;
-    }
+    let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut raw).await?;
     Ok(())
 }
 
@@ -184,7 +181,7 @@ async fn contended(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_js
 
 /// The contended bench over `contenders` (each point `secs` long).
 pub async fn run(url: &SecretUrl, contenders: &[usize], secs: Duration) -> Result<i32> {
-    if contenders.iter().any(|&n| n < 1 || n > 256) {
+    if contenders.iter().any(|n| !(1..=256).contains(n)) {
         return Err(eyre!("--contenders: each count must be 1 to 256"));
     }
     let mut curve = Vec::new();
