@@ -39,11 +39,19 @@ pub fn wait_until_key(ns: &Namespace, name: &str) -> String {
     format!("{}:until", wait_key(ns, name))
 }
 
-/// `<ns>:lock-released`: the pub/sub channel every release of the
-/// namespace is published on (not a key); the message is the id of the
-/// waiter whose turn it is (the first live one in the lock's queue).
+/// `<ns>:lock-released`: the prefix of the pub/sub channels releases are
+/// published on (not keys); see [`wake_channel`].
 pub fn release_channel(ns: &Namespace) -> String {
     ns.key("lock-released")
+}
+
+/// `<ns>:lock-released:<instance>`: the channel of one `RedisLock`
+/// instance (16 hex digits, random per instance), the only one it
+/// subscribes to. A release publishes the id of the waiter whose turn it
+/// is on the channel of the instance that waiter waits on (the id starts
+/// with `<instance>.`), so one message reaches one instance.
+pub fn wake_channel(ns: &Namespace, instance: &str) -> String {
+    format!("{}:{instance}", release_channel(ns))
 }
 
 /// The lock name of `key`, a key under `<ns>:lock:`; the error says why it

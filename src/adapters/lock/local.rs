@@ -179,6 +179,10 @@ impl Acquirer for LocalLock {
         }
     }
 
+    fn notifications_ready(&self) -> bool {
+        true
+    }
+
     async fn prepare_wait(&self, _deadline: Instant) {}
 
     fn waiters(&self) -> &Arc<Waiters> {

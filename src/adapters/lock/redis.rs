@@ -1,14 +1,15 @@
 //! The Redis lock backend: atomic acquire (set-if-absent with PX TTL plus
 //! the fencing counter, or a place in the lock's FIFO wait queue, in one
 //! script), compare-and-pexpire renewals, compare-and-delete release that
-//! PUBLISHes the next waiter's id on the namespace's release channel, and a
-//! lazily started subscriber that wakes that waiter if it waits here.
+//! PUBLISHes the next waiter's id on the channel of the instance it waits
+//! on, and each instance's lazily started subscriber to its own channel,
+//! which wakes the waiter a message names.
 //! Scripts: `scripts.rs`; key layout and value format: docs/redis-keys.md,
 //! "Distributed lock".
 
 use super::guard::Lease;
 use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
-use super::keys::{fence_key, lock_key, release_channel, wait_key, wait_until_key};
+use super::keys::{fence_key, lock_key, release_channel, wait_key, wait_until_key, wake_channel};
 use super::scripts::{ACQUIRE, LEAVE, RELEASE, RENEW};
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
@@ -44,7 +45,13 @@ struct Inner {
     namespace: Namespace,
     conn: SharedConn,
     url: String,
-    channel: String,
+    /// `<ns>:lock-released`, the prefix of every instance's channel.
+    channel_prefix: String,
+    /// This instance's random id (16 hex digits): the first part of its
+    /// waiter ids and the last of its channel.
+    instance: String,
+    /// Numbers this instance's waiters.
+    next_waiter: AtomicU64,
     waiters: Arc<Waiters>,
     watchdogs: Watchdogs,
     listener: Mutex<Option<(AbortHandle, watch::Receiver<bool>)>>,
@@ -73,7 +80,9 @@ impl RedisLock {
         Ok(Self {
             inner: Arc::new(Inner {
                 node_id,
-                channel: release_channel(&namespace),
+                channel_prefix: release_channel(&namespace),
+                instance: new_guard_id(),
+                next_waiter: AtomicU64::new(0),
                 namespace,
                 conn,
                 url: url.masked().to_string(),
@@ -151,7 +160,7 @@ impl RedisLock {
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(listen(
             self.inner.conn.clone(),
-            self.inner.channel.clone(),
+            wake_channel(&self.inner.namespace, &self.inner.instance),
             self.inner.url.clone(),
             Arc::clone(&self.inner.waiters),
             tx,
@@ -268,7 +277,16 @@ impl Acquirer for RedisLock {
     }
 
     fn new_waiter_id(&self) -> String {
-        format!("{}|{}", new_guard_id(), self.inner.node_id)
+        let n = self.inner.next_waiter.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n:x}|{}", self.inner.instance, self.inner.node_id)
+    }
+
+    fn notifications_ready(&self) -> bool {
+        self.inner
+            .listener
+            .lock()
+            .as_ref()
+            .is_some_and(|(_, ready)| *ready.borrow())
     }
 
     async fn leave(&self, name: &str, waiter: &str) -> Result<(), LockError> {
@@ -315,7 +333,7 @@ async fn leave(inner: &Inner, name: &str, waiter: &str) -> Result<(), LockError>
         .key(wait_key(ns, name))
         .key(wait_until_key(ns, name))
         .arg(waiter)
-        .arg(&inner.channel)
+        .arg(&inner.channel_prefix)
         .invoke_async(&mut conn)
         .await
         .map_err(|e| LockError::redis(format!("leaving the wait queue of lock {name:?}"), e))?;
@@ -391,7 +409,7 @@ impl Lease for RedisLease {
             .key(&self.wait_keys[0])
             .key(&self.wait_keys[1])
             .arg(&self.value)
-            .arg(&self.inner.channel)
+            .arg(&self.inner.channel_prefix)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LockError::redis(format!("releasing lock {:?}", self.name), e))?;

@@ -9,7 +9,10 @@ use std::sync::LazyLock;
 /// Shared by the scripts that hand the lock on: the server's clock, and
 /// the first live waiter of a queue (`q`: ids by arrival, `u`: ids by
 /// keep-alive deadline), after dropping the waiters whose keep-alive
-/// passed (at most 100 per call; a head without a deadline is dropped too).
+/// passed (at most 100 per call; a head without a deadline is dropped too);
+/// and the wake-up: publish a waiter's id on the channel of the instance it
+/// waits on (`<prefix>:<instance>`, the instance being the id's part
+/// before the first `.`).
 const QUEUE_LUA: &str = r"
 local function now_us()
   local t = redis.call('TIME')
@@ -27,6 +30,10 @@ local function live_head(q, u, now_ms)
     if redis.call('ZSCORE', u, head) then return head end
     redis.call('ZREM', q, head)
   end
+end
+local function wake(prefix, waiter)
+  local instance = string.match(waiter, '^(%x+)%.')
+  if instance then redis.call('PUBLISH', prefix .. ':' .. instance, waiter) end
 end
 ";
 
@@ -111,15 +118,15 @@ return 0
     )
 });
 
-/// KEYS: lock, queue, until. ARGV: value, channel. 1 if deleted (and the
-/// first live waiter's id published), 0 if not ours.
+/// KEYS: lock, queue, until. ARGV: value, channel prefix. 1 if deleted
+/// (and the first live waiter woken), 0 if not ours.
 pub(super) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     with_queue(
         r"
 if redis.pcall('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   local head = live_head(KEYS[2], KEYS[3], math.floor(now_us() / 1000))
-  if head then redis.call('PUBLISH', ARGV[2], head) end
+  if head then wake(ARGV[2], head) end
   return 1
 end
 return 0
@@ -127,9 +134,9 @@ return 0
     )
 });
 
-/// KEYS: lock, queue, until. ARGV: waiter id, channel. Removes the waiter;
-/// if it was first in line and the lock is free, publishes the next live
-/// waiter's id. 1 if it was queued, 0 if not.
+/// KEYS: lock, queue, until. ARGV: waiter id, channel prefix. Removes the
+/// waiter; if it was first in line and the lock is free, wakes the next
+/// live waiter. 1 if it was queued, 0 if not.
 pub(super) static LEAVE: LazyLock<Script> = LazyLock::new(|| {
     with_queue(
         r"
@@ -139,15 +146,15 @@ local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if head == ARGV[1] and redis.call('EXISTS', KEYS[1]) == 0 then
   local next = live_head(KEYS[2], KEYS[3], now_ms)
-  if next then redis.call('PUBLISH', ARGV[2], next) end
+  if next then wake(ARGV[2], next) end
 end
 return removed
 ",
     )
 });
 
-/// KEYS: lock, queue, until. ARGV: token, channel.
-/// 1 deleted (and the first live waiter's id published), 0 absent, -1
+/// KEYS: lock, queue, until. ARGV: token, channel prefix.
+/// 1 deleted (and the first live waiter woken), 0 absent, -1
 /// other token (or unparseable), -2 not a string.
 pub(super) static FORCE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
     with_queue(
@@ -158,7 +165,7 @@ if type(v) ~= 'string' then return -2 end
 if string.match(v, '^(%d+)|') ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
 local head = live_head(KEYS[2], KEYS[3], math.floor(now_us() / 1000))
-if head then redis.call('PUBLISH', ARGV[2], head) end
+if head then wake(ARGV[2], head) end
 return 1
 ",
     )

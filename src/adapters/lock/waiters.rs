@@ -61,6 +61,11 @@ pub(crate) trait Acquirer: Send + Sync {
     /// it waited): in the background, best effort.
     fn leave_later(&self, name: &str, waiter: &str);
 
+    /// Whether release notifications already reach [`Acquirer::waiters`]
+    /// (then a waiter registered before its first attempt needs no second
+    /// attempt before it waits).
+    fn notifications_ready(&self) -> bool;
+
     /// Called once before the first wait: make sure release notifications
     /// will reach [`Acquirer::waiters`] (subscribe), without waiting past
     /// `deadline`. Best effort: waiters poll anyway.
@@ -144,20 +149,18 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
         };
     }
     // Armed before the first attempt: a future dropped during it may have
-    // been queued. The uncontended path: one round trip, no subscription,
-    // no registration, and the place is disarmed.
+    // been queued; disarmed on success (the acquire script took us out).
     let mut place = Place {
         backend,
         name,
         id: backend.new_waiter_id(),
         queued: true,
     };
-    if let Step::Acquired(guard) = step(backend, name, ttl, Some(&place.id)).await? {
-        place.queued = false;
-        return Ok(guard);
-    }
-    backend.prepare_wait(deadline).await;
+    // Registered before the first attempt, so that a release right after
+    // it reaches us once notifications are subscribed. The uncontended
+    // path: one round trip, no subscription.
     let registration = backend.waiters().register(&place.id);
+    let mut subscribed = backend.notifications_ready();
     loop {
         // Listen before trying, so that a release between the attempt and
         // the wait is not missed (a wake-up also leaves a permit).
@@ -171,6 +174,13 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
             }
             Step::Retry(ttl_left, error) => (ttl_left, error),
         };
+        if !subscribed {
+            // The first wait of this backend instance: subscribe, then try
+            // again (a release meanwhile was not heard).
+            backend.prepare_wait(deadline).await;
+            subscribed = true;
+            continue;
+        }
         let now = Instant::now();
         if now >= deadline {
             place.queued = false;
