@@ -87,7 +87,9 @@ async fn waiters_on_separate_connections_get_the_lock_in_arrival_order() {
     let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for i in 0..5u64 {
-        let lock = lock_on(&ns.url, &ns, &format!("node-{i}"), NO_POLL).await;
+        // Polling every few ms: each waiter tries the lock all the time, so
+        // only the queue keeps the later ones out.
+        let lock = lock_on(&ns.url, &ns, &format!("node-{i}"), Duration::from_millis(3)).await;
         let task = start_waiting(&lock, "fifo", i, Duration::from_secs(60)).await;
         let order = Arc::clone(&order);
         tasks.push(tokio::spawn(async move {
