@@ -156,11 +156,22 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
         id: backend.new_waiter_id(),
         queued: true,
     };
-    // Registered before the first attempt, so that a release right after
-    // it reaches us once notifications are subscribed. The uncontended
-    // path: one round trip, no subscription.
-    let registration = backend.waiters().register(&place.id);
-    let mut subscribed = backend.notifications_ready();
+    let registration = if backend.notifications_ready() {
+        // Registered before the first attempt, so that a release right
+        // after it reaches us.
+        backend.waiters().register(&place.id)
+    } else {
+        // The first wait of this backend instance, or the uncontended
+        // path: one round trip, no subscription, no registration.
+        if let Step::Acquired(guard) = step(backend, name, ttl, Some(&place.id)).await? {
+            place.queued = false;
+            return Ok(guard);
+        }
+        // Subscribe, then try again at once (a release meanwhile was not
+        // heard).
+        backend.prepare_wait(deadline).await;
+        backend.waiters().register(&place.id)
+    };
     loop {
         // Listen before trying, so that a release between the attempt and
         // the wait is not missed (a wake-up also leaves a permit).
@@ -174,13 +185,6 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
             }
             Step::Retry(ttl_left, error) => (ttl_left, error),
         };
-        if !subscribed {
-            // The first wait of this backend instance: subscribe, then try
-            // again (a release meanwhile was not heard).
-            backend.prepare_wait(deadline).await;
-            subscribed = true;
-            continue;
-        }
         let now = Instant::now();
         if now >= deadline {
             place.queued = false;

@@ -173,6 +173,7 @@ async fn contended(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_js
         "handover_p50_us": r1(pct(&r.handover_us, 0.50)),
         "handover_p99_us": r1(pct(&r.handover_us, 0.99)),
         "wait_mean_us": r1(mean_wait),
+        "wait_p99_us": r1(pct(&r.waits_us, 0.99)),
         "wait_max_us": r1(max_wait),
         "starvation": r3(if mean_wait > 0.0 { max_wait / mean_wait } else { 0.0 }),
         "timeouts": r.timeouts,
