@@ -35,8 +35,9 @@ pub struct LockBenchArgs {
     /// prints the curve. See docs/redis-keys.md.
     #[arg(long, value_name = "N[,N…]", value_delimiter = ',')]
     contenders: Vec<usize>,
-    /// Seconds measured per point of the contended curve (after 0.5 s of
-    /// warm-up), and for the uncontended rate measured before each point.
+    /// Seconds measured per point of the contended curve on each side
+    /// (contended, and one client alone), in alternating 0.25 s blocks
+    /// after 0.5 s of warm-up.
     #[arg(long, value_name = "SECS", default_value_t = 3.0)]
     seconds: f64,
 }

@@ -6,8 +6,9 @@
 //! hand-over latency (from the last holder's release call to the next
 //! holder's acquire returning), the wait of each acquire, and
 //! `starvation` = the longest wait over the mean wait. The baseline is the
-//! uncontended rate: one client alone doing acquire+release, measured
-//! right before each point of the curve.
+//! uncontended rate: one client alone doing acquire+release on another
+//! lock, measured in blocks of 0.25 s alternating with the contended ones
+//! (both sides see the same background load on a shared machine).
 
 use clusterops::adapters::lock::{self, LockBackend, LockError, RedisLock};
 use clusterops::adapters::redis_conn;
@@ -18,14 +19,18 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Lock TTL (never reached: every holder releases at once).
 const TTL: Duration = Duration::from_secs(10);
 /// How long one acquire may wait before it counts as a timeout.
 const WAIT: Duration = Duration::from_secs(10);
 /// Not measured at the start of each point (connections, subscriptions,
-/// script loading).
+/// script loading), on each side.
 const WARMUP: Duration = Duration::from_millis(500);
+/// The contended and the uncontended side alternate in blocks of about
+/// this long.
+const BLOCK: Duration = Duration::from_millis(250);
 /// The goals at [`GOAL_AT`] contenders.
 const GOAL_AT: usize = 8;
 const GOAL_RATIO: f64 = 0.6;
@@ -83,93 +88,135 @@ async fn cleanup(url: &SecretUrl, ns: &Namespace, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Acquire+release per second of one client alone, for `secs`.
-async fn uncontended(url: &SecretUrl, secs: Duration) -> Result<f64> {
-    let ns = bench_ns()?;
-    let lock = RedisLock::connect(url, ns.clone(), "bench-alone").await?;
-    let warm_end = Instant::now() + WARMUP;
-    while Instant::now() < warm_end {
-        lock.acquire("bench", TTL, WAIT).await?.release().await?;
-    }
+/// Acquire+release of one client alone on `lock` for `block`: operations done.
+async fn alone_block(lock: &RedisLock, block: Duration) -> Result<u64> {
     let start = Instant::now();
     let mut ops = 0u64;
-    while start.elapsed() < secs {
-        lock.acquire("bench", TTL, WAIT).await?.release().await?;
+    while start.elapsed() < block {
+        lock.acquire("bench-alone", TTL, WAIT)
+            .await?
+            .release()
+            .await?;
         ops += 1;
     }
-    let rate = ops as f64 / start.elapsed().as_secs_f64();
-    cleanup(url, &ns, "bench").await?;
-    Ok(rate)
+    Ok(ops)
 }
 
-/// One point of the curve: `n` contenders for `secs` after the warm-up.
-async fn contended(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_json::Value> {
-    let ns = bench_ns()?;
-    let mut locks = Vec::with_capacity(n);
-    for i in 0..n {
-        locks.push(RedisLock::connect(url, ns.clone(), format!("bench-c{i}")).await?);
-    }
-    let record = Arc::new(Mutex::new(Record::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let begin = Instant::now();
-    let window_start = begin + WARMUP;
-    let window_end = window_start + secs;
-    let mut tasks = Vec::with_capacity(n);
-    for (me, lock) in locks.into_iter().enumerate() {
-        let (record, stop) = (Arc::clone(&record), Arc::clone(&stop));
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Acquire) {
-                let asked = Instant::now();
-                let guard = match lock.acquire("bench", TTL, WAIT).await {
-                    Ok(guard) => guard,
-                    Err(LockError::Timeout { .. }) => {
+/// One contender: while `running`, take the lock and release it at once,
+/// recording into `record` while `measuring`; exits when `running`'s
+/// sender is dropped.
+async fn contender(
+    me: usize,
+    lock: RedisLock,
+    mut running: watch::Receiver<bool>,
+    measuring: Arc<AtomicBool>,
+    record: Arc<Mutex<Record>>,
+) -> Result<(), LockError> {
+    while running.wait_for(|r| *r).await.is_ok() {
+        while *running.borrow() {
+            let asked = Instant::now();
+            let measured = measuring.load(Ordering::Acquire);
+            let guard = match lock.acquire("bench", TTL, WAIT).await {
+                Ok(guard) => guard,
+                Err(LockError::Timeout { .. }) => {
+                    if measured {
                         let mut r = record.lock();
-                        if asked >= window_start {
-                            r.timeouts += 1;
-                            r.waits_us.push(asked.elapsed().as_secs_f64() * 1e6);
-                        }
-                        continue;
+                        r.timeouts += 1;
+                        r.waits_us.push(asked.elapsed().as_secs_f64() * 1e6);
                     }
-                    Err(e) => return Err(e),
-                };
-                let got = Instant::now();
-                {
-                    let mut r = record.lock();
-                    if asked >= window_start && asked < window_end {
-                        r.waits_us.push((got - asked).as_secs_f64() * 1e6);
-                    }
-                    if got >= window_start && got < window_end {
-                        r.acquisitions += 1;
-                        if let Some((last, released)) = r.last
-                            && last != me
-                        {
-                            r.handover_us.push((got - released).as_secs_f64() * 1e6);
-                        }
-                    }
-                    r.last = Some((me, Instant::now()));
+                    continue;
                 }
-                guard.release().await?;
+                Err(e) => return Err(e),
+            };
+            let got = Instant::now();
+            {
+                let mut r = record.lock();
+                if measured {
+                    r.waits_us.push((got - asked).as_secs_f64() * 1e6);
+                }
+                if measuring.load(Ordering::Acquire) {
+                    r.acquisitions += 1;
+                    if let Some((last, released)) = r.last
+                        && last != me
+                    {
+                        r.handover_us.push((got - released).as_secs_f64() * 1e6);
+                    }
+                }
+                r.last = Some((me, Instant::now()));
             }
-            Ok::<(), LockError>(())
-        }));
+            guard.release().await?;
+        }
     }
-    tokio::time::sleep_until(window_end.into()).await;
-    stop.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// One point of the curve: `n` contenders against one client alone, in
+/// alternating blocks of about [`BLOCK`] (after a warm-up of each), `secs`
+/// measured on each side, so that both see the same background load.
+async fn point(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_json::Value> {
+    let ns = bench_ns()?;
+    let alone = RedisLock::connect(url, ns.clone(), "bench-alone").await?;
+    let record = Arc::new(Mutex::new(Record::default()));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let (running, rx) = watch::channel(false);
+    let mut tasks = Vec::with_capacity(n);
+    for me in 0..n {
+        let lock = RedisLock::connect(url, ns.clone(), format!("bench-c{me}")).await?;
+        let (rx, measuring, record) = (rx.clone(), measuring.clone(), record.clone());
+        tasks.push(tokio::spawn(contender(me, lock, rx, measuring, record)));
+    }
+    // Warm-up: connections, subscriptions, scripts.
+    alone_block(&alone, WARMUP).await?;
+    running.send_replace(true);
+    tokio::time::sleep(WARMUP).await;
+    running.send_replace(false);
+
+    let rounds = (secs.as_secs_f64() / BLOCK.as_secs_f64()).ceil().max(1.0) as u32;
+    let block = secs / rounds;
+    let (mut alone_ops, mut alone_time, mut contended_time) =
+        (0u64, Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        for side in [round % 2, 1 - round % 2] {
+            if side == 0 {
+                let start = Instant::now();
+                alone_ops += alone_block(&alone, block).await?;
+                alone_time += start.elapsed();
+            } else {
+                record.lock().last = None;
+                let start = Instant::now();
+                measuring.store(true, Ordering::Release);
+                running.send_replace(true);
+                tokio::time::sleep(block).await;
+                measuring.store(false, Ordering::Release);
+                contended_time += start.elapsed();
+                running.send_replace(false);
+                // Let the queued contenders drain before the client alone
+                // runs.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    drop(running);
     for task in tasks {
         task.await.map_err(|e| eyre!("contender task: {e}"))??;
     }
     cleanup(url, &ns, "bench").await?;
+    cleanup(url, &ns, "bench-alone").await?;
 
     let mut r = std::mem::take(&mut *record.lock());
     r.handover_us.sort_by(f64::total_cmp);
     r.waits_us.sort_by(f64::total_cmp);
-    let window = secs.as_secs_f64();
+    let window = contended_time.as_secs_f64();
+    let alone_rate = alone_ops as f64 / alone_time.as_secs_f64().max(1e-9);
+    let rate = r.handover_us.len() as f64 / window;
     let mean_wait = r.waits_us.iter().sum::<f64>() / (r.waits_us.len().max(1) as f64);
     let max_wait = r.waits_us.last().copied().unwrap_or(0.0);
     Ok(json!({
         "contenders": n,
-        "handovers_per_sec": r1(r.handover_us.len() as f64 / window),
+        "handovers_per_sec": r1(rate),
         "acquisitions_per_sec": r1(r.acquisitions as f64 / window),
+        "uncontended_ops_per_sec": r1(alone_rate),
+        "ratio_vs_uncontended": r3(rate / alone_rate.max(1e-9)),
         "handover_p50_us": r1(pct(&r.handover_us, 0.50)),
         "handover_p99_us": r1(pct(&r.handover_us, 0.99)),
         "wait_mean_us": r1(mean_wait),
@@ -177,6 +224,7 @@ async fn contended(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_js
         "wait_max_us": r1(max_wait),
         "starvation": r3(if mean_wait > 0.0 { max_wait / mean_wait } else { 0.0 }),
         "timeouts": r.timeouts,
+        "blocks_per_side": rounds,
     }))
 }
 
@@ -187,12 +235,7 @@ pub async fn run(url: &SecretUrl, contenders: &[usize], secs: Duration) -> Resul
     }
     let mut curve = Vec::new();
     for &n in contenders {
-        let alone = uncontended(url, secs).await?;
-        let mut point = contended(url, n, secs).await?;
-        let rate = point["handovers_per_sec"].as_f64().unwrap_or(0.0);
-        point["uncontended_ops_per_sec"] = json!(r1(alone));
-        point["ratio_vs_uncontended"] = json!(r3(rate / alone.max(1e-9)));
-        curve.push(point);
+        curve.push(point(url, n, secs).await?);
     }
     let mut falls = false;
     let mut best: f64 = 0.0;
