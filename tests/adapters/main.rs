@@ -14,6 +14,7 @@ mod cache_contract;
 mod cache_redis;
 mod janitor;
 mod lock_contract;
+mod lock_fair;
 mod lock_redis;
 mod pubsub;
 mod queue_contract;

@@ -145,6 +145,13 @@ async fn clients(a: ClientArgs) -> Result<(), String> {
     let lock = RedisLock::connect(&url, ns, a.label.clone())
         .await
         .map_err(|e| e.to_string())?;
+    // Poll faster than the default 50-200 ms: the keep-alive of a queued
+    // waiter is 3 polls, at least 250 ms, so the waiters of a frozen or
+    // killed process leave the lock's queue 250 ms after it stopped, well
+    // within a freeze (600 ms), and the other process's clients (hence a
+    // successor's write) get in (with the default 600 ms keep-alive most
+    // frozen holders found no successor had written).
+    lock.set_poll_interval(Duration::from_millis(20), Duration::from_millis(50));
     let a = Arc::new(a);
     let mut tasks = Vec::new();
     for n in 0..CLIENTS {

@@ -4,13 +4,13 @@
 //! force-release.
 
 use super::LockError;
-use super::keys::{LOCK_FAMILY, lock_key, lock_name_of, release_channel};
+use super::keys::{LOCK_FAMILY, lock_key, lock_name_of, release_channel, wait_key, wait_until_key};
+use super::scripts::FORCE_RELEASE;
 use super::validate_name;
 use crate::config::Namespace;
+use redis::Value;
 use redis::aio::ConnectionLike;
-use redis::{Script, Value};
 use serde::{Serialize, Serializer};
-use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// SCAN batch size of [`read_holders`].
@@ -337,6 +337,23 @@ pub async fn read_holder<C: ConnectionLike + Send>(
     Ok(found.holders.pop())
 }
 
+/// How many waiters the FIFO queue of lock `name` lists (`ZCARD` of
+/// `<ns>:lock-wait:{<name>}`; read-only). Waiters whose process died are
+/// counted until an acquire, release or leave of that lock drops them
+/// (their keep-alive passed), at most a few hundred ms later.
+pub async fn read_waiters<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    name: &str,
+) -> Result<u64, LockError> {
+    validate_name(name)?;
+    redis::cmd("ZCARD")
+        .arg(wait_key(ns, name))
+        .query_async(conn)
+        .await
+        .map_err(|e| LockError::redis(format!("reading the wait queue of lock {name:?}"), e))
+}
+
 /// The outcome of [`force_release`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -349,25 +366,9 @@ pub enum ForceReleaseOutcome {
     TokenMismatch,
 }
 
-/// KEYS: lock. ARGV: token, channel, name.
-/// 1 deleted, 0 absent, -1 other token (or unparseable), -2 not a string.
-static FORCE_RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local v = redis.pcall('GET', KEYS[1])
-if v == false then return 0 end
-if type(v) ~= 'string' then return -2 end
-if string.match(v, '^(%d+)|') ~= ARGV[1] then return -1 end
-redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-",
-    )
-});
-
 /// Admin: delete lock `name` if its current fencing token is
-/// `expected_token` (read it first with [`read_holder`]), and publish the
-/// release so waiters wake. The holder's guard then finds itself lost.
+/// `expected_token` (read it first with [`read_holder`]), and wake the
+/// first waiter in its queue (as a release does). The holder's guard then finds itself lost.
 pub async fn force_release<C: ConnectionLike + Send>(
     conn: &mut C,
     ns: &Namespace,
@@ -378,9 +379,10 @@ pub async fn force_release<C: ConnectionLike + Send>(
     let key = lock_key(ns, name);
     let outcome: i64 = FORCE_RELEASE
         .key(&key)
+        .key(wait_key(ns, name))
+        .key(wait_until_key(ns, name))
         .arg(expected_token.to_string())
         .arg(release_channel(ns))
-        .arg(name)
         .invoke_async(conn)
         .await
         .map_err(|e| LockError::redis(format!("force-releasing lock {name:?}"), e))?;

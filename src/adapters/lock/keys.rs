@@ -1,7 +1,8 @@
 //! The lock's Redis keys (docs/redis-keys.md, "Distributed lock"): the one
-//! place their names are built and parsed. The lock key and the fencing
-//! counter of a name share the hash tag `{<name>}`, so the acquire script,
-//! which writes both, runs on one slot of a Redis Cluster.
+//! place their names are built and parsed. The lock key, the fencing
+//! counter and the two wait-queue keys of a name share the hash tag
+//! `{<name>}`, so the acquire script, which touches all four, runs on one
+//! slot of a Redis Cluster.
 
 use super::{LockError, validate_name};
 use crate::adapters::hash_tag::{layout_reason, split_tag, tag};
@@ -23,10 +24,34 @@ pub fn fence_key(ns: &Namespace, name: &str) -> String {
     ns.key(&format!("lock-fence:{}", tag(name)))
 }
 
-/// `<ns>:lock-released`: the pub/sub channel every release of the
-/// namespace is published on (not a key); the message is the lock name.
+/// `<ns>:lock-wait:{<name>}`: the FIFO wait queue of `name`, a sorted set
+/// of waiter ids (`<16 hex>|<node_id>`) scored by arrival (the server's
+/// clock in µs, kept strictly increasing). `name` `*` gives the SCAN
+/// pattern of every queue.
+pub fn wait_key(ns: &Namespace, name: &str) -> String {
+    ns.key(&format!("lock-wait:{}", tag(name)))
+}
+
+/// `<ns>:lock-wait:{<name>}:until`: the keep-alive deadlines of the
+/// waiters of `name`, a sorted set of the same ids scored by the server's
+/// Unix time in ms after which the waiter counts as dead.
+pub fn wait_until_key(ns: &Namespace, name: &str) -> String {
+    format!("{}:until", wait_key(ns, name))
+}
+
+/// `<ns>:lock-released`: the prefix of the pub/sub channels releases are
+/// published on (not keys); see [`wake_channel`].
 pub fn release_channel(ns: &Namespace) -> String {
     ns.key("lock-released")
+}
+
+/// `<ns>:lock-released:<instance>`: the channel of one `RedisLock`
+/// instance (16 hex digits, random per instance), the only one it
+/// subscribes to. A release publishes the id of the waiter whose turn it
+/// is on the channel of the instance that waiter waits on (the id starts
+/// with `<instance>.`), so one message reaches one instance.
+pub fn wake_channel(ns: &Namespace, instance: &str) -> String {
+    format!("{}:{instance}", release_channel(ns))
 }
 
 /// The lock name of `key`, a key under `<ns>:lock:`; the error says why it
@@ -61,16 +86,26 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_and_its_fencing_counter_share_one_slot() {
+    fn a_lock_its_fencing_counter_and_its_wait_queue_share_one_slot() {
         let ns = ns();
         assert_eq!(lock_key(&ns, "jobs"), "clusterops:lock:{jobs}");
         assert_eq!(fence_key(&ns, "jobs"), "clusterops:lock-fence:{jobs}");
+        assert_eq!(wait_key(&ns, "jobs"), "clusterops:lock-wait:{jobs}");
+        assert_eq!(
+            wait_until_key(&ns, "jobs"),
+            "clusterops:lock-wait:{jobs}:until"
+        );
         for name in ["jobs", "runbook", "a:b:c", "x", "schema-migrations"] {
-            assert_eq!(
-                key_slot(lock_key(&ns, name).as_bytes()),
-                key_slot(fence_key(&ns, name).as_bytes()),
-                "{name}"
-            );
+            let slot = key_slot(lock_key(&ns, name).as_bytes());
+            for key in [
+                fence_key(&ns, name),
+                wait_key(&ns, name),
+                wait_until_key(&ns, name),
+            ] {
+                assert_eq!(key_slot(key.as_bytes()), slot, "{key}");
+            }
+            // Not in the lock family the inspector scans.
+            assert!(lock_name_of(&ns, wait_key(&ns, name).as_bytes()).is_err());
         }
     }
 

@@ -1,6 +1,6 @@
 //! The in-process lock backend: same semantics as the Redis one (fencing
-//! tokens, TTL expiry, lost detection, wake-up on release) within one
-//! process only. Not a cluster lock.
+//! tokens, TTL expiry, lost detection, FIFO wait queue with wake-one on
+//! release) within one process only. Not a cluster lock.
 
 use super::guard::Lease;
 use super::inspect::LockHolderInfo;
@@ -10,7 +10,7 @@ use super::{
     LockBackend, LockError, LockGuard, unix_ms, validate_name, validate_node_id, validate_ttl,
 };
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,12 @@ struct Inner {
 }
 
 /// One lock name: its fencing counter (kept after release, like the Redis
-/// counter key) and its current holder.
+/// counter key), its current holder and its waiters in arrival order.
 #[derive(Default)]
 struct Slot {
     last_token: u64,
     holder: Option<Holder>,
+    queue: VecDeque<String>,
 }
 
 struct Holder {
@@ -98,16 +99,32 @@ impl LocalLock {
 }
 
 impl Acquirer for LocalLock {
-    async fn attempt(&self, name: &str, ttl: Duration) -> Result<Attempt, LockError> {
+    async fn attempt(
+        &self,
+        name: &str,
+        ttl: Duration,
+        waiter: Option<&str>,
+    ) -> Result<Attempt, LockError> {
         let now = Instant::now();
         let guard_id = rand::random::<u64>();
         let token = {
             let mut slots = self.inner.slots.lock();
             let slot = slots.entry(name.to_string()).or_default();
-            if let Some(holder) = slot.live_holder(now) {
-                return Ok(Attempt::Held {
-                    ttl_left: Some(holder.expires - now),
-                });
+            let ttl_left = slot.live_holder(now).map(|h| h.expires - now);
+            let my_turn = slot
+                .queue
+                .front()
+                .is_none_or(|head| Some(head.as_str()) == waiter);
+            if ttl_left.is_some() || !my_turn {
+                if let Some(me) = waiter
+                    && !slot.queue.iter().any(|w| w == me)
+                {
+                    slot.queue.push_back(me.to_string());
+                }
+                return Ok(Attempt::Held { ttl_left });
+            }
+            if waiter.is_some() {
+                slot.queue.pop_front();
             }
             slot.last_token += 1;
             slot.holder = Some(Holder {
@@ -133,6 +150,39 @@ impl Acquirer for LocalLock {
         )))
     }
 
+    fn new_waiter_id(&self) -> String {
+        format!("{:016x}", rand::random::<u64>())
+    }
+
+    async fn leave(&self, name: &str, waiter: &str) -> Result<(), LockError> {
+        self.leave_later(name, waiter);
+        Ok(())
+    }
+
+    fn leave_later(&self, name: &str, waiter: &str) {
+        let next = {
+            let mut slots = self.inner.slots.lock();
+            let Some(slot) = slots.get_mut(name) else {
+                return;
+            };
+            let was_first = slot.queue.front().is_some_and(|w| w == waiter);
+            slot.queue.retain(|w| w != waiter);
+            let free = slot.live_holder(Instant::now()).is_none();
+            if was_first && free {
+                slot.queue.front().cloned()
+            } else {
+                None
+            }
+        };
+        if let Some(next) = next {
+            self.inner.waiters.wake(&next);
+        }
+    }
+
+    fn notifications_ready(&self) -> bool {
+        true
+    }
+
     async fn prepare_wait(&self, _deadline: Instant) {}
 
     fn waiters(&self) -> &Arc<Waiters> {
@@ -153,7 +203,7 @@ impl LockBackend for LocalLock {
     async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError> {
         validate_name(name)?;
         validate_ttl(ttl)?;
-        Ok(match self.attempt(name, ttl).await? {
+        Ok(match self.attempt(name, ttl, None).await? {
             Attempt::Acquired(guard) => Some(guard),
             Attempt::Held { .. } => None,
         })
@@ -194,7 +244,7 @@ impl Lease for LocalLease {
 
     async fn release(&self) -> Result<bool, LockError> {
         let now = Instant::now();
-        let released = {
+        let (released, next) = {
             let mut slots = self.inner.slots.lock();
             let Some(slot) = slots.get_mut(&self.name) else {
                 return Ok(false);
@@ -205,10 +255,10 @@ impl Lease for LocalLease {
             if ours {
                 slot.holder = None;
             }
-            ours
+            (ours, slot.queue.front().cloned().filter(|_| ours))
         };
-        if released {
-            self.inner.waiters.wake(&self.name);
+        if let Some(next) = next {
+            self.inner.waiters.wake(&next);
         }
         Ok(released)
     }

@@ -12,23 +12,31 @@
 //!   lives, a watchdog renews the TTL every `ttl / 3`; if a renewal finds the
 //!   lock gone or taken, or cannot reach the backend before the TTL may have
 //!   passed, the guard is marked lost ([`LockGuard::check`] then fails).
-//! - Releasing (explicitly or by dropping the guard) wakes waiters at once;
-//!   waiters also re-try every 50–200 ms in case a wake-up is missed.
+//! - Fair: waiters are served first come, first served. A waiting acquire
+//!   queues itself when the lock is taken; a free lock goes to the first
+//!   waiter in line (or to anyone when nobody waits), and `try_acquire`
+//!   does not take a free lock that others are queued for. Releasing
+//!   (explicitly or by dropping the guard) wakes that one waiter at once;
+//!   waiters also re-try every 50–200 ms in case a wake-up is missed
+//!   (refreshing their place), and a waiter that gives up or is dropped
+//!   leaves the queue. With Redis, a waiter whose process died keeps its
+//!   place for its keep-alive ([`RedisLock::wait_keepalive`]) at most.
 
 mod guard;
 mod inspect;
 mod keys;
 mod local;
 mod redis;
+mod scripts;
 mod waiters;
 mod watchdog;
 
 pub use guard::LockGuard;
 pub use inspect::{
     ForceReleaseOutcome, HolderValue, LockHolderInfo, LockInspection, LockReads, UnreadableLock,
-    force_release, read_holder, read_holders,
+    force_release, read_holder, read_holders, read_waiters,
 };
-pub use keys::{LOCK_FAMILY, fence_key, lock_key, lock_name_of};
+pub use keys::{LOCK_FAMILY, fence_key, lock_key, lock_name_of, wait_key, wait_until_key};
 pub use local::LocalLock;
 pub use redis::RedisLock;
 
@@ -147,7 +155,9 @@ pub trait LockBackend: Send + Sync {
     /// The node id this instance acquires as.
     fn node_id(&self) -> &str;
 
-    /// One attempt: the guard if the lock was free, `None` if it is held.
+    /// One attempt: the guard if the lock was free and nobody is queued for
+    /// it, `None` if it is held (or free but waiters are queued: fair, it
+    /// does not jump the queue).
     async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError>;
 
     /// Acquire, waiting up to `wait` for the current holder to release it

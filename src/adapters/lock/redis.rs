@@ -1,12 +1,16 @@
-//! The Redis lock backend: atomic acquire (set-if-absent with PX TTL plus a
-//! fencing-counter INCR in one script), compare-and-pexpire renewals,
-//! compare-and-delete release with a PUBLISH on the namespace's release
-//! channel, and a lazily started subscriber that wakes local waiters.
-//! Key layout and value format: docs/redis-keys.md, "Distributed lock".
+//! The Redis lock backend: atomic acquire (set-if-absent with PX TTL plus
+//! the fencing counter, or a place in the lock's FIFO wait queue, in one
+//! script), compare-and-pexpire renewals, compare-and-delete release that
+//! PUBLISHes the next waiter's id on the channel of the instance it waits
+//! on, and each instance's lazily started subscriber to its own channel,
+//! which wakes the waiter a message names.
+//! Scripts: `scripts.rs`; key layout and value format: docs/redis-keys.md,
+//! "Distributed lock".
 
 use super::guard::Lease;
 use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
-use super::keys::{fence_key, lock_key, release_channel};
+use super::keys::{fence_key, lock_key, release_channel, wait_key, wait_until_key, wake_channel};
+use super::scripts::{ACQUIRE, LEAVE, RELEASE, RENEW};
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
 use super::{
@@ -18,72 +22,12 @@ use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT};
 use crate::config::{Namespace, SecretUrl};
 use futures::StreamExt;
 use parking_lot::Mutex;
-use redis::{Script, Value};
-use std::sync::{Arc, LazyLock};
+use redis::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-
-/// KEYS: lock, fence. ARGV: ttl ms, value suffix `|{acquired_ms}|{guard_id}|{node_id}`.
-/// Free: sets the lock to `{token}{suffix}` and returns the token (≥ 1).
-/// Held: returns `{pttl}` (a one-element array; -1: no expiry).
-///
-/// The token is the last one + 1, but never below the server's clock in
-/// microseconds (`TIME`): a fencing counter lost with a master that failed
-/// over before replicating it, or with a Redis restarted without
-/// persistence, cannot restart below tokens already handed out, as long
-/// as the servers' clocks agree to within the time the failover or restart
-/// took (see docs/redis-keys.md, "Fencing tokens").
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl ~= -2 then return {pttl} end
-local last = redis.call('GET', KEYS[2])
-local token = 1
-if last then
-  token = tonumber(last)
-  if token == nil then
-    return redis.error_reply('fencing counter ' .. KEYS[2] .. ' is not a number')
-  end
-  token = token + 1
-end
-local now = redis.call('TIME')
-local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
-if token < floor then token = floor end
-local text = string.format('%.0f', token)
-redis.call('SET', KEYS[2], text)
-redis.call('SET', KEYS[1], text .. ARGV[2], 'PX', ARGV[1])
-return token
-",
-    )
-});
-
-/// KEYS: lock. ARGV: value, ttl ms. 1 if renewed, 0 if not ours.
-static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-",
-    )
-});
-
-/// KEYS: lock. ARGV: value, channel, name. 1 if deleted, 0 if not ours.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
-  return 1
-end
-return 0
-",
-    )
-});
 
 /// How long a first waiter waits for the release subscription before
 /// relying on polling alone.
@@ -101,10 +45,18 @@ struct Inner {
     namespace: Namespace,
     conn: SharedConn,
     url: String,
-    channel: String,
+    /// `<ns>:lock-released`, the prefix of every instance's channel.
+    channel_prefix: String,
+    /// This instance's random id (16 hex digits): the first part of its
+    /// waiter ids and the last of its channel.
+    instance: String,
+    /// Numbers this instance's waiters.
+    next_waiter: AtomicU64,
     waiters: Arc<Waiters>,
     watchdogs: Watchdogs,
     listener: Mutex<Option<(AbortHandle, watch::Receiver<bool>)>>,
+    /// Acquire scripts run (a debug counter: wake-ups show as attempts).
+    attempts: AtomicU64,
 }
 
 impl Drop for Inner {
@@ -128,13 +80,16 @@ impl RedisLock {
         Ok(Self {
             inner: Arc::new(Inner {
                 node_id,
-                channel: release_channel(&namespace),
+                channel_prefix: release_channel(&namespace),
+                instance: new_guard_id(),
+                next_waiter: AtomicU64::new(0),
                 namespace,
                 conn,
                 url: url.masked().to_string(),
                 waiters: Arc::default(),
                 watchdogs: Watchdogs::default(),
                 listener: Mutex::new(None),
+                attempts: AtomicU64::new(0),
             }),
         })
     }
@@ -144,6 +99,20 @@ impl RedisLock {
     /// interval only matters if notifications are lost.
     pub fn set_poll_interval(&self, min: Duration, max: Duration) {
         self.inner.waiters.set_poll_interval(min, max);
+    }
+
+    /// How long a waiter of this instance keeps its place in a lock's wait
+    /// queue without refreshing it (3 poll intervals, at least 250 ms): a
+    /// waiter whose process died blocks the queue no longer than this.
+    pub fn wait_keepalive(&self) -> Duration {
+        self.inner.waiters.keepalive()
+    }
+
+    /// How many acquire attempts (acquire scripts) this instance and its
+    /// clones have sent: one per `try_acquire`, one per wake-up or poll of a
+    /// waiter. A debug counter for tests and benches.
+    pub fn acquire_attempts(&self) -> u64 {
+        self.inner.attempts.load(Ordering::Relaxed)
     }
 
     /// The namespace the locks live under.
@@ -191,7 +160,7 @@ impl RedisLock {
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(listen(
             self.inner.conn.clone(),
-            self.inner.channel.clone(),
+            wake_channel(&self.inner.namespace, &self.inner.instance),
             self.inner.url.clone(),
             Arc::clone(&self.inner.waiters),
             tx,
@@ -201,7 +170,8 @@ impl RedisLock {
     }
 }
 
-/// Subscribe to the release channel and wake waiters by lock name; on a
+/// Subscribe to the release channel and wake the waiter each message names
+/// (if it waits on this instance); on a
 /// lost connection, wake everyone (notifications may have been missed) and
 /// resubscribe with backoff.
 async fn listen(
@@ -230,7 +200,7 @@ async fn listen(
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     match std::str::from_utf8(msg.get_payload_bytes()) {
-                        Ok(name) => waiters.wake(name),
+                        Ok(waiter) => waiters.wake(waiter),
                         Err(_) => {
                             tracing::debug!(%channel, "non-UTF-8 lock release message ignored")
                         }
@@ -253,16 +223,27 @@ async fn listen(
 }
 
 impl Acquirer for RedisLock {
-    async fn attempt(&self, name: &str, ttl: Duration) -> Result<Attempt, LockError> {
-        let key = lock_key(&self.inner.namespace, name);
+    async fn attempt(
+        &self,
+        name: &str,
+        ttl: Duration,
+        waiter: Option<&str>,
+    ) -> Result<Attempt, LockError> {
+        let ns = &self.inner.namespace;
+        let key = lock_key(ns, name);
         let suffix = format!("|{}|{}|{}", unix_ms(), new_guard_id(), self.inner.node_id);
         let mut conn = self.inner.conn.clone();
+        self.inner.attempts.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let reply: Value = ACQUIRE
             .key(&key)
-            .key(fence_key(&self.inner.namespace, name))
+            .key(fence_key(ns, name))
+            .key(wait_key(ns, name))
+            .key(wait_until_key(ns, name))
             .arg(ttl_ms(ttl))
             .arg(&suffix)
+            .arg(waiter.unwrap_or(""))
+            .arg(ttl_ms(self.inner.waiters.keepalive()))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LockError::redis(format!("acquiring lock {name:?}"), e))?;
@@ -272,6 +253,7 @@ impl Acquirer for RedisLock {
                 let lease = RedisLease {
                     inner: Arc::clone(&self.inner),
                     key,
+                    wait_keys: [wait_key(ns, name), wait_until_key(ns, name)],
                     name: name.to_string(),
                     value: format!("{token}{suffix}"),
                 };
@@ -294,6 +276,39 @@ impl Acquirer for RedisLock {
         }
     }
 
+    fn new_waiter_id(&self) -> String {
+        let n = self.inner.next_waiter.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n:x}|{}", self.inner.instance, self.inner.node_id)
+    }
+
+    fn notifications_ready(&self) -> bool {
+        self.inner
+            .listener
+            .lock()
+            .as_ref()
+            .is_some_and(|(_, ready)| *ready.borrow())
+    }
+
+    async fn leave(&self, name: &str, waiter: &str) -> Result<(), LockError> {
+        leave(&self.inner, name, waiter).await
+    }
+
+    fn leave_later(&self, name: &str, waiter: &str) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (inner, name, waiter) = (
+            Arc::clone(&self.inner),
+            name.to_string(),
+            waiter.to_string(),
+        );
+        handle.spawn(async move {
+            if let Err(e) = leave(&inner, &name, &waiter).await {
+                tracing::debug!(lock = %name, error = %e, "leaving the wait queue failed; the place expires");
+            }
+        });
+    }
+
     async fn prepare_wait(&self, deadline: Instant) {
         let mut ready = self.listener_ready();
         if *ready.borrow() {
@@ -306,6 +321,23 @@ impl Acquirer for RedisLock {
     fn waiters(&self) -> &Arc<Waiters> {
         &self.inner.waiters
     }
+}
+
+/// Remove `waiter` from the queue of `name` (waking the next one if it was
+/// first in line for a free lock).
+async fn leave(inner: &Inner, name: &str, waiter: &str) -> Result<(), LockError> {
+    let ns = &inner.namespace;
+    let mut conn = inner.conn.clone();
+    let _: i64 = LEAVE
+        .key(lock_key(ns, name))
+        .key(wait_key(ns, name))
+        .key(wait_until_key(ns, name))
+        .arg(waiter)
+        .arg(&inner.channel_prefix)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(|e| LockError::redis(format!("leaving the wait queue of lock {name:?}"), e))?;
+    Ok(())
 }
 
 fn unexpected(key: &str, script: &str) -> LockError {
@@ -328,7 +360,7 @@ impl LockBackend for RedisLock {
     async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError> {
         validate_name(name)?;
         validate_ttl(ttl)?;
-        Ok(match self.attempt(name, ttl).await? {
+        Ok(match self.attempt(name, ttl, None).await? {
             Attempt::Acquired(guard) => Some(guard),
             Attempt::Held { .. } => None,
         })
@@ -346,10 +378,12 @@ impl LockBackend for RedisLock {
     }
 }
 
-/// One held lock: its key and the exact value this guard wrote.
+/// One held lock: its key (and its queue's) and the exact value this
+/// guard wrote.
 struct RedisLease {
     inner: Arc<Inner>,
     key: String,
+    wait_keys: [String; 2],
     name: String,
     value: String,
 }
@@ -372,9 +406,10 @@ impl Lease for RedisLease {
         let mut conn = self.inner.conn.clone();
         let released: i64 = RELEASE
             .key(&self.key)
+            .key(&self.wait_keys[0])
+            .key(&self.wait_keys[1])
             .arg(&self.value)
-            .arg(&self.inner.channel)
-            .arg(&self.name)
+            .arg(&self.inner.channel_prefix)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| LockError::redis(format!("releasing lock {:?}", self.name), e))?;

@@ -1,6 +1,8 @@
-//! Waiting for a held lock: the per-name wake-up registry both backends
-//! signal on release, and the acquire loop (try, wait for a wake-up or a
-//! jittered poll, try again, until the deadline).
+//! Waiting for a held lock: the wake-up registry (one entry per waiting
+//! acquire, keyed by its waiter id: a release wakes the waiter it names,
+//! the next in the lock's FIFO queue) and the acquire loop both backends
+//! share (join the queue, wait for a wake-up or a jittered poll, try again,
+//! until the deadline; leave the queue when giving up or dropped).
 
 use super::{LockError, LockGuard};
 use parking_lot::Mutex;
@@ -16,6 +18,13 @@ use tokio::sync::Notify;
 pub const POLL_MIN: Duration = Duration::from_millis(50);
 /// Upper bound of the default fallback poll interval.
 pub const POLL_MAX: Duration = Duration::from_millis(200);
+/// A queued waiter refreshes its place at every poll; it is dropped from
+/// the queue (as dead) once it has not done so for its keep-alive:
+/// `KEEPALIVE_POLLS` times its longest poll interval, at least
+/// [`KEEPALIVE_MIN`] (600 ms with the default interval).
+pub const KEEPALIVE_POLLS: u32 = 3;
+/// The shortest keep-alive of a queued waiter.
+pub const KEEPALIVE_MIN: Duration = Duration::from_millis(250);
 
 /// The result of one acquire attempt.
 pub(crate) enum Attempt {
@@ -29,12 +38,33 @@ pub(crate) enum Attempt {
 
 /// What the shared waiting loop needs from a backend.
 pub(crate) trait Acquirer: Send + Sync {
-    /// One atomic attempt.
+    /// One atomic attempt. `waiter` `Some(id)`: take the lock if it is free
+    /// and nobody is queued before `id`, else join (or stay in) its FIFO
+    /// queue and refresh the keep-alive. `None` (`try_acquire`, a zero
+    /// wait): take it only if it is free and nobody is queued.
     fn attempt(
         &self,
         name: &str,
         ttl: Duration,
+        waiter: Option<&str>,
     ) -> impl Future<Output = Result<Attempt, LockError>> + Send;
+
+    /// A new waiter id (unique per waiting acquire).
+    fn new_waiter_id(&self) -> String;
+
+    /// Remove `waiter` from the queue of `name`; if it was the first in
+    /// line for a free lock, wake the next one.
+    fn leave(&self, name: &str, waiter: &str)
+    -> impl Future<Output = Result<(), LockError>> + Send;
+
+    /// [`Acquirer::leave`] from a `Drop` (an acquire future dropped while
+    /// it waited): in the background, best effort.
+    fn leave_later(&self, name: &str, waiter: &str);
+
+    /// Whether release notifications already reach [`Acquirer::waiters`]
+    /// (then a waiter registered before its first attempt needs no second
+    /// attempt before it waits).
+    fn notifications_ready(&self) -> bool;
 
     /// Called once before the first wait: make sure release notifications
     /// will reach [`Acquirer::waiters`] (subscribe), without waiting past
@@ -53,8 +83,13 @@ enum Step {
     Retry(Option<Duration>, Option<LockError>),
 }
 
-async fn step<A: Acquirer>(backend: &A, name: &str, ttl: Duration) -> Result<Step, LockError> {
-    match backend.attempt(name, ttl).await {
+async fn step<A: Acquirer>(
+    backend: &A,
+    name: &str,
+    ttl: Duration,
+    waiter: Option<&str>,
+) -> Result<Step, LockError> {
+    match backend.attempt(name, ttl, waiter).await {
         Ok(Attempt::Acquired(guard)) => Ok(Step::Acquired(guard)),
         Ok(Attempt::Held { ttl_left }) => Ok(Step::Retry(ttl_left, None)),
         // The connection reconnects by itself: retry until the deadline.
@@ -69,9 +104,30 @@ async fn step<A: Acquirer>(backend: &A, name: &str, ttl: Duration) -> Result<Ste
     }
 }
 
+/// A waiting acquire's place in the queue: left when dropped unless the
+/// acquire succeeded (the acquire script removes the winner itself).
+struct Place<'a, A: Acquirer> {
+    backend: &'a A,
+    name: &'a str,
+    id: String,
+    queued: bool,
+}
+
+impl<A: Acquirer> Drop for Place<'_, A> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.backend.leave_later(self.name, &self.id);
+        }
+    }
+}
+
 /// Try, then wait for a release (or poll) until `wait` has passed. Redis
 /// errors are retried until then; the wait ends with the last attempt's
 /// error if it failed, with [`LockError::Timeout`] otherwise.
+///
+/// Fair: with a non-zero `wait` the first attempt joins the lock's FIFO
+/// queue when the lock is taken, and a free lock goes to the queue's
+/// first live waiter; each release wakes that waiter only.
 pub(crate) async fn acquire_waiting<A: Acquirer>(
     backend: &A,
     name: &str,
@@ -86,28 +142,55 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
             waited: start.elapsed(),
         }))
     };
-    // The uncontended path: one round trip, no subscription, no registration.
-    let first_error = match step(backend, name, ttl).await? {
-        Step::Acquired(guard) => return Ok(guard),
-        Step::Retry(_, error) => error,
-    };
     if wait.is_zero() {
-        return give_up(first_error);
+        return match step(backend, name, ttl, None).await? {
+            Step::Acquired(guard) => Ok(guard),
+            Step::Retry(_, error) => give_up(error),
+        };
     }
-    backend.prepare_wait(deadline).await;
-    let registration = backend.waiters().register(name);
+    // Armed before the first attempt: a future dropped during it may have
+    // been queued; disarmed on success (the acquire script took us out).
+    let mut place = Place {
+        backend,
+        name,
+        id: backend.new_waiter_id(),
+        queued: true,
+    };
+    let registration = if backend.notifications_ready() {
+        // Registered before the first attempt, so that a release right
+        // after it reaches us.
+        backend.waiters().register(&place.id)
+    } else {
+        // The first wait of this backend instance, or the uncontended
+        // path: one round trip, no subscription, no registration.
+        if let Step::Acquired(guard) = step(backend, name, ttl, Some(&place.id)).await? {
+            place.queued = false;
+            return Ok(guard);
+        }
+        // Subscribe, then try again at once (a release meanwhile was not
+        // heard).
+        backend.prepare_wait(deadline).await;
+        backend.waiters().register(&place.id)
+    };
     loop {
         // Listen before trying, so that a release between the attempt and
-        // the wait is not missed.
+        // the wait is not missed (a wake-up also leaves a permit).
         let notified = registration.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (ttl_left, error) = match step(backend, name, ttl).await? {
-            Step::Acquired(guard) => return Ok(guard),
+        let (ttl_left, error) = match step(backend, name, ttl, Some(&place.id)).await? {
+            Step::Acquired(guard) => {
+                place.queued = false;
+                return Ok(guard);
+            }
             Step::Retry(ttl_left, error) => (ttl_left, error),
         };
         let now = Instant::now();
         if now >= deadline {
+            place.queued = false;
+            if let Err(e) = backend.leave(name, &place.id).await {
+                tracing::debug!(lock = name, error = %e, "leaving the wait queue failed; it expires");
+            }
             return give_up(error);
         }
         let (min, max) = *backend.waiters().poll.lock();
@@ -127,10 +210,10 @@ pub(crate) async fn acquire_waiting<A: Acquirer>(
     }
 }
 
-/// Lock names someone waits for, each with the [`Notify`] a release of that
-/// name signals.
+/// The waiting acquires of one backend instance, each with the [`Notify`]
+/// a release naming its waiter id signals.
 pub(crate) struct Waiters {
-    map: Mutex<HashMap<String, (Arc<Notify>, usize)>>,
+    map: Mutex<HashMap<String, Arc<Notify>>>,
     /// The fallback poll interval range.
     poll: Mutex<(Duration, Duration)>,
 }
@@ -152,50 +235,48 @@ impl Waiters {
         *self.poll.lock() = (min, max.max(min));
     }
 
-    /// Start waiting for `name`; waiting ends when the registration drops.
-    pub(crate) fn register(self: &Arc<Self>, name: &str) -> Registration {
-        let mut map = self.map.lock();
-        let entry = map
-            .entry(name.to_string())
-            .or_insert_with(|| (Arc::new(Notify::new()), 0));
-        entry.1 += 1;
+    /// How long a queued waiter keeps its place without refreshing it.
+    pub(crate) fn keepalive(&self) -> Duration {
+        let (_, max) = *self.poll.lock();
+        (max * KEEPALIVE_POLLS).max(KEEPALIVE_MIN)
+    }
+
+    /// Start listening for wake-ups of waiter `id`; ends when the
+    /// registration drops.
+    pub(crate) fn register(self: &Arc<Self>, id: &str) -> Registration {
+        let notify = Arc::new(Notify::new());
+        self.map.lock().insert(id.to_string(), Arc::clone(&notify));
         Registration {
             waiters: Arc::clone(self),
-            name: name.to_string(),
-            notify: Arc::clone(&entry.0),
+            id: id.to_string(),
+            notify,
         }
     }
 
-    /// Wake every waiter of `name` (they all try again; one wins).
-    pub(crate) fn wake(&self, name: &str) {
-        if let Some((notify, _)) = self.map.lock().get(name) {
-            notify.notify_waiters();
+    /// Wake waiter `id` (the next in line for a lock), if it waits here.
+    pub(crate) fn wake(&self, id: &str) {
+        if let Some(notify) = self.map.lock().get(id) {
+            notify.notify_one();
         }
     }
 
-    /// Wake every waiter of every name (after missed notifications).
+    /// Wake every waiter (after notifications may have been missed).
     pub(crate) fn wake_all(&self) {
-        for (notify, _) in self.map.lock().values() {
-            notify.notify_waiters();
+        for notify in self.map.lock().values() {
+            notify.notify_one();
         }
     }
 }
 
-/// One waiter's interest in one lock name.
+/// One waiting acquire's registration.
 pub(crate) struct Registration {
     waiters: Arc<Waiters>,
-    name: String,
+    id: String,
     pub(crate) notify: Arc<Notify>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut map = self.waiters.map.lock();
-        if let Some(entry) = map.get_mut(&self.name) {
-            entry.1 = entry.1.saturating_sub(1);
-            if entry.1 == 0 {
-                map.remove(&self.name);
-            }
-        }
+        self.waiters.map.lock().remove(&self.id);
     }
 }

@@ -30,6 +30,16 @@ pub struct LockBenchArgs {
     /// of 100 (lock, baseline, baseline, lock, …).
     #[arg(long, default_value_t = 20_000)]
     ops: u64,
+    /// Measure the contended lock instead: N clients, each on its own
+    /// connection, taking one lock over and over; a list (`2,4,8,16`)
+    /// prints the curve. See docs/redis-keys.md.
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',')]
+    contenders: Vec<usize>,
+    /// Seconds measured per point of the contended curve on each side
+    /// (contended, and one client alone), in alternating 0.25 s blocks
+    /// after 0.5 s of warm-up.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    seconds: f64,
 }
 
 const BASELINE_RELEASE: &str = r"
@@ -42,6 +52,13 @@ return 0
 pub async fn run(args: LockBenchArgs) -> Result<i32> {
     let url = clusterops::config::parse_redis_url(&args.redis_url)
         .map_err(|why| color_eyre::eyre::eyre!("--redis-url: {why}"))?;
+    if !args.contenders.is_empty() {
+        if !(args.seconds.is_finite() && (0.1..=3600.0).contains(&args.seconds)) {
+            color_eyre::eyre::bail!("--seconds: use 0.1 to 3600");
+        }
+        let secs = Duration::from_secs_f64(args.seconds);
+        return super::lock_contended::run(&url, &args.contenders, secs).await;
+    }
     let ops = args.ops.max(1);
     let ns = Namespace::new(&format!("bench-lock-{:08x}", rand::random::<u32>()))
         .map_err(|why| color_eyre::eyre::eyre!("bench namespace: {why}"))?;

@@ -4,6 +4,7 @@
 
 mod cache;
 mod lock;
+mod lock_contended;
 mod node;
 mod node_load;
 mod pubsub;
@@ -23,7 +24,8 @@ pub enum BenchCommand {
     Snowflake(snowflake::SnowflakeArgs),
     /// Sync signals: node-to-node latency on Redis vs raw XADD + XREAD BLOCK.
     Pubsub(pubsub::PubsubArgs),
-    /// Distributed lock: acquire+release ops/s vs raw SET NX PX + EVALSHA.
+    /// Distributed lock: acquire+release ops/s vs raw SET NX PX + EVALSHA;
+    /// with --contenders, hand-overs/s of a contended lock vs uncontended.
     Lock(lock::LockBenchArgs),
     /// Message queue: messages/s end to end through the adapter vs. the raw client.
     Queue(queue::QueueBenchArgs),
