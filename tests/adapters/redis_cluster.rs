@@ -7,6 +7,7 @@
 use crate::common;
 
 use clusterops::adapters::redis_conn::{self, SharedConn};
+use clusterops::adapters::worker_id;
 use clusterops::config::parse_redis_url;
 use common::cluster::RedisCluster;
 
@@ -231,4 +232,41 @@ async fn a_pipeline_over_every_master_still_answers_after_a_failover() {
     });
     let after = read(&mut conn).await.expect("pipeline after the failover");
     assert_eq!(after, before, "every value read back, in order");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_id_master_is_found_again_when_the_old_master_is_back_as_a_replica() {
+    // A connection opened before a failover asks the worker-ID slot's
+    // master for its replication ID (INFO, routed by the client's slot map)
+    // after the old master came back as a replica: it must reach the
+    // promoted one within a few tries (a CI run had a node that never
+    // issued IDs again after a failover; the cause is not established).
+    use std::time::Duration;
+    let mut cluster = tokio::task::block_in_place(|| RedisCluster::start(1));
+    let key = "{wid}:probe";
+    let victim = cluster.master_of(key);
+    let mut conn = connect(&cluster.url(victim)).await.expect("connect");
+    let before = worker_id::master_replid(&mut conn, key)
+        .await
+        .expect("INFO")
+        .expect("a master");
+    tokio::task::block_in_place(|| {
+        cluster.kill(victim);
+        cluster.wait_promoted(victim, Duration::from_secs(30));
+        cluster.restart(victim);
+        cluster.wait_synced_replica(victim, Duration::from_secs(30));
+    });
+    let mut found = None;
+    for _ in 0..5 {
+        if let Ok(Some(id)) = worker_id::master_replid(&mut conn, key).await {
+            found = Some(id);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = found.expect("the new master's replication ID within 5 tries");
+    assert_ne!(
+        after, before,
+        "the promoted replica's ID, not the old master's"
+    );
 }

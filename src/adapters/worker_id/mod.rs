@@ -23,7 +23,7 @@ pub use lease::{LeaseStatus, WorkerLease};
 pub use local::RandomWorkerId;
 pub use redis::{RedisWorkerIds, RedisWorkerIdsBuilder};
 
-pub use replicated::{MAX_REPLICA_WAIT, QUARANTINE_SKEW_SECS, replica_wait};
+pub use replicated::{MAX_REPLICA_WAIT, QUARANTINE_SKEW_SECS, master_replid, replica_wait};
 pub use scripts::{epoch_key, last_ts_key, lease_key, worker_keys_pattern};
 
 #[cfg(test)]

@@ -76,6 +76,13 @@ pub async fn master_replid(conn: &mut SharedConn, key: &str) -> Result<Option<St
     let replid = info_text(&info).and_then(|t| parse_master_replid(&t));
     if replid.is_none() {
         conn.follow_master().await;
+        // On a Redis Cluster, INFO goes where the client's slot map says,
+        // and a node that is no longer the slot's master (the old master,
+        // back as a replica after a failover) answers it without a
+        // redirection, so nothing would correct a stale map on this path. A
+        // keyed read gets MOVED from such a node, which makes the client
+        // read the map anew before the next acquisition asks again.
+        let _: Result<Value, RedisError> = redis::cmd("EXISTS").arg(key).query_async(conn).await;
     }
     Ok(replid)
 }
