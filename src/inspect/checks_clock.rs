@@ -123,36 +123,16 @@ pub fn clock_skew(snap: &Snapshot) -> CheckResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::types::{Health, NodeView, Source};
+    use crate::inspect::types::{NodeView, Source};
 
     fn node(id: &str, offset_us: Option<i64>) -> NodeView {
         NodeView {
-            node_id: id.into(),
-            host: "h".into(),
-            http_addr: "127.0.0.1:1".into(),
-            pid: 1,
-            app_version: "2".into(),
-            schema_version: None,
-            worker_id: Some(0),
-            state: "running".into(),
-            state_reason: "ready".into(),
-            started_at_ms: 0,
-            heartbeat_age_ms: 100,
-            ttl_left_ms: 5000,
-            config_fingerprint: "fp".into(),
-            config_drift: vec![],
-            storage_shared: None,
-            storage_reason: None,
-            health: Health {
-                http_status: Some(200),
-                detail: "ok".into(),
-                latency_ms: 1,
-            },
             clock_offset: offset_us.map(|offset_us| ClockOffset {
                 offset_us,
                 rtt_us: 600,
                 measured_at_ms: 0,
             }),
+            ..NodeView::healthy(id)
         }
     }
 

@@ -2,34 +2,7 @@ use super::*;
 use crate::inspect::types::*;
 
 fn node(id: &str) -> NodeView {
-    NodeView {
-        node_id: id.into(),
-        host: "h".into(),
-        http_addr: "127.0.0.1:1".into(),
-        pid: 1,
-        app_version: "2".into(),
-        schema_version: Some("2".into()),
-        worker_id: Some(0),
-        state: "running".into(),
-        state_reason: "ready".into(),
-        started_at_ms: 0,
-        heartbeat_age_ms: 100,
-        ttl_left_ms: 5000,
-        config_fingerprint: "fp".into(),
-        config_drift: vec![],
-        storage_shared: Some(true),
-        storage_reason: None,
-        health: Health {
-            http_status: Some(200),
-            detail: "ok".into(),
-            latency_ms: 1,
-        },
-        clock_offset: Some(ClockOffset {
-            offset_us: 300,
-            rtt_us: 400,
-            measured_at_ms: 0,
-        }),
-    }
+    NodeView::healthy(id)
 }
 
 fn slots(held_by: &[(u8, &str, bool)]) -> Vec<LeaseView> {

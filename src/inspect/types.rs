@@ -71,6 +71,42 @@ pub struct Snapshot {
 }
 
 #[cfg(test)]
+impl NodeView {
+    /// A healthy running node `id` on version 2 (schema 2, storage shared,
+    /// clock 300 µs off with a 400 µs round trip), for the checks' tests.
+    pub(crate) fn healthy(id: &str) -> Self {
+        Self {
+            node_id: id.into(),
+            host: "h".into(),
+            http_addr: "127.0.0.1:1".into(),
+            pid: 1,
+            app_version: "2".into(),
+            schema_version: Some("2".into()),
+            worker_id: Some(0),
+            state: "running".into(),
+            state_reason: "ready".into(),
+            started_at_ms: 0,
+            heartbeat_age_ms: 100,
+            ttl_left_ms: 5000,
+            config_fingerprint: "fp".into(),
+            config_drift: vec![],
+            storage_shared: Some(true),
+            storage_reason: None,
+            health: Health {
+                http_status: Some(200),
+                detail: "ok".into(),
+                latency_ms: 1,
+            },
+            clock_offset: Some(ClockOffset {
+                offset_us: 300,
+                rtt_us: 400,
+                measured_at_ms: 0,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
 impl Snapshot {
     /// A snapshot of cluster `c` that read only `servers` (for the checks'
     /// tests).
