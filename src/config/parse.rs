@@ -181,15 +181,22 @@ impl Config {
         };
 
         // Sync signals use Redis when their URL is set or any other adapter
-        // does (cluster mode), decided below.
-        let explicit_pubsub = match get("PUBSUB_ADAPTER_REDIS_URL") {
-            None => Some(None),
-            Some(_) => adapter_redis(
+        // does (cluster mode), with the same fallback as the others.
+        let clustered = matches!(cache, Some(CacheStore::Redis(_)))
+            || matches!(
+                queue,
+                Some(QueueAdapter::Redis(_) | QueueAdapter::Rabbitmq(_))
+            )
+            || matches!(lock, Some(LockAdapter::Redis(_)));
+        let pubsub = if get("PUBSUB_ADAPTER_REDIS_URL").is_some() || clustered {
+            adapter_redis(
                 "PUBSUB_ADAPTER_REDIS_URL",
                 &mut parse_url,
                 &mut redis_sources,
             )
-            .map(Some),
+            .map(PubsubAdapter::Redis)
+        } else {
+            Some(PubsubAdapter::Memory)
         };
 
         let cache_memory_max = match get("CACHE_MEMORY_MAX") {
@@ -266,7 +273,7 @@ impl Config {
             Some(queue),
             Some(lock),
             Some(worker_id_redis),
-            Some(explicit_pubsub),
+            Some(pubsub),
             Some(db_url),
             Some(cache_memory_max),
         ) = (
@@ -275,27 +282,12 @@ impl Config {
             queue,
             lock,
             worker_id_redis,
-            explicit_pubsub,
+            pubsub,
             db_url,
             cache_memory_max,
         )
         else {
             return Err(ConfigError::Invalid(Vec::new()));
-        };
-        let clustered = !matches!(cache, CacheStore::Memory)
-            || !matches!(queue, QueueAdapter::Memory)
-            || !matches!(lock, LockAdapter::Local);
-        let pubsub = match explicit_pubsub {
-            Some(url) => PubsubAdapter::Redis(url),
-            None if clustered => {
-                let (source, url) = match &worker_id_redis {
-                    Some(url) => (RedisSource::RedisUrl, Some(url.clone())),
-                    None => (RedisSource::Default, default_redis_url()),
-                };
-                redis_sources.insert("PUBSUB_ADAPTER_REDIS_URL", source);
-                url.map_or(PubsubAdapter::Memory, PubsubAdapter::Redis)
-            }
-            None => PubsubAdapter::Memory,
         };
         Ok(Self {
             namespace,
