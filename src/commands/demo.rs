@@ -4,11 +4,10 @@
 //! Redis with node processes, the live inspector and the actions.
 
 use super::console::parse_interval;
-use clusterops::console::demo::DemoCluster;
-use clusterops::console::demo_redis::RedisDemo;
 use clusterops::console::live::InspectorSource;
 use clusterops::console::theme::Theme;
 use clusterops::console::{self as ui, ConsoleOptions};
+use clusterops::demo::{DemoCluster, RedisDemo};
 use clusterops::operate::{LiveActions, default_audit_path, operator};
 use color_eyre::eyre::Result;
 use std::path::PathBuf;

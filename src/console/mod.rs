@@ -14,8 +14,6 @@ mod app_runbook;
 pub mod changes;
 pub mod changes_cluster;
 pub mod changes_topology;
-pub mod demo;
-pub mod demo_redis;
 pub mod format;
 pub mod history;
 mod input;

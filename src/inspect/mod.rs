@@ -26,6 +26,7 @@ pub mod read;
 pub mod sample;
 pub mod server_read;
 pub mod servers;
+pub mod source;
 pub mod topology;
 pub mod topology_read;
 pub mod types;
