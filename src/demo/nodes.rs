@@ -10,18 +10,33 @@ use crate::adapters::pubsub::{MemoryHub, MemorySignals, SyncSignals};
 use crate::adapters::queue::{MemoryQueue, QueueOptions, RetryPolicy};
 use crate::config::Config;
 use crate::inspect;
+use crate::node::maintenance::MaintenanceRead;
 use crate::node::runtime::{self, Adapters, NodeOptions};
+use crate::node::store::{Record, Store};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+/// The version the demo nodes run at start.
+pub const DEMO_VERSION: &str = "1.4.0";
+
+/// The app records the demo writes at start (id, name): its data, which the
+/// upgrade backs up and a rollback restores.
+pub const SEED_RECORDS: [(i64, &str); 3] = [
+    (1001, "invoice-1001"),
+    (1002, "invoice-1002"),
+    (1003, "invoice-1003"),
+];
 
 pub(crate) struct DemoNode {
     pub(crate) id: String,
     pub(crate) addr: SocketAddr,
+    /// The version it runs.
+    pub(crate) version: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -29,19 +44,34 @@ pub(crate) struct DemoNode {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     hub: Arc<MemoryHub>,
-    cache: Arc<dyn cache::Cache>,
+    pub(crate) cache: Arc<dyn cache::Cache>,
     pub(crate) queue: Arc<MemoryQueue>,
     pub(crate) locks: Vec<Arc<LocalLock>>,
     pub(crate) nodes: Mutex<Vec<DemoNode>>,
     pub(crate) counters: Arc<Counters>,
+    /// The app's data, shared by the nodes (records, schema version).
+    pub(crate) store: Arc<Store>,
+    /// The maintenance flag every node follows.
+    pub(crate) maintenance: watch::Sender<MaintenanceRead>,
+    /// The version each node (by index) is installed at.
+    pub(crate) versions: Mutex<Vec<String>>,
+    /// Who holds the runbook lock and since when: while it is held the
+    /// workload leaves the nodes alone (an upgrade is stopping and
+    /// starting them).
+    pub(crate) runbook_lock: Mutex<Option<(String, u64)>>,
 }
 
 #[async_trait::async_trait]
 impl NodeControl for Shared {
     async fn stop_node(&self, i: usize) {
-        Shared::stop_node(self, NODE_IDS[i]).await
+        if self.runbook_lock.lock().is_none() {
+            Shared::stop_node(self, NODE_IDS[i]).await
+        }
     }
     async fn start_node(&self, i: usize) {
+        if self.runbook_lock.lock().is_some() {
+            return;
+        }
         if let Err(e) = Shared::start_node(self, i).await {
             tracing::error!("demo node {} did not start: {e}", NODE_IDS[i]);
         }
@@ -50,7 +80,7 @@ impl NodeControl for Shared {
 
 /// Three in-process nodes on shared memory adapters, and their workload.
 pub struct DemoCluster {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     workload: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -60,20 +90,42 @@ fn free_addr() -> std::io::Result<SocketAddr> {
 }
 
 impl Shared {
-    async fn start_node(&self, i: usize) -> Result<(), String> {
-        let id = NODE_IDS[i].to_string();
+    /// Start node `i` on the version it is installed at; nothing when it
+    /// runs already.
+    pub(crate) async fn start_node(&self, i: usize) -> Result<(), String> {
+        let id = NODE_IDS
+            .get(i)
+            .ok_or_else(|| format!("no demo node {i}"))?
+            .to_string();
+        if self.nodes.lock().iter().any(|n| n.id == id) {
+            return Ok(());
+        }
+        let version = self
+            .versions
+            .lock()
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| DEMO_VERSION.to_string());
         let addr = free_addr().map_err(|e| format!("no free port: {e}"))?;
         let signals: Arc<dyn SyncSignals> =
             Arc::new(MemorySignals::with_hub(self.hub.clone(), &id).map_err(|e| e.to_string())?);
+        let locks = self
+            .locks
+            .get(i)
+            .ok_or_else(|| format!("no lock backend for {id}"))?
+            .clone();
         let opts = NodeOptions {
             listen: addr,
             node_id: Some(id.clone()),
+            app_version: Some(version.clone()),
             drain_timeout: Duration::from_secs(1),
             adapters: Some(Adapters {
                 cache: self.cache.clone(),
-                locks: self.locks[i].clone(),
+                locks,
                 signals,
                 queue: self.queue.clone(),
+                store: Some(self.store.clone()),
+                maintenance: Some(self.maintenance.subscribe()),
             }),
             ..NodeOptions::default()
         };
@@ -88,10 +140,10 @@ impl Shared {
             }
         });
         let mut nodes = self.nodes.lock();
-        nodes.retain(|n| n.id != id);
         nodes.push(DemoNode {
             id,
             addr,
+            version,
             stop: Some(tx),
             task: Some(task),
         });
@@ -99,7 +151,8 @@ impl Shared {
         Ok(())
     }
 
-    async fn stop_node(&self, id: &str) {
+    /// Stop node `id` (drain, release, leave) and wait for it (at most 5 s).
+    pub(crate) async fn stop_node(&self, id: &str) {
         let (stop, task) = {
             let mut nodes = self.nodes.lock();
             let Some(pos) = nodes.iter().position(|n| n.id == id) else {
@@ -118,12 +171,16 @@ impl Shared {
 }
 
 impl DemoCluster {
-    /// Start the three nodes (memory adapters, shared) and the workload.
+    /// Start the three nodes (memory adapters and store, shared) on
+    /// [`DEMO_VERSION`], write the seed records, start the workload.
     pub async fn start() -> Result<Self, String> {
-        let config = Config::from_vars(&BTreeMap::from([(
-            "CLUSTER_NAME".to_string(),
-            "demo".to_string(),
-        )]))
+        // An APP_KEY of this run only: the runbook's smoke checks pass the
+        // maintenance gate with the bypass token derived from it.
+        let app_key = format!("{:032x}", rand::random::<u128>());
+        let config = Config::from_vars(&BTreeMap::from([
+            ("CLUSTER_NAME".to_string(), "demo".to_string()),
+            ("APP_KEY".to_string(), app_key),
+        ]))
         .map_err(|e| e.to_string())?;
         let queue = Arc::new(MemoryQueue::new(QueueOptions {
             retry: RetryPolicy {
@@ -137,6 +194,18 @@ impl DemoCluster {
             .iter()
             .map(|id| LocalLock::new(*id).map(Arc::new).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
+        let store = Arc::new(Store::shared_memory());
+        for (id, name) in SEED_RECORDS {
+            let record = Record {
+                id,
+                name: name.to_string(),
+                value: format!("total {}.00", id % 1000 * 40),
+                revision: 1,
+                created_by: "demo".to_string(),
+            };
+            store.insert(&record).await.map_err(|e| e.to_string())?;
+        }
+        let (maintenance, _) = watch::channel(MaintenanceRead::Clear);
         let shared = Arc::new(Shared {
             config,
             hub: MemoryHub::new(),
@@ -145,6 +214,10 @@ impl DemoCluster {
             locks,
             nodes: Mutex::new(Vec::new()),
             counters: Arc::default(),
+            store,
+            maintenance,
+            versions: Mutex::new(vec![DEMO_VERSION.to_string(); NODE_IDS.len()]),
+            runbook_lock: Mutex::new(None),
         });
         for i in 0..NODE_IDS.len() {
             shared.start_node(i).await?;

@@ -5,6 +5,7 @@
 use super::app::{App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
 use super::heartbeat::{self, HeartbeatTiming};
 use super::janitor::{Janitor, JanitorOptions};
+use super::maintenance::MaintenanceRead;
 use super::migrations::{self, MigrationError};
 use super::registry::Registry;
 use super::shared::NodeShared;
@@ -61,6 +62,13 @@ pub struct Adapters {
     pub signals: Arc<dyn pubsub::SyncSignals>,
     /// The message queue.
     pub queue: Arc<dyn queue::MessageQueue>,
+    /// The app's store, shared by the in-process nodes (a memory store
+    /// that carries a schema version: a newer node migrates it, an older
+    /// one refuses it, as with the database). `None`: the configuration's.
+    pub store: Option<Arc<Store>>,
+    /// The maintenance flag, for nodes without a coordination Redis to read
+    /// it from: applied at start (before serving) and on every change.
+    pub maintenance: Option<watch::Receiver<MaintenanceRead>>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -248,14 +256,32 @@ pub async fn run(
     };
 
     // Database and schema.
-    let store = match &config.db_url {
-        None => {
+    let shared_store = opts.adapters.as_ref().and_then(|a| a.store.clone());
+    let store = match (shared_store, &config.db_url) {
+        (Some(shared), _) => {
+            match shared.migrate_memory(&app_version) {
+                Ok(version) => *node.schema_version.write() = version,
+                Err(MigrationError::SchemaNewer { schema, app }) => {
+                    *node.schema_version.write() = Some(schema.clone());
+                    let err = MigrationError::SchemaNewer { schema, app };
+                    tracing::error!("refusing to serve: {err}");
+                    node.state.force_set(NodeState::Error, err.to_string());
+                }
+                Err(e) => {
+                    tracing::error!("schema migration failed: {e}");
+                    node.state
+                        .force_set(NodeState::Error, format!("schema migration failed: {e}"));
+                }
+            }
+            shared
+        }
+        (None, None) => {
             let msg = "DB_URL unset: records are kept in memory on this node only".to_string();
             tracing::warn!("{msg}");
             node.warnings.write().push(msg);
-            Store::Memory(Default::default())
+            Arc::new(Store::Memory(Default::default()))
         }
-        Some(url) => {
+        (None, Some(url)) => {
             let mut client = pg::connect(url).await.map_err(NodeError::Database)?;
             match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
                 Ok(version) => *node.schema_version.write() = version,
@@ -271,7 +297,7 @@ pub async fn run(
                         .force_set(NodeState::Error, format!("schema migration failed: {e}"));
                 }
             }
-            Store::Postgres(pg::PgConn::new(url.clone(), client))
+            Arc::new(Store::Postgres(pg::PgConn::new(url.clone(), client)))
         }
     };
     let in_error = node.state.get().0 == NodeState::Error;
@@ -312,7 +338,7 @@ pub async fn run(
         queue: queue.clone(),
         locks: locks.clone(),
         ids,
-        store: Arc::new(store),
+        store,
     });
 
     // Subscriptions: only a node that may serve consumes work.
@@ -396,6 +422,26 @@ pub async fn run(
     }
     if !in_error && coordination.is_none() {
         node.state.set(NodeState::Running, "ready");
+    }
+    if let Some(mut flag) = opts.adapters.as_ref().and_then(|a| a.maintenance.clone()) {
+        // Before serving, as with Redis: a node started during maintenance
+        // never answers 200 first.
+        heartbeat::apply_maintenance(&node, flag.borrow_and_update().clone());
+        let (node, mut stop) = (node.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = flag.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let read = flag.borrow_and_update().clone();
+                        heartbeat::apply_maintenance(&node, read);
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        });
     }
 
     // HTTP.
