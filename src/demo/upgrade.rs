@@ -17,8 +17,8 @@ use std::sync::Arc;
 pub const CLUSTER: &str = "demo";
 
 /// What the Runbook view says about the demo's upgrade.
-pub const HINT: &str = "U upgrades the demo nodes (Enter keeps the version offered); a version \
-                        ending in -broken fails verification, to see a rollback";
+pub const HINT: &str =
+    "U upgrades (version offered: Enter); one ending in -broken fails verification";
 
 /// What the Runbook view of `demo --redis` says instead.
 pub const REDIS_HINT: &str = "the guided upgrade runs in the in-process demo (`clusterops demo` \

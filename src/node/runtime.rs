@@ -259,20 +259,7 @@ pub async fn run(
     let shared_store = opts.adapters.as_ref().and_then(|a| a.store.clone());
     let store = match (shared_store, &config.db_url) {
         (Some(shared), _) => {
-            match shared.migrate_memory(&app_version) {
-                Ok(version) => *node.schema_version.write() = version,
-                Err(MigrationError::SchemaNewer { schema, app }) => {
-                    *node.schema_version.write() = Some(schema.clone());
-                    let err = MigrationError::SchemaNewer { schema, app };
-                    tracing::error!("refusing to serve: {err}");
-                    node.state.force_set(NodeState::Error, err.to_string());
-                }
-                Err(e) => {
-                    tracing::error!("schema migration failed: {e}");
-                    node.state
-                        .force_set(NodeState::Error, format!("schema migration failed: {e}"));
-                }
-            }
+            apply_schema(&node, shared.migrate_memory(&app_version));
             shared
         }
         (None, None) => {
@@ -283,20 +270,8 @@ pub async fn run(
         }
         (None, Some(url)) => {
             let mut client = pg::connect(url).await.map_err(NodeError::Database)?;
-            match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
-                Ok(version) => *node.schema_version.write() = version,
-                Err(MigrationError::SchemaNewer { schema, app }) => {
-                    *node.schema_version.write() = Some(schema.clone());
-                    let err = MigrationError::SchemaNewer { schema, app };
-                    tracing::error!("refusing to serve: {err}");
-                    node.state.force_set(NodeState::Error, err.to_string());
-                }
-                Err(e) => {
-                    tracing::error!("schema migration failed: {e}");
-                    node.state
-                        .force_set(NodeState::Error, format!("schema migration failed: {e}"));
-                }
-            }
+            let prepared = prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await;
+            apply_schema(&node, prepared);
             Arc::new(Store::Postgres(pg::PgConn::new(url.clone(), client)))
         }
     };
@@ -423,25 +398,8 @@ pub async fn run(
     if !in_error && coordination.is_none() {
         node.state.set(NodeState::Running, "ready");
     }
-    if let Some(mut flag) = opts.adapters.as_ref().and_then(|a| a.maintenance.clone()) {
-        // Before serving, as with Redis: a node started during maintenance
-        // never answers 200 first.
-        heartbeat::apply_maintenance(&node, flag.borrow_and_update().clone());
-        let (node, mut stop) = (node.clone(), stop_rx.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    changed = flag.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let read = flag.borrow_and_update().clone();
-                        heartbeat::apply_maintenance(&node, read);
-                    }
-                    _ = stop.changed() => return,
-                }
-            }
-        });
+    if let Some(flag) = opts.adapters.as_ref().and_then(|a| a.maintenance.clone()) {
+        heartbeat::follow_maintenance(&node, flag, stop_rx.clone());
     }
 
     // HTTP.
@@ -518,6 +476,25 @@ async fn start_worker_ids(
                 .await
                 .map_err(|e| err(&e))?;
             Ok(Arc::new(ids))
+        }
+    }
+}
+
+/// Record the schema version a node found (or migrated to); a schema newer
+/// than the node, or a failed migration, puts it in the error state.
+fn apply_schema(node: &NodeShared, prepared: Result<Option<String>, MigrationError>) {
+    match prepared {
+        Ok(version) => *node.schema_version.write() = version,
+        Err(MigrationError::SchemaNewer { schema, app }) => {
+            *node.schema_version.write() = Some(schema.clone());
+            let err = MigrationError::SchemaNewer { schema, app };
+            tracing::error!("refusing to serve: {err}");
+            node.state.force_set(NodeState::Error, err.to_string());
+        }
+        Err(e) => {
+            tracing::error!("schema migration failed: {e}");
+            node.state
+                .force_set(NodeState::Error, format!("schema migration failed: {e}"));
         }
     }
 }

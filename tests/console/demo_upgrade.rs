@@ -208,7 +208,7 @@ async fn u_upgrades_the_demo_nodes_to_the_version_offered_with_a_backup_in_the_j
     keys(&mut d.app, "9");
     let text = screen(&mut d.app, 100, 30);
     assert!(text.contains("no upgrade run recorded yet"), "{text}");
-    assert!(text.contains("a version ending in -broken"), "{text}");
+    assert!(text.contains("one ending in -broken fails"), "{text}");
     keys(&mut d.app, "U");
     assert_eq!(d.app.mode(), &Mode::Version("1.5.0".into()), "prefilled");
     press(&mut d.app, KeyCode::Enter);
@@ -356,4 +356,53 @@ async fn a_broken_version_fails_verification_and_the_rollback_restores_the_backu
     let text = screen(&mut d.app, 100, 30);
     assert!(text.contains("ROLLED BACK"), "{text}");
     d.cluster.stop().await;
+}
+
+#[test]
+fn the_demo_binary_upgrades_at_80x24_and_audit_lists_its_run() {
+    use crate::common::tmux::Tmux;
+    const BIN: &str = env!("CARGO_BIN_EXE_clusterops");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let tmux = Tmux::start(80, 24);
+    tmux.wait_for(&["sh>"]);
+    tmux.type_text(&format!(
+        "{BIN} demo --state-dir {} --log-file {}; echo EXITED:$?",
+        state.display(),
+        dir.path().join("console.log").display()
+    ));
+    tmux.key("Enter");
+    tmux.wait_for(&["1 Overview", "Verdict"]);
+    tmux.key("9");
+    tmux.wait_for(&["no upgrade run recorded yet", "-broken"]);
+    tmux.key("U");
+    tmux.wait_for(&["version: 1.5.0"]);
+    tmux.key("Enter");
+    tmux.wait_for(&["Upgrade cluster demo to version 1.5.0", "y do it"]);
+    tmux.key("y");
+    // The rollout question after verifying, in its dialog.
+    tmux.wait_for(&["Roll out to the other nodes?"]);
+    tmux.key("y");
+    tmux.wait_for(&["COMPLETED", "Restore traffic"]);
+    tmux.key("2");
+    let nodes = tmux.wait_for(&["demo-a", "demo-b", "demo-c"]);
+    for id in ["demo-a", "demo-b", "demo-c"] {
+        let row = nodes.lines().find(|l| l.contains(id)).unwrap_or("");
+        assert!(row.contains("1.5.0"), "{id}: {nodes}");
+    }
+    tmux.key("q");
+    let end = tmux.wait_for(&["EXITED:0"]);
+    assert!(
+        end.contains(&format!("clusterops audit --state-dir {}", state.display())),
+        "{end}"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "--state-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("demo"), "{text}");
+    assert!(text.contains("1.5.0"), "{text}");
+    assert!(text.to_lowercase().contains("completed"), "{text}");
 }
