@@ -317,3 +317,63 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::migrations::MigrationError;
+    use crate::node::version::AppVersion;
+
+    #[test]
+    fn a_shared_memory_store_is_migrated_by_newer_nodes_and_refused_by_older_ones() {
+        let v = |s| AppVersion::parse(s).unwrap();
+        let store = Store::shared_memory();
+        assert_eq!(
+            store.migrate_memory(&v("1.4.0")).unwrap().as_deref(),
+            Some("1.4.0")
+        );
+        assert_eq!(
+            store.migrate_memory(&v("1.4")).unwrap().as_deref(),
+            Some("1.4.0")
+        );
+        assert_eq!(
+            store.migrate_memory(&v("1.5.0-broken")).unwrap().as_deref(),
+            Some("1.5.0-broken")
+        );
+        match store.migrate_memory(&v("1.4.0")) {
+            Err(MigrationError::SchemaNewer { schema, app }) => {
+                assert_eq!((schema.as_str(), app.as_str()), ("1.5.0-broken", "1.4.0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            store.migrate_memory(&v("1.5.0")).unwrap().as_deref(),
+            Some("1.5.0")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_memory_tables_go_to_json_and_back_whole() {
+        let store = Store::shared_memory();
+        store
+            .insert(&Record {
+                id: 1001,
+                name: "invoice-1001".into(),
+                value: "40.00".into(),
+                revision: 1,
+                created_by: "demo".into(),
+            })
+            .await
+            .unwrap();
+        store.write_counter("c", 1, 7).await.unwrap();
+        let data = store.memory_data().unwrap();
+        let json = serde_json::to_vec(&data).unwrap();
+        let back: MemoryData = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(back.record_count(), 1);
+        let copy = Store::shared_memory();
+        copy.with_memory(|d| *d = back).unwrap();
+        assert_eq!(copy.get(1001).await.unwrap().unwrap().name, "invoice-1001");
+        assert_eq!(copy.read_counter("c").await.unwrap(), 1);
+    }
+}
