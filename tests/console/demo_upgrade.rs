@@ -406,3 +406,25 @@ fn the_demo_binary_upgrades_at_80x24_and_audit_lists_its_run() {
     assert!(text.contains("1.5.0"), "{text}");
     assert!(text.to_lowercase().contains("completed"), "{text}");
 }
+
+#[test]
+fn the_demo_on_redis_says_the_upgrade_needs_the_in_process_demo() {
+    let (tx, _outbox) = tokio::sync::mpsc::unbounded_channel();
+    let options = AppOptions {
+        read_only: false,
+        theme: Theme::default_colors(),
+        source_label: "demo: 3 node processes".into(),
+        refresh: Duration::from_secs(1),
+    };
+    let mut app = App::new(options, None, tx, Arc::new(tokio::sync::Notify::new()));
+    app.set_runbook_hint(clusterops::demo::upgrade::REDIS_HINT);
+    let snap = clusterops::console::sample::healthy();
+    app.dispatch(Some(Action::Fetched(Box::new(snap))));
+    keys(&mut app, "9U");
+    assert_eq!(app.mode(), &Mode::Normal, "no upgrade is offered");
+    let text = screen(&mut app, 100, 30);
+    assert!(
+        text.contains("the guided upgrade runs in the in-process demo"),
+        "{text}"
+    );
+}
