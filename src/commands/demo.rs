@@ -115,6 +115,19 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     };
     let result = ui::run_with(options, Arc::new(cluster.source()), None, extras).await;
     cluster.stop().await;
+    let unfinished = clusterops::runbook::journal::read(&journal)
+        .ok()
+        .and_then(|entries| clusterops::runbook::view::last_run(&entries))
+        .filter(|run| run.finished.is_none());
+    if let Some(run) = unfinished {
+        println!(
+            "the demo's run {} (upgrade to {}) did not finish: its nodes stopped with the demo; \
+             a new `clusterops demo` starts them on {} again",
+            run.run_id,
+            run.target_version,
+            clusterops::demo::DEMO_VERSION
+        );
+    }
     if journal.exists() {
         println!(
             "the demo's upgrade journal: {}\nits runs: clusterops audit --state-dir {}",
