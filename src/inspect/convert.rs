@@ -122,7 +122,7 @@ pub fn lock_views(
             holder: h.holder_node,
             acquired_at_ms: h.acquired_at_ms,
             fencing_token: h.fencing_token,
-            waiters: None,
+            waiters: h.waiters.and_then(|w| u32::try_from(w).ok()),
         })
         .collect()
 }
