@@ -25,6 +25,7 @@ mod rabbit_read;
 pub mod read;
 pub mod sample;
 pub mod server_read;
+pub mod server_warnings;
 pub mod servers;
 pub mod topology;
 pub mod topology_read;
