@@ -10,6 +10,7 @@ mod common;
 mod check_persistence;
 mod check_policy;
 mod check_unreachable;
+mod exporter;
 mod inspect_cluster;
 mod inspect_cluster_state;
 mod inspect_rabbitmq;
