@@ -25,11 +25,17 @@ struct ExporterProc {
 impl ExporterProc {
     /// Start it on a free port with `env_file` and wait for /healthz.
     async fn start(env_file: &Path, cache_ms: u64) -> Self {
+        Self::start_with(env_file, cache_ms, &[]).await
+    }
+
+    /// The same with more arguments.
+    async fn start_with(env_file: &Path, cache_ms: u64, args: &[&str]) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clusterops"));
         cmd.args(["exporter", "--listen", &addr, "--cache-ms"])
             .arg(cache_ms.to_string())
+            .args(args)
             .arg("--env-file")
             .arg(env_file);
         for var in clusterops::config::VARIABLES {
@@ -348,4 +354,36 @@ async fn redis_unreachable_answers_200_with_up_0_and_counts_the_errors() {
     );
     promtool_accepts(&body);
     assert_eq!(exporter.get("/healthz").await.map(|r| r.0), Some(200));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_never_answers_is_abandoned_after_the_read_timeout() {
+    let c = TestCluster::new("exporter-silent");
+    // Accepts connections and never answers (a hung server, a black hole
+    // behind a proxy).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/0", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.push(conn);
+        }
+    });
+    let env = c.env_on_redis("silent.env", &url);
+    let exporter = ExporterProc::start_with(&env, 0, &["--read-timeout", "1"]).await;
+    let body = exporter.metrics().await;
+    assert_eq!(value(&body, "clusterops_up"), Some(0.0), "{body}");
+    assert_eq!(
+        value(
+            &body,
+            "clusterops_exporter_scrape_errors_total{source=\"timeout\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        !body.contains("clusterops_cluster_info{"),
+        "no snapshot, no cluster facts"
+    );
+    promtool_accepts(&body);
 }
