@@ -36,23 +36,14 @@ fn lock(name: &str, holder: &str, age_ms: u64, waiters: Option<u32>) -> LockView
 /// (one by a ghost), two locks, a lagging reader, a queue with dead letters,
 /// one Redis server with an eviction policy to fix.
 fn snapshot() -> Snapshot {
-    let mut snap = Snapshot::of_servers(vec![ServerView {
-        kind: "redis".into(),
-        url: "redis://:***@10.0.0.5:6379/0".into(),
-        used_by: vec!["REDIS_URL".into()],
-        version: Some("8.0.2".into()),
-        role: Some("master".into()),
-        used_memory: Some(1_048_576),
-        maxmemory: Some(0),
-        maxmemory_policy: Some("allkeys-lru".into()),
-        connected_clients: Some(12),
-        modules: vec![],
-        error: None,
-        management: None,
-        topology: None,
-        cluster: None,
-        persistence: None,
-    }]);
+    let info = "# Server\r\nredis_version:8.0.2\r\n# Replication\r\nrole:master\r\n\
+                # Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\nmaxmemory_policy:allkeys-lru\r\n\
+                # Clients\r\nconnected_clients:12\r\n";
+    let mut snap = Snapshot::of_servers(vec![servers::redis_view(
+        "redis://:***@10.0.0.5:6379/0".into(),
+        vec!["REDIS_URL".into()],
+        info,
+    )]);
     snap.took_ms = 14;
     snap.round_trips = 3;
     let a = NodeView::healthy("node-a");
