@@ -67,7 +67,7 @@ pub async fn run(args: NodeArgs) -> Result<i32> {
     }
 }
 
-/// SIGTERM or SIGINT (Ctrl-C), whichever comes first.
+/// SIGTERM or SIGINT.
 pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
