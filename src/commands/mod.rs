@@ -11,6 +11,7 @@ mod demo;
 mod id;
 mod maintenance;
 mod node;
+mod node_cluster;
 mod status;
 mod upgrade;
 

@@ -71,6 +71,13 @@ pub struct NodeRecord {
     /// heartbeat (`None`: not measured, or written by an older version).
     #[serde(default)]
     pub clock_offset: Option<super::clock::ClockOffset>,
+    /// `WORKER_MODE`: what the node works on (records of older versions
+    /// have none: they do everything).
+    #[serde(default)]
+    pub worker_mode: crate::config::WorkerMode,
+    /// Under `CLUSTER_MODE`: which process of its host it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<super::supervisor::ProcessSlot>,
 }
 
 /// A registry entry as read back: a record, or a key that could not be read.

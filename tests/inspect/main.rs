@@ -9,6 +9,7 @@ mod common;
 
 mod check_persistence;
 mod check_policy;
+mod check_processes;
 mod check_unreachable;
 mod inspect_cluster;
 mod inspect_cluster_state;
