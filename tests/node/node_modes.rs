@@ -168,6 +168,45 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
 }
 
 #[tokio::test]
+async fn processes_stop_when_their_supervisor_is_killed() {
+    let cluster = TestCluster::new("cluster-mode-orphans");
+    let env = cluster.env_variant("two.env", &[("CLUSTER_MODE", "2")]);
+    let mut supervisor =
+        cluster.spawn_with_args("orphan", "2", &env, &[], &["--process-port-base", "0"]);
+    let (conn, registry) = registry_conn(&cluster).await;
+    let probe = || {
+        let (mut conn, registry, http) = (conn.clone(), registry.clone(), supervisor.http.clone());
+        async move { two_running(&mut conn, &registry, &http).await }
+    };
+    let up = until(Duration::from_secs(40), probe)
+        .await
+        .unwrap_or_else(|| panic!("two processes running; log:\n{}", supervisor.log_text()));
+    supervisor.kill9();
+    let gone = eventually(Duration::from_secs(10), || async {
+        up.iter()
+            .all(|r| !std::path::Path::new(&format!("/proc/{}", r.pid)).exists())
+    })
+    .await;
+    assert!(
+        gone,
+        "the processes stopped; log:\n{}",
+        supervisor.log_text()
+    );
+    let log = supervisor.log_text();
+    assert_eq!(
+        log.matches("the CLUSTER_MODE supervisor is gone: stopping")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("node stopped").count(),
+        2,
+        "a clean stop: {log}"
+    );
+}
+
+#[tokio::test]
 async fn a_supervisor_whose_processes_keep_dying_gives_up_with_exit_1() {
     let cluster = TestCluster::new("cluster-mode-dying");
     // Nothing listens on port 1: every process fails at start-up.
