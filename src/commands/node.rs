@@ -42,7 +42,8 @@ pub struct NodeArgs {
     shared_listen: Option<SocketAddr>,
 }
 
-pub async fn run(args: NodeArgs) -> Result<i32> {
+/// `verbose`: the `-v` count, handed on to CLUSTER_MODE's processes.
+pub async fn run(args: NodeArgs, verbose: u8) -> Result<i32> {
     let Some(config) = args.env.load_config() else {
         return Ok(2);
     };
@@ -59,7 +60,7 @@ pub async fn run(args: NodeArgs) -> Result<i32> {
     if process.is_none()
         && let Some(count) = config.cluster_mode.processes()
     {
-        return super::node_cluster::supervise(&args, count).await;
+        return super::node_cluster::supervise(&args, count, verbose).await;
     }
     let watch_parent = process.is_some();
     let opts = NodeOptions {

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Run `count` node processes sharing `--listen` until SIGTERM/SIGINT.
 /// Exit 0 after a clean stop, 1 when a process keeps dying, 2 on a wrong
 /// option.
-pub async fn supervise(args: &NodeArgs, count: u16) -> Result<i32> {
+pub async fn supervise(args: &NodeArgs, count: u16, verbose: u8) -> Result<i32> {
     let shared = args.listen;
     if shared.port() == 0 {
         eprintln!(
@@ -60,6 +60,7 @@ pub async fn supervise(args: &NodeArgs, count: u16) -> Result<i32> {
         lease_ttl_ms: args.lease_ttl_ms,
         drain_timeout: args.drain_timeout,
         count,
+        verbose,
     };
     let mut opts = SupervisorOptions::new(program, names, Box::new(move |i| child_args.of(i)));
     opts.stop_timeout = Duration::from_secs(args.drain_timeout.saturating_add(20));
@@ -89,6 +90,7 @@ struct ChildArgs {
     lease_ttl_ms: u64,
     drain_timeout: u64,
     count: u16,
+    verbose: u8,
 }
 
 impl ChildArgs {
@@ -104,7 +106,8 @@ impl ChildArgs {
             .get(usize::from(index))
             .cloned()
             .unwrap_or_default();
-        let mut out: Vec<OsString> = vec!["node".into()];
+        let mut out: Vec<OsString> = (0..self.verbose.min(2)).map(|_| "-v".into()).collect();
+        out.push("node".into());
         if let Some(f) = &self.env_file {
             out.push("--env-file".into());
             out.push(f.clone());
