@@ -142,6 +142,10 @@ impl SupervisorOptions {
         tokio::process::Command::new(&self.program)
             .args((self.args)(index))
             .stdin(Stdio::null())
+            // Their own process group: a terminal's Ctrl-C reaches the
+            // supervisor only, which stops them in order (a process
+            // stopping on its own first would look like a death to restart).
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| SupervisorError::Spawn {
