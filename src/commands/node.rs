@@ -11,7 +11,8 @@ use std::time::Duration;
 pub struct NodeArgs {
     #[command(flatten)]
     pub(super) env: EnvArgs,
-    /// Address of the HTTP server (port 0: any free port).
+    /// Address of the HTTP server (port 0: any free port). Under
+    /// CLUSTER_MODE every process shares it (SO_REUSEPORT).
     #[arg(long, default_value = "127.0.0.1:13000")]
     pub(super) listen: SocketAddr,
     /// Node id (default: host name and a random suffix).
