@@ -125,6 +125,7 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
     // Kill process 0: the supervisor starts it again, as a new process
     // with a new record (pid) and a worker-ID lease.
     let killed = first[0].pid;
+    let killed_at = std::time::Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(killed as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -141,6 +142,10 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
     let again = until(Duration::from_secs(40), probe).await;
     let again =
         again.unwrap_or_else(|| panic!("process 0 restarted; log:\n{}", supervisor.log_text()));
+    println!(
+        "CLUSTER_MODE: process 0 killed, running again with a worker ID and answering 200 after {} ms",
+        killed_at.elapsed().as_millis()
+    );
     assert_eq!(again[1].pid, first[1].pid, "process 1 kept running");
     assert_ne!(again[0].worker_id, again[1].worker_id);
     let log = supervisor.log_text();
