@@ -12,6 +12,7 @@ mod exporter;
 mod id;
 mod maintenance;
 mod node;
+mod node_cluster;
 mod status;
 mod upgrade;
 
@@ -151,7 +152,7 @@ pub fn quiet_broken_pipe(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Config(args) => config::run(args),
-        Command::Node(args) => node::run(args).await,
+        Command::Node(args) => node::run(args, cli.verbose).await,
         Command::Id(cmd) => id::run(cmd),
         Command::Console(args) => console::run(args).await,
         Command::Demo(args) => demo::run(args).await,

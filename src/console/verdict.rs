@@ -58,6 +58,7 @@ pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
         checks_cluster::cluster_state(snap),
         checks_cluster::cluster_replicas(snap),
         checks::worker_id_capacity(snap),
+        crate::inspect::checks_processes::process_capacity(snap),
         checks::stale_worker_ids(snap),
         crate::inspect::checks_clock::clock_skew(snap),
         checks::shared_storage(snap),
@@ -122,7 +123,7 @@ pub fn check_area(id: &str) -> &'static str {
         | "redis-replicas"
         | "redis-cluster-state"
         | "redis-cluster-replicas" => "servers",
-        "worker-id-capacity" | "stale-worker-ids" => "worker IDs",
+        "worker-id-capacity" | "process-capacity" | "stale-worker-ids" => "worker IDs",
         "unreadable-keys" => "keys",
         _ => "checks",
     }

@@ -37,6 +37,8 @@ pub fn node_view(
         storage_reason: r.storage_reason,
         health,
         clock_offset: r.clock_offset,
+        worker_mode: r.worker_mode,
+        process: r.process,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod checks_clock;
 pub mod checks_cluster;
 pub mod checks_persistence;
+pub mod checks_processes;
 pub mod checks_servers;
 pub mod checks_topology;
 pub mod checks_unread;

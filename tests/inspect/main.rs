@@ -14,6 +14,7 @@ mod common;
 
 mod check_persistence;
 mod check_policy;
+mod check_processes;
 mod check_unreachable;
 mod exporter;
 mod inspect_cluster;
