@@ -6,12 +6,14 @@
 //! reference node; [`inspect`] reads a cluster into snapshots; [`operate`]
 //! changes it on an operator's request; [`runbook`] upgrades it; [`demo`]
 //! runs a cluster in-process to try it on; [`console`] is the operators'
-//! terminal UI over the snapshots.
+//! terminal UI over the snapshots, and [`exporter`] serves them to
+//! Prometheus.
 
 pub mod adapters;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod exporter;
 pub mod inspect;
 pub mod node;
 pub mod operate;
