@@ -187,8 +187,8 @@ pub struct KubernetesConfig {
     #[serde(default = "default_k8s_namespace")]
     pub namespace: String,
     /// `deployment` or `statefulset`.
-    #[serde(default = "default_workload")]
-    pub workload: String,
+    #[serde(default)]
+    pub workload: WorkloadKind,
     /// Name of the Deployment or StatefulSet.
     pub name: String,
     /// Container whose image is changed.
@@ -213,8 +213,57 @@ fn default_k8s_namespace() -> String {
     "default".to_string()
 }
 
-fn default_workload() -> String {
-    "deployment".to_string()
+/// `executor.workload`: the kind of Kubernetes workload that is the cluster.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// `deployment` (the default).
+    #[default]
+    Deployment,
+    /// `statefulset`.
+    StatefulSet,
+}
+
+impl WorkloadKind {
+    /// The word in the configuration file (`deployment`, `statefulset`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every refusal names the key: `executor.workload "daemonset": expected
+/// deployment or statefulset`, and for a value of another type serde's
+/// `invalid type: integer `3`, expected …` ends with the same key.
+impl<'de> Deserialize<'de> for WorkloadKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Word;
+        impl serde::de::Visitor<'_> for Word {
+            type Value = WorkloadKind;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("deployment or statefulset for executor.workload")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WorkloadKind, E> {
+                match v {
+                    "deployment" => Ok(WorkloadKind::Deployment),
+                    "statefulset" => Ok(WorkloadKind::StatefulSet),
+                    _ => Err(E::custom(format!(
+                        "executor.workload {v:?}: expected deployment or statefulset"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_str(Word)
+    }
 }
 
 /// `kind = "manual"`: instructions; `{node}` and `{version}` are substituted.
@@ -416,12 +465,6 @@ impl RunbookConfig {
             ExecutorConfig::Kubernetes(k) => {
                 if k.replicas == 0 {
                     return bad("executor.replicas: at least 1".to_string());
-                }
-                if !matches!(k.workload.as_str(), "deployment" | "statefulset") {
-                    return bad(format!(
-                        "executor.workload {:?}: expected deployment or statefulset",
-                        k.workload
-                    ));
                 }
                 if !self.nodes.is_empty() {
                     return bad(

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod kubernetes;
+mod kubernetes_workload;
 pub mod manual;
 pub mod process;
 
