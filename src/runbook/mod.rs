@@ -32,6 +32,7 @@ mod engine;
 pub mod executor;
 pub mod interrupt;
 pub mod journal;
+mod journal_writer;
 pub mod live;
 pub mod operator;
 pub mod plan;
