@@ -273,7 +273,8 @@ pub fn parse(
     Ok((entries, None))
 }
 
-fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
+/// A journal I/O error naming the file and what was being done.
+pub(super) fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
     let path = path.to_path_buf();
     move |source| JournalError::Io {
         path,

@@ -7,7 +7,7 @@
 //! threads (a crash of the machine may lose the last second of output,
 //! never a step event).
 
-use super::journal::{Entry, Event, JournalError, now_ms, read};
+use super::journal::{Entry, Event, JournalError, io, now_ms, read};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -19,15 +19,6 @@ use std::time::Duration;
 
 /// How long an output line may wait for its fsync.
 pub const OUTPUT_SYNC: Duration = Duration::from_secs(1);
-
-fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
-    let path = path.to_path_buf();
-    move |source| JournalError::Io {
-        path,
-        action,
-        source,
-    }
-}
 
 /// Whether an event is fsynced before the runbook goes on: all but output
 /// lines (an event added later is, by default).

@@ -24,9 +24,11 @@
 
 pub mod audit;
 pub mod backup;
+mod backup_db;
 pub mod backups;
 pub mod cluster;
 pub mod config;
+mod config_executor;
 pub mod config_ranges;
 mod engine;
 pub mod executor;

@@ -6,7 +6,7 @@
 use crate::runbook::config::WorkloadKind;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Patch, PatchParams};
 use kube::core::Selector;
@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::fmt::Debug;
 
 /// A workload kind the executor drives: where its pod selector and its pod
-/// template's containers are.
+/// template are (the same fields in both kinds' specs, in two types).
 pub(super) trait Workload:
     Resource<Scope = NamespaceResourceScope, DynamicType = ()>
     + Clone
@@ -26,37 +26,19 @@ pub(super) trait Workload:
     + Sync
     + 'static
 {
-    /// `spec.selector`.
-    fn selector(&self) -> &LabelSelector;
-    /// `spec.template.spec.containers`.
-    fn containers(&self) -> &[Container];
+    /// `spec.selector` and `spec.template`.
+    fn selector_and_template(&self) -> (&LabelSelector, &PodTemplateSpec);
 }
 
 impl Workload for Deployment {
-    fn selector(&self) -> &LabelSelector {
-        &self.spec.selector
-    }
-
-    fn containers(&self) -> &[Container] {
-        self.spec
-            .template
-            .spec
-            .as_ref()
-            .map_or(&[], |p| p.containers.as_slice())
+    fn selector_and_template(&self) -> (&LabelSelector, &PodTemplateSpec) {
+        (&self.spec.selector, &self.spec.template)
     }
 }
 
 impl Workload for StatefulSet {
-    fn selector(&self) -> &LabelSelector {
-        &self.spec.selector
-    }
-
-    fn containers(&self) -> &[Container] {
-        self.spec
-            .template
-            .spec
-            .as_ref()
-            .map_or(&[], |p| p.containers.as_slice())
+    fn selector_and_template(&self) -> (&LabelSelector, &PodTemplateSpec) {
+        (&self.spec.selector, &self.spec.template)
     }
 }
 
@@ -83,13 +65,15 @@ pub(super) trait WorkloadApi: Send + Sync {
 impl<K: Workload> WorkloadApi for Api<K> {
     async fn read(&self, name: &str, container: &str) -> Result<WorkloadSpec, kube::Error> {
         let w = self.get(name).await?;
-        let image = w
-            .containers()
+        let (selector, template) = w.selector_and_template();
+        let image = template
+            .spec
             .iter()
+            .flat_map(|p| &p.containers)
             .find(|c| c.name == container)
             .and_then(|c| c.image.clone());
         Ok(WorkloadSpec {
-            selector: w.selector().clone(),
+            selector: selector.clone(),
             image,
         })
     }
