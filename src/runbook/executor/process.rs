@@ -5,7 +5,8 @@
 //! SIGTERM to its process group, then SIGKILL after the timeout.
 //! Linux only: liveness and pid reuse are checked through `/proc`.
 
-use super::{ExecError, Executor, NodeSlot, StepIo, check_value, slots_of};
+use super::per_node::{NodeActions, PerNode};
+use super::{ExecError, ExecResult, StepIo};
 use crate::runbook::config::{NodeConfig, ProcessConfig};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -29,11 +30,21 @@ pub struct PidFile {
     pub proc_start: Option<u64>,
 }
 
-/// Local processes.
+/// Local processes, one per node.
+pub type ProcessExecutor = PerNode<Processes>;
+
+impl ProcessExecutor {
+    /// Nodes from the configuration; pid files and logs in `dir`.
+    pub fn new(config: ProcessConfig, nodes: Vec<NodeConfig>, dir: PathBuf) -> Self {
+        PerNode::with_actions(Processes { config, dir }, nodes)
+    }
+}
+
+/// How the `process` executor starts and stops one node: the binary, and
+/// the folder of pid files and logs.
 #[derive(Debug, Clone)]
-pub struct ProcessExecutor {
+pub struct Processes {
     config: ProcessConfig,
-    nodes: Vec<NodeConfig>,
     dir: PathBuf,
 }
 
@@ -50,12 +61,7 @@ fn proc_start(pid: i32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-impl ProcessExecutor {
-    /// Nodes from the configuration; pid files and logs in `dir`.
-    pub fn new(config: ProcessConfig, nodes: Vec<NodeConfig>, dir: PathBuf) -> Self {
-        Self { config, nodes, dir }
-    }
-
+impl Processes {
     /// `<dir>/<node>.pid`.
     pub fn pid_path(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.pid"))
@@ -72,16 +78,6 @@ impl ProcessExecutor {
         let pf: PidFile = serde_json::from_str(&text).ok()?;
         let now = proc_start(pf.pid)?;
         (pf.proc_start.is_none_or(|s| s == now)).then_some(pf)
-    }
-
-    fn node(&self, name: &str) -> Result<&NodeConfig, ExecError> {
-        self.nodes
-            .iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| ExecError::Process {
-                node: name.to_string(),
-                message: "not in the runbook configuration".to_string(),
-            })
     }
 
     async fn stop_one(&self, node: &str, io: &dyn StepIo) -> Result<(), ExecError> {
@@ -261,14 +257,9 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 }
 
 #[async_trait::async_trait]
-impl Executor for ProcessExecutor {
-    fn kind(&self) -> &'static str {
-        "process"
-    }
-
-    fn slots(&self) -> Vec<NodeSlot> {
-        slots_of(&self.nodes)
-    }
+impl NodeActions for Processes {
+    const KIND: &'static str = "process";
+    const STOP_TOGETHER: bool = true;
 
     fn describe_stop(&self) -> String {
         format!(
@@ -278,39 +269,22 @@ impl Executor for ProcessExecutor {
         )
     }
 
-    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
-        let listen = self
-            .nodes
-            .get(slot.index)
-            .and_then(|n| n.listen.clone())
-            .unwrap_or_default();
+    fn describe_start(&self, node: &NodeConfig, version: &str) -> String {
         format!(
-            "spawn `{} {} --listen {listen} --app-version {version} --node-id {}` detached, log in {}",
+            "spawn `{} {} --listen {} --app-version {version} --node-id {}` detached, log in {}",
             self.config.binary.display(),
             self.config.args.join(" "),
-            slot.name,
-            self.log_path(&slot.name).display()
+            node.listen.as_deref().unwrap_or_default(),
+            node.name,
+            self.log_path(&node.name).display()
         )
     }
 
-    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
-        let results =
-            futures::future::join_all(self.nodes.iter().map(|n| self.stop_one(&n.name, io))).await;
-        results
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()
-            .map(|_| ())
+    async fn stop(&self, node: &NodeConfig, io: &dyn StepIo) -> ExecResult {
+        self.stop_one(&node.name, io).await
     }
 
-    async fn start(
-        &self,
-        slot: &NodeSlot,
-        version: &str,
-        io: &dyn StepIo,
-    ) -> Result<(), ExecError> {
-        check_value("node name", &slot.name)?;
-        check_value("version", version)?;
-        let node = self.node(&slot.name)?;
+    async fn start(&self, node: &NodeConfig, version: &str, io: &dyn StepIo) -> ExecResult {
         if let Some(pf) = self.running(&node.name) {
             if pf.version == version {
                 io.line(&format!(
