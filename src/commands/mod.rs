@@ -133,6 +133,8 @@ pub fn quiet_broken_pipe(cli: &Cli) {
     if printer {
         // SAFETY: SIG_DFL installs no handler, so no code runs in signal
         // context; the disposition is process-wide and set once at start-up.
+        // No safe API sets a signal back to its default, hence the allow.
+        #[allow(unsafe_code)]
         let _ = unsafe {
             nix::sys::signal::signal(
                 nix::sys::signal::Signal::SIGPIPE,
