@@ -336,6 +336,11 @@ pub struct ServerView {
     pub modules: Vec<String>,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// Redis: the server process's `run_id` (`INFO server`), its true
+    /// identity: two URLs (two databases, `localhost` and `127.0.0.1`)
+    /// with the same `run_id` are one server ([`super::instances`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// RabbitMQ: `ok` when the management API answered, else why not (the
     /// unacknowledged counts and rates need it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,4 +18,5 @@ mod console_keys;
 mod console_live;
 mod console_render;
 mod console_runbook;
+mod console_servers;
 mod upgrade_console;

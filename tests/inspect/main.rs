@@ -12,6 +12,7 @@ mod check_policy;
 mod check_unreachable;
 mod inspect_cluster;
 mod inspect_cluster_state;
+mod inspect_instances;
 mod inspect_rabbitmq;
 mod inspect_recovery;
 mod inspect_requests;
