@@ -11,6 +11,7 @@ mod demo;
 mod id;
 mod maintenance;
 mod node;
+mod queue;
 mod status;
 mod upgrade;
 
@@ -82,6 +83,9 @@ pub enum Command {
     /// The cluster's maintenance flag (every node answers 503): on --reason TEXT, off, status.
     #[command(subcommand)]
     Maintenance(maintenance::MaintenanceCommand),
+    /// Pause and resume a queue's consumers on every node: pause NAME --reason TEXT, resume NAME, status.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// The runbook's database backups: list, verify, prune, restore.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -128,6 +132,7 @@ pub fn quiet_broken_pipe(cli: &Cli) {
             | Command::Man
             | Command::Audit(_)
             | Command::Maintenance(maintenance::MaintenanceCommand::Status(_))
+            | Command::Queue(queue::QueueCommand::Status(_))
             | Command::Backup(backup::BackupCommand::List(_) | backup::BackupCommand::Verify(_))
     );
     if printer {
@@ -157,6 +162,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Upgrade(args) => upgrade::run(args).await,
         Command::Audit(args) => upgrade::run_audit(args),
         Command::Maintenance(cmd) => maintenance::run(cmd).await,
+        Command::Queue(cmd) => queue::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }

@@ -191,7 +191,10 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
             let lags: Vec<String> = s
                 .readers
                 .iter()
-                .map(|r| format!("{}:{}", r.node_id, r.lag))
+                .map(|r| match r.oldest_unhandled_age_ms {
+                    Some(ms) => format!("{}:{} ({} behind)", r.node_id, r.lag, age(ms)),
+                    None => format!("{}:{}", r.node_id, r.lag),
+                })
                 .collect();
             let _ = writeln!(
                 out,
@@ -208,15 +211,17 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         for q in queues {
             let _ = writeln!(
                 out,
-                "queue {:<25} waiting {:<6} in flight {:<5} oldest {:<8} dead {:<5} consumers {}",
+                "queue {:<25} waiting {:<6} in flight {:<5} oldest {:<8} dead {:<5} consumers {}{}",
                 q.name,
                 q.waiting,
                 q.in_flight,
-                q.oldest_in_flight_age_ms
-                    .map(age)
-                    .unwrap_or_else(|| "-".into()),
+                q.oldest_age_ms.map(age).unwrap_or_else(|| "-".into()),
                 q.dead_letters,
-                q.consumers
+                q.consumers,
+                match &q.paused {
+                    Some(f) => format!("  PAUSED by {}: {}", f.by, f.reason),
+                    None => String::new(),
+                }
             );
         }
     }

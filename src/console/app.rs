@@ -66,6 +66,7 @@ pub struct App {
     pub(crate) snapshot: Option<Snapshot>,
     pub(crate) assessment: Assessment,
     pub(crate) history: History,
+    pub(crate) backlog: crate::console::backlog::BacklogHistory,
     pub(crate) events: EventLog,
     /// The last fetch failure while it lasts: reason and unix ms.
     pub(crate) fetch_error: Option<(String, u64)>,
@@ -112,6 +113,7 @@ impl App {
                 problems: vec![],
             },
             history: History::default(),
+            backlog: Default::default(),
             events: EventLog::default(),
             fetch_error: None,
             now_ms: now_ms(),
@@ -234,6 +236,7 @@ impl App {
                 theme: &self.options.theme,
                 now_ms: self.now_ms,
                 history: &self.history,
+                backlog: &self.backlog,
                 events: &self.events,
                 assessment: &self.assessment,
                 actions_enabled,
@@ -342,6 +345,7 @@ impl App {
             }
         }
         self.history.push(&snap);
+        self.backlog.push(&snap);
         self.assessment = verdict::assess_with(self.checks_config.as_ref(), &snap);
         self.snapshot = Some(snap);
     }

@@ -50,6 +50,10 @@ pub fn action_keys(view: ViewId) -> &'static [KeyHelp] {
         ViewId::Queues => &[
             ("R", "requeue the selected queue's dead letters"),
             ("D", "purge the selected queue's dead letters"),
+            (
+                "P",
+                "pause the selected queue's consumers on every node, or resume them",
+            ),
         ],
         ViewId::Runbook => &[
             ("U", "start an upgrade (asks the version, shows the plan)"),

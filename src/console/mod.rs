@@ -11,6 +11,7 @@
 pub mod action;
 pub mod app;
 mod app_runbook;
+pub mod backlog;
 pub mod changes;
 pub mod changes_cluster;
 pub mod changes_topology;

@@ -82,6 +82,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         theme: &app.options.theme,
         now_ms: app.now_ms,
         history: &app.history,
+        backlog: &app.backlog,
         events: &app.events,
         assessment: &app.assessment,
         actions_enabled,

@@ -341,12 +341,14 @@ pub async fn run(
                 result
             }
         });
-        queue_sub = Some(
-            queue
-                .subscribe(RECORD_EVENTS_QUEUE, opts.queue_concurrency.max(1), handler)
-                .await
-                .map_err(|e| adapter_err("queue")(&e))?,
-        );
+        let sub = queue
+            .subscribe(RECORD_EVENTS_QUEUE, opts.queue_concurrency.max(1), handler)
+            .await
+            .map_err(|e| adapter_err("queue")(&e))?;
+        node.queue_pauses
+            .write()
+            .push((RECORD_EVENTS_QUEUE.to_string(), sub.pause_state()));
+        queue_sub = Some(sub);
     }
 
     // Registry, maintenance flag and heartbeats.

@@ -63,6 +63,9 @@ pub struct NodeShared {
     /// The clock against the coordination Redis, as last measured by the
     /// heartbeat loop (`None`: not yet, the last `TIME` failed, or no Redis).
     pub clock: RwLock<Option<ClockOffset>>,
+    /// The queues this node consumes, with whether their consumers are
+    /// paused now (the queue's pause flag as they last read it).
+    pub queue_pauses: RwLock<Vec<(String, crate::adapters::queue::PauseState)>>,
 }
 
 /// The coordination Redis could not be reached: since when, and the last error.
@@ -122,6 +125,9 @@ pub struct StatusReport {
     /// The same in words: `120 µs ahead of Redis TIME (±80 µs)`, `not
     /// measured yet`, or `n/a: no Redis configured, no shared clock`.
     pub clock: String,
+    /// Queues whose consumers on this node are paused now
+    /// (`clusterops queue pause`).
+    pub paused_queues: Vec<String>,
 }
 
 impl NodeShared {
@@ -152,6 +158,7 @@ impl NodeShared {
             in_flight: AtomicU64::new(0),
             redis_trouble: RwLock::new(None),
             clock: RwLock::new(None),
+            queue_pauses: RwLock::new(Vec::new()),
         }
     }
 
@@ -295,6 +302,13 @@ impl NodeShared {
             degraded: self.degraded(),
             clock_offset: *self.clock.read(),
             clock: self.clock_line(),
+            paused_queues: self
+                .queue_pauses
+                .read()
+                .iter()
+                .filter(|(_, p)| p.is_paused())
+                .map(|(q, _)| q.clone())
+                .collect(),
         }
     }
 

@@ -16,6 +16,7 @@ mod console_e2e;
 mod console_fixtures;
 mod console_keys;
 mod console_live;
+mod console_queues;
 mod console_render;
 mod console_runbook;
 mod console_servers;

@@ -13,6 +13,7 @@ mod check_unreachable;
 mod inspect_cluster;
 mod inspect_cluster_state;
 mod inspect_instances;
+mod inspect_lag_time;
 mod inspect_rabbitmq;
 mod inspect_recovery;
 mod inspect_requests;
