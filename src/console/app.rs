@@ -77,6 +77,8 @@ pub struct App {
     pub(crate) run: Option<crate::console::run_feed::RunPane>,
     /// Drives upgrades from the Runbook view (`--runbook`).
     pub(crate) runbook: Option<Arc<RunDriver>>,
+    /// Several clusters (`--env-file` more than once, `--contexts`).
+    pub(crate) contexts: Option<crate::console::contexts::Contexts>,
     /// The live cluster's configuration, for the checks that read it.
     checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
@@ -121,6 +123,7 @@ impl App {
             options,
             run: None,
             runbook: None,
+            contexts: None,
             checks_config: None,
             actions,
             outbox,
@@ -133,6 +136,18 @@ impl App {
     /// the snapshot-only ones.
     pub fn set_checks_config(&mut self, config: crate::config::Config) {
         self.checks_config = Some(config);
+    }
+
+    /// Show several clusters, switched with `:ctx`: the first context is
+    /// shown; its configuration's checks run on its snapshots.
+    pub fn set_contexts(&mut self, contexts: crate::console::contexts::Contexts) {
+        self.checks_config = contexts.current().config.clone();
+        self.contexts = Some(contexts);
+    }
+
+    /// The name of the context shown, when there are contexts.
+    pub fn context_name(&self) -> Option<&str> {
+        self.contexts.as_ref().map(|c| c.current().name.as_str())
     }
 
     /// Whether keys that change the cluster are offered.
@@ -290,7 +305,19 @@ impl App {
                 self.refresh.notify_one();
                 self.status = Some("refreshing…".into());
             }
-            Action::Fetched(snap) => self.on_snapshot(*snap),
+            Action::Fetched(snap) => {
+                // A snapshot of another context (read before a switch) is
+                // not this context's.
+                let other = self
+                    .contexts
+                    .as_ref()
+                    .and_then(|c| c.current().config.as_ref())
+                    .is_some_and(|c| c.fingerprint() != snap.config_fingerprint);
+                if !other {
+                    self.on_snapshot(*snap);
+                }
+            }
+            Action::SwitchContext(name) => return self.switch_context(name),
             Action::FetchFailed { reason, at_ms } => {
                 if self.fetch_error.is_none() {
                     self.log(at_ms, Level::Bad, format!("fetch failed: {reason}"));
@@ -331,6 +358,58 @@ impl App {
             | Action::RunbookFinished { .. }) => return self.on_runbook_action(a),
         }
         None
+    }
+
+    /// `:ctx NAME` (`None`: list the contexts in the status bar).
+    fn switch_context(&mut self, name: Option<String>) -> Option<Action> {
+        let Some(contexts) = self.contexts.clone() else {
+            return Some(Action::Status(
+                "one cluster only: start the console with --env-file more than once, or                  --contexts FILE"
+                    .into(),
+            ));
+        };
+        let names = contexts.names();
+        let list = || {
+            let active = contexts.active();
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    if i == active {
+                        format!("{n}*")
+                    } else {
+                        n.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let Some(name) = name else {
+            return Some(Action::Status(format!(
+                "contexts: {} (:ctx NAME switches)",
+                list()
+            )));
+        };
+        let Some(i) = contexts.find(&name) else {
+            return Some(Action::Status(format!("no context {name:?}: {}", list())));
+        };
+        if i == contexts.active() {
+            return Some(Action::Status(format!("already on context {}", names[i])));
+        }
+        contexts.switch(i);
+        let now = self.now_ms;
+        self.snapshot = None;
+        self.history = History::default();
+        self.backlog = Default::default();
+        self.fetch_error = None;
+        self.run = None;
+        self.checks_config = contexts.current().config.clone();
+        self.log(
+            now,
+            Level::Info,
+            format!("switched to context {}", names[i]),
+        );
+        Some(Action::RefreshNow)
     }
 
     fn on_snapshot(&mut self, snap: Snapshot) {

@@ -11,6 +11,7 @@ mod console_support;
 #[path = "../upgrade_support/mod.rs"]
 mod upgrade_support;
 
+mod console_contexts;
 mod console_demo;
 mod console_e2e;
 mod console_fixtures;
