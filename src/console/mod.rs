@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod app;
+mod app_contexts;
 mod app_runbook;
 pub mod backlog;
 pub mod changes;

@@ -142,6 +142,26 @@ impl PauseWatch {
         }
     }
 
+    /// Read the flag at `key` and record it; returns whether paused now
+    /// (a change is logged).
+    pub(crate) async fn read<C: ConnectionLike + Send>(&mut self, conn: &mut C, key: &str) -> bool {
+        let read: Result<Value, redis::RedisError> =
+            redis::cmd("GET").arg(key).query_async(conn).await;
+        let was = self.paused;
+        self.record(match read {
+            Ok(reply) => Ok(parse(&reply).map_or(true, |f| f.is_some())),
+            Err(_) => Err(()),
+        });
+        if self.paused != was {
+            tracing::info!(
+                key,
+                paused = self.paused,
+                "queue consumer paused state changed"
+            );
+        }
+        self.paused
+    }
+
     /// The last answer.
     pub(crate) fn paused(&self) -> bool {
         self.paused

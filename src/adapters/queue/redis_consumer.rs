@@ -126,19 +126,8 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
         // and are acknowledged).
         if pause.due() {
             let mut c = ctx.conn.clone();
-            let read: Result<redis::Value, RedisError> = redis::cmd("GET")
-                .arg(&ctx.keys.paused)
-                .query_async(&mut c)
-                .await;
-            let was = pause.paused();
-            pause.record(match read {
-                Ok(reply) => Ok(super::pause::parse(&reply).map_or(true, |f| f.is_some())),
-                Err(_) => Err(()),
-            });
-            ctx.pause_state.set(pause.paused());
-            if pause.paused() != was {
-                tracing::info!(queue = %ctx.queue, consumer = %ctx.consumer, paused = pause.paused(), "queue consumer paused state changed");
-            }
+            let paused = pause.read(&mut c, &ctx.keys.paused).await;
+            ctx.pause_state.set(paused);
         }
         if pause.paused() {
             drop(permits);
