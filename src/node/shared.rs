@@ -6,7 +6,7 @@ use super::metrics::Metrics;
 use super::state::{NodeState, StateCell};
 use super::version::AppVersion;
 use crate::adapters::worker_id::WorkerLease;
-use crate::config::Config;
+use crate::config::{Config, WorkerMode};
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -63,6 +63,8 @@ pub struct NodeShared {
     /// The clock against the coordination Redis, as last measured by the
     /// heartbeat loop (`None`: not yet, the last `TIME` failed, or no Redis).
     pub clock: RwLock<Option<ClockOffset>>,
+    /// Under `CLUSTER_MODE`: which process of its host this node is.
+    pub process: Option<super::supervisor::ProcessSlot>,
     /// The queues this node consumes, with whether their consumers are
     /// paused now (the queue's pause flag as they last read it).
     pub queue_pauses: RwLock<Vec<(String, crate::adapters::queue::PauseState)>>,
@@ -125,6 +127,11 @@ pub struct StatusReport {
     /// The same in words: `120 µs ahead of Redis TIME (±80 µs)`, `not
     /// measured yet`, or `n/a: no Redis configured, no shared clock`.
     pub clock: String,
+    /// `WORKER_MODE` as written (`""` everything, `"!"` HTTP only, `"-"`
+    /// nothing, or the topics).
+    pub worker_mode: WorkerMode,
+    /// Under `CLUSTER_MODE`: which process of its host (null otherwise).
+    pub process: Option<super::supervisor::ProcessSlot>,
     /// Queues whose consumers on this node are paused now
     /// (`clusterops queue pause`).
     pub paused_queues: Vec<String>,
@@ -158,6 +165,7 @@ impl NodeShared {
             in_flight: AtomicU64::new(0),
             redis_trouble: RwLock::new(None),
             clock: RwLock::new(None),
+            process: None,
             queue_pauses: RwLock::new(Vec::new()),
         }
     }
@@ -302,6 +310,8 @@ impl NodeShared {
             degraded: self.degraded(),
             clock_offset: *self.clock.read(),
             clock: self.clock_line(),
+            worker_mode: c.worker_mode.clone(),
+            process: self.process.clone(),
             paused_queues: self
                 .queue_pauses
                 .read()
@@ -349,6 +359,8 @@ impl NodeShared {
             storage_shared: s.storage_shared,
             storage_reason: s.storage_reason,
             clock_offset: s.clock_offset,
+            worker_mode: s.worker_mode,
+            process: s.process,
         }
     }
 }
