@@ -3,8 +3,8 @@
 //! own task at the refresh interval, backing off on errors, so the screen
 //! never waits on the network.
 
+use crate::clock::now_ms;
 use crate::console::action::Action;
-use crate::console::app::now_ms;
 use crate::inspect::Snapshot;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

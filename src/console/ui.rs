@@ -113,7 +113,7 @@ fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(snap) = &app.snapshot {
         let age_ms = app.now_ms.saturating_sub(snap.taken_at_ms);
         let at = if age_ms >= 86_400_000 {
-            format::datetime(snap.taken_at_ms)
+            crate::clock::datetime(snap.taken_at_ms)
         } else {
             format::clock(snap.taken_at_ms)
         };

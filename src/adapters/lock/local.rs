@@ -6,9 +6,7 @@ use super::guard::Lease;
 use super::inspect::LockHolderInfo;
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
-use super::{
-    LockBackend, LockError, LockGuard, unix_ms, validate_name, validate_node_id, validate_ttl,
-};
+use super::{LockBackend, LockError, LockGuard, validate_name, validate_node_id, validate_ttl};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -131,7 +129,7 @@ impl Acquirer for LocalLock {
                 guard_id,
                 token: slot.last_token,
                 expires: now + ttl,
-                acquired_at_ms: unix_ms(),
+                acquired_at_ms: crate::clock::now_ms(),
             });
             slot.last_token
         };

@@ -14,8 +14,8 @@ use super::scripts::{ACQUIRE, LEAVE, RELEASE, RENEW};
 use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
 use super::watchdog::Watchdogs;
 use super::{
-    LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, unix_ms, validate_name,
-    validate_node_id, validate_ttl,
+    LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, validate_name, validate_node_id,
+    validate_ttl,
 };
 use crate::adapters::redis_conn::SharedConn;
 use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT};
@@ -231,7 +231,12 @@ impl Acquirer for RedisLock {
     ) -> Result<Attempt, LockError> {
         let ns = &self.inner.namespace;
         let key = lock_key(ns, name);
-        let suffix = format!("|{}|{}|{}", unix_ms(), new_guard_id(), self.inner.node_id);
+        let suffix = format!(
+            "|{}|{}|{}",
+            crate::clock::now_ms(),
+            new_guard_id(),
+            self.inner.node_id
+        );
         let mut conn = self.inner.conn.clone();
         self.inner.attempts.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();

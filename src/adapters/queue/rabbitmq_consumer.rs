@@ -9,7 +9,8 @@ use super::rabbitmq::{
 };
 use super::rabbitmq_admin::{attempt_of, id_of};
 use super::subscription::{Backoff, Stop, drain, reap, run_handler};
-use super::{Handler, Message, QueueError, now_ms};
+use super::{Handler, Message, QueueError};
+use crate::clock::now_ms;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{

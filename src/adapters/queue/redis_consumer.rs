@@ -10,8 +10,9 @@ use super::redis_entries::{
 };
 use super::redis_poison::{count_deliveries, exhausted};
 use super::subscription::{Backoff, Stop, drain, reap, run_handler};
-use super::{Handler, HandlerResult, Message, now_ms, poison_error};
+use super::{Handler, HandlerResult, Message, poison_error};
 use crate::adapters::redis_conn::SharedConn;
+use crate::clock::now_ms;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
