@@ -6,6 +6,7 @@
 //! operators' terminal UI over [`inspect`]'s snapshots.
 
 pub mod adapters;
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod console;
