@@ -346,12 +346,8 @@ pub async fn from_config_with(
 /// starting with a letter or digit (no `:`, which separates key parts, and
 /// no `{` or `}`: the name is the hash tag of its keys, `<ns>:queue:{<queue>}`).
 pub fn validate_queue_name(name: &str) -> Result<(), QueueError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_QUEUE_NAME_LEN
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok = crate::config::is_plain_name(name, MAX_QUEUE_NAME_LEN)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
