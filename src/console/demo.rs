@@ -331,6 +331,8 @@ impl SnapshotSource for DemoSource {
                 storage_reason: None,
                 health,
                 clock_offset: serde_json::from_value(s["clock_offset"].clone()).ok(),
+                worker_mode: serde_json::from_value(s["worker_mode"].clone()).unwrap_or_default(),
+                process: None,
             });
         }
         let live: Vec<&str> = views.iter().map(|v| v.node_id.as_str()).collect();

@@ -47,6 +47,9 @@ pub struct NodeOptions {
     /// Prebuilt shared adapters instead of the ones the configuration
     /// names: several in-process nodes (the demo) share one memory backend.
     pub adapters: Option<Adapters>,
+    /// Under `CLUSTER_MODE`: which process of its host this node is; it
+    /// also serves on the slot's shared address (`SO_REUSEPORT`).
+    pub process: Option<super::supervisor::ProcessSlot>,
 }
 
 /// Shared adapters handed to [`run`] (the node's own local cache is always
@@ -81,6 +84,7 @@ impl Default for NodeOptions {
             lease_ttl: Duration::from_secs(15),
             janitor: JanitorOptions::default(),
             adapters: None,
+            process: None,
         }
     }
 }
@@ -139,7 +143,8 @@ pub fn validate_node_id(id: &str) -> Result<(), NodeError> {
         .map_err(|accepted| NodeError::Option(format!("--node-id {id:?}: expected {accepted}")))
 }
 
-fn generated_node_id() -> String {
+/// A node id from the host name and a random suffix.
+pub fn generated_node_id() -> String {
     let host: String = crate::clock::hostname()
         .unwrap_or_default()
         .chars()
@@ -188,23 +193,33 @@ pub async fn run(
         unique_id::ensure_unique(&mut conn, &registry, &node_id, &host).await?;
         early_conn = Some(conn);
     }
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
+    let listener = super::listen::bind(opts.listen).await?;
+    let shared_listener = match &opts.process {
+        Some(slot) => {
+            let addr: SocketAddr = slot.shared_addr.parse().map_err(|e| {
+                NodeError::Option(format!("--shared-listen {:?}: {e}", slot.shared_addr))
+            })?;
+            Some(super::listen::bind_shared(addr)?)
+        }
+        None => None,
+    };
     let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
         addr: opts.listen,
         source,
     })?;
-    let node = Arc::new(NodeShared::new(
+    let mut shared = NodeShared::new(
         node_id.clone(),
         host,
         local_addr.to_string(),
         app_version.clone(),
         config.clone(),
-    ));
+    );
+    shared.process = opts.process.clone();
+    let node = Arc::new(shared);
+    for msg in super::work::mode_warnings(&config.worker_mode) {
+        tracing::warn!("{msg}");
+        node.warnings.write().push(msg);
+    }
     if !config.is_clustered() {
         let msg = format!(
             "single-node configuration ({} on memory/local): this node cannot be clustered",
@@ -329,24 +344,10 @@ pub async fn run(
                 app_for_signals.on_record_signal(&signal.payload).await;
             }
         }));
-        let app_for_queue = app.clone();
-        let handler = queue::handler(move |msg: queue::Message| {
-            let app = app_for_queue.clone();
-            async move {
-                let result = app.on_record_event(&msg.id, &msg.payload).await;
-                match &result {
-                    Ok(()) => super::metrics::inc(&app.node.metrics.queue_handled),
-                    Err(_) => super::metrics::inc(&app.node.metrics.queue_failed),
-                }
-                result
-            }
-        });
-        queue_sub = Some(
-            queue
-                .subscribe(RECORD_EVENTS_QUEUE, opts.queue_concurrency.max(1), handler)
+        queue_sub =
+            super::work::start_consumers(&app, &queue, &config.worker_mode, opts.queue_concurrency)
                 .await
-                .map_err(|e| adapter_err("queue")(&e))?,
-        );
+                .map_err(|e| adapter_err("queue")(&e))?;
     }
 
     // Registry, maintenance flag and heartbeats.
@@ -400,11 +401,12 @@ pub async fn run(
 
     // HTTP.
     let router = super::routes::router(node.clone(), app.clone());
-    let (drain_tx, mut drain_rx) = watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = drain_rx.wait_for(|d| *d).await;
-    });
-    let server_task = tokio::spawn(async move { server.await });
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let server_task = super::listen::serve(
+        std::iter::once(listener).chain(shared_listener).collect(),
+        router,
+        drain_rx,
+    );
     tracing::info!(node = %node_id, addr = %local_addr, state = %node.state.get().0, "node serving");
 
     shutdown.await;

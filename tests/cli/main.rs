@@ -19,5 +19,6 @@ mod commands;
 mod bad_input;
 mod bad_input_table;
 mod cli;
+mod docs_alert_rules;
 mod docs_commands;
 mod env_file;

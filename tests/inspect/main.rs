@@ -14,7 +14,9 @@ mod common;
 
 mod check_persistence;
 mod check_policy;
+mod check_processes;
 mod check_unreachable;
+mod exporter;
 mod inspect_cluster;
 mod inspect_cluster_state;
 mod inspect_rabbitmq;

@@ -23,6 +23,7 @@ mod node_clock;
 mod node_cluster;
 mod node_database;
 mod node_migrations;
+mod node_modes;
 mod node_registry;
 mod node_unique_id;
 mod node_upgrade;
