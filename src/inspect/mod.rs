@@ -28,6 +28,7 @@ pub mod sample;
 pub mod server_read;
 pub mod server_warnings;
 pub mod servers;
+pub mod source;
 pub mod topology;
 pub mod topology_read;
 pub mod types;

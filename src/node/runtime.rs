@@ -5,6 +5,7 @@
 use super::app::{App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
 use super::heartbeat::{self, HeartbeatTiming};
 use super::janitor::{Janitor, JanitorOptions};
+use super::maintenance::MaintenanceRead;
 use super::migrations::{self, MigrationError};
 use super::registry::Registry;
 use super::shared::NodeShared;
@@ -64,6 +65,13 @@ pub struct Adapters {
     pub signals: Arc<dyn pubsub::SyncSignals>,
     /// The message queue.
     pub queue: Arc<dyn queue::MessageQueue>,
+    /// The app's store, shared by the in-process nodes (a memory store
+    /// that carries a schema version: a newer node migrates it, an older
+    /// one refuses it, as with the database). `None`: the configuration's.
+    pub store: Option<Arc<Store>>,
+    /// The maintenance flag, for nodes without a coordination Redis to read
+    /// it from: applied at start (before serving) and on every change.
+    pub maintenance: Option<watch::Receiver<MaintenanceRead>>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -263,30 +271,23 @@ pub async fn run(
     };
 
     // Database and schema.
-    let store = match &config.db_url {
-        None => {
+    let shared_store = opts.adapters.as_ref().and_then(|a| a.store.clone());
+    let store = match (shared_store, &config.db_url) {
+        (Some(shared), _) => {
+            apply_schema(&node, shared.migrate_memory(&app_version));
+            shared
+        }
+        (None, None) => {
             let msg = "DB_URL unset: records are kept in memory on this node only".to_string();
             tracing::warn!("{msg}");
             node.warnings.write().push(msg);
-            Store::Memory(Default::default())
+            Arc::new(Store::Memory(Default::default()))
         }
-        Some(url) => {
+        (None, Some(url)) => {
             let mut client = pg::connect(url).await.map_err(NodeError::Database)?;
-            match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
-                Ok(version) => *node.schema_version.write() = version,
-                Err(MigrationError::SchemaNewer { schema, app }) => {
-                    *node.schema_version.write() = Some(schema.clone());
-                    let err = MigrationError::SchemaNewer { schema, app };
-                    tracing::error!("refusing to serve: {err}");
-                    node.state.force_set(NodeState::Error, err.to_string());
-                }
-                Err(e) => {
-                    tracing::error!("schema migration failed: {e}");
-                    node.state
-                        .force_set(NodeState::Error, format!("schema migration failed: {e}"));
-                }
-            }
-            Store::Postgres(pg::PgConn::new(url.clone(), client))
+            let prepared = prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await;
+            apply_schema(&node, prepared);
+            Arc::new(Store::Postgres(pg::PgConn::new(url.clone(), client)))
         }
     };
     let in_error = node.state.get().0 == NodeState::Error;
@@ -327,7 +328,7 @@ pub async fn run(
         queue: queue.clone(),
         locks: locks.clone(),
         ids,
-        store: Arc::new(store),
+        store,
     });
 
     // Subscriptions: only a node that may serve consumes work.
@@ -397,6 +398,9 @@ pub async fn run(
     }
     if !in_error && coordination.is_none() {
         node.state.set(NodeState::Running, "ready");
+    }
+    if let Some(flag) = opts.adapters.as_ref().and_then(|a| a.maintenance.clone()) {
+        heartbeat::follow_maintenance(&node, flag, stop_rx.clone());
     }
 
     // HTTP.
@@ -474,6 +478,25 @@ async fn start_worker_ids(
                 .await
                 .map_err(|e| err(&e))?;
             Ok(Arc::new(ids))
+        }
+    }
+}
+
+/// Record the schema version a node found (or migrated to); a schema newer
+/// than the node, or a failed migration, puts it in the error state.
+fn apply_schema(node: &NodeShared, prepared: Result<Option<String>, MigrationError>) {
+    match prepared {
+        Ok(version) => *node.schema_version.write() = version,
+        Err(MigrationError::SchemaNewer { schema, app }) => {
+            *node.schema_version.write() = Some(schema.clone());
+            let err = MigrationError::SchemaNewer { schema, app };
+            tracing::error!("refusing to serve: {err}");
+            node.state.force_set(NodeState::Error, err.to_string());
+        }
+        Err(e) => {
+            tracing::error!("schema migration failed: {e}");
+            node.state
+                .force_set(NodeState::Error, format!("schema migration failed: {e}"));
         }
     }
 }

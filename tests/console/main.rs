@@ -23,4 +23,5 @@ mod console_keys;
 mod console_live;
 mod console_render;
 mod console_runbook;
+mod demo_upgrade;
 mod upgrade_console;
