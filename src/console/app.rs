@@ -2,6 +2,7 @@
 //! snapshots, operation outcomes, ticks) and redraws after each, from the
 //! last snapshot received; nothing here waits on the network.
 
+use crate::clock::now_ms;
 use crate::console::action::Action;
 use crate::console::changes::{self, Event as ClusterEvent, EventLog, Level};
 use crate::console::history::History;
@@ -87,13 +88,6 @@ pub struct App {
     pub(crate) outbox: mpsc::UnboundedSender<Action>,
     refresh: Arc<Notify>,
     quit: bool,
-}
-
-/// Unix ms now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl App {

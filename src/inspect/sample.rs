@@ -9,9 +9,9 @@ use crate::adapters::lock::{fence_key, lock_key};
 use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
 use crate::adapters::queue::{MessageQueue, QueueError, QueueOptions, RedisQueue};
 use crate::adapters::worker_id::lease_key;
+use crate::clock::now_ms;
 use crate::config::{Namespace, SecretUrl};
 use crate::node::registry::{NodeRecord, Registry};
-use crate::node::shared::now_ms;
 use redis::aio::ConnectionLike;
 use std::time::Duration;
 

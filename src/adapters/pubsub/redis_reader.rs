@@ -29,6 +29,7 @@ use super::envelope::{EntryId, Position, decode_entry};
 use super::redis::Inner;
 use super::reply;
 use crate::adapters::redis_conn;
+use crate::backoff::Backoff;
 use ::redis::Value;
 use ::redis::aio::MultiplexedConnection;
 use parking_lot::Mutex;
@@ -124,12 +125,10 @@ async fn open(inner: &Inner, lane: &Lane, key: &str) -> Result<MultiplexedConnec
     Ok(conn)
 }
 
+/// The wait after `failures` failures in a row: from 50 ms doubling, at most
+/// 1.25 s, with jitter so that nodes do not reconnect in lockstep.
 fn backoff(failures: u32) -> Duration {
-    let exp = BACKOFF_MIN.saturating_mul(1 << failures.min(10));
-    let base = exp.min(BACKOFF_MAX);
-    // Up to 25 % jitter so that nodes do not reconnect in lockstep.
-    let jitter = base.mul_f64(rand::random::<f64>() * 0.25);
-    base + jitter
+    Backoff::jittered(BACKOFF_MIN, BACKOFF_MAX + BACKOFF_MAX / 4).delay(failures)
 }
 
 /// The reader task of `lane`: runs until the adapter shuts down.

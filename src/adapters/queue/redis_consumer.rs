@@ -10,9 +10,10 @@ use super::redis_entries::{
     Entry, GROUP, Keys, is_nogroup, is_transient, message_from, parse_autoclaim, parse_xread,
 };
 use super::redis_poison::{count_deliveries, exhausted};
-use super::subscription::{Backoff, Stop, drain, reap, run_handler};
-use super::{Handler, HandlerResult, Message, now_ms, poison_error};
+use super::subscription::{Stop, drain, reap, reconnect_backoff, run_handler};
+use super::{Handler, HandlerResult, Message, poison_error};
 use crate::adapters::redis_conn::SharedConn;
+use crate::clock::now_ms;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
@@ -99,7 +100,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let mut history = Some("0".to_string());
     let mut claim_cursor = "0-0".to_string();
     let mut next_claim = Instant::now();
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     let options = ctx.inner.options;
     let reclaim_every = (options.visibility_timeout / 2).max(Duration::from_millis(50));
     let mut pause = PauseWatch::new(options.poll_interval);
@@ -437,7 +438,7 @@ async fn settle(ctx: &ConsumerCtx, entry_id: &str, how: Settle) {
 /// redelivered.
 async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
     let deadline = super::instant_after(ctx.inner.options.reconnect_timeout);
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     loop {
         let mut conn = ctx.conn.clone();
         match pipe.query_async::<()>(&mut conn).await {
