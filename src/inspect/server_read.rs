@@ -159,7 +159,7 @@ async fn read_with<C: ConnectionLike + Send>(
         let now = (out.info.as_ref())
             .and_then(|i| i.as_deref().ok())
             .and_then(server_time_ms)
-            .unwrap_or_else(crate::node::shared::now_ms);
+            .unwrap_or_else(crate::clock::now_ms);
         crate::adapters::pubsub::add_oldest_unhandled(conn, streams, now).await;
     }
     Ok(out)
