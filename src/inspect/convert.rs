@@ -122,7 +122,7 @@ pub fn lock_views(
             holder: h.holder_node,
             acquired_at_ms: h.acquired_at_ms,
             fencing_token: h.fencing_token,
-            waiters: None,
+            waiters: h.waiters.map(|w| u32::try_from(w).unwrap_or(u32::MAX)),
         })
         .collect()
 }

@@ -46,29 +46,36 @@ fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
     keys.push(lock_key(&other, "x"));
     let reads = LockReads::from_keys(&n, keys.iter().map(|k| k.as_bytes()));
     // Sorted: forever, gone, good, hash, junk, short (fence and other ignored).
-    assert_eq!(reads.commands(), 12);
+    assert_eq!(reads.commands(), 18);
     let mut pipe = redis::pipe();
     reads.add_to(&mut pipe);
-    assert_eq!(pipe.len(), 12);
+    assert_eq!(pipe.len(), 18);
     let replies = [
         Value::Int(-1),
         bulk("3|1700000000000|0123456789abcdef|n1"),
+        Value::Int(0),
         Value::Int(-2),
         Value::Nil,
+        Value::Int(0),
         Value::Int(5000),
         bulk("7|1700000000000|0123456789abcdef|node|a"),
+        Value::Int(3),
         Value::Int(9000),
         wrongtype(),
+        Value::Int(0),
         Value::Int(9000),
         bulk("not a lock value"),
-        // "short": one reply missing.
+        Value::Int(0),
+        // "short": replies missing.
         Value::Int(9000),
+        bulk("1|1700000000000|0123456789abcdef|n1"),
     ];
     let found = reads.parse(&replies);
     assert_eq!(found.holders.len(), 1);
     assert_eq!(found.holders[0].name, "good");
     assert_eq!(found.holders[0].holder_node, "node|a");
     assert_eq!(found.holders[0].ttl_left, Duration::from_millis(5000));
+    assert_eq!(found.holders[0].waiters, Some(3), "its wait queue's ZCARD");
     let bad: Vec<(&str, &str)> = found
         .unreadable
         .iter()
@@ -328,6 +335,7 @@ fn keys_not_in_the_hash_tagged_layout_are_unreadable_with_the_reason() {
     let held = [
         Value::Int(5000),
         bulk("3|1700000000000|0123456789abcdef|n1"),
+        Value::Int(0),
     ];
     let found = reads.parse(&[held.clone(), held].concat());
     assert!(found.holders.is_empty(), "{found:?}");
