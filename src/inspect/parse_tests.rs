@@ -2,7 +2,7 @@
 //! pipeline) produces: every one becomes an unreadable entry naming the
 //! key, nothing panics, and the good entries beside it still read.
 
-use crate::adapters::lock::{LockReads, fence_key, lock_key};
+use crate::adapters::lock::{LockReads, fence_key, lock_key, wait_key};
 use crate::adapters::pubsub::StreamReads;
 use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
 use crate::adapters::queue::{self, QueueReads};
@@ -50,6 +50,9 @@ fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
     let mut pipe = redis::pipe();
     reads.add_to(&mut pipe);
     assert_eq!(pipe.len(), 18);
+    // The third read of each key is the ZCARD of its wait queue.
+    let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
+    assert!(packed.contains(&wait_key(&n, "good")), "{packed}");
     let replies = [
         Value::Int(-1),
         bulk("3|1700000000000|0123456789abcdef|n1"),
@@ -59,23 +62,23 @@ fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
         Value::Int(0),
         Value::Int(5000),
         bulk("7|1700000000000|0123456789abcdef|node|a"),
-        Value::Int(3),
+        Value::Int(4),
         Value::Int(9000),
         wrongtype(),
         Value::Int(0),
         Value::Int(9000),
         bulk("not a lock value"),
         Value::Int(0),
-        // "short": replies missing.
+        // "short": one reply missing.
         Value::Int(9000),
-        bulk("1|1700000000000|0123456789abcdef|n1"),
+        bulk("7|1700000000000|0123456789abcdef|node|a"),
     ];
     let found = reads.parse(&replies);
     assert_eq!(found.holders.len(), 1);
     assert_eq!(found.holders[0].name, "good");
     assert_eq!(found.holders[0].holder_node, "node|a");
     assert_eq!(found.holders[0].ttl_left, Duration::from_millis(5000));
-    assert_eq!(found.holders[0].waiters, Some(3), "its wait queue's ZCARD");
+    assert_eq!(found.holders[0].waiters, Some(4));
     let bad: Vec<(&str, &str)> = found
         .unreadable
         .iter()

@@ -128,6 +128,8 @@ pub async fn write_sample_sized<C: ConnectionLike + Send>(
             storage_shared: None,
             storage_reason: None,
             clock_offset: None,
+            worker_mode: Default::default(),
+            process: None,
         };
         registry.heartbeat(conn, &record).await?;
         if !leased {

@@ -2,7 +2,9 @@
 //! from Redis (and RabbitMQ, and each node's HTTP health check) without
 //! changing anything. The CLI prints it; the console draws it.
 
+pub use crate::config::WorkerMode;
 pub use crate::node::clock::ClockOffset;
+pub use crate::node::supervisor::ProcessSlot;
 use serde::{Deserialize, Serialize};
 
 /// The state of one data source in a snapshot: read, unreachable, or not
@@ -102,6 +104,8 @@ impl NodeView {
                 rtt_us: 400,
                 measured_at_ms: 0,
             }),
+            worker_mode: WorkerMode::All,
+            process: None,
         }
     }
 }
@@ -181,6 +185,13 @@ pub struct NodeView {
     /// (`None`: not measured, or a version that does not report it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset: Option<ClockOffset>,
+    /// `WORKER_MODE` the node runs with (an older version's record has
+    /// none: it does everything).
+    #[serde(default)]
+    pub worker_mode: WorkerMode,
+    /// Under `CLUSTER_MODE`: which process of its host it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSlot>,
 }
 
 /// Result of `GET /api/__health_check` on a node.

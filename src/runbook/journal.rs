@@ -9,7 +9,6 @@ use super::plan::StepKind;
 use crate::config::Namespace;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -227,83 +226,21 @@ pub enum JournalError {
     },
 }
 
+pub use super::fold::RunState;
+pub use super::journal_read::{parse, read, repair};
+
 /// `<state dir>/<cluster>/journal.jsonl`.
 pub fn journal_path(state_dir: &Path, cluster: &str) -> PathBuf {
     state_dir.join(cluster).join("journal.jsonl")
 }
 
-/// Parse a journal's text. `lenient`: a truncated last line is dropped and
-/// reported in the second value instead of failing.
-pub fn parse(
-    path: &Path,
-    text: &str,
-    lenient: bool,
-) -> Result<(Vec<Entry>, Option<usize>), JournalError> {
-    let mut entries = Vec::new();
-    let ends_with_newline = text.ends_with('\n');
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    let last = lines.len();
-    for (i, raw) in lines.iter().enumerate() {
-        let line_no = i + 1;
-        if raw.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Entry>(raw) {
-            Ok(e) => entries.push(e),
-            Err(err) => {
-                if line_no == last && !ends_with_newline {
-                    if lenient {
-                        return Ok((entries, Some(line_no)));
-                    }
-                    return Err(JournalError::Truncated {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                    });
-                }
-                return Err(JournalError::Garbage {
-                    path: path.to_path_buf(),
-                    line: line_no,
-                    reason: err.to_string(),
-                });
-            }
-        }
-    }
-    Ok((entries, None))
-}
-
-fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
+pub(super) fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> JournalError {
     let path = path.to_path_buf();
     move |source| JournalError::Io {
         path,
         action,
         source,
     }
-}
-
-/// Read a journal strictly (a missing file is empty).
-pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(path, &text, false).map(|(e, _)| e),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io(path, "read it")(e)),
-    }
-}
-
-/// Drop a truncated last line. Returns the line dropped, if any. A garbage
-/// line elsewhere is still an error (this does not guess).
-pub fn repair(path: &Path) -> Result<Option<usize>, JournalError> {
-    let text = std::fs::read_to_string(path).map_err(io(path, "read it"))?;
-    let (_, dropped) = parse(path, &text, true)?;
-    if dropped.is_some() {
-        let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io(path, "open it"))?;
-        file.set_len(keep as u64).map_err(io(path, "truncate it"))?;
-        file.sync_all().map_err(io(path, "fsync it"))?;
-    }
-    Ok(dropped)
 }
 
 /// An open journal, appending with fsync.
@@ -416,110 +353,6 @@ pub fn clip(line: &str) -> String {
         end -= 1;
     }
     format!("{}…", &line[..end])
-}
-
-/// What the journal says about one run: enough to resume it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunState {
-    /// Run id.
-    pub run_id: String,
-    /// Cluster.
-    pub cluster: String,
-    /// Target version.
-    pub target_version: String,
-    /// Previous version.
-    pub previous_version: Option<String>,
-    /// Who started it.
-    pub started_by: Actor,
-    /// When.
-    pub started_at_ms: u64,
-    /// The latest result of every step that ended.
-    pub results: BTreeMap<StepKind, StepResult>,
-    /// Attempts per step.
-    pub attempts: BTreeMap<StepKind, u32>,
-    /// The backup, once recorded.
-    pub backup: Option<BackupRecord>,
-    /// Why the rollback started, if it did.
-    pub rollback: Option<String>,
-    /// How it ended, if it did.
-    pub finished: Option<RunEnd>,
-}
-
-impl RunState {
-    /// The state of the last run in `entries`, if any.
-    pub fn last(entries: &[Entry]) -> Option<RunState> {
-        let start = entries
-            .iter()
-            .rposition(|e| matches!(e.event, Event::RunStarted { .. }))?;
-        Self::from_run(&entries[start..])
-    }
-
-    /// The state of the run starting at `entries[0]` (entries of other runs
-    /// are ignored).
-    pub fn from_run(entries: &[Entry]) -> Option<RunState> {
-        let first = entries.first()?;
-        let Event::RunStarted {
-            cluster,
-            target_version,
-            previous_version,
-            by,
-            ..
-        } = &first.event
-        else {
-            return None;
-        };
-        let mut st = RunState {
-            run_id: first.run_id.clone(),
-            cluster: cluster.clone(),
-            target_version: target_version.clone(),
-            previous_version: previous_version.clone(),
-            started_by: by.clone(),
-            started_at_ms: first.at_ms,
-            results: BTreeMap::new(),
-            attempts: BTreeMap::new(),
-            backup: None,
-            rollback: None,
-            finished: None,
-        };
-        for e in entries.iter().skip(1).filter(|e| e.run_id == st.run_id) {
-            match &e.event {
-                Event::StepStarted { step, attempt, .. } => {
-                    st.attempts.insert(*step, *attempt);
-                }
-                Event::StepFinished { step, result } => {
-                    st.results.insert(*step, result.clone());
-                }
-                Event::Backup { record } => st.backup = Some(record.clone()),
-                Event::RollbackStarted { reason } => st.rollback = Some(reason.clone()),
-                Event::RunFinished { outcome, .. } => st.finished = Some(*outcome),
-                _ => {}
-            }
-        }
-        Some(st)
-    }
-
-    /// Whether a step is done (succeeded or skipped).
-    pub fn is_done(&self, step: StepKind) -> bool {
-        matches!(
-            self.results.get(&step),
-            Some(StepResult::Succeeded | StepResult::Skipped)
-        )
-    }
-
-    /// The step a resume starts with: the first upgrade (or, once the
-    /// rollback started, rollback) step not done. `None` when all are done
-    /// or the run has ended.
-    pub fn next_step(&self) -> Option<StepKind> {
-        if self.finished.is_some() {
-            return None;
-        }
-        let steps: &[StepKind] = if self.rollback.is_some() {
-            &StepKind::ROLLBACK
-        } else {
-            &StepKind::UPGRADE
-        };
-        steps.iter().copied().find(|s| !self.is_done(*s))
-    }
 }
 
 /// `<ns>:runbook:journal`.

@@ -13,12 +13,17 @@ use redis::aio::ConnectionLike;
 use serde::{Serialize, Serializer};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Commands [`LockReads::add_to`] appends per lock key: PTTL, GET, ZCARD.
-const READS_PER_LOCK: usize = 3;
 /// SCAN batch size of [`read_holders`].
 const SCAN_COUNT: usize = 5000;
 /// At most this many bytes of a garbage value are quoted in a reason.
 const PREVIEW_LEN: usize = 80;
+/// Commands [`LockReads::add_to`] appends per key: PTTL, GET, ZCARD.
+const READS_PER_KEY: usize = 3;
+
+/// The lock name of `key` when it is a lock key of `ns`.
+fn lock_name_of_ns<'k>(ns: Option<&Namespace>, key: &'k [u8]) -> Option<&'k str> {
+    lock_name_of(ns?, key).ok()
+}
 
 /// The value of a lock key: `{token}|{acquired_ms}|{guard_id}|{node_id}`.
 ///
@@ -109,9 +114,9 @@ pub struct LockHolderInfo {
     /// Time left before the lock expires unless renewed (JSON: milliseconds).
     #[serde(rename = "ttl_left_ms", serialize_with = "ser_ms")]
     pub ttl_left: Duration,
-    /// Waiters in the lock's FIFO queue (`ZCARD` of
-    /// `<ns>:lock-wait:{<name>}`, read with the holder); `None` where there
-    /// is no such queue (the local backend).
+    /// Waiters in the lock's FIFO queue (`ZCARD` of its wait key; see
+    /// [`read_waiters`]); `None` when not read (the memory backend) or the
+    /// reply was not a count.
     pub waiters: Option<u64>,
 }
 
@@ -154,10 +159,9 @@ fn preview(raw: &[u8]) -> String {
     format!("{:?}{dots}", String::from_utf8_lossy(cut))
 }
 
-/// Interpret the PTTL, GET and ZCARD (its wait queue) replies of one lock
-/// key. A key that is not `<ns>:lock:{<name>}` is unreadable whatever it
-/// holds.
-fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value, waiting: &Value) -> Read {
+/// Interpret the PTTL and GET replies of one lock key. A key that is not
+/// `<ns>:lock:{<name>}` is unreadable whatever it holds.
+fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value, zcard: &Value) -> Read {
     let name = match lock_name_of(ns, key) {
         Ok(name) => name,
         Err(reason) => return Read::Unreadable(reason),
@@ -180,12 +184,6 @@ fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value, waiting: &Val
         Value::Int(ms) => Duration::from_millis(ms.unsigned_abs()),
         other => return Read::Unreadable(format!("unexpected PTTL reply {other:?}")),
     };
-    // A wait queue of another type is the wait queue's problem (the lock's
-    // scripts fail on it), not the holder's: shown as unknown.
-    let waiters = match waiting {
-        Value::Int(n) => u64::try_from(*n).ok(),
-        _ => None,
-    };
     match HolderValue::parse(raw) {
         Ok(v) => Read::Held(LockHolderInfo {
             name: name.to_string(),
@@ -194,14 +192,17 @@ fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value, waiting: &Val
             acquired_at_ms: v.acquired_at_ms,
             fencing_token: v.fencing_token,
             ttl_left,
-            waiters,
+            waiters: match zcard {
+                Value::Int(n) => u64::try_from(*n).ok(),
+                _ => None,
+            },
         }),
         Err(why) => Read::Unreadable(format!("value {}: {why}", preview(raw))),
     }
 }
 
 /// The per-key half of reading locks: which keys to read and how to read
-/// them. [`LockReads::add_to`] appends one `PTTL`, one `GET` and one
+/// them. [`LockReads::add_to`] appends one `PTTL`, one `GET` and the
 /// `ZCARD` of the lock's wait queue per key to a pipeline (run it with `ignore_errors`), [`LockReads::parse`] turns
 /// the replies into a [`LockInspection`]. Used by [`read_holders`] and by
 /// the inspector, which puts these reads in one pipeline with the others.
@@ -233,7 +234,7 @@ impl LockReads {
 
     /// How many commands [`LockReads::add_to`] appends.
     pub fn commands(&self) -> usize {
-        self.keys.len() * READS_PER_LOCK
+        self.keys.len() * READS_PER_KEY
     }
 
     /// The lock keys, sorted.
@@ -249,14 +250,16 @@ impl LockReads {
         }
     }
 
-    /// Append `PTTL key`, `GET key` and `ZCARD` of its wait queue for
-    /// every key (for a key that is not a lock key of this layout, `ZCARD`
-    /// of the key itself: same slot, reply unused).
+    /// Append `PTTL key`, `GET key` and `ZCARD <ns>:lock-wait:{<name>}`
+    /// for every key (the wait key has the lock key's hash tag, so a Redis
+    /// Cluster serves all three from one slot). A key that is not
+    /// `<ns>:lock:{<name>}` has no wait key: its third read is `ZCARD` of
+    /// the key itself, whose reply is not used.
     pub fn add_to(&self, pipe: &mut redis::Pipeline) {
         for key in &self.keys {
             pipe.cmd("PTTL").arg(key).cmd("GET").arg(key);
-            match self.ns.as_ref().map(|ns| (ns, lock_name_of(ns, key))) {
-                Some((ns, Ok(name))) => pipe.cmd("ZCARD").arg(wait_key(ns, name)),
+            match (&self.ns, lock_name_of_ns(self.ns.as_ref(), key)) {
+                (Some(ns), Some(name)) => pipe.cmd("ZCARD").arg(wait_key(ns, name)),
                 _ => pipe.cmd("ZCARD").arg(key),
             };
         }
@@ -268,15 +271,15 @@ impl LockReads {
     pub fn parse(&self, replies: &[Value]) -> LockInspection {
         let mut out = LockInspection::default();
         for (i, key) in self.keys.iter().enumerate() {
-            let at = READS_PER_LOCK * i;
+            let at = READS_PER_KEY * i;
             let read = match (
                 &self.ns,
                 replies.get(at),
                 replies.get(at + 1),
                 replies.get(at + 2),
             ) {
-                (Some(ns), Some(pttl), Some(get), Some(waiting)) => {
-                    read_one(ns, key, pttl, get, waiting)
+                (Some(ns), Some(pttl), Some(get), Some(zcard)) => {
+                    read_one(ns, key, pttl, get, zcard)
                 }
                 _ => Read::Unreadable("no reply from Redis".to_string()),
             };
@@ -312,8 +315,8 @@ async fn run_reads<C: ConnectionLike + Send>(
     Ok(reads.parse(&replies))
 }
 
-/// Every lock under `<ns>:lock:` (SCAN, then one pipeline of PTTL, GET and
-/// the wait queue's ZCARD per key; no writes). Keys that are not well-formed locks are listed in
+/// Every lock under `<ns>:lock:` (SCAN, then one pipeline of PTTL and GET
+/// per key; no writes). Keys that are not well-formed locks are listed in
 /// [`LockInspection::unreadable`] with the reason; locks that expire while
 /// being read are left out.
 pub async fn read_holders<C: ConnectionLike + Send>(

@@ -1,0 +1,71 @@
+//! Reading a journal back: parse its lines (a truncated last line is told
+//! apart from a damaged one), read a file, repair a cut last line.
+
+use super::journal::{Entry, JournalError, io};
+use std::fs::OpenOptions;
+use std::path::Path;
+
+/// Parse a journal's text. `lenient`: a truncated last line is dropped and
+/// reported in the second value instead of failing.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    lenient: bool,
+) -> Result<(Vec<Entry>, Option<usize>), JournalError> {
+    let mut entries = Vec::new();
+    let ends_with_newline = text.ends_with('\n');
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let last = lines.len();
+    for (i, raw) in lines.iter().enumerate() {
+        let line_no = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Entry>(raw) {
+            Ok(e) => entries.push(e),
+            Err(err) => {
+                if line_no == last && !ends_with_newline {
+                    if lenient {
+                        return Ok((entries, Some(line_no)));
+                    }
+                    return Err(JournalError::Truncated {
+                        path: path.to_path_buf(),
+                        line: line_no,
+                    });
+                }
+                return Err(JournalError::Garbage {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    reason: err.to_string(),
+                });
+            }
+        }
+    }
+    Ok((entries, None))
+}
+
+/// Read a journal strictly (a missing file is empty).
+pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(path, &text, false).map(|(e, _)| e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(path, "read it")(e)),
+    }
+}
+
+/// Drop a truncated last line. Returns the line dropped, if any. A garbage
+/// line elsewhere is still an error (this does not guess).
+pub fn repair(path: &Path) -> Result<Option<usize>, JournalError> {
+    let text = std::fs::read_to_string(path).map_err(io(path, "read it"))?;
+    let (_, dropped) = parse(path, &text, true)?;
+    if dropped.is_some() {
+        let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path, "open it"))?;
+        file.set_len(keep as u64).map_err(io(path, "truncate it"))?;
+        file.sync_all().map_err(io(path, "fsync it"))?;
+    }
+    Ok(dropped)
+}
