@@ -76,6 +76,7 @@ fn snapshot() -> Snapshot {
             last_id: "1-0".into(),
             lag: 5,
             last_handled_age_ms: Some(61_000),
+            oldest_unhandled_age_ms: None,
         }],
     }]);
     snap.queues = Source::Ok(vec![QueueView {
@@ -87,6 +88,8 @@ fn snapshot() -> Snapshot {
         dead_letters: 2,
         consumers: 3,
         ack_rate: None,
+        oldest_age_ms: None,
+        paused: None,
     }]);
     snap.maintenance = Source::Ok(Some(MaintenanceView {
         by: "ops".into(),

@@ -153,6 +153,8 @@ pub struct Ctx<'a> {
     pub snapshot_seq: u64,
     /// Totals of recent snapshots.
     pub history: &'a History,
+    /// Per queue and stream backlogs of the last minute (trend, drain).
+    pub backlog: &'a crate::console::backlog::BacklogHistory,
     /// Changes and action outcomes.
     pub events: &'a EventLog,
     /// The verdict on the snapshot shown.
