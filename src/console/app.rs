@@ -65,6 +65,8 @@ pub struct App {
     pub(crate) views: Vec<Box<dyn View>>,
     pub(crate) mode: Mode,
     pub(crate) snapshot: Option<Snapshot>,
+    /// Bumped with each snapshot received (views key their caches on it).
+    pub(crate) snapshot_seq: u64,
     pub(crate) assessment: Assessment,
     pub(crate) history: History,
     pub(crate) backlog: crate::console::backlog::BacklogHistory,
@@ -106,6 +108,7 @@ impl App {
             views: views::all_views(),
             mode: Mode::Normal,
             snapshot: None,
+            snapshot_seq: 0,
             assessment: Assessment {
                 verdict: Verdict::Down,
                 problems: vec![],
@@ -253,6 +256,7 @@ impl App {
             let ctx = Ctx {
                 theme: &self.options.theme,
                 now_ms: self.now_ms,
+                snapshot_seq: self.snapshot_seq,
                 history: &self.history,
                 backlog: &self.backlog,
                 events: &self.events,
@@ -379,6 +383,7 @@ impl App {
         self.backlog.push(&snap);
         self.assessment = verdict::assess_with(self.checks_config.as_ref(), &snap);
         self.snapshot = Some(snap);
+        self.snapshot_seq = self.snapshot_seq.wrapping_add(1);
     }
 
     pub(crate) fn log(&mut self, at_ms: u64, level: Level, text: String) {

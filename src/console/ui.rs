@@ -81,6 +81,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
     let ctx = Ctx {
         theme: &app.options.theme,
         now_ms: app.now_ms,
+        snapshot_seq: app.snapshot_seq,
         history: &app.history,
         backlog: &app.backlog,
         events: &app.events,

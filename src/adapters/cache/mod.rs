@@ -16,6 +16,7 @@ mod memory;
 mod memory_entries;
 mod redis;
 mod redis_bloom;
+mod redis_bloom_read;
 mod single_flight;
 
 pub use bloom::{BloomParams, MAX_BLOOM_BITS};

@@ -18,6 +18,7 @@ mod rabbitmq_admin;
 mod rabbitmq_consumer;
 mod rabbitmq_topology;
 mod redis;
+mod redis_acks;
 mod redis_consumer;
 mod redis_entries;
 mod redis_janitor;
