@@ -248,13 +248,9 @@ fn unshared_storage_fails() {
 fn a_node_in_error_or_unhealthy_fails() {
     let mut s = healthy();
     if let Source::Ok(nodes) = &mut s.nodes {
-        nodes[0].state = "error".into();
-        nodes[0].state_reason = "schema version 3 is newer".into();
-        nodes[1].health = Health {
-            http_status: None,
-            detail: "connection refused or unreachable".into(),
-            latency_ms: 1,
-        };
+        nodes[0].id.state = NodeState::Error;
+        nodes[0].id.state_reason = "schema version 3 is newer".into();
+        nodes[1].health = Health::read(None, "connection refused or unreachable", 1);
     }
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Fail);
@@ -272,11 +268,7 @@ fn a_degraded_node_warns_and_a_healthy_one_passes() {
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Pass);
     if let Source::Ok(nodes) = &mut s.nodes {
-        nodes[1].health = Health {
-            http_status: Some(200),
-            detail: "degraded: REDIS_URL unreachable for 3 s".into(),
-            latency_ms: 1,
-        };
+        nodes[1].health = Health::read(Some(200), "degraded: REDIS_URL unreachable for 3 s", 1);
     }
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Warn);

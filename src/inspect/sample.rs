@@ -10,8 +10,10 @@ use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
 use crate::adapters::queue::{MessageQueue, QueueError, QueueOptions, RedisQueue};
 use crate::adapters::worker_id::lease_key;
 use crate::config::{Namespace, SecretUrl};
+use crate::node::identity::NodeIdentity;
 use crate::node::registry::{NodeRecord, Registry};
 use crate::node::shared::now_ms;
+use crate::node::state::NodeState;
 use redis::aio::ConnectionLike;
 use std::time::Duration;
 
@@ -69,17 +71,19 @@ pub async fn write_sample<C: ConnectionLike + Send>(
     for i in 0..NODES {
         let node = node_id(i);
         let record = NodeRecord {
-            node_id: node.clone(),
-            host: "bench".into(),
-            // Port 9 (discard) is closed on loopback: health checks fail fast.
-            http_addr: "127.0.0.1:9".into(),
-            pid: 1,
-            app_version: "2".into(),
-            schema_version: Some("2".into()),
-            worker_id: Some(i as u16),
-            state: "running".into(),
-            state_reason: "ready".into(),
-            started_at_ms: now,
+            id: NodeIdentity {
+                node_id: node.clone(),
+                host: "bench".into(),
+                // Port 9 (discard) is closed on loopback: health checks fail fast.
+                http_addr: "127.0.0.1:9".into(),
+                pid: 1,
+                app_version: "2".into(),
+                schema_version: Some("2".into()),
+                worker_id: Some(i as u16),
+                state: NodeState::Running,
+                state_reason: "ready".into(),
+                started_at_ms: now,
+            },
             heartbeat_at_ms: now,
             config_fingerprint: "bench".into(),
             config_parts: Default::default(),

@@ -54,6 +54,11 @@ fn carries_bypass_token(config: &Config, headers: &HeaderMap) -> bool {
             == 0
 }
 
+/// The body of a 200 health check of a node that serves fully.
+pub const HEALTH_OK: &str = "ok";
+/// The first word of a 200 health check of a degraded node (`degraded: …`).
+pub const HEALTH_DEGRADED: &str = "degraded";
+
 /// `GET /api/__health_check`: 200 `ok` when running (200 `degraded: …`
 /// when running without its Redis or worker ID: the node still serves what
 /// it can, and taking every node out at once would turn a Redis outage into
@@ -63,11 +68,11 @@ pub async fn health(State(node): State<Arc<NodeShared>>) -> Response {
     if state == NodeState::Running {
         let degraded = node.degraded();
         if degraded.is_empty() {
-            (StatusCode::OK, "ok\n").into_response()
+            (StatusCode::OK, format!("{HEALTH_OK}\n")).into_response()
         } else {
             (
                 StatusCode::OK,
-                format!("degraded: {}\n", degraded.join("; ")),
+                format!("{HEALTH_DEGRADED}: {}\n", degraded.join("; ")),
             )
                 .into_response()
         }

@@ -43,8 +43,7 @@ pub mod terminal;
 pub mod view;
 
 pub use cluster::{
-    Actor, ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, NodeReport,
-    RunbookLockGuard,
+    Actor, ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, RunbookLockGuard,
 };
 pub use config::RunbookConfig;
 pub use executor::{ExecError, Executor, NodeSlot, StepIo};
