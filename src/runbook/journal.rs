@@ -167,10 +167,63 @@ pub enum Event {
         /// Who (or what) ended it.
         by: Actor,
     },
+    /// An event this version does not know (written by a newer one), kept
+    /// as it was read: the fold counts and names it. Read only through
+    /// [`Entry`] (an `event` name not in [`Event::NAMES`]); written back
+    /// as it was.
+    #[serde(untagged, skip_deserializing)]
+    Unknown(UnknownEvent),
 }
 
-/// One journal line.
+/// An event of another version: its name and its other fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownEvent {
+    /// Its `event` name.
+    pub event: String,
+    /// Its other fields, as read.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Event {
+    /// The `event` names this version knows.
+    pub const NAMES: [&'static str; 11] = [
+        "run_started",
+        "run_resumed",
+        "step_started",
+        "output",
+        "step_finished",
+        "decision",
+        "backup",
+        "rollback_started",
+        "run_interrupted",
+        "run_paused",
+        "run_finished",
+    ];
+
+    /// The `event` name it is written with.
+    pub fn name(&self) -> &str {
+        match self {
+            Event::RunStarted { .. } => Self::NAMES[0],
+            Event::RunResumed { .. } => Self::NAMES[1],
+            Event::StepStarted { .. } => Self::NAMES[2],
+            Event::Output { .. } => Self::NAMES[3],
+            Event::StepFinished { .. } => Self::NAMES[4],
+            Event::Decision { .. } => Self::NAMES[5],
+            Event::Backup { .. } => Self::NAMES[6],
+            Event::RollbackStarted { .. } => Self::NAMES[7],
+            Event::RunInterrupted { .. } => Self::NAMES[8],
+            Event::RunPaused { .. } => Self::NAMES[9],
+            Event::RunFinished { .. } => Self::NAMES[10],
+            Event::Unknown(u) => &u.event,
+        }
+    }
+}
+
+/// One journal line. Read through [`super::journal_read::RawEntry`], so
+/// that an event this version does not know reads as [`Event::Unknown`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "super::journal_read::RawEntry")]
 pub struct Entry {
     /// Position in the file, from 1.
     pub seq: u64,

@@ -30,7 +30,7 @@ pub mod config;
 pub mod config_ranges;
 mod engine;
 pub mod executor;
-mod fold;
+pub mod fold;
 pub mod interrupt;
 pub mod journal;
 mod journal_read;
