@@ -7,7 +7,7 @@
 
 use super::backup::BackupRecord;
 use super::cluster::Actor;
-use super::journal::{Entry, Event, RunEnd, StepResult};
+use super::journal::{Entry, Event, RunEnd, StepLine, StepResult, StepStart};
 use super::operator::{Decision, PromptKind};
 use super::plan::StepKind;
 use serde::Serialize;
@@ -249,11 +249,11 @@ impl RunSummary {
                 self.paused_after = None;
                 self.running = None;
             }
-            Event::StepStarted {
+            Event::StepStarted(StepStart {
                 step,
                 attempt,
                 description,
-            } => {
+            }) => {
                 let s = self.step(*step);
                 s.description = description.clone();
                 s.attempts = *attempt;
@@ -262,7 +262,7 @@ impl RunSummary {
                 s.result = None;
                 self.running = Some(*step);
             }
-            Event::Output { step, line } => self.step(*step).output.push(line.clone()),
+            Event::Output(StepLine { step, line }) => self.step(*step).output.push(line.clone()),
             Event::StepFinished { step, result } => {
                 let s = self.step(*step);
                 s.ended_at_ms = Some(e.at_ms);

@@ -64,6 +64,17 @@ pub enum StepResult {
     Skipped,
 }
 
+impl std::fmt::Display for StepResult {
+    /// `succeeded`, `failed: {error}` or `skipped`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepResult::Succeeded => f.write_str("succeeded"),
+            StepResult::Failed { error } => write!(f, "failed: {error}"),
+            StepResult::Skipped => f.write_str("skipped"),
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +85,28 @@ pub enum RunEnd {
     RolledBack,
     /// Stopped by the operator; the cluster stays as the last step left it.
     Aborted,
+}
+
+/// A step begins: journaled ([`Event::StepStarted`]) and shown
+/// ([`super::operator::Progress::StepStarted`]) alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStart {
+    /// Step.
+    pub step: StepKind,
+    /// Attempt, from 1.
+    pub attempt: u32,
+    /// What it will do.
+    pub description: String,
+}
+
+/// One line of a step's output: journaled ([`Event::Output`]) and shown
+/// ([`super::operator::Progress::Output`]) alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLine {
+    /// Step.
+    pub step: StepKind,
+    /// The line.
+    pub line: String,
 }
 
 /// One event.
@@ -99,21 +132,9 @@ pub enum Event {
         by: Actor,
     },
     /// A step begins.
-    StepStarted {
-        /// Step.
-        step: StepKind,
-        /// Attempt, from 1.
-        attempt: u32,
-        /// What it will do.
-        description: String,
-    },
+    StepStarted(StepStart),
     /// One line of a step's output.
-    Output {
-        /// Step.
-        step: StepKind,
-        /// The line.
-        line: String,
-    },
+    Output(StepLine),
     /// A step ended.
     StepFinished {
         /// Step.
@@ -206,8 +227,8 @@ impl Event {
         match self {
             Event::RunStarted { .. } => Self::NAMES[0],
             Event::RunResumed { .. } => Self::NAMES[1],
-            Event::StepStarted { .. } => Self::NAMES[2],
-            Event::Output { .. } => Self::NAMES[3],
+            Event::StepStarted(_) => Self::NAMES[2],
+            Event::Output(_) => Self::NAMES[3],
             Event::StepFinished { .. } => Self::NAMES[4],
             Event::Decision { .. } => Self::NAMES[5],
             Event::Backup { .. } => Self::NAMES[6],

@@ -119,3 +119,27 @@ pub fn repair(path: &Path) -> Result<Option<usize>, JournalError> {
     }
     Ok(dropped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name in [`Event::NAMES`] is one serde knows: without its fields
+    /// it is a damaged line, never an unknown event (a misspelt name would
+    /// read as unknown).
+    #[test]
+    fn every_known_name_is_a_known_event() {
+        for name in Event::NAMES {
+            let line = format!(r#"{{"seq":1,"at_ms":1,"run_id":"r","event":"{name}"}}"#);
+            assert!(serde_json::from_str::<Entry>(&line).is_err(), "{name}");
+        }
+        let line = r#"{"seq":1,"at_ms":1,"run_id":"r","event":"later_thing","x":[1]}"#;
+        let entry: Entry = serde_json::from_str(line).unwrap();
+        assert_eq!(entry.event.name(), "later_thing");
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap(),
+            serde_json::from_str::<Value>(line).unwrap(),
+            "written back as it was read"
+        );
+    }
+}

@@ -8,7 +8,7 @@ use crate::common;
 use clusterops::runbook::audit;
 use clusterops::runbook::backup::{BackupRecord, DbKind};
 use clusterops::runbook::journal::{
-    self, Event, Journal, JournalError, RunEnd, RunState, StepResult,
+    self, Event, Journal, JournalError, RunEnd, RunState, StepResult, StepStart,
 };
 use clusterops::runbook::{Actor, Decision, PromptKind, StepKind};
 use common::TestNs;
@@ -46,11 +46,11 @@ fn appended_events_read_back_in_order_and_survive_reopening() {
     j.append("r1", started("2")).unwrap();
     j.append(
         "r1",
-        Event::StepStarted {
+        Event::StepStarted(StepStart {
             step: StepKind::Preflight,
             attempt: 1,
             description: "checks".to_string(),
-        },
+        }),
     )
     .unwrap();
     j.append("r1", finished(StepKind::Preflight)).unwrap();
@@ -94,11 +94,11 @@ fn the_resume_point_is_the_first_step_not_done_and_follows_the_rollback() {
     }
     j.append(
         "r2",
-        Event::StepStarted {
+        Event::StepStarted(StepStart {
             step: StepKind::Backup,
             attempt: 1,
             description: String::new(),
-        },
+        }),
     )
     .unwrap();
     let st = RunState::last(&journal::read(&path).unwrap()).unwrap();
