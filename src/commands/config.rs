@@ -87,6 +87,8 @@ pub fn run(args: ConfigArgs) -> Result<i32> {
         Some(p) => println!("storage       {}", p.display()),
         None => println!("storage       (STORAGE_PATH unset)"),
     }
+    println!("processes     {}", config.cluster_mode.describe());
+    println!("worker mode   {}", config.worker_mode.describe());
     println!("fingerprint   {}", config.fingerprint());
     let local = config.local_adapters();
     if !local.is_empty() && config.is_clustered() {

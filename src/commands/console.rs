@@ -161,7 +161,17 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
             .map(|dir| clusterops::runbook::journal::journal_path(dir, c.namespace.name()));
         RunFeed::new(Some(c), journal)
     });
-    ui::run_with(options, source, actions, ui::Extras { run_feed, runbook }).await?;
+    ui::run_with(
+        options,
+        source,
+        actions,
+        ui::Extras {
+            run_feed,
+            runbook,
+            runbook_hint: None,
+        },
+    )
+    .await?;
     Ok(0)
 }
 

@@ -8,9 +8,11 @@ mod completions;
 mod config;
 mod console;
 mod demo;
+mod exporter;
 mod id;
 mod maintenance;
 mod node;
+mod node_cluster;
 mod status;
 mod upgrade;
 
@@ -71,6 +73,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// The deployment guide's preflight: pass/warn/fail per check; exit 0, 1 or 2.
     Check(check::CheckArgs),
+    /// Serve the cluster's snapshot as Prometheus metrics on /metrics (and /healthz).
+    Exporter(exporter::ExporterArgs),
     /// Shell completions (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(completions::CompletionsArgs),
     /// The man page (roff) on stdout: `clusterops man > clusterops.1`.
@@ -133,6 +137,8 @@ pub fn quiet_broken_pipe(cli: &Cli) {
     if printer {
         // SAFETY: SIG_DFL installs no handler, so no code runs in signal
         // context; the disposition is process-wide and set once at start-up.
+        // No safe API sets a signal back to its default, hence the allow.
+        #[allow(unsafe_code)]
         let _ = unsafe {
             nix::sys::signal::signal(
                 nix::sys::signal::Signal::SIGPIPE,
@@ -146,12 +152,13 @@ pub fn quiet_broken_pipe(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Config(args) => config::run(args),
-        Command::Node(args) => node::run(args).await,
+        Command::Node(args) => node::run(args, cli.verbose).await,
         Command::Id(cmd) => id::run(cmd),
         Command::Console(args) => console::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Exporter(args) => exporter::run(args).await,
         Command::Completions(args) => completions::completions(args),
         Command::Man => completions::man(),
         Command::Upgrade(args) => upgrade::run(args).await,

@@ -10,31 +10,60 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
     #[command(flatten)]
-    env: EnvArgs,
-    /// Address of the HTTP server (port 0: any free port).
+    pub(super) env: EnvArgs,
+    /// Address of the HTTP server (port 0: any free port). Under
+    /// CLUSTER_MODE every process shares it (SO_REUSEPORT).
     #[arg(long, default_value = "127.0.0.1:13000")]
-    listen: SocketAddr,
+    pub(super) listen: SocketAddr,
     /// Node id (default: host name and a random suffix).
     #[arg(long)]
-    node_id: Option<String>,
+    pub(super) node_id: Option<String>,
     /// App version this node reports and migrates to.
     #[arg(long, default_value = runtime::APP_VERSION)]
-    app_version: String,
+    pub(super) app_version: String,
     /// Registry heartbeat interval in milliseconds (the record lives three).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
-    heartbeat_ms: u64,
+    pub(super) heartbeat_ms: u64,
     /// Worker-ID lease TTL in milliseconds (renewed every third of it).
     #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(300..=600_000))]
-    lease_ttl_ms: u64,
+    pub(super) lease_ttl_ms: u64,
     /// Seconds in-flight requests may take to finish on shutdown.
     #[arg(long, default_value_t = 10)]
-    drain_timeout: u64,
+    pub(super) drain_timeout: u64,
+    /// Under CLUSTER_MODE: the first port of the processes' own addresses
+    /// (process i listens on it + i; 0: any free port). Default: the
+    /// --listen port + 1.
+    #[arg(long, value_name = "PORT")]
+    pub(super) process_port_base: Option<u16>,
+    /// Set by the CLUSTER_MODE supervisor on its processes: `INDEX/COUNT`.
+    #[arg(long, hide = true, requires = "shared_listen")]
+    process: Option<String>,
+    /// Set by the CLUSTER_MODE supervisor: the host's shared address.
+    #[arg(long, hide = true, requires = "process")]
+    shared_listen: Option<SocketAddr>,
 }
 
-pub async fn run(args: NodeArgs) -> Result<i32> {
+/// `verbose`: the `-v` count, handed on to CLUSTER_MODE's processes.
+pub async fn run(args: NodeArgs, verbose: u8) -> Result<i32> {
     let Some(config) = args.env.load_config() else {
         return Ok(2);
     };
+    let process = match (&args.process, args.shared_listen) {
+        (Some(slot), Some(shared)) => match parse_slot(slot, shared) {
+            Ok(slot) => Some(slot),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(2);
+            }
+        },
+        _ => None,
+    };
+    if process.is_none()
+        && let Some(count) = config.cluster_mode.processes()
+    {
+        return super::node_cluster::supervise(&args, count, verbose).await;
+    }
+    let watch_parent = process.is_some();
     let opts = NodeOptions {
         listen: args.listen,
         node_id: args.node_id,
@@ -45,9 +74,20 @@ pub async fn run(args: NodeArgs) -> Result<i32> {
         },
         drain_timeout: Duration::from_secs(args.drain_timeout),
         lease_ttl: Duration::from_millis(args.lease_ttl_ms),
+        process,
         ..NodeOptions::default()
     };
-    match runtime::run(opts, config, shutdown_signal()).await {
+    let shutdown = async move {
+        if watch_parent {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = super::node_cluster::supervisor_gone() => {}
+            }
+        } else {
+            shutdown_signal().await;
+        }
+    };
+    match runtime::run(opts, config, shutdown).await {
         Ok(()) => Ok(0),
         Err(e) => {
             eprintln!("error: {e}");
@@ -67,7 +107,8 @@ pub async fn run(args: NodeArgs) -> Result<i32> {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT.
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -81,5 +122,25 @@ async fn shutdown_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+/// `--process INDEX/COUNT` and `--shared-listen` as the node's slot.
+fn parse_slot(
+    slot: &str,
+    shared: SocketAddr,
+) -> std::result::Result<clusterops::node::supervisor::ProcessSlot, String> {
+    let parsed = slot
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.parse::<u16>().ok()?, n.parse::<u16>().ok()?)));
+    match parsed {
+        Some((index, count)) if index < count => Ok(clusterops::node::supervisor::ProcessSlot {
+            index,
+            count,
+            shared_addr: shared.to_string(),
+        }),
+        _ => Err(format!(
+            "--process {slot:?}: expected INDEX/COUNT with INDEX below COUNT"
+        )),
     }
 }

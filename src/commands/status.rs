@@ -2,7 +2,7 @@
 //! snapshot as JSON), once or every N seconds.
 
 use super::EnvArgs;
-use clusterops::config::Config;
+use clusterops::config::{Config, WorkerMode};
 use clusterops::console::format::{bytes, offset};
 use clusterops::inspect::{
     ClusterView, Inspector, ReplicaLink, Snapshot, Source, TopologyView, checks,
@@ -100,22 +100,40 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
     {
         let _ = writeln!(
             out,
-            "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<21}",
-            "NODE", "STATE", "VERSION", "SCHEMA", "WID", "BEAT", "CLOCK", "HEALTH", "ADDRESS"
+            "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<6} {:<21}",
+            "NODE",
+            "STATE",
+            "VERSION",
+            "SCHEMA",
+            "WID",
+            "BEAT",
+            "CLOCK",
+            "HEALTH",
+            "MODE",
+            "ADDRESS"
         );
         for n in nodes {
             let health = match n.health.http_status {
                 Some(code) => code.to_string(),
                 None => "down".to_string(),
             };
-            let drift = if n.config_drift.is_empty() {
+            let mut drift = if n.config_drift.is_empty() {
                 String::new()
             } else {
                 format!("  drift: {}", n.config_drift.join(","))
             };
+            if let WorkerMode::Topics(_) | WorkerMode::Unknown(_) = &n.worker_mode {
+                drift.push_str(&format!("  topics: {}", n.worker_mode.as_env()));
+            }
+            if let Some(p) = &n.process {
+                drift.push_str(&format!(
+                    "  process #{} of {} on {}",
+                    p.index, p.count, p.shared_addr
+                ));
+            }
             let _ = writeln!(
                 out,
-                "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<21}{drift}",
+                "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<6} {:<21}{drift}",
                 n.id.node_id,
                 n.id.state,
                 n.id.app_version,
@@ -127,6 +145,7 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
                 n.clock_offset
                     .map_or("?".to_string(), |c| offset(c.offset_us)),
                 health,
+                n.worker_mode.short(),
                 n.id.http_addr
             );
         }
@@ -139,6 +158,10 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
             snap.inspector_clock
                 .map(|c| format!("; this host: {}", offset(c.offset_us)))
                 .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "MODE: WORKER_MODE (all: HTTP and every queue topic; http: HTTP only; none: neither; topics: HTTP and the topics listed)"
         );
     }
     let _ = writeln!(out);

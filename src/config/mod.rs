@@ -7,6 +7,7 @@ pub mod amqp_tls;
 mod db_parts;
 mod derived;
 mod env_file;
+pub mod modes;
 mod parse;
 pub mod pg_tls;
 pub mod rabbitmq;
@@ -18,6 +19,7 @@ pub mod tls_verify;
 
 pub use db_parts::{DB_PART_VARIABLES, DbFromParts, db_url_from_parts};
 pub use env_file::{EnvFileError, parse_env_text, read_env_file};
+pub use modes::{ClusterMode, WorkerMode};
 pub use rabbitmq::{RabbitQueueType, RabbitSettings};
 pub use redis_source::RedisSource;
 pub use secret::{AppKey, SecretUrl, mask_url_text, short_hash};
@@ -75,6 +77,8 @@ pub const VARIABLES: &[&str] = &[
     "DB_USER",
     "DB_PASSWORD",
     "STORAGE_PATH",
+    "CLUSTER_MODE",
+    "WORKER_MODE",
 ];
 
 /// The key prefix of everything this project writes in Redis (and the prefix
@@ -259,6 +263,12 @@ pub struct Config {
     /// Where each Redis adapter's URL came from (its own variable,
     /// `REDIS_URL`, or the default), by the adapter's variable.
     pub redis_sources: BTreeMap<&'static str, RedisSource>,
+    /// `CLUSTER_MODE`: how many node processes `clusterops node` runs on
+    /// this host. Not in the fingerprint (hosts may differ).
+    pub cluster_mode: ClusterMode,
+    /// `WORKER_MODE`: what this node works on. Not in the fingerprint
+    /// (application and job nodes differ by design).
+    pub worker_mode: WorkerMode,
 }
 
 impl Default for Config {
@@ -278,6 +288,8 @@ impl Default for Config {
             db_from_parts: None,
             storage_path: None,
             redis_sources: BTreeMap::new(),
+            cluster_mode: ClusterMode::Single,
+            worker_mode: WorkerMode::All,
         }
     }
 }

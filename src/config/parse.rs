@@ -262,6 +262,33 @@ impl Config {
             other => other,
         };
 
+        let worker_mode = match get("WORKER_MODE") {
+            None => Some(WorkerMode::All),
+            Some(raw) => {
+                let mode = WorkerMode::parse(raw);
+                if mode.is_none() {
+                    problem("WORKER_MODE", Some(raw), WorkerMode::ACCEPTED);
+                }
+                mode
+            }
+        };
+
+        // (After the last use of `problem`: this one has its own reason.)
+        let cluster_mode = match get("CLUSTER_MODE") {
+            None => Some(ClusterMode::Single),
+            Some(raw) => match ClusterMode::parse(raw) {
+                Ok(mode) => Some(mode),
+                Err(reason) => {
+                    problems.push(ConfigProblem {
+                        variable: "CLUSTER_MODE".into(),
+                        given: Some(format!("{raw:?}")),
+                        reason,
+                        accepted: ClusterMode::ACCEPTED.into(),
+                    });
+                    None
+                }
+            },
+        };
         problems.extend(url_problems);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
@@ -276,6 +303,8 @@ impl Config {
             Some(pubsub),
             Some(db_url),
             Some(cache_memory_max),
+            Some(cluster_mode),
+            Some(worker_mode),
         ) = (
             namespace,
             cache,
@@ -285,6 +314,8 @@ impl Config {
             pubsub,
             db_url,
             cache_memory_max,
+            cluster_mode,
+            worker_mode,
         )
         else {
             return Err(ConfigError::Invalid(Vec::new()));
@@ -304,6 +335,8 @@ impl Config {
             db_from_parts,
             storage_path,
             redis_sources,
+            cluster_mode,
+            worker_mode,
         })
     }
 }

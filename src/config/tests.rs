@@ -330,3 +330,37 @@ fn cache_memory_max_bounds_the_memory_cache_and_refuses_nonsense() {
         assert!(line.starts_with("CACHE_MEMORY_MAX:"), "{line}");
     }
 }
+
+#[test]
+fn cluster_and_worker_modes_are_read_and_stay_out_of_the_fingerprint() {
+    let c = Config::from_vars(&vars(&[("CLUSTER_MODE", "max"), ("WORKER_MODE", "!")])).unwrap();
+    assert_eq!(c.cluster_mode, ClusterMode::PerCpu);
+    assert_eq!(c.worker_mode, WorkerMode::HttpOnly);
+    assert_eq!(c.fingerprint(), Config::default().fingerprint());
+    let c = Config::from_vars(&vars(&[("CLUSTER_MODE", " "), ("WORKER_MODE", "")])).unwrap();
+    assert_eq!(
+        (c.cluster_mode, c.worker_mode),
+        (ClusterMode::Single, WorkerMode::All)
+    );
+}
+
+#[test]
+fn a_wrong_cluster_mode_is_one_line_naming_it_with_the_reason() {
+    let zero = one_problem(&[("CLUSTER_MODE", "0")]);
+    assert!(zero.starts_with("CLUSTER_MODE: \"0\""), "{zero}");
+    assert!(zero.contains("would run nothing"), "{zero}");
+    let many = one_problem(&[("CLUSTER_MODE", "64")]);
+    assert!(many.contains("32 worker IDs"), "{many}");
+    let word = one_problem(&[("CLUSTER_MODE", "all")]);
+    assert!(
+        word.starts_with("CLUSTER_MODE:") && word.contains("max (one process per CPU)"),
+        "{word}"
+    );
+}
+
+#[test]
+fn a_wrong_worker_mode_is_one_line_naming_it() {
+    let line = one_problem(&[("WORKER_MODE", "jobs only")]);
+    assert!(line.starts_with("WORKER_MODE: \"jobs only\""), "{line}");
+    assert!(line.contains("comma list of queue topics"), "{line}");
+}

@@ -76,6 +76,8 @@ pub struct App {
     pub(crate) run: Option<crate::console::run_feed::RunPane>,
     /// Drives upgrades from the Runbook view (`--runbook`).
     pub(crate) runbook: Option<Arc<RunDriver>>,
+    /// A line the Runbook view shows about upgrades here (the demo's).
+    pub(crate) runbook_hint: Option<String>,
     /// The live cluster's configuration, for the checks that read it.
     checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
@@ -119,6 +121,7 @@ impl App {
             options,
             run: None,
             runbook: None,
+            runbook_hint: None,
             checks_config: None,
             actions,
             outbox,
@@ -131,6 +134,12 @@ impl App {
     /// the snapshot-only ones.
     pub fn set_checks_config(&mut self, config: crate::config::Config) {
         self.checks_config = Some(config);
+    }
+
+    /// Show `hint` in the Runbook view: how upgrades work in this console
+    /// (the demo's: the prefilled version, the version that fails).
+    pub fn set_runbook_hint(&mut self, hint: impl Into<String>) {
+        self.runbook_hint = Some(hint.into());
     }
 
     /// Whether keys that change the cluster are offered.
@@ -240,6 +249,7 @@ impl App {
                 lookups_enabled: self.actions.is_some(),
                 run: self.run.as_ref(),
                 runbook_enabled: self.runbook_enabled(),
+                runbook_hint: self.runbook_hint.as_deref(),
             };
             if let Some(a) = self.views[self.view.index()].handle_key(key, snap, &ctx) {
                 return Some(a);

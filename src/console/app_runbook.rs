@@ -54,7 +54,12 @@ impl App {
     pub(crate) fn on_runbook_action(&mut self, action: Action) -> Option<Action> {
         match action {
             Action::PromptRunbookVersion if self.runbook_enabled() => {
-                self.mode = Mode::Version(String::new());
+                let prefill = self
+                    .runbook
+                    .as_ref()
+                    .map(|d| d.suggested_version(self.snapshot.as_ref()))
+                    .unwrap_or_default();
+                self.mode = Mode::Version(prefill);
             }
             Action::AskRunbook(op) => {
                 if let Some(d) = self.runbook.clone().filter(|_| !self.options.read_only) {

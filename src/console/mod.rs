@@ -14,8 +14,6 @@ mod app_runbook;
 pub mod changes;
 pub mod changes_cluster;
 pub mod changes_topology;
-pub mod demo;
-pub mod demo_redis;
 pub mod format;
 pub mod history;
 mod input;
@@ -63,6 +61,8 @@ pub struct Extras {
     pub run_feed: Option<run_feed::RunFeed>,
     /// Drive upgrades from the Runbook view (not in read-only mode).
     pub runbook: Option<Arc<runbook_driver::RunDriver>>,
+    /// A line the Runbook view shows about upgrades in this console.
+    pub runbook_hint: Option<String>,
 }
 
 /// How often the Runbook view's run is read: the refresh interval, at most
@@ -112,6 +112,9 @@ pub async fn run_with(
     }
     if let Some(driver) = extras.runbook.clone().filter(|_| !options.read_only) {
         app.set_runbook_driver(driver);
+    }
+    if let Some(hint) = extras.runbook_hint {
+        app.set_runbook_hint(hint);
     }
     tracing::info!(read_only = options.read_only, "console started");
     let mut tui = tui::Tui::enter()?;

@@ -9,6 +9,7 @@
 use crate::console::action::Action;
 use crate::console::app::now_ms;
 use crate::operate::{AuditRecord, append_json_line};
+use crate::runbook::backup_store::StoreBackup;
 use crate::runbook::{
     Actor, ClusterOps, Decision, Executor, Interrupt, Operator, Progress, Prompt, RunOutcome,
     Runbook, RunbookConfig, RunbookError,
@@ -100,6 +101,8 @@ pub struct RunDriver {
     config: RunbookConfig,
     cluster: Arc<dyn ClusterOps>,
     executor: Option<Arc<dyn Executor>>,
+    store_backup: Option<Arc<dyn StoreBackup>>,
+    suggest_next: bool,
     state_dir: PathBuf,
     actor: Actor,
     audit_path: Option<PathBuf>,
@@ -114,6 +117,8 @@ impl RunDriver {
             config,
             cluster,
             executor: None,
+            store_backup: None,
+            suggest_next: false,
             state_dir,
             actor: Actor::current(),
             audit_path: None,
@@ -125,6 +130,41 @@ impl RunDriver {
     pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.executor = Some(executor);
         self
+    }
+
+    /// Back up this in-process store (`backup.kind = "memory"`, the demo).
+    pub fn with_store_backup(mut self, store: Arc<dyn StoreBackup>) -> Self {
+        self.store_backup = Some(store);
+        self
+    }
+
+    /// Prefill the version prompt with the next version after the one the
+    /// nodes run (the demo).
+    pub fn with_suggested_version(mut self) -> Self {
+        self.suggest_next = true;
+        self
+    }
+
+    /// What the version prompt starts with: the next minor version after
+    /// the one most nodes of `snap` run, when asked for
+    /// ([`Self::with_suggested_version`]); else empty.
+    pub fn suggested_version(&self, snap: Option<&crate::inspect::Snapshot>) -> String {
+        if !self.suggest_next {
+            return String::new();
+        }
+        let Some(nodes) = snap.and_then(|s| s.nodes.ok()) else {
+            return String::new();
+        };
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for n in nodes {
+            *counts.entry(n.id.app_version.as_str()).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, c)| *c)
+            .and_then(|(v, _)| crate::node::version::AppVersion::parse(v).ok())
+            .map(|v| v.next())
+            .unwrap_or_default()
     }
 
     /// Record decisions as this person (default: this process's user@host).
@@ -164,7 +204,11 @@ impl RunDriver {
     pub fn describe(&self, op: &RunbookOp) -> Vec<String> {
         match op {
             RunbookOp::Start { target } => {
-                match Runbook::plan(&self.config, &self.state_dir, target) {
+                let plan = match &self.executor {
+                    Some(ex) => Runbook::plan_with(&self.config, ex.as_ref(), target),
+                    None => Runbook::plan(&self.config, &self.state_dir, target),
+                };
+                match plan {
                     Ok(plan) => {
                         let mut lines = vec![
                             format!(
@@ -252,10 +296,11 @@ impl RunDriver {
         let operator: Arc<dyn Operator> = Arc::new(ConsoleOperator {
             inner: self.inner.clone(),
         });
-        let (config, cluster, executor) = (
+        let (config, cluster, executor, store_backup) = (
             self.config.clone(),
             self.cluster.clone(),
             self.executor.clone(),
+            self.store_backup.clone(),
         );
         let (state_dir, actor) = (self.state_dir.clone(), self.actor.clone());
         let shared = self.inner.clone();
@@ -270,7 +315,10 @@ impl RunDriver {
             };
             let outcome = match runbook {
                 Ok(rb) => {
-                    let rb = rb.with_actor(actor.clone()).with_interrupt(stop);
+                    let mut rb = rb.with_actor(actor.clone()).with_interrupt(stop);
+                    if let Some(store) = store_backup {
+                        rb = rb.with_store_backup(store);
+                    }
                     match job {
                         Job::Start(target) => rb.run(&target).await,
                         Job::Resume => rb.resume().await,

@@ -42,6 +42,13 @@ fn node(i: usize, id: &str) -> NodeView {
             rtt_us: 400,
             measured_at_ms: TAKEN_AT_MS - 800 - i as u64 * 350,
         }),
+        // The third node is an application node (WORKER_MODE=!).
+        worker_mode: if i == 2 {
+            crate::config::WorkerMode::HttpOnly
+        } else {
+            crate::config::WorkerMode::All
+        },
+        process: None,
     }
 }
 

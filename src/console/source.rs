@@ -1,35 +1,18 @@
-//! Where snapshots come from: the [`SnapshotSource`] trait, [`FileSource`]
-//! (a saved `clusterops status --json`), and the poller that fetches on its
+//! Where the console's snapshots come from: [`FileSource`] (a saved
+//! `clusterops status --json`), any other [`SnapshotSource`] (its trait
+//! lives in `inspect::source`), and the poller that fetches on its
 //! own task at the refresh interval, backing off on errors, so the screen
 //! never waits on the network.
 
 use crate::console::action::Action;
 use crate::console::app::now_ms;
 use crate::inspect::Snapshot;
+pub use crate::inspect::source::SnapshotSource;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
-
-/// Something that can produce a snapshot of the cluster. The inspector
-/// implements it for live mode; [`FileSource`] for saved snapshots.
-///
-/// ```
-/// use clusterops::console::source::SnapshotSource;
-/// use clusterops::inspect::Snapshot;
-/// struct Fixed(Snapshot);
-/// #[async_trait::async_trait]
-/// impl SnapshotSource for Fixed {
-///     async fn fetch(&self) -> Result<Snapshot, String> { Ok(self.0.clone()) }
-/// }
-/// ```
-#[async_trait::async_trait]
-pub trait SnapshotSource: Send + Sync {
-    /// Read the cluster once; the error is one line for the banner (never a
-    /// password).
-    async fn fetch(&self) -> Result<Snapshot, String>;
-}
 
 /// A snapshot saved as JSON: `clusterops status --json > FILE`. Read again
 /// at every refresh, so a file rewritten by a cron job stays current.

@@ -88,6 +88,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         lookups_enabled,
         run: app.run.as_ref(),
         runbook_enabled: app.runbook_enabled(),
+        runbook_hint: app.runbook_hint.as_deref(),
     };
     app.views[app.view.index()].draw(frame, body, snap, &ctx);
     if app.fetch_error.is_some() {

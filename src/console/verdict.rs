@@ -3,6 +3,7 @@
 //! ([`crate::inspect::checks`]) plus what only the console watches.
 
 use crate::config::Config;
+pub use crate::inspect::server_warnings::server_warnings;
 use crate::inspect::{
     CheckResult, CheckStatus, Snapshot, Source, Verdict, checks, checks_cluster, checks_topology,
 };
@@ -57,6 +58,7 @@ pub fn snapshot_checks(snap: &Snapshot) -> Vec<CheckResult> {
         checks_cluster::cluster_state(snap),
         checks_cluster::cluster_replicas(snap),
         checks::worker_id_capacity(snap),
+        crate::inspect::checks_processes::process_capacity(snap),
         checks::stale_worker_ids(snap),
         crate::inspect::checks_clock::clock_skew(snap),
         checks::shared_storage(snap),
@@ -121,7 +123,7 @@ pub fn check_area(id: &str) -> &'static str {
         | "redis-replicas"
         | "redis-cluster-state"
         | "redis-cluster-replicas" => "servers",
-        "worker-id-capacity" | "stale-worker-ids" => "worker IDs",
+        "worker-id-capacity" | "process-capacity" | "stale-worker-ids" => "worker IDs",
         "unreadable-keys" => "keys",
         _ => "checks",
     }
@@ -219,88 +221,6 @@ pub fn is_lagging(r: &crate::inspect::StreamReader) -> bool {
         || (r.lag > 0
             && r.last_handled_age_ms
                 .is_some_and(|a| a >= LAGGING_READER_IDLE_MS))
-}
-
-/// What an operator should fix on one server, one line each.
-pub fn server_warnings(s: &crate::inspect::ServerView) -> Vec<String> {
-    let mut out = s.topology.as_ref().map_or_else(Vec::new, topology_warnings);
-    out.extend(s.cluster.as_ref().map_or_else(Vec::new, cluster_warnings));
-    if s.kind != "redis" || s.error.is_some() {
-        return out;
-    }
-    if let Some(policy) = &s.maxmemory_policy
-        && policy != "noeviction"
-    {
-        out.push(format!(
-            "maxmemory-policy is {policy}: keys can be evicted, set noeviction"
-        ));
-    }
-    if let Some(v) = &s.version {
-        let major: u32 = v
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        let bloom = s
-            .modules
-            .iter()
-            .any(|m| m.to_ascii_lowercase().contains("bf") || m.contains("bloom"));
-        if major < 8 && !bloom {
-            out.push(format!(
-                "Redis {v} has no bloom filter module: use Redis 8 or load RedisBloom"
-            ));
-        }
-    }
-    out
-}
-
-/// What an operator should look at in a Redis Cluster: a state that is not
-/// ok, a master that does not answer, slots no master serves, a master
-/// without a replica up.
-fn cluster_warnings(c: &crate::inspect::ClusterView) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(state) = c.state.as_deref().filter(|s| *s != "ok") {
-        out.push(format!("cluster_state is {state}"));
-    }
-    for s in &c.shards {
-        if let Some(e) = &s.error {
-            out.push(format!("master {} does not answer: {e}", s.master));
-        }
-    }
-    let unassigned = crate::inspect::cluster_view::SLOTS.saturating_sub(c.slots_covered);
-    if unassigned > 0 && !c.shards.is_empty() {
-        out.push(format!("{unassigned} slots served by no master"));
-    }
-    for s in c.unreplicated() {
-        out.push(format!("master {} has no replica up", s.master));
-    }
-    out
-}
-
-/// What an operator should look at in a Sentinel topology: sentinels that
-/// do not answer or name another master, a failed `CKQUORUM`, a master
-/// with no replica online (shown under the master's name).
-fn topology_warnings(t: &crate::inspect::TopologyView) -> Vec<String> {
-    let name = &t.master_name;
-    let a = t.agreement();
-    let mut out: Vec<String> = t
-        .sentinels
-        .iter()
-        .filter(|s| !s.answered)
-        .map(|s| {
-            let why = s.error.as_deref().unwrap_or("no answer");
-            format!("sentinel {} not answering: {why}", s.address)
-        })
-        .collect();
-    out.extend(a.dissenting.iter().map(|(s, named)| match named {
-        Some(m) => format!("sentinel {s} names another master, {m}"),
-        None => format!("sentinel {s} knows no master {name}"),
-    }));
-    out.extend(a.ckquorum_failed.iter().map(|f| format!("CKQUORUM {f}")));
-    if t.master_confirmed() && t.online_replicas().next().is_none() {
-        out.push("no replica online: a failover has nowhere to go".to_string());
-    }
-    out
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub const CHECK_IDS: &[&str] = &[
     "eviction-policy",
     "redis-persistence",
     "worker-id-capacity",
+    "process-capacity",
     "stale-worker-ids",
     "clock-skew",
     "shared-storage",

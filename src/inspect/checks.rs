@@ -40,6 +40,7 @@ pub fn run(config: &Config, snap: &Snapshot) -> Vec<CheckResult> {
         eviction_policy(snap),
         super::checks_persistence::redis_persistence(snap),
         worker_id_capacity(snap),
+        super::checks_processes::process_capacity(snap),
         stale_worker_ids(snap),
         super::checks_clock::clock_skew(snap),
         shared_storage(snap),
@@ -101,7 +102,9 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
         .iter()
         .filter(|n| {
             n.id.state == NodeState::Error
-                || !n.health.is_healthy() && n.id.state != NodeState::Maintenance
+                || !n.health.is_healthy()
+                    && n.id.state != NodeState::Maintenance
+                    && !is_idle_by_mode(n)
         })
         .map(|n| {
             let health = match n.health.http_status {
@@ -138,6 +141,14 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
             format!("unhealthy: {}", bad.join("; ")),
         )
     }
+}
+
+/// A running node with `WORKER_MODE=-` answers its health check 503 on
+/// purpose (it serves no app requests): not a failure.
+fn is_idle_by_mode(n: &super::types::NodeView) -> bool {
+    n.worker_mode == crate::config::WorkerMode::Idle
+        && n.id.state == NodeState::Running
+        && n.health.http_status == Some(503)
 }
 
 /// Every node has the same configuration fingerprint.

@@ -370,3 +370,19 @@ fn the_allow_list_names_every_check_in_order() {
         .collect();
     assert_eq!(ids, crate::inspect::check_allow::CHECK_IDS);
 }
+
+#[test]
+fn a_node_idle_by_worker_mode_answering_503_is_not_unhealthy() {
+    let idle_health = Health::read(Some(503), "idle: WORKER_MODE=- (…)", 1);
+    let mut s = healthy();
+    if let Source::Ok(nodes) = &mut s.nodes {
+        nodes[0].worker_mode = crate::config::WorkerMode::Idle;
+        nodes[0].health = idle_health.clone();
+    }
+    assert_eq!(nodes_healthy(&s).status, CheckStatus::Pass);
+    // The same 503 from a node that should serve is a failure.
+    if let Source::Ok(nodes) = &mut s.nodes {
+        nodes[0].worker_mode = crate::config::WorkerMode::HttpOnly;
+    }
+    assert_eq!(nodes_healthy(&s).status, CheckStatus::Fail);
+}

@@ -28,6 +28,8 @@ pub fn node_view(
         storage_reason: r.storage_reason,
         health,
         clock_offset: r.clock_offset,
+        worker_mode: r.worker_mode,
+        process: r.process,
     }
 }
 
@@ -113,7 +115,7 @@ pub fn lock_views(
             holder: h.holder_node,
             acquired_at_ms: h.acquired_at_ms,
             fencing_token: h.fencing_token,
-            waiters: None,
+            waiters: h.waiters.and_then(|w| u32::try_from(w).ok()),
         })
         .collect()
 }

@@ -2,7 +2,7 @@
 //! pipeline) produces: every one becomes an unreadable entry naming the
 //! key, nothing panics, and the good entries beside it still read.
 
-use crate::adapters::lock::{LockReads, fence_key, lock_key};
+use crate::adapters::lock::{LockReads, fence_key, lock_key, wait_key};
 use crate::adapters::pubsub::StreamReads;
 use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
 use crate::adapters::queue::{self, QueueReads};
@@ -46,29 +46,39 @@ fn lock_replies_that_are_not_locks_are_unreadable_and_named() {
     keys.push(lock_key(&other, "x"));
     let reads = LockReads::from_keys(&n, keys.iter().map(|k| k.as_bytes()));
     // Sorted: forever, gone, good, hash, junk, short (fence and other ignored).
-    assert_eq!(reads.commands(), 12);
+    assert_eq!(reads.commands(), 18);
     let mut pipe = redis::pipe();
     reads.add_to(&mut pipe);
-    assert_eq!(pipe.len(), 12);
+    assert_eq!(pipe.len(), 18);
+    // The third read of each key is the ZCARD of its wait queue.
+    let packed = String::from_utf8_lossy(&pipe.get_packed_pipeline()).into_owned();
+    assert!(packed.contains(&wait_key(&n, "good")), "{packed}");
     let replies = [
         Value::Int(-1),
         bulk("3|1700000000000|0123456789abcdef|n1"),
+        Value::Int(0),
         Value::Int(-2),
         Value::Nil,
+        Value::Int(0),
         Value::Int(5000),
         bulk("7|1700000000000|0123456789abcdef|node|a"),
+        Value::Int(4),
         Value::Int(9000),
         wrongtype(),
+        Value::Int(0),
         Value::Int(9000),
         bulk("not a lock value"),
+        Value::Int(0),
         // "short": one reply missing.
         Value::Int(9000),
+        bulk("7|1700000000000|0123456789abcdef|node|a"),
     ];
     let found = reads.parse(&replies);
     assert_eq!(found.holders.len(), 1);
     assert_eq!(found.holders[0].name, "good");
     assert_eq!(found.holders[0].holder_node, "node|a");
     assert_eq!(found.holders[0].ttl_left, Duration::from_millis(5000));
+    assert_eq!(found.holders[0].waiters, Some(4));
     let bad: Vec<(&str, &str)> = found
         .unreadable
         .iter()
@@ -328,6 +338,7 @@ fn keys_not_in_the_hash_tagged_layout_are_unreadable_with_the_reason() {
     let held = [
         Value::Int(5000),
         bulk("3|1700000000000|0123456789abcdef|n1"),
+        Value::Int(0),
     ];
     let found = reads.parse(&[held.clone(), held].concat());
     assert!(found.holders.is_empty(), "{found:?}");
@@ -400,6 +411,10 @@ fn a_health_check_answer_is_read_into_its_kind() {
         read(Some(503), "warming_up: filling caches"),
         HealthAnswer::Refused(NodeState::Unknown("warming_up".into())),
         "a state of another version is kept as it was said"
+    );
+    assert_eq!(
+        read(Some(503), crate::node::http::IDLE_LINE.trim_end()),
+        HealthAnswer::Idle
     );
     assert_eq!(read(Some(503), "database unreachable"), HealthAnswer::Other);
     assert_eq!(

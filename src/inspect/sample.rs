@@ -90,6 +90,8 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             storage_shared: None,
             storage_reason: None,
             clock_offset: None,
+            worker_mode: Default::default(),
+            process: None,
         };
         registry.heartbeat(conn, &record).await?;
         pipe.cmd("SET")

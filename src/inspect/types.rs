@@ -2,9 +2,11 @@
 //! from Redis (and RabbitMQ, and each node's HTTP health check) without
 //! changing anything. The CLI prints it; the console draws it.
 
+pub use crate::config::WorkerMode;
 pub use crate::node::clock::ClockOffset;
 pub use crate::node::identity::NodeIdentity;
 pub use crate::node::state::NodeState;
+pub use crate::node::supervisor::ProcessSlot;
 use serde::{Deserialize, Serialize};
 
 /// The state of one data source in a snapshot: read, unreachable, or not
@@ -102,6 +104,8 @@ impl NodeView {
                 rtt_us: 400,
                 measured_at_ms: 0,
             }),
+            worker_mode: WorkerMode::All,
+            process: None,
         }
     }
 }
@@ -165,6 +169,13 @@ pub struct NodeView {
     /// (`None`: not measured, or a version that does not report it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset: Option<ClockOffset>,
+    /// `WORKER_MODE` the node runs with (an older version's record has
+    /// none: it does everything).
+    #[serde(default)]
+    pub worker_mode: WorkerMode,
+    /// Under `CLUSTER_MODE`: which process of its host it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessSlot>,
 }
 
 /// Result of `GET /api/__health_check` on a node.
@@ -196,6 +207,9 @@ pub enum HealthAnswer {
     /// (`maintenance`, `starting`, `draining`, `error`, or a state of
     /// another version).
     Refused(NodeState),
+    /// 503 `idle: WORKER_MODE=- …` ([`crate::node::http::IDLE_LINE`]): a
+    /// running node that serves no app requests by configuration.
+    Idle,
     /// Another status, or a 503 body that names no state.
     Other,
     /// No answer (refused, unreachable, timed out).
@@ -205,12 +219,14 @@ pub enum HealthAnswer {
 impl HealthAnswer {
     /// Read a health check's status and the first line of its body.
     pub fn read(http_status: Option<u16>, line: &str) -> Self {
-        use crate::node::http::HEALTH_DEGRADED;
+        use crate::node::http::{HEALTH_DEGRADED, IDLE_LINE};
         let word = line.split_once(':').map(|(word, _)| word.trim());
+        let idle = IDLE_LINE.split_once(':').map(|(word, _)| word);
         match http_status {
             None => HealthAnswer::NoAnswer,
             Some(200) if word == Some(HEALTH_DEGRADED) => HealthAnswer::Degraded,
             Some(200) => HealthAnswer::Serving,
+            Some(503) if word == idle => HealthAnswer::Idle,
             Some(503) => match word {
                 Some(word) if !word.is_empty() && !word.contains(char::is_whitespace) => {
                     HealthAnswer::Refused(NodeState::parse(word))

@@ -61,6 +61,32 @@ pub fn apply_maintenance(node: &NodeShared, read: MaintenanceRead) {
     }
 }
 
+/// For a node without a coordination Redis (in-process, the demo): apply
+/// the maintenance flag held in `flag` now (before the node serves) and on
+/// every change, until `stop` changes.
+pub fn follow_maintenance(
+    node: &Arc<NodeShared>,
+    mut flag: watch::Receiver<MaintenanceRead>,
+    mut stop: watch::Receiver<bool>,
+) {
+    apply_maintenance(node, flag.borrow_and_update().clone());
+    let node = node.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = flag.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let read = flag.borrow_and_update().clone();
+                    apply_maintenance(&node, read);
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
 /// Offsets above this are logged as a warning (once, until the clock is
 /// back within it); `check` warns from the same value (`clock-skew`).
 pub const CLOCK_WARN: Duration = Duration::from_secs(1);

@@ -58,13 +58,23 @@ fn carries_bypass_token(config: &Config, headers: &HeaderMap) -> bool {
 pub const HEALTH_OK: &str = "ok";
 /// The first word of a 200 health check of a degraded node (`degraded: …`).
 pub const HEALTH_DEGRADED: &str = "degraded";
+/// What a running node with `WORKER_MODE=-` answers on its health check
+/// and app routes (503): it serves no app requests, so the load balancer
+/// leaves it out.
+pub const IDLE_LINE: &str =
+    "idle: WORKER_MODE=- (this node serves no app requests and handles no queue jobs)\n";
 
 /// `GET /api/__health_check`: 200 `ok` when running (200 `degraded: …`
 /// when running without its Redis or worker ID: the node still serves what
 /// it can, and taking every node out at once would turn a Redis outage into
-/// a full one); 503 and a one-line reason otherwise.
+/// a full one); 503 and a one-line reason otherwise, also when running with
+/// `WORKER_MODE=-` ([`IDLE_LINE`]).
 pub async fn health(State(node): State<Arc<NodeShared>>) -> Response {
     let (state, reason) = node.state.get();
+    if state == NodeState::Running && !node.config.worker_mode.serves_http() {
+        inc(&node.metrics.http_unavailable);
+        return unavailable(IDLE_LINE.to_string(), "text/plain; charset=utf-8");
+    }
     if state == NodeState::Running {
         let degraded = node.degraded();
         if degraded.is_empty() {
@@ -111,7 +121,8 @@ pub async fn count_requests(
     resp
 }
 
-/// Middleware in front of app routes: unless the node is running, answer
+/// Middleware in front of app routes: unless the node is running (and its
+/// `WORKER_MODE` serves requests), answer
 /// 503 with the maintenance page (maintenance) or a one-line reason. In
 /// maintenance only, a request with the runbook bypass token passes.
 pub async fn gate_app_routes(
@@ -120,6 +131,10 @@ pub async fn gate_app_routes(
     next: Next,
 ) -> Response {
     let (state, reason) = node.state.get();
+    if state == NodeState::Running && !node.config.worker_mode.serves_http() {
+        inc(&node.metrics.http_unavailable);
+        return unavailable(IDLE_LINE.to_string(), "text/plain; charset=utf-8");
+    }
     if state == NodeState::Running {
         return next.run(req).await;
     }

@@ -56,6 +56,13 @@ pub struct NodeRecord {
     /// heartbeat (`None`: not measured, or written by an older version).
     #[serde(default)]
     pub clock_offset: Option<super::clock::ClockOffset>,
+    /// `WORKER_MODE`: what the node works on (records of older versions
+    /// have none: they do everything).
+    #[serde(default)]
+    pub worker_mode: crate::config::WorkerMode,
+    /// Under `CLUSTER_MODE`: which process of its host it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<super::supervisor::ProcessSlot>,
 }
 
 /// A registry entry as read back: a record, or a key that could not be read.
@@ -308,6 +315,24 @@ pub fn parse_entry(key: &str, value: &redis::Value, ttl: &redis::Value) -> Optio
 mod tests {
     use super::*;
     use crate::adapters::hash_tag::key_slot;
+
+    #[test]
+    fn a_record_of_an_older_version_reads_with_every_mode_and_no_process() {
+        let old = r#"{"node_id":"a","host":"h","http_addr":"127.0.0.1:1","pid":1,
+            "app_version":"1","schema_version":null,"worker_id":3,"state":"running",
+            "state_reason":"ready","started_at_ms":1,"heartbeat_at_ms":2,
+            "config_fingerprint":"f"}"#;
+        let record: NodeRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.worker_mode, crate::config::WorkerMode::All);
+        assert_eq!(record.process, None);
+        let mut newer = serde_json::to_value(&record).unwrap();
+        newer["worker_mode"] = "jobs:*".into();
+        let read: NodeRecord = serde_json::from_value(newer).unwrap();
+        assert_eq!(
+            read.worker_mode,
+            crate::config::WorkerMode::Unknown("jobs:*".into())
+        );
+    }
 
     #[test]
     fn records_and_index_of_a_namespace_share_one_slot() {

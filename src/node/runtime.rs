@@ -5,6 +5,7 @@
 use super::app::{App, RECORD_EVENTS_QUEUE, RECORDS_CHANNEL};
 use super::heartbeat::{self, HeartbeatTiming};
 use super::janitor::{Janitor, JanitorOptions};
+use super::maintenance::MaintenanceRead;
 use super::migrations::{self, MigrationError};
 use super::registry::Registry;
 use super::shared::NodeShared;
@@ -47,6 +48,9 @@ pub struct NodeOptions {
     /// Prebuilt shared adapters instead of the ones the configuration
     /// names: several in-process nodes (the demo) share one memory backend.
     pub adapters: Option<Adapters>,
+    /// Under `CLUSTER_MODE`: which process of its host this node is; it
+    /// also serves on the slot's shared address (`SO_REUSEPORT`).
+    pub process: Option<super::supervisor::ProcessSlot>,
 }
 
 /// Shared adapters handed to [`run`] (the node's own local cache is always
@@ -61,6 +65,13 @@ pub struct Adapters {
     pub signals: Arc<dyn pubsub::SyncSignals>,
     /// The message queue.
     pub queue: Arc<dyn queue::MessageQueue>,
+    /// The app's store, shared by the in-process nodes (a memory store
+    /// that carries a schema version: a newer node migrates it, an older
+    /// one refuses it, as with the database). `None`: the configuration's.
+    pub store: Option<Arc<Store>>,
+    /// The maintenance flag, for nodes without a coordination Redis to read
+    /// it from: applied at start (before serving) and on every change.
+    pub maintenance: Option<watch::Receiver<MaintenanceRead>>,
 }
 
 impl std::fmt::Debug for Adapters {
@@ -81,6 +92,7 @@ impl Default for NodeOptions {
             lease_ttl: Duration::from_secs(15),
             janitor: JanitorOptions::default(),
             adapters: None,
+            process: None,
         }
     }
 }
@@ -139,7 +151,8 @@ pub fn validate_node_id(id: &str) -> Result<(), NodeError> {
         .map_err(|accepted| NodeError::Option(format!("--node-id {id:?}: expected {accepted}")))
 }
 
-fn generated_node_id() -> String {
+/// A node id from the host name and a random suffix.
+pub fn generated_node_id() -> String {
     let host: String = gethostname::gethostname()
         .to_string_lossy()
         .chars()
@@ -188,23 +201,33 @@ pub async fn run(
         unique_id::ensure_unique(&mut conn, &registry, &node_id, &host).await?;
         early_conn = Some(conn);
     }
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
+    let listener = super::listen::bind(opts.listen).await?;
+    let shared_listener = match &opts.process {
+        Some(slot) => {
+            let addr: SocketAddr = slot.shared_addr.parse().map_err(|e| {
+                NodeError::Option(format!("--shared-listen {:?}: {e}", slot.shared_addr))
+            })?;
+            Some(super::listen::bind_shared(addr)?)
+        }
+        None => None,
+    };
     let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
         addr: opts.listen,
         source,
     })?;
-    let node = Arc::new(NodeShared::new(
+    let mut shared = NodeShared::new(
         node_id.clone(),
         host,
         local_addr.to_string(),
         app_version.clone(),
         config.clone(),
-    ));
+    );
+    shared.process = opts.process.clone();
+    let node = Arc::new(shared);
+    for msg in super::work::mode_warnings(&config.worker_mode) {
+        tracing::warn!("{msg}");
+        node.warnings.write().push(msg);
+    }
     if !config.is_clustered() {
         let msg = format!(
             "single-node configuration ({} on memory/local): this node cannot be clustered",
@@ -248,30 +271,23 @@ pub async fn run(
     };
 
     // Database and schema.
-    let store = match &config.db_url {
-        None => {
+    let shared_store = opts.adapters.as_ref().and_then(|a| a.store.clone());
+    let store = match (shared_store, &config.db_url) {
+        (Some(shared), _) => {
+            apply_schema(&node, shared.migrate_memory(&app_version));
+            shared
+        }
+        (None, None) => {
             let msg = "DB_URL unset: records are kept in memory on this node only".to_string();
             tracing::warn!("{msg}");
             node.warnings.write().push(msg);
-            Store::Memory(Default::default())
+            Arc::new(Store::Memory(Default::default()))
         }
-        Some(url) => {
+        (None, Some(url)) => {
             let mut client = pg::connect(url).await.map_err(NodeError::Database)?;
-            match prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await {
-                Ok(version) => *node.schema_version.write() = version,
-                Err(MigrationError::SchemaNewer { schema, app }) => {
-                    *node.schema_version.write() = Some(schema.clone());
-                    let err = MigrationError::SchemaNewer { schema, app };
-                    tracing::error!("refusing to serve: {err}");
-                    node.state.force_set(NodeState::Error, err.to_string());
-                }
-                Err(e) => {
-                    tracing::error!("schema migration failed: {e}");
-                    node.state
-                        .force_set(NodeState::Error, format!("schema migration failed: {e}"));
-                }
-            }
-            Store::Postgres(pg::PgConn::new(url.clone(), client))
+            let prepared = prepare_schema(&mut client, &app_version, &node, locks.as_ref()).await;
+            apply_schema(&node, prepared);
+            Arc::new(Store::Postgres(pg::PgConn::new(url.clone(), client)))
         }
     };
     let in_error = node.state.get().0 == NodeState::Error;
@@ -312,7 +328,7 @@ pub async fn run(
         queue: queue.clone(),
         locks: locks.clone(),
         ids,
-        store: Arc::new(store),
+        store,
     });
 
     // Subscriptions: only a node that may serve consumes work.
@@ -329,24 +345,10 @@ pub async fn run(
                 app_for_signals.on_record_signal(&signal.payload).await;
             }
         }));
-        let app_for_queue = app.clone();
-        let handler = queue::handler(move |msg: queue::Message| {
-            let app = app_for_queue.clone();
-            async move {
-                let result = app.on_record_event(&msg.id, &msg.payload).await;
-                match &result {
-                    Ok(()) => super::metrics::inc(&app.node.metrics.queue_handled),
-                    Err(_) => super::metrics::inc(&app.node.metrics.queue_failed),
-                }
-                result
-            }
-        });
-        queue_sub = Some(
-            queue
-                .subscribe(RECORD_EVENTS_QUEUE, opts.queue_concurrency.max(1), handler)
+        queue_sub =
+            super::work::start_consumers(&app, &queue, &config.worker_mode, opts.queue_concurrency)
                 .await
-                .map_err(|e| adapter_err("queue")(&e))?,
-        );
+                .map_err(|e| adapter_err("queue")(&e))?;
     }
 
     // Registry, maintenance flag and heartbeats.
@@ -397,14 +399,18 @@ pub async fn run(
     if !in_error && coordination.is_none() {
         node.state.set(NodeState::Running, "ready");
     }
+    if let Some(flag) = opts.adapters.as_ref().and_then(|a| a.maintenance.clone()) {
+        heartbeat::follow_maintenance(&node, flag, stop_rx.clone());
+    }
 
     // HTTP.
     let router = super::routes::router(node.clone(), app.clone());
-    let (drain_tx, mut drain_rx) = watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = drain_rx.wait_for(|d| *d).await;
-    });
-    let server_task = tokio::spawn(async move { server.await });
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let server_task = super::listen::serve(
+        std::iter::once(listener).chain(shared_listener).collect(),
+        router,
+        drain_rx,
+    );
     tracing::info!(node = %node_id, addr = %local_addr, state = %node.state.get().0, "node serving");
 
     shutdown.await;
@@ -472,6 +478,25 @@ async fn start_worker_ids(
                 .await
                 .map_err(|e| err(&e))?;
             Ok(Arc::new(ids))
+        }
+    }
+}
+
+/// Record the schema version a node found (or migrated to); a schema newer
+/// than the node, or a failed migration, puts it in the error state.
+fn apply_schema(node: &NodeShared, prepared: Result<Option<String>, MigrationError>) {
+    match prepared {
+        Ok(version) => *node.schema_version.write() = version,
+        Err(MigrationError::SchemaNewer { schema, app }) => {
+            *node.schema_version.write() = Some(schema.clone());
+            let err = MigrationError::SchemaNewer { schema, app };
+            tracing::error!("refusing to serve: {err}");
+            node.state.force_set(NodeState::Error, err.to_string());
+        }
+        Err(e) => {
+            tracing::error!("schema migration failed: {e}");
+            node.state
+                .force_set(NodeState::Error, format!("schema migration failed: {e}"));
         }
     }
 }

@@ -7,7 +7,7 @@ use super::metrics::Metrics;
 use super::state::{NodeState, StateCell};
 use super::version::AppVersion;
 use crate::adapters::worker_id::WorkerLease;
-use crate::config::Config;
+use crate::config::{Config, WorkerMode};
 use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -64,6 +64,8 @@ pub struct NodeShared {
     /// The clock against the coordination Redis, as last measured by the
     /// heartbeat loop (`None`: not yet, the last `TIME` failed, or no Redis).
     pub clock: RwLock<Option<ClockOffset>>,
+    /// Under `CLUSTER_MODE`: which process of its host this node is.
+    pub process: Option<super::supervisor::ProcessSlot>,
 }
 
 /// The coordination Redis could not be reached: since when, and the last error.
@@ -106,6 +108,11 @@ pub struct StatusReport {
     /// The same in words: `120 µs ahead of Redis TIME (±80 µs)`, `not
     /// measured yet`, or `n/a: no Redis configured, no shared clock`.
     pub clock: String,
+    /// `WORKER_MODE` as written (`""` everything, `"!"` HTTP only, `"-"`
+    /// nothing, or the topics).
+    pub worker_mode: WorkerMode,
+    /// Under `CLUSTER_MODE`: which process of its host (null otherwise).
+    pub process: Option<super::supervisor::ProcessSlot>,
 }
 
 impl NodeShared {
@@ -136,6 +143,7 @@ impl NodeShared {
             in_flight: AtomicU64::new(0),
             redis_trouble: RwLock::new(None),
             clock: RwLock::new(None),
+            process: None,
         }
     }
 
@@ -281,6 +289,8 @@ impl NodeShared {
             degraded: self.degraded(),
             clock_offset: *self.clock.read(),
             clock: self.clock_line(),
+            worker_mode: c.worker_mode.clone(),
+            process: self.process.clone(),
         }
     }
 
@@ -312,6 +322,8 @@ impl NodeShared {
             storage_shared: s.storage_shared,
             storage_reason: s.storage_reason,
             clock_offset: s.clock_offset,
+            worker_mode: s.worker_mode,
+            process: s.process,
         }
     }
 }

@@ -30,6 +30,15 @@ pub enum NodeState {
 }
 
 impl NodeState {
+    /// Every state this version knows.
+    pub const KNOWN: [NodeState; 5] = [
+        NodeState::Starting,
+        NodeState::Running,
+        NodeState::Maintenance,
+        NodeState::Draining,
+        NodeState::Error,
+    ];
+
     /// The lowercase name used in JSON and in the registry (for
     /// [`NodeState::Unknown`], the word as it was read).
     pub fn as_str(&self) -> &str {
@@ -45,16 +54,10 @@ impl NodeState {
 
     /// The state a word names; any other word is [`NodeState::Unknown`].
     pub fn parse(word: &str) -> Self {
-        [
-            NodeState::Starting,
-            NodeState::Running,
-            NodeState::Maintenance,
-            NodeState::Draining,
-            NodeState::Error,
-        ]
-        .into_iter()
-        .find(|known| known.as_str() == word)
-        .unwrap_or_else(|| NodeState::Unknown(word.to_string()))
+        Self::KNOWN
+            .into_iter()
+            .find(|known| known.as_str() == word)
+            .unwrap_or_else(|| NodeState::Unknown(word.to_string()))
     }
 
     /// Serving (`running`), or ready to serve once maintenance is cleared

@@ -51,12 +51,46 @@ pub enum Store {
     Memory(Mutex<MemoryData>),
 }
 
-/// The memory store's tables.
-#[derive(Debug, Default)]
+/// The memory store's tables, and the schema version when in-process
+/// nodes share the store (the demo): written whole to a file and read back
+/// by the demo's backup and restore.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryData {
     records: HashMap<i64, Record>,
     events: HashMap<String, i32>,
     counters: HashMap<String, (i64, i64)>,
+    #[serde(default)]
+    schema_version: Option<String>,
+}
+
+impl MemoryData {
+    /// The schema version the nodes sharing this store migrated it to.
+    pub fn schema_version(&self) -> Option<&str> {
+        self.schema_version.as_deref()
+    }
+
+    /// How many records it holds.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Remove every record (what the demo's broken release does to it).
+    pub fn drop_records(&mut self) -> usize {
+        let n = self.records.len();
+        self.records.clear();
+        n
+    }
+
+    /// `3 records, 0 record events, 1 counter, schema 1.4.0`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} records, {} record events, {} counters, schema {}",
+            self.records.len(),
+            self.events.len(),
+            self.counters.len(),
+            self.schema_version.as_deref().unwrap_or("none")
+        )
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -69,6 +103,60 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// A memory store shared by in-process nodes, with its schema version
+    /// (`None`: none yet, the first node records its own).
+    pub fn shared_memory() -> Self {
+        Store::Memory(Mutex::new(MemoryData::default()))
+    }
+
+    /// A copy of the memory store's tables (`None` for PostgreSQL).
+    pub fn memory_data(&self) -> Option<MemoryData> {
+        match self {
+            Store::Memory(m) => Some(m.lock().clone()),
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// Change the memory store's tables in place (`None` for PostgreSQL).
+    pub fn with_memory<T>(&self, f: impl FnOnce(&mut MemoryData) -> T) -> Option<T> {
+        match self {
+            Store::Memory(m) => Some(f(&mut m.lock())),
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// A shared memory store's schema check at a node's start, as the
+    /// database's: a store recorded by a newer version is refused
+    /// ([`MigrationError::SchemaNewer`]); an older one (or none) is
+    /// migrated to `app`. Returns the schema version now recorded
+    /// (`None` for PostgreSQL, whose migrations are in `migrations`).
+    ///
+    /// [`MigrationError::SchemaNewer`]: super::migrations::MigrationError::SchemaNewer
+    pub fn migrate_memory(
+        &self,
+        app: &super::version::AppVersion,
+    ) -> Result<Option<String>, super::migrations::MigrationError> {
+        let Store::Memory(m) = self else {
+            return Ok(None);
+        };
+        let mut data = m.lock();
+        let recorded = data
+            .schema_version
+            .as_deref()
+            .and_then(|s| super::version::AppVersion::parse(s).ok());
+        match recorded {
+            Some(schema) if schema > *app => Err(super::migrations::MigrationError::SchemaNewer {
+                schema: schema.to_string(),
+                app: app.to_string(),
+            }),
+            Some(schema) if schema == *app => Ok(Some(schema.to_string())),
+            _ => {
+                data.schema_version = Some(app.to_string());
+                Ok(Some(app.to_string()))
+            }
+        }
+    }
+
     /// Insert a new record.
     pub async fn insert(&self, r: &Record) -> Result<(), StoreError> {
         match self {
@@ -227,5 +315,65 @@ impl Store {
                 .unwrap_or(0)),
             Store::Memory(m) => Ok(m.lock().counters.get(name).map(|c| c.0).unwrap_or(0)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::migrations::MigrationError;
+    use crate::node::version::AppVersion;
+
+    #[test]
+    fn a_shared_memory_store_is_migrated_by_newer_nodes_and_refused_by_older_ones() {
+        let v = |s| AppVersion::parse(s).unwrap();
+        let store = Store::shared_memory();
+        assert_eq!(
+            store.migrate_memory(&v("1.4.0")).unwrap().as_deref(),
+            Some("1.4.0")
+        );
+        assert_eq!(
+            store.migrate_memory(&v("1.4")).unwrap().as_deref(),
+            Some("1.4.0")
+        );
+        assert_eq!(
+            store.migrate_memory(&v("1.5.0-broken")).unwrap().as_deref(),
+            Some("1.5.0-broken")
+        );
+        match store.migrate_memory(&v("1.4.0")) {
+            Err(MigrationError::SchemaNewer { schema, app }) => {
+                assert_eq!((schema.as_str(), app.as_str()), ("1.5.0-broken", "1.4.0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            store.migrate_memory(&v("1.5.0")).unwrap().as_deref(),
+            Some("1.5.0")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_memory_tables_go_to_json_and_back_whole() {
+        let store = Store::shared_memory();
+        store
+            .insert(&Record {
+                id: 1001,
+                name: "invoice-1001".into(),
+                value: "40.00".into(),
+                revision: 1,
+                created_by: "demo".into(),
+            })
+            .await
+            .unwrap();
+        store.write_counter("c", 1, 7).await.unwrap();
+        let data = store.memory_data().unwrap();
+        let json = serde_json::to_vec(&data).unwrap();
+        let back: MemoryData = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(back.record_count(), 1);
+        let copy = Store::shared_memory();
+        copy.with_memory(|d| *d = back).unwrap();
+        assert_eq!(copy.get(1001).await.unwrap().unwrap().name, "invoice-1001");
+        assert_eq!(copy.read_counter("c").await.unwrap(), 1);
     }
 }

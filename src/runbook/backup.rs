@@ -54,6 +54,15 @@ pub enum BackupError {
         /// Its last lines of stderr.
         stderr: String,
     },
+    /// An in-process store could not be dumped or restored, or a tool was
+    /// asked for one (see `backup_store`).
+    #[error("{what}: {reason}")]
+    Store {
+        /// What was backed up or restored.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The file does not match what the journal recorded.
     #[error(
         "backup {path} does not match the journal ({reason}); it was changed or cut: do not restore it, make a new backup"
@@ -74,6 +83,18 @@ pub enum DbKind {
     Postgres,
     /// MySQL or MariaDB.
     Mysql,
+    /// The memory store of in-process nodes (the demo), dumped to a JSON
+    /// file by `backup_store` rather than by a database tool.
+    Memory,
+}
+
+fn no_tool(kind: DbKind) -> BackupError {
+    BackupError::Store {
+        what: format!("{kind:?} store"),
+        reason: "an in-process store is dumped and restored by its owner (runbook::backup_store), \
+                 not by a database tool"
+            .to_string(),
+    }
 }
 
 /// A database to back up: where, as whom (the password is kept out of
@@ -135,7 +156,7 @@ impl Database {
         let user = if url.username().is_empty() {
             match kind {
                 DbKind::Postgres => "postgres".to_string(),
-                DbKind::Mysql => "root".to_string(),
+                DbKind::Mysql | DbKind::Memory => "root".to_string(),
             }
         } else {
             decode(url.username())
@@ -171,6 +192,7 @@ impl Database {
         let kind = match self.kind {
             DbKind::Postgres => "postgres",
             DbKind::Mysql => "mysql",
+            DbKind::Memory => "memory",
         };
         format!(
             "{kind} {}@{}:{}/{}",
@@ -220,6 +242,7 @@ impl Database {
                     None => cmd.env_remove("MYSQL_PWD"),
                 };
             }
+            DbKind::Memory => {}
         }
         cmd
     }
@@ -293,6 +316,7 @@ pub async fn backup(
     let ext = match db.kind {
         DbKind::Postgres => "dump",
         DbKind::Mysql => "sql",
+        DbKind::Memory => return Err(no_tool(db.kind)),
     };
     let file = dir.join(format!("{stem}.{ext}"));
     let part = dir.join(format!("{stem}.{ext}.part"));
@@ -324,6 +348,7 @@ pub async fn backup(
             ]);
             ("mysqldump", c)
         }
+        DbKind::Memory => return Err(no_tool(db.kind)),
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
@@ -400,10 +425,12 @@ pub async fn backup(
     Ok(BackupRecord { verified, ..record })
 }
 
-/// Check a dump is complete: `pg_restore --list` reads it (PostgreSQL), or
-/// it ends with mysqldump's `-- Dump completed` line. Returns a summary.
+/// Check a dump is complete: `pg_restore --list` reads it (PostgreSQL), it
+/// ends with mysqldump's `-- Dump completed` line, or it reads back as the
+/// JSON of an in-process store. Returns a summary.
 pub async fn verify(record: &BackupRecord) -> Result<String, BackupError> {
     match record.kind {
+        DbKind::Memory => super::backup_store::verify_file(&record.file).await,
         DbKind::Postgres => {
             let output = Command::new("pg_restore")
                 .arg("--list")
@@ -483,6 +510,7 @@ pub async fn restore(
             c.stdin(Stdio::from(file));
             ("mysql", c)
         }
+        DbKind::Memory => return Err(no_tool(db.kind)),
     };
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd

@@ -24,6 +24,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod backup_store;
 pub mod backups;
 pub mod cluster;
 pub mod config;
@@ -166,6 +167,8 @@ pub struct Runbook {
     pub(crate) state_dir: PathBuf,
     pub(crate) actor: Actor,
     pub(crate) interrupt: Interrupt,
+    /// The in-process store backed up when `backup.kind = "memory"`.
+    pub(crate) store_backup: Option<Arc<dyn backup_store::StoreBackup>>,
 }
 
 impl Runbook {
@@ -198,7 +201,16 @@ impl Runbook {
             state_dir,
             actor: Actor::current(),
             interrupt: Interrupt::new(),
+            store_backup: None,
         }
+    }
+
+    /// Back up (and restore on rollback) this in-process store: the
+    /// configuration's `backup.kind` must be `memory` (set in code; the
+    /// demo's nodes share one such store).
+    pub fn with_store_backup(mut self, store: Arc<dyn backup_store::StoreBackup>) -> Self {
+        self.store_backup = Some(store);
+        self
     }
 
     /// Stop at the next safe point when `interrupt` is triggered (see
@@ -239,15 +251,26 @@ impl Runbook {
 
     /// The plan with this runbook's executor's wording.
     pub fn plan_for(&self, target: &str) -> Result<Plan, RunbookError> {
+        Self::plan_with(&self.config, self.executor.as_ref(), target)
+    }
+
+    /// The plan of an upgrade to `target` with `executor`'s wording
+    /// (nothing is contacted).
+    pub fn plan_with(
+        config: &RunbookConfig,
+        executor: &dyn Executor,
+        target: &str,
+    ) -> Result<Plan, RunbookError> {
         check_version(target)?;
-        let ex = &self.executor;
-        Ok(steps::plan(
-            &self.config,
+        let mut plan = steps::plan(
+            config,
             target,
-            &ex.slots(),
-            &|_| ex.describe_stop(),
-            &|slot, v| ex.describe_start(slot, v),
-        ))
+            &executor.slots(),
+            &|_| executor.describe_stop(),
+            &|slot, v| executor.describe_start(slot, v),
+        );
+        plan.executor = executor.kind().to_string();
+        Ok(plan)
     }
 
     /// The journal file of this runbook's cluster.

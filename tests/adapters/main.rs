@@ -4,6 +4,11 @@
 //! graph, so the tests are grouped by area): `cargo test --test adapters NAME::`
 //! runs one file's tests.
 
+// A test's unwrap/expect is its assertion: a panic fails the test with the
+// value in the message. (clippy.toml covers #[test] functions; the helpers
+// these binaries share are plain functions, hence the crate-wide allow.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../tls_support/mod.rs"]

@@ -167,3 +167,56 @@ fn a_wrong_node_option_is_a_usage_error_exit_2() {
         assert!(err.starts_with(&format!("error: {}", args[1])), "{err}");
     }
 }
+
+#[test]
+fn config_shows_the_processes_and_the_worker_mode() {
+    let out = clusterops()
+        .args(["config"])
+        .env("CLUSTER_MODE", "3")
+        .env("WORKER_MODE", "record-events, mail")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("processes     3 per host (CLUSTER_MODE=3)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("worker mode   HTTP and queue topics record-events, mail"),
+        "{text}"
+    );
+    let out = clusterops()
+        .args(["config", "--json"])
+        .env("CLUSTER_MODE", "max")
+        .env("WORKER_MODE", "!")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["cluster_mode"], "max");
+    assert_eq!(json["worker_mode"], "!");
+}
+
+#[test]
+fn cluster_mode_needs_a_fixed_listen_port_and_room_for_the_process_ports() {
+    for (listen, extra, says) in [
+        ("127.0.0.1:0", None, "needs a fixed port"),
+        ("127.0.0.1:65535", None, "own ports"),
+        (
+            "127.0.0.1:14000",
+            Some("13999"),
+            "other than --listen's 14000",
+        ),
+    ] {
+        let mut cmd = clusterops();
+        cmd.args(["node", "--listen", listen])
+            .env("CLUSTER_MODE", "2");
+        if let Some(base) = extra {
+            cmd.args(["--process-port-base", base]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{listen}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+    }
+}

@@ -48,6 +48,8 @@ pub async fn register(conn: &mut SharedConn, ns: &Namespace, id: &str) {
         storage_shared: None,
         storage_reason: None,
         clock_offset: None,
+        worker_mode: Default::default(),
+        process: None,
     };
     Registry::new(ns.clone(), Duration::from_secs(60))
         .heartbeat(conn, &record)

@@ -109,6 +109,19 @@ impl TestCluster {
         env_file: &std::path::Path,
         process_env: &[(&str, &str)],
     ) -> NodeProc {
+        self.spawn_with_args(node_id, version, env_file, process_env, &[])
+    }
+
+    /// [`TestCluster::spawn_with_process_env`] with more `node` options
+    /// (e.g. `--process-port-base 0` under CLUSTER_MODE).
+    pub fn spawn_with_args(
+        &self,
+        node_id: &str,
+        version: &str,
+        env_file: &std::path::Path,
+        process_env: &[(&str, &str)],
+        extra_args: &[&str],
+    ) -> NodeProc {
         let port = free_port();
         let log_path = self.dir.path().join(format!("{node_id}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
@@ -133,6 +146,7 @@ impl TestCluster {
                 "--drain-timeout",
                 "5",
             ])
+            .args(extra_args)
             .arg("--env-file")
             .arg(env_file)
             .env("RUST_LOG", "info")

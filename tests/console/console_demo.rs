@@ -3,9 +3,9 @@
 
 use crate::common;
 
-use clusterops::console::demo::{DEMO_QUEUE, DemoCluster};
 use clusterops::console::source::SnapshotSource;
 use clusterops::console::verdict;
+use clusterops::demo::{DEMO_QUEUE, DemoCluster};
 use clusterops::inspect::Verdict;
 use common::nodes::eventually;
 use std::time::Duration;

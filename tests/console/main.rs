@@ -4,6 +4,11 @@
 //! graph, so the tests are grouped by area): `cargo test --test console NAME::`
 //! runs one file's tests.
 
+// A test's unwrap/expect is its assertion: a panic fails the test with the
+// value in the message. (clippy.toml covers #[test] functions; the helpers
+// these binaries share are plain functions, hence the crate-wide allow.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../console_support/mod.rs"]
@@ -18,4 +23,5 @@ mod console_keys;
 mod console_live;
 mod console_render;
 mod console_runbook;
+mod demo_upgrade;
 mod upgrade_console;

@@ -17,6 +17,11 @@
 //! `--child ROLE ARGS…` (see [`CHILDREN`]), so a kill -9 hits a real process
 //! and never the harness itself.
 
+// A test's unwrap/expect is its assertion: a panic fails the test with the
+// value in the message. (clippy.toml covers #[test] functions; the helpers
+// these binaries share are plain functions, hence the crate-wide allow.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod clock_issuer;
 mod clock_skew;
 mod cluster_failover;

@@ -121,6 +121,8 @@ fn heartbeat(mut conn: SharedConn, ns: Namespace, id: String) -> JoinHandle<()> 
                 storage_shared: None,
                 storage_reason: None,
                 clock_offset: None,
+                worker_mode: Default::default(),
+                process: None,
             };
             let _ = registry.heartbeat(&mut conn, &record).await;
             tokio::time::sleep(HEARTBEAT).await;

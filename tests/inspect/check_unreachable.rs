@@ -37,6 +37,7 @@ fn assert_not_passed(json: &serde_json::Value, human: &str) {
         "eviction-policy",
         "redis-persistence",
         "worker-id-capacity",
+        "process-capacity",
         "stale-worker-ids",
         "shared-storage",
     ] {

@@ -78,6 +78,8 @@ async fn seed(conn: &mut SharedConn, ns: &Namespace) -> usize {
         storage_shared: None,
         storage_reason: None,
         clock_offset: None,
+        worker_mode: Default::default(),
+        process: None,
     };
     let _: () = redis::cmd("SET")
         .arg(registry.record_key("node-3"))

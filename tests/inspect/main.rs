@@ -4,12 +4,19 @@
 //! graph, so the tests are grouped by area): `cargo test --test inspect NAME::`
 //! runs one file's tests.
 
+// A test's unwrap/expect is its assertion: a panic fails the test with the
+// value in the message. (clippy.toml covers #[test] functions; the helpers
+// these binaries share are plain functions, hence the crate-wide allow.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
 mod check_persistence;
 mod check_policy;
+mod check_processes;
 mod check_unreachable;
+mod exporter;
 mod inspect_cluster;
 mod inspect_cluster_state;
 mod inspect_rabbitmq;

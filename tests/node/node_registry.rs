@@ -29,6 +29,8 @@ fn record(id: &str, now: u64) -> NodeRecord {
         storage_shared: None,
         storage_reason: None,
         clock_offset: None,
+        worker_mode: Default::default(),
+        process: None,
     }
 }
 

@@ -109,6 +109,8 @@ fn record(id: &str, host: &str, pid: u32) -> NodeRecord {
         storage_shared: None,
         storage_reason: None,
         clock_offset: None,
+        worker_mode: Default::default(),
+        process: None,
     }
 }
 

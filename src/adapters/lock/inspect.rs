@@ -1,5 +1,5 @@
-//! Reading locks without taking them (SCAN plus pipelined PTTL/GET, no
-//! writes; the per-key reads split into "add to a pipeline" and "parse the
+//! Reading locks without taking them (SCAN plus pipelined PTTL/GET and the
+//! wait queue's ZCARD, no writes; the per-key reads split into "add to a pipeline" and "parse the
 //! replies" for the inspector), the holder value format, and the admin
 //! force-release.
 
@@ -17,6 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const SCAN_COUNT: usize = 5000;
 /// At most this many bytes of a garbage value are quoted in a reason.
 const PREVIEW_LEN: usize = 80;
+/// Commands [`LockReads::add_to`] appends per key: PTTL, GET, ZCARD.
+const READS_PER_KEY: usize = 3;
+
+/// The lock name of `key` when it is a lock key of `ns`.
+fn lock_name_of_ns<'k>(ns: Option<&Namespace>, key: &'k [u8]) -> Option<&'k str> {
+    lock_name_of(ns?, key).ok()
+}
 
 /// The value of a lock key: `{token}|{acquired_ms}|{guard_id}|{node_id}`.
 ///
@@ -107,6 +114,10 @@ pub struct LockHolderInfo {
     /// Time left before the lock expires unless renewed (JSON: milliseconds).
     #[serde(rename = "ttl_left_ms", serialize_with = "ser_ms")]
     pub ttl_left: Duration,
+    /// Waiters in the lock's FIFO queue (`ZCARD` of its wait key; see
+    /// [`read_waiters`]); `None` when not read (the memory backend) or the
+    /// reply was not a count.
+    pub waiters: Option<u64>,
 }
 
 impl LockHolderInfo {
@@ -150,7 +161,7 @@ fn preview(raw: &[u8]) -> String {
 
 /// Interpret the PTTL and GET replies of one lock key. A key that is not
 /// `<ns>:lock:{<name>}` is unreadable whatever it holds.
-fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value) -> Read {
+fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value, zcard: &Value) -> Read {
     let name = match lock_name_of(ns, key) {
         Ok(name) => name,
         Err(reason) => return Read::Unreadable(reason),
@@ -181,14 +192,18 @@ fn read_one(ns: &Namespace, key: &[u8], pttl: &Value, get: &Value) -> Read {
             acquired_at_ms: v.acquired_at_ms,
             fencing_token: v.fencing_token,
             ttl_left,
+            waiters: match zcard {
+                Value::Int(n) => u64::try_from(*n).ok(),
+                _ => None,
+            },
         }),
         Err(why) => Read::Unreadable(format!("value {}: {why}", preview(raw))),
     }
 }
 
 /// The per-key half of reading locks: which keys to read and how to read
-/// them. [`LockReads::add_to`] appends one `PTTL` and one `GET` per key to
-/// a pipeline (run it with `ignore_errors`), [`LockReads::parse`] turns
+/// them. [`LockReads::add_to`] appends one `PTTL`, one `GET` and the
+/// `ZCARD` of the lock's wait queue per key to a pipeline (run it with `ignore_errors`), [`LockReads::parse`] turns
 /// the replies into a [`LockInspection`]. Used by [`read_holders`] and by
 /// the inspector, which puts these reads in one pipeline with the others.
 #[derive(Debug, Clone, Default)]
@@ -219,7 +234,7 @@ impl LockReads {
 
     /// How many commands [`LockReads::add_to`] appends.
     pub fn commands(&self) -> usize {
-        self.keys.len() * 2
+        self.keys.len() * READS_PER_KEY
     }
 
     /// The lock keys, sorted.
@@ -235,10 +250,18 @@ impl LockReads {
         }
     }
 
-    /// Append `PTTL key` and `GET key` for every key.
+    /// Append `PTTL key`, `GET key` and `ZCARD <ns>:lock-wait:{<name>}`
+    /// for every key (the wait key has the lock key's hash tag, so a Redis
+    /// Cluster serves all three from one slot). A key that is not
+    /// `<ns>:lock:{<name>}` has no wait key: its third read is `ZCARD` of
+    /// the key itself, whose reply is not used.
     pub fn add_to(&self, pipe: &mut redis::Pipeline) {
         for key in &self.keys {
             pipe.cmd("PTTL").arg(key).cmd("GET").arg(key);
+            match (&self.ns, lock_name_of_ns(self.ns.as_ref(), key)) {
+                (Some(ns), Some(name)) => pipe.cmd("ZCARD").arg(wait_key(ns, name)),
+                _ => pipe.cmd("ZCARD").arg(key),
+            };
         }
     }
 
@@ -248,8 +271,16 @@ impl LockReads {
     pub fn parse(&self, replies: &[Value]) -> LockInspection {
         let mut out = LockInspection::default();
         for (i, key) in self.keys.iter().enumerate() {
-            let read = match (&self.ns, replies.get(2 * i), replies.get(2 * i + 1)) {
-                (Some(ns), Some(pttl), Some(get)) => read_one(ns, key, pttl, get),
+            let at = READS_PER_KEY * i;
+            let read = match (
+                &self.ns,
+                replies.get(at),
+                replies.get(at + 1),
+                replies.get(at + 2),
+            ) {
+                (Some(ns), Some(pttl), Some(get), Some(zcard)) => {
+                    read_one(ns, key, pttl, get, zcard)
+                }
                 _ => Read::Unreadable("no reply from Redis".to_string()),
             };
             match read {

@@ -90,6 +90,7 @@ impl LocalLock {
                     acquired_at_ms: h.acquired_at_ms,
                     fencing_token: h.token,
                     ttl_left: h.expires - now,
+                    waiters: None,
                 })
             })
             .collect();

@@ -55,8 +55,10 @@ async fn raw_read(ns: &Namespace, conn: &mut redis_conn::SharedConn) -> Result<u
         pipe.cmd("GET").arg(worker_id::last_ts_key(ns, id));
     }
     for i in 0..LOCKS {
-        let key = lock::lock_key(ns, &sample::lock_name(i));
+        let name = sample::lock_name(i);
+        let key = lock::lock_key(ns, &name);
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        pipe.cmd("ZCARD").arg(lock::wait_key(ns, &name));
     }
     for s in 0..STREAMS {
         let channel = sample::channel_name(s);

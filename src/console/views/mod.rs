@@ -162,6 +162,8 @@ pub struct Ctx<'a> {
     pub run: Option<&'a crate::console::run_feed::RunPane>,
     /// Whether this console can drive upgrades (`--runbook`, not read-only).
     pub runbook_enabled: bool,
+    /// How upgrades work in this console, for the Runbook view (the demo).
+    pub runbook_hint: Option<&'a str>,
 }
 
 /// One view of the console.

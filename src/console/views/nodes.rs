@@ -1,7 +1,7 @@
 //! Nodes: one row per registered node (state, health, heartbeat, clock
 //! offset from Redis `TIME`, worker ID, version, configuration fingerprint
-//! with drift highlighted, address); Enter shows every field of the
-//! selected node.
+//! with drift highlighted, `WORKER_MODE`, address); Enter shows every field
+//! of the selected node.
 
 use super::popup::{self, field};
 use super::table::{self, Col, TableNav, TableSpec};
@@ -25,7 +25,7 @@ pub struct Nodes {
     detail: Option<String>,
 }
 
-const COLS: [Col; 11] = [
+const COLS: [Col; 12] = [
     Col::fill("NODE", 12, 0),
     Col::new("STATE", 9, 0),
     Col::new("HEALTH", 8, 0),
@@ -34,6 +34,7 @@ const COLS: [Col; 11] = [
     Col::new("WID", 3, 1),
     Col::new("VERSION", 8, 2),
     Col::new("CONFIG", 8, 1),
+    Col::new("MODE", 6, 3),
     Col::fill("ADDRESS", 16, 3),
     Col::new("HOST", 12, 4),
     Col::new("LATENCY", 7, 5),
@@ -54,6 +55,7 @@ impl Nodes {
                     &id.http_addr,
                     id.state.as_str(),
                     &id.app_version,
+                    n.worker_mode.short(),
                 ])
             })
             .collect()
@@ -96,7 +98,7 @@ impl View for Nodes {
         let title = table::title("Nodes", &self.nav, rows.len(), all.len(), t);
         let mut cols = COLS;
         cols[0] = cols[0].wanting(table::longest(rows.iter().map(|n| n.id.node_id.as_str())));
-        cols[8] = cols[8].wanting(table::longest(rows.iter().map(|n| n.id.http_addr.as_str())));
+        cols[9] = cols[9].wanting(table::longest(rows.iter().map(|n| n.id.http_addr.as_str())));
         let spec = TableSpec {
             title,
             cols: &cols,
@@ -140,6 +142,11 @@ impl View for Nodes {
                     t.text
                 }),
                 config,
+                Cell::from(n.worker_mode.short()).style(if n.worker_mode.is_all() {
+                    t.dim
+                } else {
+                    t.text
+                }),
                 Cell::from(n.id.http_addr.clone()),
                 Cell::from(n.id.host.clone()),
                 Cell::from(format!("{}ms", n.health.latency_ms)),
@@ -198,7 +205,18 @@ fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
     let mut lines = vec![
         field("host", w, n.id.host.clone(), t),
         field("address", w, n.id.http_addr.clone(), t),
-        field("pid", w, n.id.pid.to_string(), t),
+        field(
+            "pid",
+            w,
+            match &n.process {
+                Some(p) => format!(
+                    "{} (process #{} of {} on {}, CLUSTER_MODE)",
+                    n.id.pid, p.index, p.count, p.shared_addr
+                ),
+                None => n.id.pid.to_string(),
+            },
+            t,
+        ),
         field(
             "version",
             w,
@@ -221,6 +239,7 @@ fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
             format!("{}: {}", n.id.state, n.id.state_reason),
             t,
         ),
+        field("mode", w, n.worker_mode.describe(), t),
         field(
             "started",
             w,

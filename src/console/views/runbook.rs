@@ -315,7 +315,7 @@ impl View for Runbook {
     fn draw(&mut self, frame: &mut Frame, area: Rect, _snap: &Snapshot, ctx: &Ctx) {
         let t = ctx.theme;
         let Some(pane) = ctx.run else {
-            let lines = vec![
+            let mut lines = vec![
                 Line::from(Span::styled("no runbook journal to follow", t.dim)),
                 Line::from(""),
                 Line::from(
@@ -323,6 +323,10 @@ impl View for Runbook {
                      --env-file F): it reads the journal mirror in Redis and the local journal.",
                 ),
             ];
+            if let Some(hint) = ctx.runbook_hint {
+                lines.push(Line::from(""));
+                lines.push(Line::from(Span::styled(hint.to_string(), t.accent)));
+            }
             self.draw_message(frame, area, lines, t);
             return;
         };
@@ -341,14 +345,17 @@ impl View for Runbook {
                 lines.push(Line::from(Span::styled(format!("⚠ {e}"), t.bad)));
             }
             lines.push(Line::from(""));
-            lines.push(Line::from(Span::styled(
-                if ctx.runbook_enabled {
-                    "U starts an upgrade to a version; or run `clusterops upgrade --to VERSION`"
-                } else {
-                    "start one with `clusterops upgrade --to VERSION` (docs/runbook.md)"
-                },
-                t.dim,
-            )));
+            lines.push(match ctx.runbook_hint {
+                Some(hint) => Line::from(Span::styled(hint.to_string(), t.accent)),
+                None => Line::from(Span::styled(
+                    if ctx.runbook_enabled {
+                        "U starts an upgrade to a version; or run `clusterops upgrade --to VERSION`"
+                    } else {
+                        "start one with `clusterops upgrade --to VERSION` (docs/runbook.md)"
+                    },
+                    t.dim,
+                )),
+            });
             self.draw_message(frame, area, lines, t);
             return;
         };
@@ -367,9 +374,19 @@ impl View for Runbook {
             Span::styled(" Runbook ", t.header),
             Span::styled(format!("run {} ", run.head.run_id), t.dim),
         ]);
+        let mut summary_block = Block::bordered().border_style(t.border).title(title);
+        if let Some(hint) = ctx.runbook_hint.filter(|_| run.finished.is_some()) {
+            let room = (area.width as usize).saturating_sub(6);
+            summary_block = summary_block.title_bottom(
+                Line::from(Span::styled(
+                    format!(" {} ", format::truncate(hint, room)),
+                    t.dim,
+                ))
+                .right_aligned(),
+            );
+        }
         frame.render_widget(
-            Paragraph::new(Self::summary(run, pane, ctx))
-                .block(Block::bordered().border_style(t.border).title(title)),
+            Paragraph::new(Self::summary(run, pane, ctx)).block(summary_block),
             summary_area,
         );
 

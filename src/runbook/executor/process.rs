@@ -165,7 +165,10 @@ impl ProcessExecutor {
             .stderr(Stdio::from(log2));
         // SAFETY: setsid is async-signal-safe and touches no memory of the
         // parent; it detaches the node from our session and terminal so it
-        // outlives the runbook and gets its own process group.
+        // outlives the runbook and gets its own process group. The one unsafe
+        // block of the crate: std's safe `process_group` would keep the node
+        // in our session (and terminal), which is what this must not do.
+        #[allow(unsafe_code)]
         unsafe {
             cmd.pre_exec(|| {
                 nix::unistd::setsid()

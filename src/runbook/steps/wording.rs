@@ -46,6 +46,9 @@ pub(crate) fn plan(
         "mysql" => {
             "mysqldump --single-transaction, verified by its \"Dump completed\" line".to_string()
         }
+        "memory" => "a JSON dump of the in-process store (its records and schema version), read \
+                     back to check it"
+            .to_string(),
         _ => "none (backup.kind = none): a rollback cannot restore the database".to_string(),
     };
     let describe = |kind: StepKind| -> String {
@@ -99,6 +102,7 @@ pub(crate) fn plan(
             StepKind::RollbackRestore => match config.backup.kind.as_str() {
                 "postgres" => "Restore the backup with pg_restore --clean --if-exists --single-transaction (checksum checked first).".to_string(),
                 "mysql" => "Restore the backup with mysql < dump (checksum checked first).".to_string(),
+                "memory" => "Read the backup file back into the in-process store (checksum checked first).".to_string(),
                 _ => "No backup to restore (backup.kind = none): restore the database by hand, then skip this step.".to_string(),
             },
             StepKind::RollbackStart => format!(

@@ -3,11 +3,11 @@
 //! same synthetic workload through the Redis adapters, and the live
 //! inspector as the console's source. Stopping deletes the namespace's keys.
 
+use super::workload::{Counters, NODE_IDS, NodeControl, Workload, workload};
 use crate::adapters::lock::{LockBackend, RedisLock};
 use crate::adapters::pubsub::{RedisSignals, SyncSignals};
 use crate::adapters::queue::{MessageQueue, QueueOptions, RedisQueue, RetryPolicy};
 use crate::config::Config;
-use crate::console::demo::{Counters, NODE_IDS, NodeControl, Workload, workload};
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
