@@ -188,6 +188,7 @@ fn the_record_is_one_flat_json_object_with_the_state_as_its_word() {
             "storage_reason",
             "storage_shared",
             "worker_id",
+            "worker_mode",
         ]
     );
     assert_eq!(json["state"], "running");
