@@ -21,8 +21,15 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct ConsoleArgs {
-    #[command(flatten)]
-    env: EnvArgs,
+    /// The cluster's .env file (the one the nodes use); the process
+    /// environment overrides it. Give it more than once for several
+    /// clusters, switched with `:ctx NAME` (each named after its file).
+    #[arg(long, value_name = "PATH")]
+    env_file: Vec<PathBuf>,
+    /// Several clusters from a TOML file: `[contexts]` then `name =
+    /// "file.env"` lines (paths relative to the file); `:ctx NAME` switches.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["env_file", "snapshot", "runbook"])]
+    contexts: Option<PathBuf>,
     /// Offer no action at all: look only.
     #[arg(long)]
     read_only: bool,
@@ -48,6 +55,63 @@ pub struct ConsoleArgs {
     /// back, A aborts, I interrupts; questions open dialogs.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["read_only", "snapshot"])]
     runbook: Option<PathBuf>,
+}
+
+/// The contexts named on the command line: `(name, env file)` from
+/// `--contexts FILE`, or from `--env-file` given more than once (each
+/// named after its file's stem, `prod.env` → `prod`); empty for one
+/// cluster. The error is one line.
+fn context_files(args: &ConsoleArgs) -> Result<Vec<(String, PathBuf)>, String> {
+    if let Some(path) = &args.contexts {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("--contexts: cannot read {}: {e}", path.display()))?;
+        return ui::contexts::parse_contexts_file(path, &text)
+            .map_err(|e| format!("--contexts: {e}"));
+    }
+    if args.env_file.len() < 2 {
+        return Ok(Vec::new());
+    }
+    if args.runbook.is_some() {
+        return Err("--runbook drives one cluster: give one --env-file with it".into());
+    }
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for path in &args.env_file {
+        let stem = path.file_stem().map_or_else(
+            || "cluster".to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let mut name = stem.clone();
+        let mut n = 2;
+        while out.iter().any(|(other, _)| *other == name) {
+            name = format!("{stem}-{n}");
+            n += 1;
+        }
+        out.push((name, path.clone()));
+    }
+    Ok(out)
+}
+
+/// One context per env file: its inspector and its actions, all checked
+/// before the console starts (each wrong variable on its own line).
+fn load_contexts(files: Vec<(String, PathBuf)>) -> Result<ui::contexts::Contexts, i32> {
+    let mut list = Vec::new();
+    for (name, path) in files {
+        let env = EnvArgs {
+            env_file: Some(path.clone()),
+        };
+        let Some(config) = env.load_config() else {
+            eprintln!("error: context {name} ({}): see above", path.display());
+            return Err(2);
+        };
+        let actions = LiveActions::new(config.clone(), operator(), default_audit_path());
+        list.push(ui::contexts::Context {
+            name,
+            source: Arc::new(InspectorSource::new(config.clone())),
+            actions: Some(Arc::new(actions)),
+            config: Some(config),
+        });
+    }
+    ui::contexts::Contexts::new(list).ok_or(2)
 }
 
 /// `2s`, `500ms`, `1m`, or a number of seconds; at least 100 ms.
@@ -102,6 +166,31 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
             return Ok(2);
         }
     };
+    let files = match context_files(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+    };
+    if !files.is_empty() {
+        let contexts = match load_contexts(files) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        };
+        let options = ConsoleOptions {
+            read_only: args.read_only,
+            refresh: args.refresh,
+            theme,
+            source_label: format!("{} contexts", contexts.names().len()),
+            config: None,
+        };
+        ui::run_contexts(options, contexts).await?;
+        return Ok(0);
+    }
+    let env = EnvArgs {
+        env_file: args.env_file.first().cloned(),
+    };
     type Actions = Option<Arc<dyn ClusterActions>>;
     let (source, actions, label, config): (Arc<dyn SnapshotSource>, Actions, String, _) =
         match &args.snapshot {
@@ -112,7 +201,7 @@ pub async fn run(args: ConsoleArgs) -> Result<i32> {
                 None,
             ),
             None => {
-                let Some(config) = args.env.load_config() else {
+                let Some(config) = env.load_config() else {
                     return Ok(2);
                 };
                 // In --read-only the actions only list dead letters (reads).

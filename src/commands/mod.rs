@@ -13,6 +13,7 @@ mod id;
 mod maintenance;
 mod node;
 mod node_cluster;
+mod queue;
 mod status;
 mod upgrade;
 
@@ -86,6 +87,9 @@ pub enum Command {
     /// The cluster's maintenance flag (every node answers 503): on --reason TEXT, off, status.
     #[command(subcommand)]
     Maintenance(maintenance::MaintenanceCommand),
+    /// Pause and resume a queue's consumers on every node: pause NAME --reason TEXT, resume NAME, status.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
     /// The runbook's database backups: list, verify, prune, restore.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -132,6 +136,7 @@ pub fn quiet_broken_pipe(cli: &Cli) {
             | Command::Man
             | Command::Audit(_)
             | Command::Maintenance(maintenance::MaintenanceCommand::Status(_))
+            | Command::Queue(queue::QueueCommand::Status(_))
             | Command::Backup(backup::BackupCommand::List(_) | backup::BackupCommand::Verify(_))
     );
     if printer {
@@ -164,6 +169,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Upgrade(args) => upgrade::run(args).await,
         Command::Audit(args) => upgrade::run_audit(args),
         Command::Maintenance(cmd) => maintenance::run(cmd).await,
+        Command::Queue(cmd) => queue::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
     }

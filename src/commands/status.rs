@@ -214,7 +214,10 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
             let lags: Vec<String> = s
                 .readers
                 .iter()
-                .map(|r| format!("{}:{}", r.node_id, r.lag))
+                .map(|r| match r.oldest_unhandled_age_ms {
+                    Some(ms) => format!("{}:{} ({} behind)", r.node_id, r.lag, age(ms)),
+                    None => format!("{}:{}", r.node_id, r.lag),
+                })
                 .collect();
             let _ = writeln!(
                 out,
@@ -231,43 +234,52 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
         for q in queues {
             let _ = writeln!(
                 out,
-                "queue {:<25} waiting {:<6} in flight {:<5} oldest {:<8} dead {:<5} consumers {}",
+                "queue {:<25} waiting {:<6} in flight {:<5} oldest {:<8} dead {:<5} consumers {}{}",
                 q.name,
                 q.waiting,
                 q.in_flight,
-                q.oldest_in_flight_age_ms
-                    .map(age)
-                    .unwrap_or_else(|| "-".into()),
+                q.oldest_age_ms.map(age).unwrap_or_else(|| "-".into()),
                 q.dead_letters,
-                q.consumers
+                q.consumers,
+                match &q.paused {
+                    Some(f) => format!("  PAUSED by {}: {}", f.by, f.reason),
+                    None => String::new(),
+                }
             );
         }
     }
     let _ = writeln!(out);
-    for s in &snap.servers {
-        match &s.error {
-            Some(e) => {
-                let _ = writeln!(
-                    out,
-                    "{} {} ({}): UNREACHABLE {e}",
-                    s.kind,
-                    s.url,
-                    s.used_by.join(", ")
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "{} {} ({}): version {} policy {} clients {}",
-                    s.kind,
-                    s.url,
-                    s.used_by.join(", "),
-                    s.version.as_deref().unwrap_or("?"),
-                    s.maxmemory_policy.as_deref().unwrap_or("-"),
-                    s.connected_clients
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "-".into())
-                );
+    // One line per server instance: one Redis behind several databases is
+    // one server, its uses listed on its line.
+    for i in clusterops::inspect::instances::group(&snap.servers) {
+        let s = i.facts();
+        let (name, uses) = match i.uses.as_slice() {
+            [one] => (one.url.clone(), one.used_by.join(", ")),
+            many => (
+                format!("{} ({})", i.address, i.uses_label()),
+                many.iter()
+                    .map(|u| format!("{} {}", u.url, u.used_by.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        };
+        if i.unreachable() {
+            let e = s.error.as_deref().unwrap_or("");
+            let _ = writeln!(out, "{} {name} ({uses}): UNREACHABLE {e}", s.kind);
+        } else {
+            let _ = writeln!(
+                out,
+                "{} {name} ({uses}): version {} policy {} clients {}",
+                s.kind,
+                s.version.as_deref().unwrap_or("?"),
+                s.maxmemory_policy.as_deref().unwrap_or("-"),
+                s.connected_clients
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+            for u in i.uses.iter().filter(|u| u.error.is_some()) {
+                let e = u.error.as_deref().unwrap_or("");
+                let _ = writeln!(out, "  use {}: UNREACHABLE {e}", u.url);
             }
         }
         if let Some(t) = &s.topology {

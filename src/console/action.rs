@@ -20,6 +20,8 @@ pub enum Action {
     Resize,
     /// Show this view.
     SwitchView(ViewId),
+    /// `:ctx NAME`: show that context (`None`: list the contexts).
+    SwitchContext(Option<String>),
     /// The next view (Tab).
     NextView,
     /// The previous view (Shift-Tab).

@@ -66,6 +66,7 @@ pub struct App {
     pub(crate) snapshot: Option<Snapshot>,
     pub(crate) assessment: Assessment,
     pub(crate) history: History,
+    pub(crate) backlog: crate::console::backlog::BacklogHistory,
     pub(crate) events: EventLog,
     /// The last fetch failure while it lasts: reason and unix ms.
     pub(crate) fetch_error: Option<(String, u64)>,
@@ -78,8 +79,10 @@ pub struct App {
     pub(crate) runbook: Option<Arc<RunDriver>>,
     /// A line the Runbook view shows about upgrades here (the demo's).
     pub(crate) runbook_hint: Option<String>,
+    /// Several clusters (`--env-file` more than once, `--contexts`).
+    pub(crate) contexts: Option<crate::console::contexts::Contexts>,
     /// The live cluster's configuration, for the checks that read it.
-    checks_config: Option<crate::config::Config>,
+    pub(crate) checks_config: Option<crate::config::Config>,
     actions: Option<Arc<dyn ClusterActions>>,
     pub(crate) outbox: mpsc::UnboundedSender<Action>,
     refresh: Arc<Notify>,
@@ -114,6 +117,7 @@ impl App {
                 problems: vec![],
             },
             history: History::default(),
+            backlog: Default::default(),
             events: EventLog::default(),
             fetch_error: None,
             now_ms: now_ms(),
@@ -122,6 +126,7 @@ impl App {
             run: None,
             runbook: None,
             runbook_hint: None,
+            contexts: None,
             checks_config: None,
             actions,
             outbox,
@@ -140,6 +145,18 @@ impl App {
     /// (the demo's: the prefilled version, the version that fails).
     pub fn set_runbook_hint(&mut self, hint: impl Into<String>) {
         self.runbook_hint = Some(hint.into());
+    }
+
+    /// Show several clusters, switched with `:ctx`: the first context is
+    /// shown; its configuration's checks run on its snapshots.
+    pub fn set_contexts(&mut self, contexts: crate::console::contexts::Contexts) {
+        self.checks_config = contexts.current().config.clone();
+        self.contexts = Some(contexts);
+    }
+
+    /// The name of the context shown, when there are contexts.
+    pub fn context_name(&self) -> Option<&str> {
+        self.contexts.as_ref().map(|c| c.current().name.as_str())
     }
 
     /// Whether keys that change the cluster are offered.
@@ -243,6 +260,7 @@ impl App {
                 theme: &self.options.theme,
                 now_ms: self.now_ms,
                 history: &self.history,
+                backlog: &self.backlog,
                 events: &self.events,
                 assessment: &self.assessment,
                 actions_enabled,
@@ -297,7 +315,19 @@ impl App {
                 self.refresh.notify_one();
                 self.status = Some("refreshing…".into());
             }
-            Action::Fetched(snap) => self.on_snapshot(*snap),
+            Action::Fetched(snap) => {
+                // A snapshot of another context (read before a switch) is
+                // not this context's.
+                let other = self
+                    .contexts
+                    .as_ref()
+                    .and_then(|c| c.current().config.as_ref())
+                    .is_some_and(|c| c.fingerprint() != snap.config_fingerprint);
+                if !other {
+                    self.on_snapshot(*snap);
+                }
+            }
+            Action::SwitchContext(name) => return self.switch_context(name),
             Action::FetchFailed { reason, at_ms } => {
                 if self.fetch_error.is_none() {
                     self.log(at_ms, Level::Bad, format!("fetch failed: {reason}"));
@@ -352,6 +382,7 @@ impl App {
             }
         }
         self.history.push(&snap);
+        self.backlog.push(&snap);
         self.assessment = verdict::assess_with(self.checks_config.as_ref(), &snap);
         self.snapshot = Some(snap);
     }

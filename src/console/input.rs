@@ -54,6 +54,11 @@ pub(crate) fn mode_key(app: &mut App, key: KeyEvent) -> Option<Action> {
                 let name = text.trim();
                 if matches!(name, "q" | "quit" | "q!") {
                     Some(Action::Quit)
+                } else if name == "ctx" || name.starts_with("ctx ") {
+                    let wanted = name["ctx".len()..].trim();
+                    Some(Action::SwitchContext(
+                        (!wanted.is_empty()).then(|| wanted.to_string()),
+                    ))
                 } else if let Some(v) = ViewId::by_name(name) {
                     Some(Action::SwitchView(v))
                 } else {

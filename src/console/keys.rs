@@ -10,7 +10,10 @@ pub type KeyHelp = (&'static str, &'static str);
 pub const GLOBAL: [KeyHelp; 10] = [
     ("1-9", "switch view"),
     ("Tab / Shift-Tab", "next / previous view"),
-    (":name", "jump to a view (:nodes, :locks, :wid, …)"),
+    (
+        ":name / :ctx NAME",
+        "jump to a view (:nodes, :wid, …) / cluster",
+    ),
     ("/", "filter the rows (Enter keeps it, Esc clears it)"),
     ("j k / ↓ ↑", "move"),
     ("g G", "first / last"),
@@ -50,6 +53,10 @@ pub fn action_keys(view: ViewId) -> &'static [KeyHelp] {
         ViewId::Queues => &[
             ("R", "requeue the selected queue's dead letters"),
             ("D", "purge the selected queue's dead letters"),
+            (
+                "P",
+                "pause the selected queue's consumers on every node, or resume them",
+            ),
         ],
         ViewId::Runbook => &[
             ("U", "start an upgrade (asks the version, shows the plan)"),

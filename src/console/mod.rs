@@ -10,10 +10,13 @@
 
 pub mod action;
 pub mod app;
+mod app_contexts;
 mod app_runbook;
+pub mod backlog;
 pub mod changes;
 pub mod changes_cluster;
 pub mod changes_topology;
+pub mod contexts;
 pub mod format;
 pub mod history;
 mod input;
@@ -80,6 +83,41 @@ pub async fn run(
     actions: Option<Arc<dyn ClusterActions>>,
 ) -> std::io::Result<()> {
     run_with(options, source, actions, Extras::default()).await
+}
+
+/// [`run`] over several clusters, switched with `:ctx NAME`: the poller
+/// reads the active context, the dialogs act on it (`options.read_only`
+/// holds for all of them).
+pub async fn run_contexts(
+    options: ConsoleOptions,
+    contexts: contexts::Contexts,
+) -> std::io::Result<()> {
+    let (snap_tx, snap_rx) = mpsc::channel(4);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let refresh = Arc::new(Notify::new());
+    let poller = source::spawn_poller(contexts.source(), options.refresh, snap_tx, refresh.clone());
+    let mut app = App::new(
+        AppOptions {
+            read_only: options.read_only,
+            theme: options.theme,
+            source_label: options.source_label,
+            refresh: options.refresh,
+        },
+        contexts.actions(),
+        out_tx,
+        refresh,
+    );
+    app.set_contexts(contexts);
+    tracing::info!(
+        read_only = options.read_only,
+        "console started over several contexts"
+    );
+    let mut tui = tui::Tui::enter()?;
+    let result = app::run(app, &mut tui, snap_rx, out_rx).await;
+    let restored = tui.exit();
+    poller.abort();
+    tracing::info!("console stopped");
+    result.and(restored)
 }
 
 /// [`run`] with the optional parts.

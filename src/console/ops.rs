@@ -54,7 +54,26 @@ pub enum Operation {
         /// Dead letters seen.
         count: u64,
     },
+    /// Pause every node's consumers of a queue.
+    PauseQueue {
+        /// Queue name.
+        queue: String,
+        /// Why, recorded in the flag and the audit file.
+        reason: String,
+    },
+    /// Let a paused queue's consumers take messages again.
+    ResumeQueue {
+        /// Queue name.
+        queue: String,
+        /// Who paused it.
+        by: String,
+        /// Why it was paused.
+        reason: String,
+    },
 }
+
+/// The reason recorded when a queue is paused from the console.
+pub const CONSOLE_PAUSE_REASON: &str = "paused from the console";
 
 impl Operation {
     /// The dialog's title.
@@ -66,6 +85,8 @@ impl Operation {
             Operation::FreeLease { .. } => "Free worker-ID lease",
             Operation::RequeueDeadLetters { .. } => "Requeue dead letters",
             Operation::PurgeDeadLetters { .. } => "Purge dead letters",
+            Operation::PauseQueue { .. } => "Pause queue",
+            Operation::ResumeQueue { .. } => "Resume queue",
         }
     }
 
@@ -118,6 +139,15 @@ impl Operation {
                 ),
                 "This cannot be undone.".into(),
             ],
+            Operation::PauseQueue { queue, reason } => vec![
+                format!("Pauses every node's consumers of queue {queue}."),
+                "Running handlers finish; nothing new is taken until resumed.".into(),
+                format!("reason: {reason}"),
+            ],
+            Operation::ResumeQueue { queue, by, reason } => vec![
+                format!("Resumes the consumers of queue {queue} on every node."),
+                format!("paused by {by}: {reason}"),
+            ],
         }
     }
 
@@ -140,6 +170,8 @@ impl Operation {
                 format!("requeue dead letters of {queue}")
             }
             Operation::PurgeDeadLetters { queue, .. } => format!("purge dead letters of {queue}"),
+            Operation::PauseQueue { queue, .. } => format!("pause queue {queue}"),
+            Operation::ResumeQueue { queue, .. } => format!("resume queue {queue}"),
         }
     }
 
@@ -160,6 +192,8 @@ impl Operation {
                 actions.requeue_dead_letters(queue).await
             }
             Operation::PurgeDeadLetters { queue, .. } => actions.purge_dead_letters(queue).await,
+            Operation::PauseQueue { queue, reason } => actions.pause_queue(queue, reason).await,
+            Operation::ResumeQueue { queue, .. } => actions.resume_queue(queue).await,
         }
     }
 }

@@ -109,6 +109,8 @@ fn stream(channel: &str, length: u64, readers: &[(&str, bool, u64, u64)]) -> Str
                 last_id: format!("{}-0", last - lag),
                 lag: *lag,
                 last_handled_age_ms: Some(*idle),
+                // Behind by about 200 ms per entry.
+                oldest_unhandled_age_ms: (*lag > 0).then_some(lag * 200),
             })
             .collect(),
     }
@@ -131,6 +133,10 @@ fn queue(
         dead_letters: dead,
         consumers,
         ack_rate: Some(12.5),
+        // RabbitMQ does not tell the age of its oldest message.
+        oldest_age_ms: (backend == "redis" && waiting + in_flight > 0)
+            .then_some(1_000 * (waiting + in_flight)),
+        paused: None,
     }
 }
 
@@ -151,6 +157,7 @@ fn redis_server(version: &str, policy: &str) -> ServerView {
         connected_clients: Some(41),
         modules: vec![],
         error: None,
+        run_id: None,
         management: None,
         topology: None,
         cluster: None,
@@ -174,6 +181,7 @@ fn rabbit_server() -> ServerView {
         connected_clients: Some(6),
         modules: vec![],
         error: None,
+        run_id: None,
         management: Some("ok".into()),
         topology: None,
         cluster: None,

@@ -82,6 +82,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         theme: &app.options.theme,
         now_ms: app.now_ms,
         history: &app.history,
+        backlog: &app.backlog,
         events: &app.events,
         assessment: &app.assessment,
         actions_enabled,
@@ -100,6 +101,9 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
 fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.options.theme;
     let mut spans = vec![Span::styled(" clusterops ", t.accent)];
+    if let Some(name) = app.context_name() {
+        spans.push(Span::styled(format!("[{name}] "), t.accent));
+    }
     if let Some(snap) = &app.snapshot {
         spans.push(Span::styled(format!("{} ", snap.cluster), t.header));
         let (word, style) = verdict_word(app.assessment.verdict, t);

@@ -124,6 +124,7 @@ impl SnapshotSource for DemoSource {
                     last_id: last_id.clone().unwrap_or_default(),
                     lag: 0,
                     last_handled_age_ms: Some(300),
+                    oldest_unhandled_age_ms: None,
                 })
                 .collect(),
         }];

@@ -5,7 +5,7 @@
 //! family written here.
 
 use super::text::{Exposition, Kind};
-use crate::inspect::{CheckResult, CheckStatus, Snapshot, Source, Verdict};
+use crate::inspect::{CheckResult, CheckStatus, Snapshot, Source, Verdict, WorkerMode};
 use crate::node::state::NodeState;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -288,6 +288,15 @@ fn state_label(reported: &NodeState) -> &str {
     }
 }
 
+/// `WORKER_MODE` as a label: `all`, `http` (`!`), `none` (`-`), `topics`,
+/// or `unknown` (another version's value).
+fn worker_mode_label(mode: &WorkerMode) -> &'static str {
+    match mode {
+        WorkerMode::Unknown(_) => "unknown",
+        other => other.short(),
+    }
+}
+
 fn nodes(e: &mut Exposition, snap: &Snapshot) {
     let Source::Ok(nodes) = &snap.nodes else {
         return;
@@ -335,9 +344,13 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
     let mut f = e.family(
         "clusterops_node_info",
         Kind::Gauge,
-        "Each node's host, address, app version and schema version; always 1.",
+        "Each node's host, address, app version, schema version and WORKER_MODE; always 1.",
     );
     for n in nodes {
+        let topics = match &n.worker_mode {
+            WorkerMode::Topics(t) => t.join(","),
+            _ => String::new(),
+        };
         f.sample(
             &[
                 ("node", &n.id.node_id),
@@ -348,6 +361,8 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
                     "schema_version",
                     n.id.schema_version.as_deref().unwrap_or(""),
                 ),
+                ("worker_mode", worker_mode_label(&n.worker_mode)),
+                ("worker_topics", &topics),
             ],
             1.0,
         );

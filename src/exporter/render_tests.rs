@@ -54,6 +54,7 @@ fn snapshot() -> Snapshot {
     b.health.latency_ms = 250;
     b.heartbeat_age_ms = 4500;
     b.clock_offset = None;
+    b.worker_mode = WorkerMode::Topics(vec!["mail".into(), "pdf".into()]);
     snap.nodes = Source::Ok(vec![a, b]);
     let mut slots: Vec<LeaseView> = (0..32).map(|w| lease(w, None, false)).collect();
     slots[0] = lease(0, Some("node-a"), true);
@@ -76,6 +77,7 @@ fn snapshot() -> Snapshot {
             last_id: "1-0".into(),
             lag: 5,
             last_handled_age_ms: Some(61_000),
+            oldest_unhandled_age_ms: None,
         }],
     }]);
     snap.queues = Source::Ok(vec![QueueView {
@@ -87,6 +89,8 @@ fn snapshot() -> Snapshot {
         dead_letters: 2,
         consumers: 3,
         ack_rate: None,
+        oldest_age_ms: None,
+        paused: None,
     }]);
     snap.maintenance = Source::Ok(Some(MaintenanceView {
         by: "ops".into(),
@@ -158,8 +162,10 @@ fn a_snapshot_becomes_one_gauge_per_fact_an_operator_alerts_on() {
         4.5
     );
     assert!(body.contains(
-        "clusterops_node_info{node=\"node-a\",host=\"h\",address=\"127.0.0.1:1\",version=\"2\",schema_version=\"2\"} 1\n"
+        "clusterops_node_info{node=\"node-a\",host=\"h\",address=\"127.0.0.1:1\",version=\"2\",schema_version=\"2\",\
+         worker_mode=\"all\",worker_topics=\"\"} 1\n"
     ));
+    assert!(body.contains("worker_mode=\"topics\",worker_topics=\"mail,pdf\"} 1\n"));
     assert_eq!(
         v("clusterops_node_clock_offset_seconds{node=\"node-a\"}"),
         0.0003

@@ -6,6 +6,7 @@
 //! could not be determined; an unreadable server fails (`not checked`).
 
 use super::checks_unread as unread;
+use super::instances::{self, Instance};
 use super::types::{CheckResult, CheckStatus, ServerView, Snapshot};
 
 const ID: &str = "redis-persistence";
@@ -33,27 +34,29 @@ fn guarded(s: &&ServerView) -> bool {
             .any(|v| v == "LOCK_ADAPTER_REDIS_URL" || v == "REDIS_URL")
 }
 
-fn named(s: &ServerView) -> String {
-    let what: Vec<&str> = s
-        .used_by
-        .iter()
+/// An instance once, however many of its databases hold locks or leases.
+fn named(i: &Instance<'_>) -> String {
+    let what: Vec<&str> = i
+        .used_by()
+        .into_iter()
         .filter(|v| *v == "LOCK_ADAPTER_REDIS_URL" || *v == "REDIS_URL")
-        .map(String::as_str)
         .collect();
-    format!("{} ({})", s.url, what.join(", "))
+    format!("{} ({})", i.name(), what.join(", "))
 }
 
 /// The Redis of the locks and worker IDs keeps its data across a restart.
 pub fn redis_persistence(snap: &Snapshot) -> CheckResult {
-    let servers: Vec<&ServerView> = snap.servers.iter().filter(guarded).collect();
-    let not_seen: Vec<&ServerView> = servers
+    let guarded_servers: Vec<ServerView> = snap.servers.iter().filter(guarded).cloned().collect();
+    let not_seen: Vec<&ServerView> = guarded_servers
         .iter()
-        .copied()
         .filter(|s| s.error.is_some())
         .collect();
     if let Some(r) = unread::servers_fail(ID, &not_seen) {
         return r;
     }
+    // One entry per server instance: two databases of one Redis are one
+    // server, said once.
+    let servers = instances::group(&guarded_servers);
     if servers.is_empty() {
         return result(
             CheckStatus::Pass,
@@ -63,13 +66,14 @@ pub fn redis_persistence(snap: &Snapshot) -> CheckResult {
     let mut nothing = Vec::new();
     let mut unknown = Vec::new();
     let mut kept = Vec::new();
-    for s in &servers {
+    for i in &servers {
+        let s = i.facts();
         let Some(p) = &s.persistence else {
-            unknown.push(format!("{}: not read", named(s)));
+            unknown.push(format!("{}: not read", named(i)));
             continue;
         };
         match p.keeps_data {
-            Some(true) => kept.push(format!("{}: {}", named(s), p.describe())),
+            Some(true) => kept.push(format!("{}: {}", named(i), p.describe())),
             Some(false) => {
                 // On a Redis Cluster, name the masters that keep nothing.
                 let masters: Vec<&str> = s
@@ -80,17 +84,17 @@ pub fn redis_persistence(snap: &Snapshot) -> CheckResult {
                     .map(|m| m.master.as_str())
                     .collect();
                 if masters.is_empty() {
-                    nothing.push(format!("{} keeps nothing ({})", named(s), p.describe()));
+                    nothing.push(format!("{} keeps nothing ({})", named(i), p.describe()));
                 } else {
                     nothing.push(format!(
                         "{}: master {} keep(s) nothing ({})",
-                        named(s),
+                        named(i),
                         masters.join(", "),
                         p.describe()
                     ));
                 }
             }
-            None => unknown.push(format!("{}: {}", named(s), p.describe())),
+            None => unknown.push(format!("{}: {}", named(i), p.describe())),
         }
     }
     if !nothing.is_empty() {

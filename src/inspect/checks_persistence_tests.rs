@@ -125,3 +125,25 @@ fn on_a_redis_cluster_the_masters_that_keep_nothing_are_named() {
         r.reason
     );
 }
+
+#[test]
+fn one_redis_behind_two_databases_is_named_once() {
+    let mut leases = server(
+        &["REDIS_URL"],
+        Some(Persistence::new(OFF, Ok(String::new()))),
+    );
+    leases.run_id = Some("r1".into());
+    let mut locks = leases.clone();
+    locks.url = "redis://:***@127.0.0.1:6379/2".into();
+    locks.used_by = vec!["LOCK_ADAPTER_REDIS_URL".into()];
+    let r = redis_persistence(&snapshot(vec![leases, locks]));
+    assert_eq!(r.status, CheckStatus::Warn, "{r:?}");
+    assert_eq!(r.reason.matches("keeps nothing").count(), 1, "{}", r.reason);
+    assert!(
+        r.reason.starts_with(
+            "127.0.0.1:6379 (db 0, 2) (REDIS_URL, LOCK_ADAPTER_REDIS_URL) keeps nothing"
+        ),
+        "{}",
+        r.reason
+    );
+}

@@ -3,6 +3,7 @@
 //! (`not checked: …`) instead of passing unseen.
 
 use super::checks_unread as unread;
+use super::instances;
 use super::servers::{has_bloom, major_minor};
 use super::types::{CheckResult, CheckStatus, ServerView, Snapshot};
 
@@ -19,11 +20,17 @@ pub fn redis_version(snap: &Snapshot) -> CheckResult {
     if let Some(r) = unread::servers_fail("redis-version", &unread::servers(snap, "redis")) {
         return r;
     }
-    let old: Vec<String> = snap
-        .servers
+    // One line per server instance, not per database using it.
+    let old: Vec<String> = instances::group(&snap.servers)
         .iter()
-        .filter(|s| s.kind == "redis" && s.version.is_some() && !has_bloom(s))
-        .map(|s| format!("{} is Redis {}", s.url, s.version.as_deref().unwrap_or("?")))
+        .filter(|i| {
+            let s = i.facts();
+            s.kind == "redis" && s.version.is_some() && !has_bloom(s)
+        })
+        .map(|i| {
+            let v = i.facts().version.as_deref().unwrap_or("?");
+            format!("{} is Redis {v}", i.name())
+        })
         .collect();
     if old.is_empty() {
         result(
@@ -98,23 +105,25 @@ pub fn eviction_policy(snap: &Snapshot) -> CheckResult {
     if let Some(r) = unread::servers_fail("eviction-policy", &not_seen) {
         return r;
     }
-    let bad: Vec<String> = snap
+    let guarded_servers: Vec<ServerView> = snap
         .servers
         .iter()
         .filter(|s| s.kind == "redis")
         .filter(guarded)
-        .filter(|s| {
-            s.maxmemory_policy
-                .as_deref()
-                .is_some_and(|p| p != "noeviction")
-        })
-        .map(|s| {
-            format!(
-                "{} ({}) has maxmemory-policy {}",
-                s.url,
-                s.used_by.join(", "),
-                s.maxmemory_policy.as_deref().unwrap_or("?")
-            )
+        .cloned()
+        .collect();
+    // One line per server instance, not per database using it.
+    let bad: Vec<String> = instances::group(&guarded_servers)
+        .iter()
+        .filter_map(|i| {
+            let policy = i.facts().maxmemory_policy.as_deref()?;
+            (policy != "noeviction").then(|| {
+                format!(
+                    "{} ({}) has maxmemory-policy {policy}",
+                    i.name(),
+                    i.used_by().join(", ")
+                )
+            })
         })
         .collect();
     if bad.is_empty() {

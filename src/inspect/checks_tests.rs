@@ -35,6 +35,7 @@ fn redis_server(used_by: &[&str], version: &str, policy: &str) -> ServerView {
         connected_clients: Some(1),
         modules: vec![],
         error: None,
+        run_id: None,
         management: None,
         topology: None,
         cluster: None,

@@ -150,6 +150,7 @@ pub fn stream_views(
                         last_id: n.last_id,
                         lag: n.lag,
                         last_handled_age_ms: Some(n.last_handled_age_ms),
+                        oldest_unhandled_age_ms: n.oldest_unhandled_age_ms,
                     })
                     .collect(),
             }
@@ -175,6 +176,8 @@ pub fn queue_views(backend: &str, stats: Vec<QueueStats>) -> (Vec<QueueView>, Ve
             dead_letters: s.dead,
             consumers: s.consumers,
             ack_rate: None,
+            oldest_age_ms: s.oldest_age_ms,
+            paused: s.paused,
         });
     }
     (views, bad)

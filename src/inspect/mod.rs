@@ -18,6 +18,7 @@ pub mod convert;
 mod counted;
 pub mod drift;
 pub mod health;
+pub mod instances;
 pub mod persistence;
 pub mod plan;
 pub mod rabbit;

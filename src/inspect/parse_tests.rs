@@ -267,10 +267,10 @@ fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
         "pt:queue-names".to_string(),
     ];
     let reads = QueueReads::from_keys(&n, keys.iter().map(|k| k.as_bytes()));
-    assert_eq!(reads.commands(), 14);
+    assert_eq!(reads.commands(), 18);
     let mut pipe = redis::pipe();
     reads.add_to(&mut pipe);
-    assert_eq!(pipe.len(), 14);
+    assert_eq!(pipe.len(), 18);
     let group = Value::Array(vec![Value::Array(vec![
         bulk("name"),
         bulk("workers"),
@@ -286,7 +286,10 @@ fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
         Value::Int(0),
         wrongtype(),
         wrongtype(),
-        // mail: 5 entries, 2 pending, 1 dead letter.
+        wrongtype(),
+        Value::Nil,
+        // mail: 5 entries, 2 pending, 1 dead letter, the oldest from 500
+        // ms, paused.
         Value::SimpleString("stream".into()),
         Value::SimpleString("stream".into()),
         Value::Int(5),
@@ -299,6 +302,11 @@ fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
             Value::Nil,
         ]),
         Value::Array(vec![]),
+        Value::Array(vec![Value::Array(vec![
+            bulk("500-0"),
+            Value::Array(vec![]),
+        ])]),
+        bulk(r#"{"by":"ann@h","reason":"smtp down","since_ms":9}"#),
     ];
     let stats = reads.parse(&replies, Some(4000));
     assert_eq!(stats.len(), 3);
@@ -317,6 +325,11 @@ fn queue_replies_that_are_not_queues_are_unreadable_and_named() {
         (3, Some(2), 1, 2)
     );
     assert_eq!(mail.oldest_pending_age_ms, Some(3000));
+    assert_eq!(mail.oldest_age_ms, Some(3500));
+    assert_eq!(
+        mail.paused.as_ref().map(|f| f.reason.as_str()),
+        Some("smtp down")
+    );
     assert_eq!(stats[2].key, "pt:queue:{mail}:extra");
     assert!(stats[2].unreadable.is_some());
     // Too few replies: the queue is unreadable, not a panic.

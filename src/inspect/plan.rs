@@ -290,11 +290,11 @@ mod tests {
             }
         ));
         // INFO, CONFIG GET save, 96 lease reads, SCAN, 3 lock reads, no
-        // stream, 7 queue reads.
-        assert_eq!(plan.commands(), 1 + 1 + 96 + 1 + 3 + 7);
+        // stream, 9 queue reads.
+        assert_eq!(plan.commands(), 1 + 1 + 96 + 1 + 3 + 9);
         assert_eq!(plan.config_save_at, Some(1));
         assert_eq!(plan.locks.as_ref().map(|l| l.at.clone()), Some(99..102));
-        assert_eq!(plan.queues.as_ref().map(|q| q.at.clone()), Some(102..109));
+        assert_eq!(plan.queues.as_ref().map(|q| q.at.clone()), Some(102..111));
         // A server with neither locks nor leases is not asked.
         let queues_only = Roles {
             queues: true,

@@ -153,6 +153,25 @@ async fn read_with<C: ConnectionLike + Send>(
     prepared: Option<Arc<Prepared>>,
     cluster: bool,
 ) -> Result<ServerRead, String> {
+    let mut out = read_parts(conn, ns, roles, prepared, cluster).await?;
+    // A lagging reader's lag as time: one more request, only when one lags.
+    if let Some(Ok(streams)) = &mut out.streams {
+        let now = (out.info.as_ref())
+            .and_then(|i| i.as_deref().ok())
+            .and_then(server_time_ms)
+            .unwrap_or_else(crate::node::shared::now_ms);
+        crate::adapters::pubsub::add_oldest_unhandled(conn, streams, now).await;
+    }
+    Ok(out)
+}
+
+async fn read_parts<C: ConnectionLike + Send>(
+    conn: &mut C,
+    ns: &Namespace,
+    roles: Roles,
+    prepared: Option<Arc<Prepared>>,
+    cluster: bool,
+) -> Result<ServerRead, String> {
     let fresh = |keys: Vec<Vec<u8>>| {
         let plan = Prepared::new(ns, roles, keys);
         if cluster {

@@ -38,6 +38,7 @@ pub fn redis_view(url: String, used_by: Vec<String>, info: &str) -> ServerView {
         connected_clients: num("connected_clients"),
         modules: modules(info),
         error: None,
+        run_id: map.get("run_id").cloned(),
         management: None,
         topology: None,
         cluster: None,
@@ -64,6 +65,7 @@ pub fn unreachable_view(
         connected_clients: None,
         modules: Vec::new(),
         error: Some(error),
+        run_id: None,
         management: None,
         topology: None,
         cluster: None,
@@ -98,7 +100,7 @@ pub fn has_bloom(view: &ServerView) -> bool {
 mod tests {
     use super::*;
 
-    const INFO: &str = "# Server\r\nredis_version:7.0.15\r\nrole:master\r\n# Clients\r\nconnected_clients:7\r\n# Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n# Modules\r\nmodule:name=bf,ver=20612,api=1,filters=0,usedby=[],using=[],options=[]\r\n";
+    const INFO: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:4f1c\r\nrole:master\r\n# Clients\r\nconnected_clients:7\r\n# Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n# Modules\r\nmodule:name=bf,ver=20612,api=1,filters=0,usedby=[],using=[],options=[]\r\n";
 
     #[test]
     fn info_is_parsed_into_a_server_view() {
@@ -113,6 +115,7 @@ mod tests {
         assert_eq!(v.used_memory, Some(1_048_576));
         assert_eq!(v.maxmemory_policy.as_deref(), Some("noeviction"));
         assert_eq!(v.modules, vec!["bf"]);
+        assert_eq!(v.run_id.as_deref(), Some("4f1c"));
         assert!(has_bloom(&v));
     }
 

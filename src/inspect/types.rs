@@ -361,6 +361,11 @@ pub struct StreamReader {
     pub lag: u64,
     /// Milliseconds since it last recorded handling.
     pub last_handled_age_ms: Option<u64>,
+    /// Age of the oldest entry it has not handled (the first after its
+    /// cursor; a stream ID carries its time in ms): its lag as time.
+    /// `None` when caught up or unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_unhandled_age_ms: Option<u64>,
 }
 
 /// One message queue.
@@ -383,6 +388,14 @@ pub struct QueueView {
     /// Acknowledged messages per second, when known (RabbitMQ management
     /// API, or the difference between two snapshots).
     pub ack_rate: Option<f64>,
+    /// Age of the oldest unhandled message (waiting or in flight), ms:
+    /// the backlog as time. `None` when empty or unknown (RabbitMQ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_age_ms: Option<u64>,
+    /// The pause flag (`clusterops queue pause`), when set: every node's
+    /// consumers of this queue take nothing new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<crate::adapters::queue::PauseFlag>,
 }
 
 /// The maintenance flag.
@@ -422,6 +435,11 @@ pub struct ServerView {
     pub modules: Vec<String>,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// Redis: the server process's `run_id` (`INFO server`), its true
+    /// identity: two URLs (two databases, `localhost` and `127.0.0.1`)
+    /// with the same `run_id` are one server ([`super::instances`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
     /// RabbitMQ: `ok` when the management API answered, else why not (the
     /// unacknowledged counts and rates need it).
     #[serde(default, skip_serializing_if = "Option::is_none")]

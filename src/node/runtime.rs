@@ -349,6 +349,11 @@ pub async fn run(
             super::work::start_consumers(&app, &queue, &config.worker_mode, opts.queue_concurrency)
                 .await
                 .map_err(|e| adapter_err("queue")(&e))?;
+        if let Some(sub) = &queue_sub {
+            node.queue_pauses
+                .write()
+                .push((RECORD_EVENTS_QUEUE.to_string(), sub.pause_state()));
+        }
     }
 
     // Registry, maintenance flag and heartbeats.

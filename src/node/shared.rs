@@ -66,6 +66,9 @@ pub struct NodeShared {
     pub clock: RwLock<Option<ClockOffset>>,
     /// Under `CLUSTER_MODE`: which process of its host this node is.
     pub process: Option<super::supervisor::ProcessSlot>,
+    /// The queues this node consumes, with whether their consumers are
+    /// paused now (the queue's pause flag as they last read it).
+    pub queue_pauses: RwLock<Vec<(String, crate::adapters::queue::PauseState)>>,
 }
 
 /// The coordination Redis could not be reached: since when, and the last error.
@@ -113,6 +116,9 @@ pub struct StatusReport {
     pub worker_mode: WorkerMode,
     /// Under `CLUSTER_MODE`: which process of its host (null otherwise).
     pub process: Option<super::supervisor::ProcessSlot>,
+    /// Queues whose consumers on this node are paused now
+    /// (`clusterops queue pause`).
+    pub paused_queues: Vec<String>,
 }
 
 impl NodeShared {
@@ -144,6 +150,7 @@ impl NodeShared {
             redis_trouble: RwLock::new(None),
             clock: RwLock::new(None),
             process: None,
+            queue_pauses: RwLock::new(Vec::new()),
         }
     }
 
@@ -291,6 +298,13 @@ impl NodeShared {
             clock: self.clock_line(),
             worker_mode: c.worker_mode.clone(),
             process: self.process.clone(),
+            paused_queues: self
+                .queue_pauses
+                .read()
+                .iter()
+                .filter(|(_, p)| p.is_paused())
+                .map(|(q, _)| q.clone())
+                .collect(),
         }
     }
 

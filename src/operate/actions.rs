@@ -54,4 +54,14 @@ pub trait ClusterActions: Send + Sync {
     /// Read (without changing) up to `limit` dead letters of `queue`, oldest first.
     async fn list_dead_letters(&self, queue: &str, limit: usize)
     -> Result<Vec<DeadLetter>, String>;
+    /// Pause every node's consumers of `queue` with this reason (running
+    /// handlers finish; nothing new is taken until resumed).
+    async fn pause_queue(&self, queue: &str, reason: &str) -> Result<String, String> {
+        let _ = reason;
+        Err(format!("cannot pause {queue} here"))
+    }
+    /// Let the consumers of `queue` take messages again.
+    async fn resume_queue(&self, queue: &str) -> Result<String, String> {
+        Err(format!("cannot resume {queue} here"))
+    }
 }

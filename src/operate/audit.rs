@@ -37,7 +37,8 @@ pub struct AuditRecord {
     /// Unix ms.
     pub at_ms: u64,
     /// `set-maintenance`, `clear-maintenance`, `force-release-lock`,
-    /// `free-lease`, `requeue-dead-letters`, `purge-dead-letters`.
+    /// `free-lease`, `requeue-dead-letters`, `purge-dead-letters`,
+    /// `pause-queue`, `resume-queue`.
     pub action: String,
     /// What it acted on.
     pub target: String,

@@ -252,6 +252,36 @@ impl ClusterActions for LiveActions {
         result
     }
 
+    async fn pause_queue(&self, name: &str, reason: &str) -> Result<String, String> {
+        let result = async {
+            let q = self.queue().await?;
+            let flag = queue::PauseFlag {
+                by: self.by.clone(),
+                reason: reason.to_string(),
+                since_ms: now_ms(),
+            };
+            q.pause(name, &flag).await.map_err(|e| e.to_string())?;
+            Ok(format!("queue {name} paused by {}: {reason}", self.by))
+        }
+        .await;
+        self.record("pause-queue", &format!("{name}: {reason}"), &result);
+        result
+    }
+
+    async fn resume_queue(&self, name: &str) -> Result<String, String> {
+        let result = async {
+            let q = self.queue().await?;
+            match q.resume(name).await {
+                Ok(true) => Ok(format!("queue {name} resumed")),
+                Ok(false) => Err(format!("queue {name} was not paused: nothing done")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        .await;
+        self.record("resume-queue", name, &result);
+        result
+    }
+
     async fn list_dead_letters(&self, name: &str, limit: usize) -> Result<Vec<DeadLetter>, String> {
         let q = self.queue().await?;
         let now = now_ms();

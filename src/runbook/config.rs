@@ -2,6 +2,9 @@
 //! that stops and starts them, the database to back up, the smoke checks
 //! and the timeouts. See `assets/runbook.example.toml` for an annotated one.
 
+pub use super::config_executor::{
+    CommandConfig, ExecutorConfig, KubernetesConfig, ManualConfig, ProcessConfig, WorkloadKind,
+};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -108,133 +111,6 @@ impl NodeConfig {
     pub fn registry_id(&self) -> &str {
         self.node_id.as_deref().unwrap_or(&self.name)
     }
-}
-
-/// `[executor]`, chosen by `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum ExecutorConfig {
-    /// Local `clusterops node` processes.
-    Process(ProcessConfig),
-    /// Shell command templates per node.
-    Command(CommandConfig),
-    /// A Deployment or StatefulSet.
-    Kubernetes(KubernetesConfig),
-    /// Instructions for a human.
-    Manual(ManualConfig),
-}
-
-impl ExecutorConfig {
-    /// `process`, `command`, `kubernetes` or `manual`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ExecutorConfig::Process(_) => "process",
-            ExecutorConfig::Command(_) => "command",
-            ExecutorConfig::Kubernetes(_) => "kubernetes",
-            ExecutorConfig::Manual(_) => "manual",
-        }
-    }
-}
-
-/// `kind = "process"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessConfig {
-    /// The `clusterops` binary (or any program taking the same flags).
-    pub binary: PathBuf,
-    /// Arguments before the flags the executor adds (default: `["node"]`).
-    #[serde(default = "default_process_args")]
-    pub args: Vec<String>,
-    /// Seconds between SIGTERM and SIGKILL.
-    #[serde(default = "default_stop_timeout")]
-    pub stop_timeout_s: u64,
-}
-
-fn default_process_args() -> Vec<String> {
-    vec!["node".to_string()]
-}
-
-fn default_stop_timeout() -> u64 {
-    20
-}
-
-/// `kind = "command"`: templates run with `sh -c`; only `{node}` and
-/// `{version}` are substituted, both checked against [`SAFE_VALUE`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandConfig {
-    /// Stop one node.
-    pub stop: String,
-    /// Install or pull `{version}` on one node (optional).
-    #[serde(default)]
-    pub upgrade: Option<String>,
-    /// Start one node on `{version}`.
-    pub start: String,
-    /// Seconds one command may take.
-    #[serde(default = "default_command_timeout")]
-    pub timeout_s: u64,
-}
-
-fn default_command_timeout() -> u64 {
-    300
-}
-
-/// `kind = "kubernetes"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KubernetesConfig {
-    /// Kubernetes namespace.
-    #[serde(default = "default_k8s_namespace")]
-    pub namespace: String,
-    /// `deployment` or `statefulset`.
-    #[serde(default = "default_workload")]
-    pub workload: String,
-    /// Name of the Deployment or StatefulSet.
-    pub name: String,
-    /// Container whose image is changed.
-    pub container: String,
-    /// Image without its tag; the tag becomes the version.
-    pub image: String,
-    /// Replicas after the rollout (N).
-    pub replicas: u32,
-    /// API server URL; default: the kubeconfig or the in-cluster config.
-    #[serde(default)]
-    pub api_url: Option<String>,
-    /// Seconds to wait for pods to go (scale to 0) or become Ready.
-    #[serde(default = "default_pod_wait")]
-    pub pod_wait_s: u64,
-}
-
-fn default_pod_wait() -> u64 {
-    300
-}
-
-fn default_k8s_namespace() -> String {
-    "default".to_string()
-}
-
-fn default_workload() -> String {
-    "deployment".to_string()
-}
-
-/// `kind = "manual"`: instructions; `{node}` and `{version}` are substituted.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManualConfig {
-    /// How to stop a node.
-    #[serde(default = "default_manual_stop")]
-    pub stop: String,
-    /// How to upgrade and start a node.
-    #[serde(default = "default_manual_start")]
-    pub start: String,
-}
-
-fn default_manual_stop() -> String {
-    "Stop the app on node {node}.".to_string()
-}
-
-fn default_manual_start() -> String {
-    "Install version {version} on node {node} and start it.".to_string()
 }
 
 /// `[backup]`.
@@ -416,12 +292,6 @@ impl RunbookConfig {
             ExecutorConfig::Kubernetes(k) => {
                 if k.replicas == 0 {
                     return bad("executor.replicas: at least 1".to_string());
-                }
-                if !matches!(k.workload.as_str(), "deployment" | "statefulset") {
-                    return bad(format!(
-                        "executor.workload {:?}: expected deployment or statefulset",
-                        k.workload
-                    ));
                 }
                 if !self.nodes.is_empty() {
                     return bad(

@@ -1,16 +1,15 @@
-//! The journal: every runbook event appended (and fsynced) as one JSON line
-//! to `<state dir>/<cluster>/journal.jsonl`, mirrored to the Redis stream
-//! `<ns>:runbook:journal`; read back to resume a run and for the audit.
+//! The journal: every runbook event appended as one JSON line to
+//! `<state dir>/<cluster>/journal.jsonl` (by [`Journal`], in
+//! journal_writer.rs, which says what is fsynced when), mirrored to the
+//! Redis stream `<ns>:runbook:journal`; read back to resume a run and for
+//! the audit.
 
 use super::backup::BackupRecord;
 use super::cluster::Actor;
 use super::operator::{Decision, PromptKind};
 use super::plan::StepKind;
 use crate::config::Namespace;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -302,6 +301,7 @@ pub enum JournalError {
 
 pub use super::fold::RunState;
 pub use super::journal_read::{parse, read, repair};
+pub use super::journal_writer::Journal;
 
 /// `<state dir>/<cluster>/journal.jsonl`.
 pub fn journal_path(state_dir: &Path, cluster: &str) -> PathBuf {
@@ -314,106 +314,6 @@ pub(super) fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Erro
         path,
         action,
         source,
-    }
-}
-
-/// An open journal, appending with fsync.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    /// The file, the last seq, and whether it is closed for good
-    /// ([`Journal::append_last`]).
-    file: Mutex<(File, u64, bool)>,
-}
-
-impl Journal {
-    /// Open (or create) the journal and read what it holds. A truncated last
-    /// line or a garbage line is an error naming the file and line.
-    pub fn open(path: &Path) -> Result<(Journal, Vec<Entry>), JournalError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(path, "create its folder"))?;
-        }
-        let entries = read(path)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(io(path, "open it for appending"))?;
-        // A complete last line without its newline (killed between the two
-        // writes): finish it so the next entry starts on its own line.
-        let len = file.metadata().map_err(io(path, "stat it"))?.len();
-        if len > 0 {
-            let text = std::fs::read(path).map_err(io(path, "read it"))?;
-            if text.last() != Some(&b'\n') {
-                file.write_all(b"\n").map_err(io(path, "append to it"))?;
-            }
-        }
-        let seq = entries.last().map(|e| e.seq).unwrap_or(0);
-        Ok((
-            Journal {
-                path: path.to_path_buf(),
-                file: Mutex::new((file, seq, false)),
-            },
-            entries,
-        ))
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Append one event and fsync; returns the entry and its JSON line.
-    pub fn append(&self, run_id: &str, event: Event) -> Result<(Entry, String), JournalError> {
-        self.append_locked(&mut self.file.lock(), run_id, event)
-    }
-
-    fn append_locked(
-        &self,
-        guard: &mut (File, u64, bool),
-        run_id: &str,
-        event: Event,
-    ) -> Result<(Entry, String), JournalError> {
-        if guard.2 {
-            return Err(JournalError::Io {
-                path: self.path.clone(),
-                action: "append to it",
-                source: std::io::Error::other("the journal is closed: the runbook is exiting"),
-            });
-        }
-        let entry = Entry {
-            seq: guard.1 + 1,
-            at_ms: now_ms(),
-            run_id: run_id.to_string(),
-            event,
-        };
-        let line = serde_json::to_string(&entry).map_err(|e| JournalError::Io {
-            path: self.path.clone(),
-            action: "encode an event",
-            source: std::io::Error::other(e),
-        })?;
-        let mut bytes = line.clone().into_bytes();
-        bytes.push(b'\n');
-        guard
-            .0
-            .write_all(&bytes)
-            .map_err(io(&self.path, "append to it"))?;
-        guard.0.sync_data().map_err(io(&self.path, "fsync it"))?;
-        guard.1 = entry.seq;
-        Ok((entry, line))
-    }
-
-    /// Append `event` (if any) as the last line and refuse every later
-    /// append: the process is about to exit at once (a second Ctrl-C), and
-    /// no line may be cut by the exit. Waits for an append in progress.
-    pub fn append_last(&self, run_id: &str, event: Option<Event>) -> Result<(), JournalError> {
-        let mut guard = self.file.lock();
-        let result = match event {
-            Some(e) => self.append_locked(&mut guard, run_id, e).map(|_| ()),
-            None => Ok(()),
-        };
-        guard.2 = true;
-        result
     }
 }
 

@@ -24,10 +24,12 @@
 
 pub mod audit;
 pub mod backup;
+mod backup_db;
 pub mod backup_store;
 pub mod backups;
 pub mod cluster;
 pub mod config;
+mod config_executor;
 pub mod config_ranges;
 mod engine;
 pub mod executor;
@@ -35,6 +37,7 @@ pub mod fold;
 pub mod interrupt;
 pub mod journal;
 mod journal_read;
+mod journal_writer;
 pub mod live;
 pub mod operator;
 pub mod plan;

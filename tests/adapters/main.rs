@@ -25,6 +25,7 @@ mod pubsub;
 mod queue_contract;
 mod queue_faults;
 mod queue_inspect;
+mod queue_pause;
 mod queue_poison;
 mod redis_cluster;
 mod redis_cluster_locks;

@@ -16,12 +16,15 @@ mod console_support;
 #[path = "../upgrade_support/mod.rs"]
 mod upgrade_support;
 
+mod console_contexts;
 mod console_demo;
 mod console_e2e;
 mod console_fixtures;
 mod console_keys;
 mod console_live;
+mod console_queues;
 mod console_render;
 mod console_runbook;
+mod console_servers;
 mod demo_upgrade;
 mod upgrade_console;

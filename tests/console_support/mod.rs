@@ -194,6 +194,12 @@ impl ClusterActions for Recording {
             .push(format!("purge_dead_letters({queue})"));
         Err("queue is locked by another operator".into())
     }
+    async fn pause_queue(&self, queue: &str, reason: &str) -> Result<String, String> {
+        self.record(format!("pause_queue({queue}, {reason})"))
+    }
+    async fn resume_queue(&self, queue: &str) -> Result<String, String> {
+        self.record(format!("resume_queue({queue})"))
+    }
     async fn list_dead_letters(
         &self,
         queue: &str,

@@ -19,6 +19,8 @@ mod check_unreachable;
 mod exporter;
 mod inspect_cluster;
 mod inspect_cluster_state;
+mod inspect_instances;
+mod inspect_lag_time;
 mod inspect_rabbitmq;
 mod inspect_recovery;
 mod inspect_requests;

@@ -28,4 +28,5 @@ mod node_registry;
 mod node_unique_id;
 mod node_upgrade;
 mod pg_tls;
+mod queue_pause_cli;
 mod redis_cluster_nodes;

@@ -5,7 +5,7 @@
 //! the configuration the nodes validate, and with the node's shutdown.
 
 use clusterops::config::{Config, VARIABLES};
-use clusterops::runbook::config::{ExecutorConfig, KubernetesConfig, RunbookConfig};
+use clusterops::runbook::config::{ExecutorConfig, KubernetesConfig, RunbookConfig, WorkloadKind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -154,7 +154,7 @@ fn every_document_parses_into_its_api_type() {
 fn the_deployment_is_what_the_example_runbook_drives() {
     let k = example_kube_config();
     let d: Deployment = one("Deployment");
-    assert_eq!(k.workload, "deployment");
+    assert_eq!(k.workload, WorkloadKind::Deployment);
     assert_eq!(d.metadata.name.as_deref(), Some(k.name.as_str()));
     assert_eq!(d.metadata.namespace.as_deref(), Some(k.namespace.as_str()));
     let spec = &d.spec;

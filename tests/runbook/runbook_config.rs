@@ -2,7 +2,7 @@
 //! mistakes are named, the plan says what each step will do, and `--yes`
 //! answers as documented.
 
-use clusterops::runbook::config::{ExecutorConfig, RunbookConfig};
+use clusterops::runbook::config::{ExecutorConfig, RunbookConfig, WorkloadKind};
 use clusterops::runbook::*;
 use std::path::Path;
 
@@ -134,6 +134,47 @@ fn a_toml_mistake_is_one_line_with_its_line_and_column() {
         err.contains(&format!(
             "line {table}, column 1: unknown field `stop_timeout`"
         )),
+        "{err}"
+    );
+}
+
+/// A runbook with the kubernetes executor, `workload = <workload>`.
+fn kubernetes_runbook(workload: &str) -> String {
+    format!(
+        "[cluster]\nname = \"shop\"\n\n[executor]\nkind = \"kubernetes\"\nworkload = {workload}\n\
+         name = \"shop\"\ncontainer = \"app\"\nimage = \"r/shop\"\nreplicas = 2\n\n\
+         [backup]\nkind = \"none\"\n"
+    )
+}
+
+#[test]
+fn the_workload_kind_is_one_of_two_and_a_third_is_named_in_one_line() {
+    for (word, kind) in [
+        ("deployment", WorkloadKind::Deployment),
+        ("statefulset", WorkloadKind::StatefulSet),
+    ] {
+        let c = RunbookConfig::parse(&kubernetes_runbook(&format!("{word:?}")), "k.toml").unwrap();
+        let ExecutorConfig::Kubernetes(k) = c.executor else {
+            panic!("not the kubernetes executor")
+        };
+        assert_eq!(k.workload, kind);
+        assert_eq!(k.workload.to_string(), word);
+    }
+    for wrong in ["\"daemonset\"", "\"StatefulSet\"", "3"] {
+        let err = RunbookConfig::parse(&kubernetes_runbook(wrong), "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("runbook configuration k.toml: ") && err.contains("workload"),
+            "{err}"
+        );
+    }
+    let err = RunbookConfig::parse(&kubernetes_runbook("\"daemonset\""), "k.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("executor.workload \"daemonset\": expected deployment or statefulset"),
         "{err}"
     );
 }

@@ -2,7 +2,8 @@
 //! server can run here, so a tiny axum server answers the few endpoints the
 //! executor uses (get/patch the Deployment or StatefulSet, patch its scale,
 //! list pods by label), keeps replicas and image, and records every call.
-//! The tests assert the sequence of scale and image calls.
+//! The tests assert the sequence of scale and image calls, and the label
+//! selector the pods are listed by.
 
 use crate::runbook_support;
 
@@ -10,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use clusterops::runbook::config::KubernetesConfig;
+use clusterops::runbook::config::{KubernetesConfig, WorkloadKind};
 use clusterops::runbook::executor::kubernetes::KubernetesExecutor;
 use clusterops::runbook::{Executor, NodeSlot};
 use parking_lot::Mutex;
@@ -25,6 +26,8 @@ struct Fake {
     /// What the pods show: lags one list behind a scale, like real pods.
     observed: u32,
     image: String,
+    /// The workload's `spec.selector`.
+    selector: Value,
     calls: Vec<String>,
 }
 
@@ -38,7 +41,7 @@ fn workload(f: &Fake) -> Value {
         "spec": {
             "replicas": f.replicas,
             "serviceName": "shop",
-            "selector": {"matchLabels": {"app": "shop"}},
+            "selector": f.selector,
             "template": {
                 "metadata": {"labels": {"app": "shop"}},
                 "spec": {"containers": [{"name": "app", "image": f.image}]}
@@ -77,8 +80,11 @@ async fn api(State(fake): State<Shared>, method: Method, uri: Uri, body: Bytes) 
         f.replicas = n;
         scale(n)
     } else if path == "/api/v1/namespaces/prod/pods" && method == Method::GET {
-        f.calls
-            .push(format!("list pods {}", uri.query().unwrap_or("")));
+        let selector: String = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "labelSelector")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        f.calls.push(format!("list pods {selector}"));
         let pods: Vec<Value> = (0..f.observed)
             .map(|i| {
                 json!({
@@ -103,11 +109,27 @@ async fn api(State(fake): State<Shared>, method: Method, uri: Uri, body: Bytes) 
 }
 
 async fn fake_api(kind: &'static str, replicas: u32, image: &str) -> (Shared, String) {
+    fake_api_selecting(
+        kind,
+        replicas,
+        image,
+        json!({"matchLabels": {"app": "shop"}}),
+    )
+    .await
+}
+
+async fn fake_api_selecting(
+    kind: &'static str,
+    replicas: u32,
+    image: &str,
+    selector: Value,
+) -> (Shared, String) {
     let fake: Shared = Arc::new(Mutex::new(Fake {
         kind,
         replicas,
         observed: replicas,
         image: image.to_string(),
+        selector,
         calls: Vec::new(),
     }));
     let app = axum::Router::new().fallback(api).with_state(fake.clone());
@@ -119,10 +141,10 @@ async fn fake_api(kind: &'static str, replicas: u32, image: &str) -> (Shared, St
     (fake, format!("http://{addr}"))
 }
 
-fn config(workload: &str, url: &str) -> KubernetesConfig {
+fn config(workload: WorkloadKind, url: &str) -> KubernetesConfig {
     KubernetesConfig {
         namespace: "prod".to_string(),
-        workload: workload.to_string(),
+        workload,
         name: "shop".to_string(),
         container: "app".to_string(),
         image: "registry.example.com/shop".to_string(),
@@ -143,7 +165,7 @@ fn slot(index: usize) -> NodeSlot {
 #[tokio::test]
 async fn an_upgrade_scales_to_zero_sets_the_image_then_scales_up_one_at_a_time() {
     let (fake, url) = fake_api("deployments", 3, "registry.example.com/shop:1").await;
-    let ex = KubernetesExecutor::connect(config("deployment", &url))
+    let ex = KubernetesExecutor::connect(config(WorkloadKind::Deployment, &url))
         .await
         .unwrap();
     assert_eq!(ex.slots().len(), 3);
@@ -186,9 +208,7 @@ async fn an_upgrade_scales_to_zero_sets_the_image_then_scales_up_one_at_a_time()
         .count();
     assert!(lists >= 2, "{calls:#?}");
     assert!(
-        calls
-            .iter()
-            .any(|c| c.starts_with("list pods") && c.ends_with("labelSelector=app%3Dshop")),
+        calls.iter().any(|c| c == "list pods app=shop"),
         "{calls:#?}"
     );
     assert_eq!(fake.lock().replicas, 3);
@@ -208,7 +228,7 @@ async fn an_upgrade_scales_to_zero_sets_the_image_then_scales_up_one_at_a_time()
 #[tokio::test]
 async fn a_statefulset_is_scaled_through_its_own_endpoint() {
     let (fake, url) = fake_api("statefulsets", 2, "registry.example.com/shop:1").await;
-    let ex = KubernetesExecutor::connect(config("statefulset", &url))
+    let ex = KubernetesExecutor::connect(config(WorkloadKind::StatefulSet, &url))
         .await
         .unwrap();
     let io = BufferIo::new();
@@ -229,7 +249,7 @@ async fn a_statefulset_is_scaled_through_its_own_endpoint() {
 #[tokio::test]
 async fn an_unsafe_version_is_refused_before_any_call() {
     let (fake, url) = fake_api("deployments", 1, "registry.example.com/shop:1").await;
-    let ex = KubernetesExecutor::connect(config("deployment", &url))
+    let ex = KubernetesExecutor::connect(config(WorkloadKind::Deployment, &url))
         .await
         .unwrap();
     assert!(
@@ -238,4 +258,87 @@ async fn an_unsafe_version_is_refused_before_any_call() {
             .is_err()
     );
     assert!(fake.lock().calls.is_empty());
+}
+
+#[tokio::test]
+async fn pods_are_listed_by_the_whole_selector_match_expressions_included() {
+    // Before: only matchLabels made the query, so a workload selecting its
+    // pods by expressions was refused, and one with both listed pods the
+    // expressions exclude (and counted them as its own).
+    let (fake, url) = fake_api_selecting(
+        "deployments",
+        1,
+        "registry.example.com/shop:1",
+        json!({
+            "matchLabels": {"app": "shop"},
+            "matchExpressions": [
+                {"key": "track", "operator": "In", "values": ["stable"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        }),
+    )
+    .await;
+    let ex = KubernetesExecutor::connect(config(WorkloadKind::Deployment, &url))
+        .await
+        .unwrap();
+    let io = BufferIo::new();
+    ex.stop_all(&io).await.unwrap();
+    ex.start(&slot(0), "1", &io).await.unwrap();
+    let calls = fake.lock().calls.clone();
+    let lists: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("list pods"))
+        .collect();
+    assert!(!lists.is_empty(), "{calls:#?}");
+    assert!(
+        lists
+            .iter()
+            .all(|c| *c == "list pods app=shop,track in (stable),!canary"),
+        "{calls:#?}"
+    );
+    assert!(
+        io.text()
+            .contains("no pods left (app=shop,track in (stable),!canary)"),
+        "{}",
+        io.text()
+    );
+
+    // Expressions alone select too.
+    let (fake, url) = fake_api_selecting(
+        "statefulsets",
+        1,
+        "registry.example.com/shop:1",
+        json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["shop", "shop-v2"]}]}),
+    )
+    .await;
+    let ex = KubernetesExecutor::connect(config(WorkloadKind::StatefulSet, &url))
+        .await
+        .unwrap();
+    ex.stop_all(&BufferIo::new()).await.unwrap();
+    assert!(
+        fake.lock()
+            .calls
+            .iter()
+            .any(|c| c == "list pods app in (shop,shop-v2)"),
+        "{:#?}",
+        fake.lock().calls
+    );
+}
+
+#[tokio::test]
+async fn a_workload_without_a_selector_is_refused_naming_it() {
+    let (fake, url) =
+        fake_api_selecting("deployments", 1, "registry.example.com/shop:1", json!({})).await;
+    let ex = KubernetesExecutor::connect(config(WorkloadKind::Deployment, &url))
+        .await
+        .unwrap();
+    let err = ex.stop_all(&BufferIo::new()).await.unwrap_err().to_string();
+    assert!(
+        err.contains("deployment prod/shop has an empty spec.selector"),
+        "{err}"
+    );
+    assert!(
+        !fake.lock().calls.iter().any(|c| c.starts_with("scale")),
+        "nothing is scaled without a selector"
+    );
 }

@@ -51,6 +51,57 @@ pub struct NodeLag {
     /// Milliseconds since its cursor last moved (it is written within the
     /// flush interval of handling; an idle, caught-up node's age grows too).
     pub last_handled_age_ms: u64,
+    /// Age of the first entry after its cursor, when it lags; filled by
+    /// [`add_oldest_unhandled`] (one more request, only when a node lags).
+    pub oldest_unhandled_age_ms: Option<u64>,
+}
+
+/// Fill [`NodeLag::oldest_unhandled_age_ms`] of every lagging node: one
+/// pipeline of `XRANGE <stream> (<cursor> + COUNT 1` (the first entry it
+/// has not handled; its ID's time against `now_ms`, the server clock).
+/// Sends nothing when no node lags; a failed read leaves the ages unknown.
+pub async fn add_oldest_unhandled<C: ConnectionLike + Send>(
+    conn: &mut C,
+    streams: &mut [StreamInfo],
+    now_ms: u64,
+) {
+    let mut pipe = ::redis::pipe();
+    pipe.ignore_errors();
+    let mut at: Vec<(usize, usize)> = Vec::new();
+    for (i, s) in streams.iter().enumerate() {
+        for (j, n) in s.per_node.iter().enumerate() {
+            if n.lag > 0 && s.length > 0 {
+                pipe.cmd("XRANGE")
+                    .arg(&s.key)
+                    .arg(format!("({}", n.last_id))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1);
+                at.push((i, j));
+            }
+        }
+    }
+    if at.is_empty() {
+        return;
+    }
+    let Ok(replies) = pipe.query_async::<Vec<Value>>(conn).await else {
+        return;
+    };
+    for ((i, j), reply) in at.into_iter().zip(replies) {
+        let Value::Array(entries) = reply else {
+            continue;
+        };
+        let id = entries.first().and_then(|e| match e {
+            Value::Array(parts) => parts.first().and_then(text),
+            _ => None,
+        });
+        let ms = id.and_then(|id| id.split('-').next()?.parse::<u64>().ok());
+        if let (Some(ms), Some(s)) = (ms, streams.get_mut(i))
+            && let Some(n) = s.per_node.get_mut(j)
+        {
+            n.oldest_unhandled_age_ms = Some(now_ms.saturating_sub(ms));
+        }
+    }
 }
 
 /// A key (or one hash field) that could not be read.
@@ -294,6 +345,7 @@ impl StreamReads {
                     last_id,
                     lag,
                     last_handled_age_ms: age,
+                    oldest_unhandled_age_ms: None,
                 });
             }
             info.per_node.sort_by(|a, b| a.node.cmp(&b.node));

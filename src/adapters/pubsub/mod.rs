@@ -32,7 +32,9 @@ mod reply;
 mod subscription;
 
 pub use envelope::{ENVELOPE_VERSION, EntryId};
-pub use inspect::{NodeLag, StreamInfo, StreamReads, Unreadable, forget_node, read_streams};
+pub use inspect::{
+    NodeLag, StreamInfo, StreamReads, Unreadable, add_oldest_unhandled, forget_node, read_streams,
+};
 pub use memory::{MemoryHub, MemorySignals};
 pub use reap::{CursorSweep, RemovedCursor, sweep_cursors};
 pub use redis::{RedisSignals, RedisSignalsOptions};

@@ -8,6 +8,14 @@ use std::time::Duration;
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// This backend cannot pause a queue's consumers.
+    #[error(
+        "pausing a queue needs the Redis queue (QUEUE_ADAPTER=redis) or the in-process one; the {backend} backend has no shared pause flag"
+    )]
+    PauseUnsupported {
+        /// `rabbitmq`.
+        backend: &'static str,
+    },
     /// The queue name is not accepted.
     #[error(
         "queue name {0:?} is not accepted: use 1 to {MAX_QUEUE_NAME_LEN} of A-Z a-z 0-9 _ . - starting with a letter or digit (no ':', and no '{{' or '}}': the name is the Redis Cluster hash tag of its keys)"

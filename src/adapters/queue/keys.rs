@@ -22,17 +22,17 @@ pub fn dead_key(ns: &Namespace, queue: &str) -> String {
     format!("{}:dead", stream_key(ns, queue))
 }
 
-/// The queue name of `key`, a key under `<ns>:queue:` (its stream or its
-/// dead letters); the error says why it is not a queue key of this layout.
+/// The queue name of `key`, a key under `<ns>:queue:` (its stream, its
+/// dead letters or its pause flag); the error says why it is not a queue key of this layout.
 pub fn queue_name_of<'k>(ns: &Namespace, key: &'k str) -> Result<&'k str, String> {
     let prefix = ns.key(QUEUE_FAMILY);
     let rest = key
         .strip_prefix(prefix.as_str())
         .ok_or_else(|| format!("not under {prefix}"))?;
     let name = match split_tag(rest) {
-        Some((name, "" | ":dead")) => name,
+        Some((name, "" | ":dead" | ":paused")) => name,
         _ => {
-            let shape = format!("{}[:dead]", stream_key(ns, "<queue>"));
+            let shape = format!("{}[:dead|:paused]", stream_key(ns, "<queue>"));
             return Err(layout_reason(&shape));
         }
     };

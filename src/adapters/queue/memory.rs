@@ -4,8 +4,9 @@
 
 use super::subscription::{Stop, drain, reap, run_handler};
 use super::{
-    DeadLetter, Handler, Message, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue,
-    Subscription, new_message_id, now_ms, validate_concurrency, validate_queue_name,
+    DeadLetter, Handler, Message, MessageQueue, PauseFlag, PauseState, QueueError, QueueOptions,
+    QueueStats, Requeue, Subscription, new_message_id, now_ms, validate_concurrency,
+    validate_queue_name,
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -22,6 +23,8 @@ struct QueueState {
     retrying: u64,
     dead: Vec<DeadLetter>,
     consumers: u64,
+    /// Set by `pause`: no message is taken while it is.
+    paused: Option<PauseFlag>,
 }
 
 type State = Arc<Mutex<HashMap<String, QueueState>>>;
@@ -108,12 +111,20 @@ impl InFlight {
 }
 
 /// Take the next message, waiting for one; `None` when stopping.
-async fn next_message(state: &State, queue: &str, stop: &mut Stop) -> Option<Message> {
+async fn next_message(
+    state: &State,
+    queue: &str,
+    stop: &mut Stop,
+    pause: &PauseState,
+) -> Option<Message> {
     loop {
         let notify = {
             let mut s = state.lock();
             let q = s.entry(queue.to_string()).or_default();
-            if let Some(msg) = q.ready.pop_front() {
+            pause.set(q.paused.is_some());
+            if q.paused.is_some() {
+                // Paused: take nothing; `resume` notifies.
+            } else if let Some(msg) = q.ready.pop_front() {
                 q.in_flight += 1;
                 if !q.ready.is_empty() {
                     q.notify.notify_one();
@@ -136,6 +147,7 @@ async fn consume(
     handler: Handler,
     options: QueueOptions,
     mut stop: Stop,
+    pause: PauseState,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
@@ -145,7 +157,7 @@ async fn consume(
             p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stop.wait() => break,
         };
-        let Some(msg) = next_message(&state, &queue, &mut stop).await else {
+        let Some(msg) = next_message(&state, &queue, &mut stop, &pause).await else {
             break;
         };
         let guard = InFlight {
@@ -202,6 +214,7 @@ impl MessageQueue for MemoryQueue {
             format!("memory-{}", q.consumers)
         };
         let (tx, stop) = Stop::new();
+        let pause = PauseState::default();
         let task = tokio::spawn(consume(
             self.state.clone(),
             queue.to_string(),
@@ -209,14 +222,12 @@ impl MessageQueue for MemoryQueue {
             handler,
             self.options,
             stop,
+            pause.clone(),
         ));
-        Ok(Subscription::new(
-            queue,
-            consumer,
-            tx,
-            task,
-            self.options.shutdown_timeout,
-        ))
+        Ok(
+            Subscription::new(queue, consumer, tx, task, self.options.shutdown_timeout)
+                .with_pause_state(pause),
+        )
     }
 
     async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
@@ -235,6 +246,14 @@ impl MessageQueue for MemoryQueue {
             stats.retrying = Some(q.retrying);
             stats.dead = q.dead.len() as u64;
             stats.consumers = q.consumers;
+            stats.paused = q.paused.clone();
+            // A message id starts with its publish time in ms, in hex.
+            stats.oldest_age_ms = q
+                .ready
+                .front()
+                .and_then(|m| m.id.split('-').next())
+                .and_then(|ms| u64::from_str_radix(ms, 16).ok())
+                .map(|at| now_ms().saturating_sub(at));
         }
         Ok(stats)
     }
@@ -298,7 +317,30 @@ impl MessageQueue for MemoryQueue {
         if let Some(q) = s.get_mut(queue) {
             q.ready.clear();
             q.dead.clear();
+            q.paused = None;
         }
         Ok(())
+    }
+
+    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
+        validate_queue_name(queue)?;
+        let mut s = self.state.lock();
+        s.entry(queue.to_string()).or_default().paused = Some(flag.clone());
+        Ok(())
+    }
+
+    async fn resume(&self, queue: &str) -> Result<bool, QueueError> {
+        validate_queue_name(queue)?;
+        let mut s = self.state.lock();
+        let q = s.entry(queue.to_string()).or_default();
+        let was = q.paused.take().is_some();
+        q.notify.notify_waiters();
+        q.notify.notify_one();
+        Ok(was)
+    }
+
+    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
+        validate_queue_name(queue)?;
+        Ok(self.state.lock().get(queue).and_then(|q| q.paused.clone()))
     }
 }

@@ -12,6 +12,7 @@ mod amqp_connect;
 mod error;
 mod keys;
 mod memory;
+pub mod pause;
 mod rabbitmq;
 mod rabbitmq_admin;
 mod rabbitmq_consumer;
@@ -28,6 +29,7 @@ pub use amqp_connect::{CONNECT_DEADLINE as AMQP_CONNECT_DEADLINE, connect_amqp};
 pub use error::QueueError;
 pub use keys::{QUEUE_FAMILY, dead_key, queue_name_of, stream_key};
 pub use memory::MemoryQueue;
+pub use pause::{PauseFlag, PauseState};
 pub use rabbitmq::RabbitQueue;
 pub use redis::RedisQueue;
 pub use redis_entries::GROUP as REDIS_GROUP;
@@ -134,6 +136,13 @@ pub struct QueueStats {
     pub oldest_pending_age_ms: Option<u64>,
     /// Dead letters.
     pub dead: u64,
+    /// Age of the oldest unhandled message, waiting or in flight (Redis:
+    /// the stream's first entry, whose ID carries its enqueue time in ms);
+    /// `None` when the queue is empty or the backend cannot tell.
+    pub oldest_age_ms: Option<u64>,
+    /// The pause flag, when set ([`pause`]); an unreadable one shows as a
+    /// flag by `unknown` whose reason says why (consumers treat it as set).
+    pub paused: Option<PauseFlag>,
     /// Consumers attached (on Redis: every consumer the group remembers).
     pub consumers: u64,
     /// Per-consumer detail, where the backend has it (Redis).
@@ -298,6 +307,32 @@ pub trait MessageQueue: Send + Sync + 'static {
     /// Delete the queue with its waiting messages and dead letters.
     /// Subscriptions on it should be shut down first.
     async fn delete_queue(&self, queue: &str) -> Result<(), QueueError>;
+
+    /// Pause every consumer of `queue`, on every node: no new message is
+    /// taken until [`MessageQueue::resume`] (running handlers finish).
+    /// Replaces a flag already set.
+    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
+        let _ = (queue, flag);
+        Err(QueueError::PauseUnsupported {
+            backend: self.backend(),
+        })
+    }
+
+    /// Clear the pause flag of `queue`; false when it was not set.
+    async fn resume(&self, queue: &str) -> Result<bool, QueueError> {
+        let _ = queue;
+        Err(QueueError::PauseUnsupported {
+            backend: self.backend(),
+        })
+    }
+
+    /// The pause flag of `queue`, when set.
+    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
+        let _ = queue;
+        Err(QueueError::PauseUnsupported {
+            backend: self.backend(),
+        })
+    }
 }
 
 impl dyn MessageQueue {

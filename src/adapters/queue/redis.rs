@@ -7,8 +7,8 @@ use super::redis_entries::{GROUP, Keys, dead_from, is_transient, parse_entries};
 use super::redis_stats::stats_for;
 use super::subscription::{Backoff, Stop};
 use super::{
-    DeadLetter, Handler, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue, Subscription,
-    new_message_id, validate_concurrency, validate_queue_name,
+    DeadLetter, Handler, MessageQueue, PauseFlag, QueueError, QueueOptions, QueueStats, Requeue,
+    Subscription, new_message_id, validate_concurrency, validate_queue_name,
 };
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
@@ -263,7 +263,9 @@ impl MessageQueue for RedisQueue {
             number,
             handler,
             concurrency,
+            pause_state: super::PauseState::default(),
         };
+        let pause_state = ctx.pause_state.clone();
         let task = tokio::spawn(redis_consumer::run(Arc::new(ctx), stop));
         Ok(Subscription::new(
             queue,
@@ -271,7 +273,8 @@ impl MessageQueue for RedisQueue {
             tx,
             task,
             self.inner.options.shutdown_timeout,
-        ))
+        )
+        .with_pause_state(pause_state))
     }
 
     async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
@@ -391,11 +394,46 @@ impl MessageQueue for RedisQueue {
         Ok(len)
     }
 
+    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
+        validate_queue_name(queue)?;
+        let keys = Keys::new(&self.inner.ns, queue);
+        let json = serde_json::to_string(flag)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&keys.paused).arg(json);
+        self.retrying(|c| query::<()>(cmd.clone(), c, "SET", keys.paused.clone()))
+            .await
+    }
+
+    async fn resume(&self, queue: &str) -> Result<bool, QueueError> {
+        validate_queue_name(queue)?;
+        let keys = Keys::new(&self.inner.ns, queue);
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(&keys.paused);
+        let n = self
+            .retrying(|c| query::<u64>(cmd.clone(), c, "DEL", keys.paused.clone()))
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
+        validate_queue_name(queue)?;
+        let keys = Keys::new(&self.inner.ns, queue);
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&keys.paused);
+        let reply = self
+            .retrying(|c| query::<redis::Value>(cmd.clone(), c, "GET", keys.paused.clone()))
+            .await?;
+        super::pause::parse(&reply).map_err(|reason| QueueError::Unreadable {
+            key: keys.paused.clone(),
+            reason,
+        })
+    }
+
     async fn delete_queue(&self, queue: &str) -> Result<(), QueueError> {
         validate_queue_name(queue)?;
         let keys = Keys::new(&self.inner.ns, queue);
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(&keys.stream).arg(&keys.dead);
+        cmd.arg(&keys.stream).arg(&keys.dead).arg(&keys.paused);
         self.retrying(|c| query::<u64>(cmd.clone(), c, "DEL", keys.stream.clone()))
             .await?;
         Ok(())

@@ -4,6 +4,7 @@
 //! JUSTID) so nobody reclaims them, and settles each message: XACK+XDEL,
 //! re-XADD for a retry, or XADD to the dead-letter stream.
 
+use super::pause::PauseWatch;
 use super::redis::{Inner, RedisQueue};
 use super::redis_entries::{
     Entry, GROUP, Keys, is_nogroup, is_transient, message_from, parse_autoclaim, parse_xread,
@@ -41,6 +42,8 @@ pub(crate) struct ConsumerCtx {
     pub number: u32,
     pub handler: Handler,
     pub concurrency: usize,
+    /// What the subscription reports as paused.
+    pub pause_state: super::PauseState,
 }
 
 /// Entry ids this consumer holds (handler running, retry waiting, or
@@ -99,6 +102,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let mut backoff = Backoff::new();
     let options = ctx.inner.options;
     let reclaim_every = (options.visibility_timeout / 2).max(Duration::from_millis(50));
+    let mut pause = PauseWatch::new(options.poll_interval);
     loop {
         reap(&mut tasks);
         if stop.is_set() {
@@ -116,6 +120,19 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
                 Ok(p) => permits.push(p),
                 Err(_) => break,
             }
+        }
+        // The pause flag, read at most once per poll interval, once a slot is
+        // free: while it is set nothing is taken (running handlers finish
+        // and are acknowledged).
+        if pause.due() {
+            let mut c = ctx.conn.clone();
+            let paused = pause.read(&mut c, &ctx.keys.paused).await;
+            ctx.pause_state.set(paused);
+        }
+        if pause.paused() {
+            drop(permits);
+            stop.sleep(pause.every()).await;
+            continue;
         }
         if reader.is_some() && ctx.conn.generation() != reader_opened_at {
             // Sentinel moved the master: the reader may be on the demoted

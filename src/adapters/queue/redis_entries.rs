@@ -17,6 +17,8 @@ pub(crate) struct Keys {
     pub stream: String,
     /// `<ns>:queue:{<queue>}:dead`: the stream of dead letters.
     pub dead: String,
+    /// `<ns>:queue:{<queue>}:paused`: the pause flag.
+    pub paused: String,
 }
 
 impl Keys {
@@ -24,6 +26,7 @@ impl Keys {
         Self {
             stream: super::keys::stream_key(ns, queue),
             dead: super::keys::dead_key(ns, queue),
+            paused: super::pause::pause_key(ns, queue),
         }
     }
 }

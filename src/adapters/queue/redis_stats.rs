@@ -1,6 +1,7 @@
 //! Read-only queue statistics from Redis alone, for the adapter's `stats`
 //! and for the inspector: SCAN for the queue keys, then one pipeline (TYPE,
-//! XLEN, XINFO GROUPS, XPENDING summary, XINFO CONSUMERS of every queue:
+//! XLEN, XINFO GROUPS, XPENDING summary, XINFO CONSUMERS, the first entry
+//! and the pause flag of every queue:
 //! [`QueueReads`], which the inspector merges into its own pipeline).
 //! Nothing is written. A key that is not what the queue writes
 //! becomes an entry with `unreadable` set and the key named.
@@ -113,12 +114,14 @@ fn server_error(v: &Value) -> Option<String> {
 }
 
 /// Commands per queue in [`QueueReads::add_to`].
-const PER_QUEUE: usize = 7;
+const PER_QUEUE: usize = 9;
 
 /// The per-key half of reading queues: which queues, and how to read them.
 /// [`QueueReads::add_to`] appends, per queue, `TYPE` of both keys, `XLEN` +
 /// `XINFO GROUPS` of the stream, `XLEN` of `:dead`, `XPENDING` (summary)
-/// and `XINFO CONSUMERS` of the group, to a pipeline run with
+/// and `XINFO CONSUMERS` of the group, the stream's first entry (`XRANGE -
+/// + COUNT 1`: the oldest unhandled message) and `GET` of the pause flag,
+/// to a pipeline run with
 /// `ignore_errors` (commands on a missing key or group just fail, and
 /// their replies are not used); [`QueueReads::parse`] makes them
 /// [`QueueStats`].
@@ -185,6 +188,13 @@ impl QueueReads {
             pipe.cmd("XLEN").arg(&k.dead);
             pipe.cmd("XPENDING").arg(&k.stream).arg(GROUP);
             pipe.cmd("XINFO").arg("CONSUMERS").arg(&k.stream).arg(GROUP);
+            pipe.cmd("XRANGE")
+                .arg(&k.stream)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1);
+            pipe.cmd("GET").arg(&k.paused);
         }
     }
 
@@ -233,6 +243,8 @@ fn one_queue(name: String, k: &Keys, r: Option<&[Value]>, now_ms: Option<u64>) -
             dead_len,
             pending,
             consumers,
+            first,
+            paused,
         ],
     ) = r
     else {
@@ -323,6 +335,24 @@ fn one_queue(name: String, k: &Keys, r: Option<&[Value]>, now_ms: Option<u64>) -
             }
         }
     }
+    // The consumers delete what they settle: the stream's first entry is
+    // the oldest message waiting or in flight, its ID its enqueue time.
+    if stream_is_stream
+        && let Value::Array(entries) = first
+        && let Some(Value::Array(entry)) = entries.first()
+        && let Some(id) = entry.first().and_then(text)
+        && let (Some(now), Some(then)) = (now_ms, entry_ms(&id))
+    {
+        st.oldest_age_ms = Some(now.saturating_sub(then));
+    }
+    st.paused = match super::pause::parse(paused) {
+        Ok(flag) => flag,
+        Err(why) => Some(super::PauseFlag {
+            by: "unknown".into(),
+            reason: format!("unreadable pause flag {}: {why}", k.paused),
+            since_ms: 0,
+        }),
+    };
     if st.unreadable.is_some() {
         return QueueStats {
             queue: st.queue,

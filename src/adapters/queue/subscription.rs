@@ -3,7 +3,7 @@
 //! shares: the stop signal, running a handler with panics caught, and the
 //! bounded wait for in-flight handlers.
 
-use super::{Handler, HandlerResult, Message, QueueError};
+use super::{Handler, HandlerResult, Message, PauseState, QueueError};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -19,6 +19,7 @@ pub struct Subscription {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     shutdown_timeout: Duration,
+    paused: PauseState,
 }
 
 impl Subscription {
@@ -35,7 +36,20 @@ impl Subscription {
             stop,
             task: Some(task),
             shutdown_timeout,
+            paused: PauseState::default(),
         }
+    }
+
+    /// Share `state` with the consumer loop that updates it.
+    pub(crate) fn with_pause_state(mut self, state: PauseState) -> Self {
+        self.paused = state;
+        self
+    }
+
+    /// Whether its consumers are paused now (the queue's pause flag as
+    /// they last read it; always false on a backend without pausing).
+    pub fn pause_state(&self) -> PauseState {
+        self.paused.clone()
     }
 
     /// The queue consumed.

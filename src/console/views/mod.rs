@@ -149,6 +149,8 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// Totals of recent snapshots.
     pub history: &'a History,
+    /// Per queue and stream backlogs of the last minute (trend, drain).
+    pub backlog: &'a crate::console::backlog::BacklogHistory,
     /// Changes and action outcomes.
     pub events: &'a EventLog,
     /// The verdict on the snapshot shown.

@@ -209,13 +209,16 @@ fn draw_counts(frame: &mut Frame, area: Rect, snap: &Snapshot, ctx: &Ctx) {
             ),
         }
     });
-    let warnings: usize = snap
-        .servers
+    // Per server instance: one Redis behind five databases is one server.
+    let instances = crate::inspect::instances::group(&snap.servers);
+    let warnings: usize = instances
         .iter()
-        .map(|s| server_warnings(s).len() + usize::from(s.error.is_some()))
+        .map(|i| {
+            server_warnings(i.facts()).len() + i.uses.iter().filter(|u| u.error.is_some()).count()
+        })
         .sum();
     let plural = if warnings == 1 { "" } else { "s" };
-    let servers = format!("{} · {warnings} warning{plural}", snap.servers.len());
+    let servers = format!("{} · {warnings} warning{plural}", instances.len());
     let took = format!("took {} ms · {} trips", snap.took_ms, snap.round_trips);
     let line = |label: &str, value: String, alarm: bool| {
         let style = if value == "unreadable" || alarm {

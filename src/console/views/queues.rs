@@ -1,6 +1,8 @@
-//! Queues: waiting, in flight, oldest in-flight age, dead letters,
-//! consumers and ack rate per queue. Enter lists the selected queue's dead
-//! letters; `R` asks to requeue them, `D` to purge them.
+//! Queues: paused or not, waiting, in flight, the backlog as time (the age
+//! of the oldest unhandled message, its trend over the last minute and the
+//! time to drain it at that rate), dead letters, consumers and ack rate
+//! per queue. Enter lists the selected queue's dead letters; `R` asks to
+//! requeue them, `D` to purge them, `P` to pause or resume the consumers.
 
 use super::popup;
 use super::table::{self, Col, TableNav, TableSpec};
@@ -37,15 +39,19 @@ pub struct Queues {
     dead: Option<DeadLetters>,
 }
 
-const COLS: [Col; 8] = [
+const COLS: [Col; 12] = [
     Col::fill("QUEUE", 14, 0),
-    Col::new("BACKEND", 8, 3),
+    Col::new("STATE", 6, 0),
+    Col::new("BACKEND", 8, 4),
     Col::new("WAITING", 8, 0),
-    Col::new("IN FLIGHT", 9, 0),
-    Col::new("OLDEST", 7, 1),
+    Col::new("IN FLIGHT", 9, 1),
+    Col::new("AGE", 7, 0),
+    Col::new("TREND", 8, 2),
+    Col::new("DRAIN", 7, 2),
+    Col::new("OLDEST IN FLIGHT", 16, 5),
     Col::new("DEAD", 6, 0),
-    Col::new("CONSUMERS", 9, 1),
-    Col::new("ACK RATE", 8, 2),
+    Col::new("CONSUMERS", 9, 3),
+    Col::new("ACK RATE", 8, 4),
 ];
 
 impl Queues {
@@ -106,6 +112,21 @@ impl View for Queues {
                     Operation::PurgeDeadLetters { queue, count }
                 }))
             }
+            KeyCode::Char('P') if ctx.actions_enabled => {
+                let q = selected?;
+                let queue = q.name.clone();
+                Some(Action::Ask(match &q.paused {
+                    Some(f) => Operation::ResumeQueue {
+                        queue,
+                        by: f.by.clone(),
+                        reason: f.reason.clone(),
+                    },
+                    None => Operation::PauseQueue {
+                        queue,
+                        reason: crate::console::ops::CONSOLE_PAUSE_REASON.into(),
+                    },
+                }))
+            }
             _ => self
                 .nav
                 .handle(&key, rows.len(), 10)
@@ -144,11 +165,21 @@ impl View for Queues {
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
             let q = rows[i];
             let starving = q.consumers == 0 && q.waiting > 0;
+            let outlook = ctx.backlog.queue(&q.name);
+            let growing = outlook.trend == crate::console::backlog::Trend::Growing;
+            let (state, state_style) = match &q.paused {
+                Some(_) => ("paused", t.warn),
+                None => ("active", t.text),
+            };
             let cells = vec![
                 Cell::from(q.name.clone()),
+                Cell::from(state).style(state_style),
                 Cell::from(q.backend.clone()),
                 Cell::from(format::count(q.waiting)),
                 Cell::from(format::count(q.in_flight)),
+                Cell::from(format::opt_age(q.oldest_age_ms)),
+                Cell::from(outlook.trend_label()).style(if growing { t.warn } else { t.text }),
+                Cell::from(outlook.drain_label()),
                 Cell::from(format::opt_age(q.oldest_in_flight_age_ms)),
                 Cell::from(format::count(q.dead_letters)).style(if q.dead_letters > 0 {
                     t.bad

@@ -1,5 +1,7 @@
-//! Servers: the Redis and RabbitMQ servers the cluster uses (version, role,
-//! memory, eviction policy, clients), the selected one in full (with its
+//! Servers: the Redis and RabbitMQ servers the cluster uses, one row per
+//! server instance (one Redis reached through five databases is one row
+//! with five uses; [`crate::inspect::instances`]): version, role, memory,
+//! eviction policy, clients; the selected one in full (its uses, its
 //! Sentinel topology: master, sentinels, replicas; or its Redis Cluster
 //! shards), and what an operator should fix (eviction allowed, no bloom
 //! filter module, unreachable, a silent sentinel, no replica online, a
@@ -10,7 +12,8 @@ use super::{Ctx, View};
 use crate::console::action::Action;
 use crate::console::format;
 use crate::console::verdict::server_warnings;
-use crate::inspect::{ServerView, Snapshot};
+use crate::inspect::Snapshot;
+use crate::inspect::instances::{self, Instance};
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -23,9 +26,10 @@ pub struct Servers {
     nav: TableNav,
 }
 
-const COLS: [Col; 7] = [
+const COLS: [Col; 8] = [
     Col::new("KIND", 8, 0),
-    Col::fill("URL", 24, 0),
+    Col::fill("SERVER", 16, 0),
+    Col::new("USES", 9, 1),
     Col::new("VERSION", 8, 0),
     Col::new("ROLE", 6, 2),
     Col::new("MEMORY", 19, 1),
@@ -34,12 +38,14 @@ const COLS: [Col; 7] = [
 ];
 
 impl Servers {
-    fn rows<'s>(&self, snap: &'s Snapshot) -> Vec<&'s ServerView> {
-        snap.servers
-            .iter()
-            .filter(|s| {
-                let used_by = s.used_by.join(" ");
-                self.nav.matches(&[&s.kind, &s.url, &used_by])
+    fn rows<'s>(&self, snap: &'s Snapshot) -> Vec<Instance<'s>> {
+        instances::group(&snap.servers)
+            .into_iter()
+            .filter(|i| {
+                let used_by = i.used_by().join(" ");
+                let urls: Vec<&str> = i.uses.iter().map(|s| s.url.as_str()).collect();
+                self.nav
+                    .matches(&[i.kind, &i.address, &used_by, &urls.join(" ")])
             })
             .collect()
     }
@@ -57,9 +63,10 @@ impl View for Servers {
         let top_h = (rows.len() as u16 + 3).clamp(4, (area.height / 2).max(4));
         let [top, bottom] =
             Layout::vertical([Constraint::Length(top_h), Constraint::Min(0)]).areas(area);
-        let title = table::title("Servers", &self.nav, rows.len(), snap.servers.len(), t);
+        let total = instances::group(&snap.servers).len();
+        let title = table::title("Servers", &self.nav, rows.len(), total, t);
         let mut cols = COLS;
-        cols[1] = cols[1].wanting(table::longest(rows.iter().map(|s| s.url.as_str())));
+        cols[1] = cols[1].wanting(table::longest(rows.iter().map(|i| i.address.as_str())));
         let spec = TableSpec {
             title,
             cols: &cols,
@@ -68,7 +75,8 @@ impl View for Servers {
             focused: true,
         };
         table::draw_table(frame, top, spec, &mut self.nav, t, |i| {
-            let s = rows[i];
+            let inst = &rows[i];
+            let s = inst.facts();
             let dash = || "-".to_string();
             let memory = match (s.used_memory, s.maxmemory) {
                 (Some(u), Some(0)) => format!("{} / no max", format::bytes(u)),
@@ -83,7 +91,8 @@ impl View for Servers {
             let cells =
                 vec![
                     Cell::from(s.kind.clone()),
-                    Cell::from(s.url.clone()),
+                    Cell::from(inst.address.clone()),
+                    Cell::from(inst.uses_label()),
                     Cell::from(s.version.clone().unwrap_or_else(dash)),
                     Cell::from(s.role.clone().unwrap_or_else(dash)),
                     Cell::from(memory),
@@ -91,19 +100,40 @@ impl View for Servers {
                         .style(if policy_ok { t.text } else { t.warn }),
                     Cell::from(s.connected_clients.map_or_else(dash, |c| c.to_string())),
                 ];
-            (cells, if s.error.is_some() { t.bad } else { t.text })
+            let style = if inst.unreachable() {
+                t.bad
+            } else if inst.uses.iter().any(|u| u.error.is_some()) {
+                t.warn
+            } else {
+                t.text
+            };
+            (cells, style)
         });
 
         let mut lines = Vec::new();
-        if let Some(s) = rows.get(self.nav.selected) {
+        if let Some(inst) = rows.get(self.nav.selected) {
+            let s = inst.facts();
             lines.push(Line::from(vec![
                 Span::styled(format!("{} ", s.kind), t.header),
-                Span::raw(s.url.clone()),
+                Span::raw(inst.address.clone()),
+                Span::styled(
+                    inst.run_id.map_or_else(String::new, |r| {
+                        format!("  run_id {}", format::truncate(r, 12))
+                    }),
+                    t.dim,
+                ),
             ]));
-            lines.push(Line::from(vec![
-                Span::styled("used by   ", t.dim),
-                Span::raw(s.used_by.join(", ")),
-            ]));
+            // Every URL that reaches it, with the variables naming it.
+            for u in &inst.uses {
+                let mut spans = vec![
+                    Span::styled("use       ", t.dim),
+                    Span::raw(format!("{}  {}", u.url, u.used_by.join(", "))),
+                ];
+                if let Some(e) = &u.error {
+                    spans.push(Span::styled(format!("  {e}"), t.bad));
+                }
+                lines.push(Line::from(spans));
+            }
             if s.kind == "redis" {
                 let modules = if s.modules.is_empty() {
                     "none".to_string()
@@ -128,24 +158,15 @@ impl View for Servers {
                     Span::styled(m.clone(), style),
                 ]));
             }
-            if let Some(e) = &s.error {
-                lines.push(Line::from(vec![
-                    Span::styled("error     ", t.dim),
-                    Span::styled(e.clone(), t.bad),
-                ]));
-            }
             lines.push(Line::from(""));
         }
-        let warnings: Vec<(String, String)> = snap
-            .servers
+        // Each instance's warnings once, however many uses it has (a
+        // Sentinel URL is long: its master's name says which).
+        let warnings: Vec<(String, String)> = instances::group(&snap.servers)
             .iter()
-            .flat_map(|s| {
-                // A Sentinel URL is long: its master's name says which.
-                let label = s
-                    .topology
-                    .as_ref()
-                    .map_or_else(|| s.url.clone(), |t| t.master_name.clone());
-                server_warnings(s)
+            .flat_map(|i| {
+                let label = i.label();
+                server_warnings(i.facts())
                     .into_iter()
                     .map(move |w| (label.clone(), w))
             })

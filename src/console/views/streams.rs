@@ -1,6 +1,8 @@
-//! Streams: one row per sync-signal channel (length, readers, worst lag),
-//! and below it every reader of the selected channel with its lag; lagging
-//! readers highlighted, readers of dead nodes dimmed.
+//! Streams: one row per sync-signal channel (length, readers, worst lag in
+//! entries and as time, the lag's trend over the last minute and the time
+//! to drain it), and below it every reader of the selected channel with
+//! its lag (entries, and the age of the oldest entry it has not handled);
+//! lagging readers highlighted, readers of dead nodes dimmed.
 
 use super::table::{self, Col, TableNav, TableSpec};
 use super::{Ctx, View};
@@ -23,18 +25,22 @@ pub struct Streams {
     readers: TableNav,
 }
 
-const CHANNEL_COLS: [Col; 5] = [
+const CHANNEL_COLS: [Col; 8] = [
     Col::fill("CHANNEL", 18, 0),
-    Col::new("LENGTH", 9, 0),
-    Col::new("READERS", 7, 0),
+    Col::new("LENGTH", 9, 2),
+    Col::new("READERS", 7, 3),
     Col::new("MAX LAG", 8, 0),
-    Col::new("LAST ID", 20, 1),
+    Col::new("BEHIND", 7, 0),
+    Col::new("TREND", 8, 1),
+    Col::new("DRAIN", 7, 1),
+    Col::new("LAST ID", 20, 4),
 ];
 
-const READER_COLS: [Col; 5] = [
+const READER_COLS: [Col; 6] = [
     Col::fill("NODE", 14, 0),
     Col::new("LIVE", 4, 0),
     Col::new("LAG", 8, 0),
+    Col::new("BEHIND", 7, 0),
     Col::new("HANDLED", 8, 0),
     Col::new("LAST ID", 20, 1),
 ];
@@ -96,11 +102,22 @@ impl View for Streams {
                 .max()
                 .unwrap_or(0);
             let lagging = s.readers.iter().any(|r| r.live && is_lagging(r));
+            let behind = s
+                .readers
+                .iter()
+                .filter(|r| r.live)
+                .filter_map(|r| r.oldest_unhandled_age_ms)
+                .max();
+            let outlook = ctx.backlog.stream(&s.channel);
+            let growing = outlook.trend == crate::console::backlog::Trend::Growing;
             let cells = vec![
                 Cell::from(s.channel.clone()),
                 Cell::from(format::count(s.length)),
                 Cell::from(s.readers.len().to_string()),
                 Cell::from(format::count(max_lag)).style(if lagging { t.warn } else { t.text }),
+                Cell::from(format::opt_age(behind)),
+                Cell::from(outlook.trend_label()).style(if growing { t.warn } else { t.text }),
+                Cell::from(outlook.drain_label()),
                 Cell::from(s.last_id.clone().unwrap_or_else(|| "-".into())),
             ];
             (cells, t.text)
@@ -142,6 +159,7 @@ impl View for Streams {
                 Cell::from(r.node_id.clone()),
                 Cell::from(if r.live { "yes" } else { "no" }),
                 Cell::from(format::count(r.lag)),
+                Cell::from(format::opt_age(r.oldest_unhandled_age_ms)),
                 Cell::from(format::opt_age(r.last_handled_age_ms)),
                 Cell::from(r.last_id.clone()),
             ];

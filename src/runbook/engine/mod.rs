@@ -109,7 +109,8 @@ impl<'r> Engine<'r> {
         *self.attempts.lock() = state.attempts.clone();
     }
 
-    /// Append an event to the journal (fsync) and queue it for the mirror.
+    /// Append an event to the journal (fsynced unless an output line) and
+    /// queue it for the mirror.
     pub(crate) fn record(&self, event: Event) {
         match self.journal.append(&self.run_id, event) {
             Ok((_, line)) => {

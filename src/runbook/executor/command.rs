@@ -6,7 +6,8 @@
 //! Commands run with `sh -c` in their own process group, output captured
 //! into the step output, killed after the timeout.
 
-use super::{ExecError, Executor, NodeSlot, StepIo, check_value, slots_of};
+use super::per_node::{NodeActions, PerNode};
+use super::{ExecError, ExecResult, StepIo, check_value};
 use crate::runbook::config::{CommandConfig, NodeConfig};
 use std::process::Stdio;
 use std::time::Duration;
@@ -81,19 +82,23 @@ pub fn preview(template: &str, node: &str, version: &str) -> String {
         .replace("{version}", version)
 }
 
-/// Shell command templates.
-#[derive(Debug, Clone)]
-pub struct CommandExecutor {
-    config: CommandConfig,
-    nodes: Vec<NodeConfig>,
-}
+/// Shell command templates, per node.
+pub type CommandExecutor = PerNode<Commands>;
 
 impl CommandExecutor {
     /// Templates and nodes from the configuration.
     pub fn new(config: CommandConfig, nodes: Vec<NodeConfig>) -> Self {
-        Self { config, nodes }
+        PerNode::with_actions(Commands { config }, nodes)
     }
+}
 
+/// The templates: what the `command` executor runs for one node.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    config: CommandConfig,
+}
+
+impl Commands {
     /// Run one rendered command with `sh -c`, output lines to `io`.
     pub async fn run(&self, node: &str, command: &str, io: &dyn StepIo) -> Result<(), ExecError> {
         // Before anything runs: a timeout the clock cannot hold (a
@@ -222,14 +227,8 @@ impl Drop for GroupOnDrop {
 }
 
 #[async_trait::async_trait]
-impl Executor for CommandExecutor {
-    fn kind(&self) -> &'static str {
-        "command"
-    }
-
-    fn slots(&self) -> Vec<NodeSlot> {
-        slots_of(&self.nodes)
-    }
+impl NodeActions for Commands {
+    const KIND: &'static str = "command";
 
     fn describe_stop(&self) -> String {
         format!(
@@ -238,42 +237,34 @@ impl Executor for CommandExecutor {
         )
     }
 
-    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
-        let show = |t: &str| preview(t, &slot.name, version);
+    fn describe_start(&self, node: &NodeConfig, version: &str) -> String {
+        let show = |t: &str| preview(t, &node.name, version);
         match &self.config.upgrade {
             Some(u) => format!("run `{}` then `{}`", show(u), show(&self.config.start)),
             None => format!("run `{}`", show(&self.config.start)),
         }
     }
 
-    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
-        // Render every command first: a bad value refuses the whole step.
-        let commands = self
-            .nodes
-            .iter()
-            .map(|n| render(&self.config.stop, &n.name, None).map(|c| (n.name.clone(), c)))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (node, cmd) in commands {
-            self.run(&node, &cmd, io).await?;
-        }
-        Ok(())
+    fn check_stop(&self, node: &NodeConfig) -> Result<(), ExecError> {
+        render(&self.config.stop, &node.name, None).map(|_| ())
     }
 
-    async fn start(
-        &self,
-        slot: &NodeSlot,
-        version: &str,
-        io: &dyn StepIo,
-    ) -> Result<(), ExecError> {
+    async fn stop(&self, node: &NodeConfig, io: &dyn StepIo) -> ExecResult {
+        let command = render(&self.config.stop, &node.name, None)?;
+        self.run(&node.name, &command, io).await
+    }
+
+    async fn start(&self, node: &NodeConfig, version: &str, io: &dyn StepIo) -> ExecResult {
+        // Both rendered before either runs.
         let upgrade = match &self.config.upgrade {
-            Some(t) => Some(render(t, &slot.name, Some(version))?),
+            Some(t) => Some(render(t, &node.name, Some(version))?),
             None => None,
         };
-        let start = render(&self.config.start, &slot.name, Some(version))?;
-        if let Some(cmd) = upgrade {
-            self.run(&slot.name, &cmd, io).await?;
+        let start = render(&self.config.start, &node.name, Some(version))?;
+        if let Some(command) = upgrade {
+            self.run(&node.name, &command, io).await?;
         }
-        self.run(&slot.name, &start, io).await
+        self.run(&node.name, &start, io).await
     }
 }
 

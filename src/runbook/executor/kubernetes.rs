@@ -5,23 +5,27 @@
 //! wait. The engine
 //! then checks each node's own health through the registry.
 
+use super::kubernetes_workload::{self, WorkloadApi};
 use super::{ExecError, Executor, NodeSlot, StepIo, check_value};
 use crate::runbook::config::KubernetesConfig;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch};
+use kube::core::Selector;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Poll interval while waiting for pods.
-const POLL: Duration = Duration::from_millis(200);
+/// Poll interval while waiting for pods: a pod takes seconds to start or
+/// go, and every poll is a list call to the API server.
+const POLL: Duration = Duration::from_secs(1);
 
 /// A Deployment or StatefulSet through the Kubernetes API.
 #[derive(Clone)]
 pub struct KubernetesExecutor {
     config: KubernetesConfig,
     client: kube::Client,
+    workload: Arc<dyn WorkloadApi>,
     wait: Duration,
 }
 
@@ -50,15 +54,14 @@ impl KubernetesExecutor {
     /// Use an existing client.
     pub fn with_client(config: KubernetesConfig, client: kube::Client) -> Self {
         let wait = Duration::from_secs(config.pod_wait_s);
+        let workload =
+            kubernetes_workload::api(client.clone(), &config.namespace, config.workload).into();
         Self {
             config,
             client,
+            workload,
             wait,
         }
-    }
-
-    fn is_statefulset(&self) -> bool {
-        self.config.workload == "statefulset"
     }
 
     fn what(&self) -> String {
@@ -66,65 +69,26 @@ impl KubernetesExecutor {
     }
 
     async fn scale(&self, replicas: u32, io: &dyn StepIo) -> Result<(), ExecError> {
-        let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
-        let pp = PatchParams::default();
-        let name = &self.config.name;
         let action = format!("scaling {} to {replicas}", self.what());
-        if self.is_statefulset() {
-            let api: Api<StatefulSet> =
-                Api::namespaced(self.client.clone(), &self.config.namespace);
-            api.patch_scale(name, &pp, &patch)
-                .await
-                .map_err(kerr(&action))?;
-        } else {
-            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.config.namespace);
-            api.patch_scale(name, &pp, &patch)
-                .await
-                .map_err(kerr(&action))?;
-        }
+        self.workload
+            .scale(&self.config.name, replicas)
+            .await
+            .map_err(kerr(&action))?;
         io.line(&format!("scaled {} to {replicas}", self.what()));
         Ok(())
     }
 
-    /// The pod label selector and the container's current image.
-    async fn read_workload(&self) -> Result<(String, Option<String>), ExecError> {
+    /// The pod selector and the container's current image.
+    async fn read_workload(&self) -> Result<(Selector, Option<String>), ExecError> {
         let action = format!("reading {}", self.what());
-        let (selector, containers) = if self.is_statefulset() {
-            let api: Api<StatefulSet> =
-                Api::namespaced(self.client.clone(), &self.config.namespace);
-            let s = api.get(&self.config.name).await.map_err(kerr(&action))?;
-            let spec = s.spec;
-            (
-                spec.selector.match_labels,
-                spec.template.spec.map(|p| p.containers),
-            )
-        } else {
-            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.config.namespace);
-            let d = api.get(&self.config.name).await.map_err(kerr(&action))?;
-            let spec = d.spec;
-            (
-                spec.selector.match_labels,
-                spec.template.spec.map(|p| p.containers),
-            )
-        };
-        let labels = selector.unwrap_or_default();
-        if labels.is_empty() {
-            return Err(ExecError::Kubernetes(format!(
-                "{} has no spec.selector.matchLabels; the executor finds its pods by them",
-                self.what()
-            )));
-        }
-        let selector = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let image = containers
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.name == self.config.container)
-            .and_then(|c| c.image);
-        Ok((selector, image))
+        let spec = self
+            .workload
+            .read(&self.config.name, &self.config.container)
+            .await
+            .map_err(kerr(&action))?;
+        let selector = kubernetes_workload::pod_selector(spec.selector, &self.what())
+            .map_err(ExecError::Kubernetes)?;
+        Ok((selector, spec.image))
     }
 
     async fn set_image(&self, image: &str, io: &dyn StepIo) -> Result<(), ExecError> {
@@ -133,20 +97,11 @@ impl KubernetesExecutor {
                 { "name": self.config.container, "image": image }
             ] } } }
         }));
-        let pp = PatchParams::default();
         let action = format!("setting the image of {}", self.what());
-        if self.is_statefulset() {
-            let api: Api<StatefulSet> =
-                Api::namespaced(self.client.clone(), &self.config.namespace);
-            api.patch(&self.config.name, &pp, &patch)
-                .await
-                .map_err(kerr(&action))?;
-        } else {
-            let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.config.namespace);
-            api.patch(&self.config.name, &pp, &patch)
-                .await
-                .map_err(kerr(&action))?;
-        }
+        self.workload
+            .patch(&self.config.name, &patch)
+            .await
+            .map_err(kerr(&action))?;
         io.line(&format!(
             "set container {} of {} to {image}",
             self.config.container,
@@ -156,10 +111,14 @@ impl KubernetesExecutor {
     }
 
     /// Pods of the workload: (total, up ones running `image` if given).
-    async fn pods(&self, selector: &str, image: Option<&str>) -> Result<(usize, usize), ExecError> {
+    async fn pods(
+        &self,
+        selector: &Selector,
+        image: Option<&str>,
+    ) -> Result<(usize, usize), ExecError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.config.namespace);
         let list = api
-            .list(&ListParams::default().labels(selector))
+            .list(&ListParams::default().labels_from(selector))
             .await
             .map_err(kerr("listing pods"))?;
         let total = list.items.len();
@@ -178,6 +137,33 @@ impl KubernetesExecutor {
             })
             .count();
         Ok((total, up))
+    }
+
+    /// List the pods every [`POLL`] until `done(total, up)` says so; after
+    /// the wait, the timeout error names `node` and what `waiting` says.
+    async fn wait_for_pods(
+        &self,
+        selector: &Selector,
+        image: Option<&str>,
+        node: &str,
+        done: impl Fn(usize, usize) -> bool,
+        waiting: impl Fn(usize, usize) -> String,
+    ) -> Result<(usize, usize), ExecError> {
+        let started = Instant::now();
+        loop {
+            let (total, up) = self.pods(selector, image).await?;
+            if done(total, up) {
+                return Ok((total, up));
+            }
+            if started.elapsed() > self.wait {
+                return Err(ExecError::Timeout {
+                    node: node.to_string(),
+                    what: waiting(total, up),
+                    secs: self.wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     fn image(&self, version: &str) -> String {
@@ -271,22 +257,16 @@ impl Executor for KubernetesExecutor {
     async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
         let (selector, _) = self.read_workload().await?;
         self.scale(0, io).await?;
-        let started = Instant::now();
-        loop {
-            let (total, _) = self.pods(&selector, None).await?;
-            if total == 0 {
-                io.line(&format!("no pods left ({selector})"));
-                return Ok(());
-            }
-            if started.elapsed() > self.wait {
-                return Err(ExecError::Timeout {
-                    node: self.what(),
-                    what: format!("scale to 0 ({total} pods left)"),
-                    secs: self.wait.as_secs(),
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.wait_for_pods(
+            &selector,
+            None,
+            &self.what(),
+            |total, _| total == 0,
+            |total, _| format!("scale to 0 ({total} pods left)"),
+        )
+        .await?;
+        io.line(&format!("no pods left ({selector})"));
+        Ok(())
     }
 
     async fn start(
@@ -301,24 +281,19 @@ impl Executor for KubernetesExecutor {
         if current.as_deref() != Some(image.as_str()) {
             self.set_image(&image, io).await?;
         }
-        let want = slot.index as u32 + 1;
-        self.scale(want, io).await?;
-        let started = Instant::now();
-        loop {
-            let (_, ready) = self.pods(&selector, Some(&image)).await?;
-            if ready >= want as usize {
-                io.line(&format!("{ready} pod(s) up on {image}"));
-                return Ok(());
-            }
-            if started.elapsed() > self.wait {
-                return Err(ExecError::Timeout {
-                    node: slot.name.clone(),
-                    what: format!("pod up on {image} ({ready} of {want})"),
-                    secs: self.wait.as_secs(),
-                });
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let want = slot.index + 1;
+        self.scale(want as u32, io).await?;
+        let (_, up) = self
+            .wait_for_pods(
+                &selector,
+                Some(&image),
+                &slot.name,
+                |_, up| up >= want,
+                |_, up| format!("pod up on {image} ({up} of {want})"),
+            )
+            .await?;
+        io.line(&format!("{up} pod(s) up on {image}"));
+        Ok(())
     }
 }
 

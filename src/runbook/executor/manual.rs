@@ -2,24 +2,29 @@
 //! waits for the confirmation that it is done. `{node}` and `{version}` in
 //! the instructions are substituted (and checked like command values).
 
-use super::command::render;
-use super::{ExecError, Executor, NodeSlot, StepIo, slots_of};
+use super::command::{preview, render};
+use super::per_node::{NodeActions, PerNode};
+use super::{ExecError, ExecResult, StepIo};
 use crate::runbook::config::{ManualConfig, NodeConfig};
 use crate::runbook::operator::{Decision, PromptKind};
 
-/// Instructions for a human.
-#[derive(Debug, Clone)]
-pub struct ManualExecutor {
-    config: ManualConfig,
-    nodes: Vec<NodeConfig>,
-}
+/// Instructions for a human, per node.
+pub type ManualExecutor = PerNode<Instructions>;
 
 impl ManualExecutor {
     /// Instructions and nodes from the configuration.
     pub fn new(config: ManualConfig, nodes: Vec<NodeConfig>) -> Self {
-        Self { config, nodes }
+        PerNode::with_actions(Instructions { config }, nodes)
     }
+}
 
+/// The instructions: what the `manual` executor asks for one node.
+#[derive(Debug, Clone)]
+pub struct Instructions {
+    config: ManualConfig,
+}
+
+impl Instructions {
     async fn instruct(&self, node: &str, text: String, io: &dyn StepIo) -> Result<(), ExecError> {
         io.line(&format!("{node}: {text}"));
         let decision = io
@@ -39,39 +44,29 @@ impl ManualExecutor {
 }
 
 #[async_trait::async_trait]
-impl Executor for ManualExecutor {
-    fn kind(&self) -> &'static str {
-        "manual"
-    }
-
-    fn slots(&self) -> Vec<NodeSlot> {
-        slots_of(&self.nodes)
-    }
+impl NodeActions for Instructions {
+    const KIND: &'static str = "manual";
 
     fn describe_stop(&self) -> String {
         format!("ask the operator, for each node: \"{}\"", self.config.stop)
     }
 
-    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
-        let text = super::command::preview(&self.config.start, &slot.name, version);
+    fn describe_start(&self, node: &NodeConfig, version: &str) -> String {
+        let text = preview(&self.config.start, &node.name, version);
         format!("ask the operator: \"{text}\"")
     }
 
-    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
-        for n in &self.nodes {
-            let text = render(&self.config.stop, &n.name, None)?;
-            self.instruct(&n.name, text, io).await?;
-        }
-        Ok(())
+    fn check_stop(&self, node: &NodeConfig) -> Result<(), ExecError> {
+        render(&self.config.stop, &node.name, None).map(|_| ())
     }
 
-    async fn start(
-        &self,
-        slot: &NodeSlot,
-        version: &str,
-        io: &dyn StepIo,
-    ) -> Result<(), ExecError> {
-        let text = render(&self.config.start, &slot.name, Some(version))?;
-        self.instruct(&slot.name, text, io).await
+    async fn stop(&self, node: &NodeConfig, io: &dyn StepIo) -> ExecResult {
+        let text = render(&self.config.stop, &node.name, None)?;
+        self.instruct(&node.name, text, io).await
+    }
+
+    async fn start(&self, node: &NodeConfig, version: &str, io: &dyn StepIo) -> ExecResult {
+        let text = render(&self.config.start, &node.name, Some(version))?;
+        self.instruct(&node.name, text, io).await
     }
 }

@@ -1,11 +1,15 @@
 //! Executors: how nodes are stopped and started on one kind of platform.
 //! `process` (local `clusterops node` processes), `command` (shell command
 //! templates), `kubernetes` (a Deployment or StatefulSet) and `manual`
-//! (instructions to a human). The engine only sees [`Executor`].
+//! (instructions to a human). The engine only sees [`Executor`]; the three
+//! that act on configured nodes one at a time share one implementation of
+//! it, [`per_node::PerNode`], over their [`per_node::NodeActions`].
 
 pub mod command;
 pub mod kubernetes;
+mod kubernetes_workload;
 pub mod manual;
+pub mod per_node;
 pub mod process;
 
 use super::config::{ExecutorConfig, RunbookConfig, SAFE_VALUE, is_safe_value};
@@ -89,6 +93,9 @@ pub enum ExecError {
     #[error("the operator did not confirm: {0}")]
     Declined(String),
 }
+
+/// What an executor's action returns.
+pub type ExecResult = Result<(), ExecError>;
 
 /// Check a value substituted into commands or passed as a flag.
 pub fn check_value(what: &'static str, value: &str) -> Result<(), ExecError> {

@@ -5,7 +5,8 @@
 //! SIGTERM to its process group, then SIGKILL after the timeout.
 //! Linux only: liveness and pid reuse are checked through `/proc`.
 
-use super::{ExecError, Executor, NodeSlot, StepIo, check_value, slots_of};
+use super::per_node::{NodeActions, PerNode};
+use super::{ExecError, ExecResult, StepIo};
 use crate::runbook::config::{NodeConfig, ProcessConfig};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -29,11 +30,21 @@ pub struct PidFile {
     pub proc_start: Option<u64>,
 }
 
-/// Local processes.
+/// Local processes, one per node.
+pub type ProcessExecutor = PerNode<Processes>;
+
+impl ProcessExecutor {
+    /// Nodes from the configuration; pid files and logs in `dir`.
+    pub fn new(config: ProcessConfig, nodes: Vec<NodeConfig>, dir: PathBuf) -> Self {
+        PerNode::with_actions(Processes { config, dir }, nodes)
+    }
+}
+
+/// How the `process` executor starts and stops one node: the binary, and
+/// the folder of pid files and logs.
 #[derive(Debug, Clone)]
-pub struct ProcessExecutor {
+pub struct Processes {
     config: ProcessConfig,
-    nodes: Vec<NodeConfig>,
     dir: PathBuf,
 }
 
@@ -50,12 +61,7 @@ fn proc_start(pid: i32) -> Option<u64> {
     fields.get(19)?.parse().ok()
 }
 
-impl ProcessExecutor {
-    /// Nodes from the configuration; pid files and logs in `dir`.
-    pub fn new(config: ProcessConfig, nodes: Vec<NodeConfig>, dir: PathBuf) -> Self {
-        Self { config, nodes, dir }
-    }
-
+impl Processes {
     /// `<dir>/<node>.pid`.
     pub fn pid_path(&self, node: &str) -> PathBuf {
         self.dir.join(format!("{node}.pid"))
@@ -74,21 +80,10 @@ impl ProcessExecutor {
         (pf.proc_start.is_none_or(|s| s == now)).then_some(pf)
     }
 
-    fn node(&self, name: &str) -> Result<&NodeConfig, ExecError> {
-        self.nodes
-            .iter()
-            .find(|n| n.name == name)
-            .ok_or_else(|| ExecError::Process {
-                node: name.to_string(),
-                message: "not in the runbook configuration".to_string(),
-            })
-    }
-
     async fn stop_one(&self, node: &str, io: &dyn StepIo) -> Result<(), ExecError> {
         let path = self.pid_path(node);
         let Some(pf) = self.running(node) else {
-            if path.exists() {
-                let _ = std::fs::remove_file(&path);
+            if tokio::fs::remove_file(&path).await.is_ok() {
                 io.line(&format!("{node}: not running (stale pid file removed)"));
             } else {
                 io.line(&format!("{node}: not running"));
@@ -108,7 +103,7 @@ impl ProcessExecutor {
         let timeout = Duration::from_secs(self.config.stop_timeout_s);
         while started.elapsed() < timeout {
             if proc_start(pf.pid).is_none() {
-                let _ = std::fs::remove_file(&path);
+                let _ = tokio::fs::remove_file(&path).await;
                 io.line(&format!(
                     "{node}: exited after {} ms",
                     started.elapsed().as_millis()
@@ -125,7 +120,7 @@ impl ProcessExecutor {
         let killed = Instant::now();
         while killed.elapsed() < Duration::from_secs(5) {
             if proc_start(pf.pid).is_none() {
-                let _ = std::fs::remove_file(&path);
+                let _ = tokio::fs::remove_file(&path).await;
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -137,19 +132,23 @@ impl ProcessExecutor {
         })
     }
 
-    fn spawn(&self, node: &NodeConfig, version: &str) -> Result<PidFile, ExecError> {
+    async fn spawn(&self, node: &NodeConfig, version: &str) -> Result<PidFile, ExecError> {
         let fail = |message: String| ExecError::Process {
             node: node.name.clone(),
             message,
         };
-        std::fs::create_dir_all(&self.dir)
+        tokio::fs::create_dir_all(&self.dir)
+            .await
             .map_err(|e| fail(format!("cannot create {}: {e}", self.dir.display())))?;
         let log_path = self.log_path(&node.name);
-        let log = std::fs::OpenOptions::new()
+        let log = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|e| fail(format!("cannot open {}: {e}", log_path.display())))?;
+            .await
+            .map_err(|e| fail(format!("cannot open {}: {e}", log_path.display())))?
+            .into_std()
+            .await;
         let log2 = log.try_clone().map_err(|e| fail(e.to_string()))?;
         let mut cmd = std::process::Command::new(&self.config.binary);
         cmd.args(&self.config.args);
@@ -197,7 +196,12 @@ impl ProcessExecutor {
             proc_start: proc_start(pid),
         };
         let json = serde_json::to_string(&pf).map_err(|e| fail(e.to_string()))?;
-        write_atomic(&self.pid_path(&node.name), json.as_bytes())
+        let path = self.pid_path(&node.name);
+        // The write and its fsync on a blocking thread, not the runtime's.
+        tokio::task::spawn_blocking(move || write_atomic(&path, json.as_bytes()))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|written| written)
             .map_err(|e| fail(format!("cannot write its pid file: {e}")))?;
         Ok(pf)
     }
@@ -214,21 +218,51 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+/// The last `n` lines of a log, joined by ` | `, read backwards from its
+/// end in blocks (a node's log may be large; its tail is all we show). An
+/// unreadable log is empty.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: u64 = 8 * 1024;
+    /// Enough for five long lines; a longer tail is cut at its start.
+    const MAX: u64 = 64 * 1024;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let Ok(len) = file.seek(SeekFrom::End(0)) else {
+        return String::new();
+    };
+    let mut start = len;
+    let mut tail: Vec<u8> = Vec::new();
+    // Stop once the tail holds n line ends besides a final one (then the
+    // first of the n lines is whole), at the file's start, or at MAX.
+    while start > 0 && len - start < MAX {
+        let newlines = tail
+            .iter()
+            .take(tail.len().saturating_sub(1))
+            .filter(|b| **b == b'\n')
+            .count();
+        if newlines >= n {
+            break;
+        }
+        let from = start.saturating_sub(BLOCK);
+        let mut block = vec![0; (start - from) as usize];
+        if file.seek(SeekFrom::Start(from)).is_err() || file.read_exact(&mut block).is_err() {
+            return String::new();
+        }
+        block.extend_from_slice(&tail);
+        tail = block;
+        start = from;
+    }
+    let text = String::from_utf8_lossy(&tail);
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 #[async_trait::async_trait]
-impl Executor for ProcessExecutor {
-    fn kind(&self) -> &'static str {
-        "process"
-    }
-
-    fn slots(&self) -> Vec<NodeSlot> {
-        slots_of(&self.nodes)
-    }
+impl NodeActions for Processes {
+    const KIND: &'static str = "process";
+    const STOP_TOGETHER: bool = true;
 
     fn describe_stop(&self) -> String {
         format!(
@@ -238,39 +272,22 @@ impl Executor for ProcessExecutor {
         )
     }
 
-    fn describe_start(&self, slot: &NodeSlot, version: &str) -> String {
-        let listen = self
-            .nodes
-            .get(slot.index)
-            .and_then(|n| n.listen.clone())
-            .unwrap_or_default();
+    fn describe_start(&self, node: &NodeConfig, version: &str) -> String {
         format!(
-            "spawn `{} {} --listen {listen} --app-version {version} --node-id {}` detached, log in {}",
+            "spawn `{} {} --listen {} --app-version {version} --node-id {}` detached, log in {}",
             self.config.binary.display(),
             self.config.args.join(" "),
-            slot.name,
-            self.log_path(&slot.name).display()
+            node.listen.as_deref().unwrap_or_default(),
+            node.name,
+            self.log_path(&node.name).display()
         )
     }
 
-    async fn stop_all(&self, io: &dyn StepIo) -> Result<(), ExecError> {
-        let results =
-            futures::future::join_all(self.nodes.iter().map(|n| self.stop_one(&n.name, io))).await;
-        results
-            .into_iter()
-            .collect::<Result<Vec<()>, _>>()
-            .map(|_| ())
+    async fn stop(&self, node: &NodeConfig, io: &dyn StepIo) -> ExecResult {
+        self.stop_one(&node.name, io).await
     }
 
-    async fn start(
-        &self,
-        slot: &NodeSlot,
-        version: &str,
-        io: &dyn StepIo,
-    ) -> Result<(), ExecError> {
-        check_value("node name", &slot.name)?;
-        check_value("version", version)?;
-        let node = self.node(&slot.name)?;
+    async fn start(&self, node: &NodeConfig, version: &str, io: &dyn StepIo) -> ExecResult {
         if let Some(pf) = self.running(&node.name) {
             if pf.version == version {
                 io.line(&format!(
@@ -285,7 +302,7 @@ impl Executor for ProcessExecutor {
             ));
             self.stop_one(&node.name, io).await?;
         }
-        let pf = self.spawn(node, version)?;
+        let pf = self.spawn(node, version).await?;
         io.line(&format!(
             "{}: started version {version} as pid {} (log {})",
             node.name,
@@ -296,15 +313,42 @@ impl Executor for ProcessExecutor {
         // its last log lines, instead of after the health timeout.
         tokio::time::sleep(Duration::from_millis(150)).await;
         if proc_start(pf.pid).is_none() {
-            let _ = std::fs::remove_file(self.pid_path(&node.name));
+            let _ = tokio::fs::remove_file(self.pid_path(&node.name)).await;
+            let log = self.log_path(&node.name);
+            let tail = tokio::task::spawn_blocking(move || log_tail(&log, 5))
+                .await
+                .unwrap_or_default();
             return Err(ExecError::Process {
                 node: node.name.clone(),
-                message: format!(
-                    "exited right after starting; log: {}",
-                    log_tail(&self.log_path(&node.name))
-                ),
+                message: format!("exited right after starting; log: {tail}"),
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_tail_is_read_from_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app1.log");
+        assert_eq!(log_tail(&path, 5), "", "a missing log is empty");
+        // Far more than one block, with a long line among the last five.
+        let mut text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let long = "x".repeat(10_000);
+        text.push_str(&format!("{long}\nfatal: cannot bind\n"));
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(
+            log_tail(&path, 5),
+            format!("line 19997 | line 19998 | line 19999 | {long} | fatal: cannot bind")
+        );
+        // Without a final newline, and shorter than asked.
+        std::fs::write(&path, "one\ntwo").unwrap();
+        assert_eq!(log_tail(&path, 5), "one | two");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(log_tail(&path, 5), "");
     }
 }
