@@ -121,8 +121,8 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         println!(
             "the demo's run {} (upgrade to {}) did not finish: its nodes stopped with the demo; \
              a new `clusterops demo` starts them on {} again",
-            run.run_id,
-            run.target_version,
+            run.head.run_id,
+            run.head.target_version,
             clusterops::demo::DEMO_VERSION
         );
     }

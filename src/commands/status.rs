@@ -126,11 +126,11 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "{:<20} {:<12} {:<8} {:<7} {:<4} {:<8} {:<7} {:<9} {:<6} {:<21}{drift}",
-                n.node_id,
-                n.state,
-                n.app_version,
-                n.schema_version.as_deref().unwrap_or("-"),
-                n.worker_id
+                n.id.node_id,
+                n.id.state,
+                n.id.app_version,
+                n.id.schema_version.as_deref().unwrap_or("-"),
+                n.id.worker_id
                     .map(|w| w.to_string())
                     .unwrap_or_else(|| "-".into()),
                 age(n.heartbeat_age_ms),
@@ -138,7 +138,7 @@ pub fn render(snap: &Snapshot, config: &Config) -> String {
                     .map_or("?".to_string(), |c| offset(c.offset_us)),
                 health,
                 n.worker_mode.short(),
-                n.http_addr
+                n.id.http_addr
             );
         }
         if nodes.is_empty() {

@@ -10,6 +10,7 @@ use crate::console::changes::Level;
 use crate::console::runbook_driver::{RunDriver, RunbookOp};
 use crate::console::views::ViewId;
 use crate::runbook::Progress;
+use crate::runbook::journal::{StepResult, StepStart};
 use std::sync::Arc;
 
 impl App {
@@ -97,7 +98,7 @@ impl App {
 
     fn on_runbook_progress(&mut self, p: Progress) {
         match p {
-            Progress::StepStarted { step, attempt, .. } => {
+            Progress::StepStarted(StepStart { step, attempt, .. }) => {
                 let again = if attempt > 1 {
                     format!(" (attempt {attempt})")
                 } else {
@@ -107,7 +108,7 @@ impl App {
             }
             Progress::StepFinished { step, result } => {
                 let text = format!("runbook: {}: {result}", step.title());
-                let level = if result.starts_with("failed") {
+                let level = if matches!(result, StepResult::Failed { .. }) {
                     Level::Failed
                 } else {
                     Level::Info
@@ -124,7 +125,7 @@ impl App {
                 self.status = Some(format!("runbook: {text}"));
                 self.log(now_ms(), Level::Info, format!("runbook: {text}"));
             }
-            Progress::Output { .. } => {}
+            Progress::Output(_) => {}
         }
     }
 }

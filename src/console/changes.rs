@@ -93,13 +93,16 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Vec<Event> {
     }
 
     if let (Some(a), Some(b)) = (prev.nodes.ok(), next.nodes.ok()) {
-        let before: BTreeMap<_, _> = a.iter().map(|n| (n.node_id.as_str(), n)).collect();
-        let after: BTreeMap<_, _> = b.iter().map(|n| (n.node_id.as_str(), n)).collect();
+        let before: BTreeMap<_, _> = a.iter().map(|n| (n.id.node_id.as_str(), n)).collect();
+        let after: BTreeMap<_, _> = b.iter().map(|n| (n.id.node_id.as_str(), n)).collect();
         for (id, n) in &after {
             let Some(old) = before.get(id) else {
                 ev(
                     Level::Info,
-                    format!("node joined: {id} ({}, {})", n.http_addr, n.app_version),
+                    format!(
+                        "node joined: {id} ({}, {})",
+                        n.id.http_addr, n.id.app_version
+                    ),
                 );
                 continue;
             };
@@ -111,19 +114,22 @@ pub fn diff(prev: &Snapshot, next: &Snapshot) -> Vec<Event> {
             } else if !old.health.is_healthy() && n.health.is_healthy() {
                 ev(Level::Info, format!("node {id} healthy again"));
             }
-            if old.state != n.state {
+            if old.id.state != n.id.state {
                 ev(
                     Level::Info,
                     format!(
                         "node {id} state {} → {} ({})",
-                        old.state, n.state, n.state_reason
+                        old.id.state, n.id.state, n.id.state_reason
                     ),
                 );
             }
-            if old.app_version != n.app_version {
+            if old.id.app_version != n.id.app_version {
                 ev(
                     Level::Info,
-                    format!("node {id} version {} → {}", old.app_version, n.app_version),
+                    format!(
+                        "node {id} version {} → {}",
+                        old.id.app_version, n.id.app_version
+                    ),
                 );
             }
             if old.config_fingerprint != n.config_fingerprint {
@@ -246,7 +252,7 @@ mod tests {
         let mut next = sample::degraded();
         next.taken_at_ms += 2_000;
         if let Source::Ok(nodes) = &mut next.nodes {
-            nodes.retain(|n| n.node_id != "node-a");
+            nodes.retain(|n| n.id.node_id != "node-a");
             nodes.push(sample::large().nodes.ok().unwrap()[7].clone());
         }
         if let Source::Ok(locks) = &mut next.locks {

@@ -98,10 +98,10 @@ impl RunFeed {
         let from_stream = last_run(&self.stream);
         let (run, from) = match (from_file, from_stream) {
             (Some(f), Some(s)) => {
-                let file_wins = if f.run_id == s.run_id {
+                let file_wins = if f.head.run_id == s.head.run_id {
                     f.entries >= s.entries
                 } else {
-                    f.started_at_ms >= s.started_at_ms
+                    f.head.started_at_ms >= s.head.started_at_ms
                 };
                 if file_wins {
                     (Some(f), pane.looked_at.first().cloned())

@@ -157,7 +157,7 @@ impl RunDriver {
         };
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for n in nodes {
-            *counts.entry(n.app_version.as_str()).or_default() += 1;
+            *counts.entry(n.id.app_version.as_str()).or_default() += 1;
         }
         counts
             .into_iter()

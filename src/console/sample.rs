@@ -17,27 +17,25 @@ const SENTINEL_URL: &str =
 
 fn node(i: usize, id: &str) -> NodeView {
     NodeView {
-        node_id: id.to_string(),
-        host: format!("app-{}", i + 1),
-        http_addr: format!("10.0.0.{}:8080", 11 + i),
-        pid: 4100 + i as u32,
-        app_version: "1.4.2".into(),
-        schema_version: Some("2024.06.1".into()),
-        worker_id: Some(i as u16),
-        state: "running".into(),
-        state_reason: "serving".into(),
-        started_at_ms: TAKEN_AT_MS - 3 * 3_600_000 - i as u64 * 60_000,
+        id: NodeIdentity {
+            node_id: id.to_string(),
+            host: format!("app-{}", i + 1),
+            http_addr: format!("10.0.0.{}:8080", 11 + i),
+            pid: 4100 + i as u32,
+            app_version: "1.4.2".into(),
+            schema_version: Some("2024.06.1".into()),
+            worker_id: Some(i as u16),
+            state: NodeState::Running,
+            state_reason: "serving".into(),
+            started_at_ms: TAKEN_AT_MS - 3 * 3_600_000 - i as u64 * 60_000,
+        },
         heartbeat_age_ms: 800 + i as u64 * 350,
         ttl_left_ms: 14_000 - i as i64 * 350,
         config_fingerprint: FP.into(),
         config_drift: vec![],
         storage_shared: Some(true),
         storage_reason: None,
-        health: Health {
-            http_status: Some(200),
-            detail: "ok".into(),
-            latency_ms: 3 + i as u64,
-        },
+        health: Health::read(Some(200), "ok", 3 + i as u64),
         // +0.4 ms, +0.1 ms, -0.2 ms, … against Redis TIME, ±0.2 ms.
         clock_offset: Some(ClockOffset {
             offset_us: 400 - 300 * (i as i64 % 4),
@@ -264,13 +262,9 @@ pub fn degraded() -> Snapshot {
         c.offset_us = -3_021_400;
     }
     let mut b = node(1, "node-b");
-    b.health = Health {
-        http_status: Some(503),
-        detail: "database unreachable".into(),
-        latency_ms: 2_004,
-    };
-    b.state = "degraded".into();
-    b.state_reason = "database unreachable".into();
+    b.health = Health::read(Some(503), "database unreachable", 2_004);
+    b.id.state = NodeState::Unknown("degraded".into());
+    b.id.state_reason = "database unreachable".into();
     let mut c = node(2, "node-c");
     c.config_fingerprint = FP_OTHER.into();
     c.config_drift = vec!["CACHE_REDIS_URL".into(), "APP_KEY".into()];

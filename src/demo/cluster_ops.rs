@@ -10,11 +10,11 @@ use super::source::DemoSource;
 use crate::clock::now_ms;
 use crate::inspect::source::SnapshotSource;
 use crate::inspect::{CheckResult, checks, checks_clock};
+use crate::node::identity::NodeIdentity;
 use crate::node::maintenance::{MaintenanceFlag, MaintenanceRead};
 use crate::runbook::probe;
 use crate::runbook::{
-    ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, NodeReport,
-    RunbookLockGuard,
+    ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, RunbookLockGuard,
 };
 use std::sync::Arc;
 
@@ -94,7 +94,7 @@ impl ClusterOps for DemoClusterOps {
         ))
     }
 
-    async fn node_states(&self) -> Result<Vec<NodeReport>, ClusterError> {
+    async fn node_states(&self) -> Result<Vec<NodeIdentity>, ClusterError> {
         let addrs: Vec<String> = self
             .shared
             .nodes
@@ -106,13 +106,9 @@ impl ClusterOps for DemoClusterOps {
         for addr in addrs {
             // A node that does not answer is stopping: it is not live.
             if let Ok(st) = probe::status(&self.http, &addr).await {
-                out.push(NodeReport {
-                    node_id: st.node_id,
-                    state: st.state,
-                    app_version: st.app_version,
-                    schema_version: st.schema_version,
-                    worker_id: st.worker_id,
+                out.push(NodeIdentity {
                     http_addr: addr,
+                    ..st
                 });
             }
         }

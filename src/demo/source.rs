@@ -46,16 +46,18 @@ impl SnapshotSource for DemoSource {
             let Some(s) = status else { continue };
             let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
             views.push(NodeView {
-                node_id: id.clone(),
-                host: text("host"),
-                http_addr: addr.to_string(),
-                pid: s["pid"].as_u64().unwrap_or(0) as u32,
-                app_version: text("app_version"),
-                schema_version: s["schema_version"].as_str().map(str::to_string),
-                worker_id: s["worker_id"].as_u64().map(|w| w as u16),
-                state: text("state"),
-                state_reason: text("state_reason"),
-                started_at_ms: s["started_at_ms"].as_u64().unwrap_or(0),
+                id: NodeIdentity {
+                    node_id: id.clone(),
+                    host: text("host"),
+                    http_addr: addr.to_string(),
+                    pid: s["pid"].as_u64().unwrap_or(0) as u32,
+                    app_version: text("app_version"),
+                    schema_version: s["schema_version"].as_str().map(str::to_string),
+                    worker_id: s["worker_id"].as_u64().map(|w| w as u16),
+                    state: NodeState::parse(&text("state")),
+                    state_reason: text("state_reason"),
+                    started_at_ms: s["started_at_ms"].as_u64().unwrap_or(0),
+                },
                 heartbeat_age_ms: 0,
                 ttl_left_ms: 0,
                 config_fingerprint: text("config_fingerprint"),
@@ -68,16 +70,16 @@ impl SnapshotSource for DemoSource {
                 process: None,
             });
         }
-        let live: Vec<&str> = views.iter().map(|v| v.node_id.as_str()).collect();
+        let live: Vec<&str> = views.iter().map(|v| v.id.node_id.as_str()).collect();
         let leases = (0..worker_id::WORKER_IDS)
             .map(|w| {
-                let holder = views.iter().find(|v| v.worker_id == Some(u16::from(w)));
+                let holder = views.iter().find(|v| v.id.worker_id == Some(u16::from(w)));
                 LeaseView {
                     worker_id: w,
-                    holder: holder.map(|v| v.node_id.clone()),
+                    holder: holder.map(|v| v.id.node_id.clone()),
                     holder_live: holder.is_some(),
                     ttl_left_ms: holder.map(|_| 15_000),
-                    acquired_at_ms: holder.map(|v| v.started_at_ms),
+                    acquired_at_ms: holder.map(|v| v.id.started_at_ms),
                     last_ts: None,
                     unreadable: None,
                 }
@@ -117,7 +119,7 @@ impl SnapshotSource for DemoSource {
             readers: views
                 .iter()
                 .map(|v| StreamReader {
-                    node_id: v.node_id.clone(),
+                    node_id: v.id.node_id.clone(),
                     live: true,
                     last_id: last_id.clone().unwrap_or_default(),
                     lag: 0,

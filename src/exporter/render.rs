@@ -279,20 +279,13 @@ fn cluster(e: &mut Exposition, snap: &Snapshot, s: &Scrape<'_>) {
 
 /// The states a node reports, in the order their series are written; a
 /// state from another version is `unknown`.
-const NODE_STATES: [NodeState; 5] = [
-    NodeState::Starting,
-    NodeState::Running,
-    NodeState::Maintenance,
-    NodeState::Draining,
-    NodeState::Error,
-];
-
-fn state_label(reported: &str) -> &'static str {
-    NODE_STATES
-        .iter()
-        .map(|s| s.as_str())
-        .find(|s| *s == reported)
-        .unwrap_or("unknown")
+/// The `state` label: a known state's word, `unknown` for a state of
+/// another version (labels stay a closed set).
+fn state_label(reported: &NodeState) -> &str {
+    match reported {
+        NodeState::Unknown(_) => "unknown",
+        known => known.as_str(),
+    }
 }
 
 /// `WORKER_MODE` as a label: `all`, `http` (`!`), `none` (`-`), `topics`,
@@ -320,7 +313,7 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
         "1 when the node's health check answered 200, else 0.",
     );
     for n in nodes {
-        f.flag(&[("node", &n.node_id)], n.health.is_healthy());
+        f.flag(&[("node", &n.id.node_id)], n.health.is_healthy());
     }
     let mut f = e.family(
         "clusterops_node_degraded",
@@ -328,7 +321,7 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
         "1 when the node answers 200 but says it is degraded (no Redis or no worker ID).",
     );
     for n in nodes {
-        f.flag(&[("node", &n.node_id)], n.health.is_degraded());
+        f.flag(&[("node", &n.id.node_id)], n.health.is_degraded());
     }
     let mut f = e.family(
         "clusterops_node_state",
@@ -336,9 +329,16 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
         "The state each node reported in its last heartbeat, as a state set: 1 for the current one.",
     );
     for n in nodes {
-        let current = state_label(&n.state);
-        for state in NODE_STATES.iter().map(|s| s.as_str()).chain(["unknown"]) {
-            f.flag(&[("node", &n.node_id), ("state", state)], state == current);
+        let current = state_label(&n.id.state);
+        for state in NodeState::KNOWN
+            .iter()
+            .map(|s| s.as_str())
+            .chain(["unknown"])
+        {
+            f.flag(
+                &[("node", &n.id.node_id), ("state", state)],
+                state == current,
+            );
         }
     }
     let mut f = e.family(
@@ -353,11 +353,14 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
         };
         f.sample(
             &[
-                ("node", &n.node_id),
-                ("host", &n.host),
-                ("address", &n.http_addr),
-                ("version", &n.app_version),
-                ("schema_version", n.schema_version.as_deref().unwrap_or("")),
+                ("node", &n.id.node_id),
+                ("host", &n.id.host),
+                ("address", &n.id.http_addr),
+                ("version", &n.id.app_version),
+                (
+                    "schema_version",
+                    n.id.schema_version.as_deref().unwrap_or(""),
+                ),
                 ("worker_mode", worker_mode_label(&n.worker_mode)),
                 ("worker_topics", &topics),
             ],
@@ -370,7 +373,7 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
         "Round trip of the node's health check (GET /api/__health_check).",
     );
     for n in nodes {
-        f.millis(&[("node", &n.node_id)], n.health.latency_ms);
+        f.millis(&[("node", &n.id.node_id)], n.health.latency_ms);
     }
     let mut f = e.family(
         "clusterops_node_heartbeat_age_seconds",
@@ -378,7 +381,7 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
         "Time since the node's last registry heartbeat.",
     );
     for n in nodes {
-        f.millis(&[("node", &n.node_id)], n.heartbeat_age_ms);
+        f.millis(&[("node", &n.id.node_id)], n.heartbeat_age_ms);
     }
     let mut f = e.family(
         "clusterops_node_clock_offset_seconds",
@@ -387,7 +390,7 @@ fn nodes(e: &mut Exposition, snap: &Snapshot) {
     );
     for n in nodes {
         if let Some(c) = n.clock_offset {
-            f.sample(&[("node", &n.node_id)], c.offset_us as f64 / 1e6);
+            f.sample(&[("node", &n.id.node_id)], c.offset_us as f64 / 1e6);
         }
     }
 }

@@ -48,8 +48,8 @@ fn snapshot() -> Snapshot {
     snap.round_trips = 3;
     let a = NodeView::healthy("node-a");
     let mut b = NodeView::healthy("node-\"b\"");
-    b.state = "maintenance".into();
-    b.app_version = "3".into();
+    b.id.state = NodeState::Maintenance;
+    b.id.app_version = "3".into();
     b.health.http_status = Some(503);
     b.health.latency_ms = 250;
     b.heartbeat_age_ms = 4500;

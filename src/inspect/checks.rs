@@ -3,7 +3,7 @@
 //! with a one-line reason; the verdict and exit code follow from them.
 
 use super::checks_unread as unread;
-use super::types::{CheckResult, CheckStatus, Snapshot, Source, Verdict};
+use super::types::{CheckResult, CheckStatus, NodeState, Snapshot, Source, Verdict};
 use crate::config::Config;
 use std::collections::BTreeMap;
 
@@ -101,8 +101,10 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
     let bad: Vec<String> = nodes
         .iter()
         .filter(|n| {
-            n.state == "error"
-                || !n.health.is_healthy() && n.state != "maintenance" && !is_idle_by_mode(n)
+            n.id.state == NodeState::Error
+                || !n.health.is_healthy()
+                    && n.id.state != NodeState::Maintenance
+                    && !is_idle_by_mode(n)
         })
         .map(|n| {
             let health = match n.health.http_status {
@@ -111,14 +113,14 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
             };
             format!(
                 "{} ({}, {}: {})",
-                n.node_id, n.state, health, n.state_reason
+                n.id.node_id, n.id.state, health, n.id.state_reason
             )
         })
         .collect();
     let degraded: Vec<String> = nodes
         .iter()
         .filter(|n| n.health.is_degraded())
-        .map(|n| format!("{} ({})", n.node_id, n.health.detail))
+        .map(|n| format!("{} ({})", n.id.node_id, n.health.detail))
         .collect();
     if bad.is_empty() && !degraded.is_empty() {
         result(
@@ -145,7 +147,7 @@ pub fn nodes_healthy(snap: &Snapshot) -> CheckResult {
 /// purpose (it serves no app requests): not a failure.
 fn is_idle_by_mode(n: &super::types::NodeView) -> bool {
     n.worker_mode == crate::config::WorkerMode::Idle
-        && n.state == "running"
+        && n.id.state == NodeState::Running
         && n.health.http_status == Some(503)
 }
 
@@ -167,8 +169,8 @@ pub fn same_fingerprint(snap: &Snapshot) -> CheckResult {
         .map(|nodes| {
             nodes
                 .iter()
-                .filter(|n| snap.drift.fingerprint.contains(&n.node_id))
-                .map(|n| format!("{} differs in {}", n.node_id, n.config_drift.join(", ")))
+                .filter(|n| snap.drift.fingerprint.contains(&n.id.node_id))
+                .map(|n| format!("{} differs in {}", n.id.node_id, n.config_drift.join(", ")))
                 .collect()
         })
         .unwrap_or_default();
@@ -394,7 +396,7 @@ pub fn shared_storage(snap: &Snapshot) -> CheckResult {
                 .map(|n| {
                     n.storage_reason
                         .clone()
-                        .unwrap_or_else(|| format!("{}: storage is not shared", n.node_id))
+                        .unwrap_or_else(|| format!("{}: storage is not shared", n.id.node_id))
                 })
                 .collect()
         })

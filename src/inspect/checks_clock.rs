@@ -44,17 +44,17 @@ pub fn clock_skew(snap: &Snapshot) -> CheckResult {
     let mut largest: Option<(&str, ClockOffset)> = None;
     for n in nodes {
         let Some(c) = n.clock_offset else {
-            unknown.push(n.node_id.as_str());
+            unknown.push(n.id.node_id.as_str());
             continue;
         };
-        let line = format!("{} is {}", n.node_id, c.describe());
+        let line = format!("{} is {}", n.id.node_id, c.describe());
         match grade(&c) {
             CheckStatus::Fail => failing.push(line),
             CheckStatus::Warn => warning.push(line),
             CheckStatus::Pass => {}
         }
         if largest.is_none_or(|(_, l)| c.magnitude() > l.magnitude()) {
-            largest = Some((n.node_id.as_str(), c));
+            largest = Some((n.id.node_id.as_str(), c));
         }
     }
     let host = snap

@@ -17,7 +17,7 @@ const ID: &str = "process-capacity";
 pub fn processes_per_host(nodes: &[NodeView]) -> BTreeMap<&str, usize> {
     let mut seen: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for n in nodes {
-        let entry = seen.entry(n.host.as_str()).or_default();
+        let entry = seen.entry(n.id.host.as_str()).or_default();
         entry.0 += 1;
         if let Some(p) = &n.process {
             entry.1 = entry.1.max(usize::from(p.count));
@@ -74,15 +74,16 @@ mod tests {
     use crate::inspect::types::{ProcessSlot, Source};
 
     fn on(host: &str, id: &str, count: Option<u16>) -> NodeView {
-        NodeView {
-            host: host.into(),
+        let mut view = NodeView {
             process: count.map(|count| ProcessSlot {
                 index: 0,
                 count,
                 shared_addr: format!("{host}:13000"),
             }),
             ..NodeView::healthy(id)
-        }
+        };
+        view.id.host = host.into();
+        view
     }
 
     fn snap(nodes: Vec<NodeView>) -> Snapshot {

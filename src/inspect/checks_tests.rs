@@ -249,13 +249,9 @@ fn unshared_storage_fails() {
 fn a_node_in_error_or_unhealthy_fails() {
     let mut s = healthy();
     if let Source::Ok(nodes) = &mut s.nodes {
-        nodes[0].state = "error".into();
-        nodes[0].state_reason = "schema version 3 is newer".into();
-        nodes[1].health = Health {
-            http_status: None,
-            detail: "connection refused or unreachable".into(),
-            latency_ms: 1,
-        };
+        nodes[0].id.state = NodeState::Error;
+        nodes[0].id.state_reason = "schema version 3 is newer".into();
+        nodes[1].health = Health::read(None, "connection refused or unreachable", 1);
     }
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Fail);
@@ -273,11 +269,7 @@ fn a_degraded_node_warns_and_a_healthy_one_passes() {
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Pass);
     if let Source::Ok(nodes) = &mut s.nodes {
-        nodes[1].health = Health {
-            http_status: Some(200),
-            detail: "degraded: REDIS_URL unreachable for 3 s".into(),
-            latency_ms: 1,
-        };
+        nodes[1].health = Health::read(Some(200), "degraded: REDIS_URL unreachable for 3 s", 1);
     }
     let r = run(&clustered(), &s);
     assert_eq!(status_of(&r, "nodes-healthy"), CheckStatus::Warn);
@@ -382,11 +374,7 @@ fn the_allow_list_names_every_check_in_order() {
 
 #[test]
 fn a_node_idle_by_worker_mode_answering_503_is_not_unhealthy() {
-    let idle_health = Health {
-        http_status: Some(503),
-        detail: "idle: WORKER_MODE=- (…)".into(),
-        latency_ms: 1,
-    };
+    let idle_health = Health::read(Some(503), "idle: WORKER_MODE=- (…)", 1);
     let mut s = healthy();
     if let Source::Ok(nodes) = &mut s.nodes {
         nodes[0].worker_mode = crate::config::WorkerMode::Idle;

@@ -20,16 +20,7 @@ pub fn node_view(
 ) -> NodeView {
     NodeView {
         heartbeat_age_ms: now_ms.saturating_sub(r.heartbeat_at_ms),
-        node_id: r.node_id,
-        host: r.host,
-        http_addr: r.http_addr,
-        pid: r.pid,
-        app_version: r.app_version,
-        schema_version: r.schema_version,
-        worker_id: r.worker_id,
-        state: r.state,
-        state_reason: r.state_reason,
-        started_at_ms: r.started_at_ms,
+        id: r.id,
         ttl_left_ms,
         config_fingerprint: r.config_fingerprint,
         config_drift,

@@ -27,21 +27,18 @@ pub async fn check(client: &reqwest::Client, http_addr: &str) -> Health {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp.text().await.unwrap_or_default();
-            Health {
-                http_status: Some(status),
-                detail: body
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(200)
-                    .collect(),
-                latency_ms,
-            }
+            let line: String = body
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            Health::read(Some(status), line, latency_ms)
         }
-        Err(e) => Health {
-            http_status: None,
-            detail: if e.is_timeout() {
+        Err(e) => Health::read(
+            None,
+            if e.is_timeout() {
                 format!("no answer within {} ms", HEALTH_TIMEOUT.as_millis())
             } else if e.is_connect() {
                 "connection refused or unreachable".to_string()
@@ -49,7 +46,7 @@ pub async fn check(client: &reqwest::Client, http_addr: &str) -> Health {
                 e.to_string()
             },
             latency_ms,
-        },
+        ),
     }
 }
 
@@ -65,10 +62,8 @@ pub async fn check_each(client: &reqwest::Client, addrs: &[String]) -> Vec<Healt
         .await
         .into_iter()
         .map(|done| {
-            done.unwrap_or_else(|e| Health {
-                http_status: None,
-                detail: format!("health check did not finish: {e}"),
-                latency_ms: 0,
+            done.unwrap_or_else(|e| {
+                Health::read(None, format!("health check did not finish: {e}"), 0)
             })
         })
         .collect()

@@ -396,3 +396,58 @@ fn keys_not_in_the_hash_tagged_layout_are_unreadable_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn a_health_check_answer_is_read_into_its_kind() {
+    use crate::inspect::types::{Health, HealthAnswer, NodeState};
+    let read = |status, line: &str| Health::read(status, line, 1).answer;
+    assert_eq!(read(Some(200), "ok"), HealthAnswer::Serving);
+    assert_eq!(
+        read(Some(200), "degraded: REDIS_URL unreachable for 3 s (…)"),
+        HealthAnswer::Degraded
+    );
+    assert_eq!(
+        read(
+            Some(503),
+            "maintenance: maintenance set by ops@web-1: upgrading to v3"
+        ),
+        HealthAnswer::Refused(NodeState::Maintenance)
+    );
+    assert_eq!(
+        read(
+            Some(503),
+            "error: schema version 2 is newer than this binary (1)"
+        ),
+        HealthAnswer::Refused(NodeState::Error)
+    );
+    assert_eq!(
+        read(Some(503), "warming_up: filling caches"),
+        HealthAnswer::Refused(NodeState::Unknown("warming_up".into())),
+        "a state of another version is kept as it was said"
+    );
+    assert_eq!(
+        read(Some(503), crate::node::http::IDLE_LINE.trim_end()),
+        HealthAnswer::Idle
+    );
+    assert_eq!(read(Some(503), "database unreachable"), HealthAnswer::Other);
+    assert_eq!(
+        read(Some(502), "maintenance: bad gateway"),
+        HealthAnswer::Other
+    );
+    assert_eq!(
+        read(None, "connection refused or unreachable"),
+        HealthAnswer::NoAnswer
+    );
+    let h = Health::read(Some(503), "maintenance: upgrade", 1);
+    assert!(h.refused_in(&NodeState::Maintenance) && !h.is_healthy() && !h.is_degraded());
+}
+
+#[test]
+fn a_saved_health_without_its_answer_reads_it_from_status_and_detail() {
+    use crate::inspect::types::{Health, HealthAnswer};
+    let old = r#"{"http_status":200,"detail":"degraded: no worker ID","latency_ms":4}"#;
+    let h: Health = serde_json::from_str(old).unwrap();
+    assert_eq!(h.answer, HealthAnswer::Degraded);
+    let back: Health = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+    assert_eq!(back, h);
+}

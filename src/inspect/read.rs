@@ -169,7 +169,7 @@ impl Inspector {
             let addrs: Vec<String> = entries
                 .iter()
                 .filter_map(|e| match e {
-                    RegistryEntry::Live { record, .. } => Some(record.http_addr.clone()),
+                    RegistryEntry::Live { record, .. } => Some(record.id.http_addr.clone()),
                     RegistryEntry::Unreadable { .. } => None,
                 })
                 .collect();
@@ -296,10 +296,10 @@ impl Inspector {
                 let facts: Vec<drift::NodeFacts<'_>> = records
                     .iter()
                     .map(|(r, _)| drift::NodeFacts {
-                        node_id: &r.node_id,
+                        node_id: &r.id.node_id,
                         fingerprint: &r.config_fingerprint,
                         parts: &r.config_parts,
-                        app_version: &r.app_version,
+                        app_version: &r.id.app_version,
                     })
                     .collect();
                 let (d, mut per_node) = drift::compute(&facts);
@@ -309,7 +309,7 @@ impl Inspector {
                         .into_iter()
                         .zip(checks)
                         .map(|((r, ttl), h)| {
-                            let differing = per_node.remove(&r.node_id).unwrap_or_default();
+                            let differing = per_node.remove(&r.id.node_id).unwrap_or_default();
                             convert::node_view(r, ttl, h, taken_at_ms, differing)
                         })
                         .collect::<Vec<_>>(),
@@ -320,7 +320,7 @@ impl Inspector {
         };
         let live: HashSet<String> = nodes
             .ok()
-            .map(|n| n.iter().map(|v| v.node_id.clone()).collect())
+            .map(|n| n.iter().map(|v| v.id.node_id.clone()).collect())
             .unwrap_or_default();
 
         let leases = map_source(leases, |slots| {

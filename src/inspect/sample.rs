@@ -12,7 +12,9 @@ use crate::adapters::queue::{MessageQueue, QueueError, QueueOptions, RedisQueue}
 use crate::adapters::worker_id::lease_key;
 use crate::clock::now_ms;
 use crate::config::{Namespace, SecretUrl};
+use crate::node::identity::NodeIdentity;
 use crate::node::registry::{NodeRecord, Registry};
+use crate::node::state::NodeState;
 use redis::aio::ConnectionLike;
 use std::time::Duration;
 
@@ -111,17 +113,19 @@ pub async fn write_sample_sized<C: ConnectionLike + Send>(
         let node = node_id(i);
         let leased = i < size.leases();
         let record = NodeRecord {
-            node_id: node.clone(),
-            host: "bench".into(),
-            // Port 9 (discard) is closed on loopback: health checks fail fast.
-            http_addr: "127.0.0.1:9".into(),
-            pid: 1,
-            app_version: "2".into(),
-            schema_version: Some("2".into()),
-            worker_id: leased.then_some(i as u16),
-            state: "running".into(),
-            state_reason: "ready".into(),
-            started_at_ms: now,
+            id: NodeIdentity {
+                node_id: node.clone(),
+                host: "bench".into(),
+                // Port 9 (discard) is closed on loopback: health checks fail fast.
+                http_addr: "127.0.0.1:9".into(),
+                pid: 1,
+                app_version: "2".into(),
+                schema_version: Some("2".into()),
+                worker_id: leased.then_some(i as u16),
+                state: NodeState::Running,
+                state_reason: "ready".into(),
+                started_at_ms: now,
+            },
             heartbeat_at_ms: now,
             config_fingerprint: "bench".into(),
             config_parts: Default::default(),

@@ -182,7 +182,7 @@ pub async fn run(
                     match registry.read_all(&mut conn).await {
                         Ok(entries) => {
                             let others: Vec<String> = entries.iter().filter_map(|e| match e {
-                                RegistryEntry::Live { record, .. } if record.node_id != node.node_id => Some(record.node_id.clone()),
+                                RegistryEntry::Live { record, .. } if record.id.node_id != node.node_id => Some(record.id.node_id.clone()),
                                 _ => None,
                             }).collect();
                             let verdict = if others.is_empty() {

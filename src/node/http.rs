@@ -51,6 +51,10 @@ fn carries_bypass_token(config: &Config, headers: &HeaderMap) -> bool {
     bool::from(value.as_bytes().ct_eq(expected.as_bytes()))
 }
 
+/// The body of a 200 health check of a node that serves fully.
+pub const HEALTH_OK: &str = "ok";
+/// The first word of a 200 health check of a degraded node (`degraded: …`).
+pub const HEALTH_DEGRADED: &str = "degraded";
 /// What a running node with `WORKER_MODE=-` answers on its health check
 /// and app routes (503): it serves no app requests, so the load balancer
 /// leaves it out.
@@ -71,11 +75,11 @@ pub async fn health(State(node): State<Arc<NodeShared>>) -> Response {
     if state == NodeState::Running {
         let degraded = node.degraded();
         if degraded.is_empty() {
-            (StatusCode::OK, "ok\n").into_response()
+            (StatusCode::OK, format!("{HEALTH_OK}\n")).into_response()
         } else {
             (
                 StatusCode::OK,
-                format!("degraded: {}\n", degraded.join("; ")),
+                format!("{HEALTH_DEGRADED}: {}\n", degraded.join("; ")),
             )
                 .into_response()
         }

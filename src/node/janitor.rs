@@ -186,7 +186,7 @@ impl Janitor {
         Ok(entries
             .into_iter()
             .map(|e| match e {
-                RegistryEntry::Live { record, .. } => record.node_id,
+                RegistryEntry::Live { record, .. } => record.id.node_id,
                 RegistryEntry::Unreadable { key, .. } => {
                     key.strip_prefix(&prefix).unwrap_or(&key).to_string()
                 }

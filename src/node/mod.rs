@@ -6,6 +6,7 @@ pub mod app;
 pub mod clock;
 pub mod heartbeat;
 pub mod http;
+pub mod identity;
 pub mod janitor;
 pub mod listen;
 pub mod maintenance;

@@ -5,6 +5,7 @@
 //! Keys (see docs/redis-keys.md): `<ns>:node:{<ns>}:<node_id>` (string, JSON
 //! [`NodeRecord`], PX ttl) and `<ns>:nodes:{<ns>}` (zset: node id → last heartbeat ms).
 
+use super::identity::NodeIdentity;
 use crate::adapters::hash_tag::tag;
 use crate::config::Namespace;
 use redis::aio::ConnectionLike;
@@ -33,26 +34,10 @@ pub fn index_key(ns: &Namespace) -> String {
 /// What a node says about itself, every heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRecord {
-    /// Unique node id.
-    pub node_id: String,
-    /// Host name of the machine.
-    pub host: String,
-    /// `host:port` the node's HTTP server listens on.
-    pub http_addr: String,
-    /// OS process id.
-    pub pid: u32,
-    /// Version of the app binary.
-    pub app_version: String,
-    /// Schema version found in the database (`None` without a database).
-    pub schema_version: Option<String>,
-    /// Worker ID held, if any.
-    pub worker_id: Option<u16>,
-    /// `starting`, `running`, `maintenance`, `draining` or `error`.
-    pub state: String,
-    /// One-line reason for the state.
-    pub state_reason: String,
-    /// Unix ms when the node started.
-    pub started_at_ms: u64,
+    /// Who the node is and its state (flattened: the record stays one flat
+    /// JSON object).
+    #[serde(flatten)]
+    pub id: NodeIdentity,
     /// Unix ms of this heartbeat.
     pub heartbeat_at_ms: u64,
     /// The node's configuration fingerprint.
@@ -159,7 +144,7 @@ impl Registry {
         redis::pipe()
             .atomic()
             .cmd("SET")
-            .arg(self.record_key(&record.node_id))
+            .arg(self.record_key(&record.id.node_id))
             .arg(json)
             .arg("PX")
             .arg(ttl_ms)
@@ -167,7 +152,7 @@ impl Registry {
             .cmd("ZADD")
             .arg(self.index_key())
             .arg(redis_now_ms)
-            .arg(&record.node_id)
+            .arg(&record.id.node_id)
             .ignore()
             .cmd("ZREMRANGEBYSCORE")
             .arg(self.index_key())

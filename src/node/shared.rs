@@ -2,6 +2,7 @@
 //! and counters. Adapter handles live in [`super::app::AppHandles`].
 
 use super::clock::ClockOffset;
+use super::identity::NodeIdentity;
 use super::metrics::Metrics;
 use super::state::{NodeState, StateCell};
 use super::version::AppVersion;
@@ -75,28 +76,11 @@ pub struct RedisTrouble {
 /// `GET /api/status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
-    /// Unique node id.
-    pub node_id: String,
-    /// Host name.
-    pub host: String,
-    /// HTTP address.
-    pub http_addr: String,
-    /// OS pid.
-    pub pid: u32,
-    /// App version.
-    pub app_version: String,
-    /// Schema version in the database.
-    pub schema_version: Option<String>,
-    /// Worker ID held.
-    pub worker_id: Option<u16>,
-    /// Lifecycle state.
-    pub state: NodeState,
-    /// Why.
-    pub state_reason: String,
+    /// Who the node is and its state (flattened into the report).
+    #[serde(flatten)]
+    pub id: NodeIdentity,
     /// Seconds since start.
     pub uptime_s: u64,
-    /// Unix ms at start.
-    pub started_at_ms: u64,
     /// Configuration fingerprint.
     pub config_fingerprint: String,
     /// Per-setting fingerprints.
@@ -278,17 +262,19 @@ impl NodeShared {
             },
         );
         StatusReport {
-            node_id: self.node_id.clone(),
-            host: self.host.clone(),
-            http_addr: self.http_addr.clone(),
-            pid: std::process::id(),
-            app_version: self.app_version.to_string(),
-            schema_version: self.schema_version.read().clone(),
-            worker_id: self.worker_id(),
-            state,
-            state_reason,
+            id: NodeIdentity {
+                node_id: self.node_id.clone(),
+                host: self.host.clone(),
+                http_addr: self.http_addr.clone(),
+                pid: std::process::id(),
+                app_version: self.app_version.to_string(),
+                schema_version: self.schema_version.read().clone(),
+                worker_id: self.worker_id(),
+                state,
+                state_reason,
+                started_at_ms: self.started_at_ms,
+            },
             uptime_s: self.started.elapsed().as_secs(),
-            started_at_ms: self.started_at_ms,
             config_fingerprint: c.fingerprint(),
             config_parts: c
                 .fingerprint_parts()
@@ -336,16 +322,7 @@ impl NodeShared {
     pub fn registry_record(&self) -> super::registry::NodeRecord {
         let s = self.status();
         super::registry::NodeRecord {
-            node_id: s.node_id,
-            host: s.host,
-            http_addr: s.http_addr,
-            pid: s.pid,
-            app_version: s.app_version,
-            schema_version: s.schema_version,
-            worker_id: s.worker_id,
-            state: s.state.as_str().to_string(),
-            state_reason: s.state_reason,
-            started_at_ms: s.started_at_ms,
+            id: s.id,
             heartbeat_at_ms: now_ms(),
             config_fingerprint: s.config_fingerprint,
             config_parts: s.config_parts,

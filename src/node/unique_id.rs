@@ -23,7 +23,7 @@ pub struct DuplicateId {
     /// The holder's host.
     pub host: String,
     /// The holder's state.
-    pub state: String,
+    pub state: super::state::NodeState,
     /// Milliseconds since the holder's last heartbeat (by this host's clock).
     pub age_ms: u64,
     /// Milliseconds before the holder's record expires without a heartbeat.
@@ -33,14 +33,14 @@ pub struct DuplicateId {
 /// Whether a record left on this host belongs to a process that is gone
 /// (or to this very process, e.g. a container restarted with the same pid).
 fn dead_local_process(record: &NodeRecord, host: &str) -> bool {
-    if record.host != host {
+    if record.id.host != host {
         return false;
     }
-    if record.pid == std::process::id() {
+    if record.id.pid == std::process::id() {
         return true;
     }
     let proc_root = std::path::Path::new("/proc");
-    proc_root.is_dir() && !proc_root.join(record.pid.to_string()).exists()
+    proc_root.is_dir() && !proc_root.join(record.id.pid.to_string()).exists()
 }
 
 /// Refuse `node_id` when a live node holds it. A registry that cannot be
@@ -70,7 +70,7 @@ pub async fn ensure_unique<C: ConnectionLike + Send>(
     if dead_local_process(&record, host) {
         tracing::warn!(
             node = %node_id,
-            pid = record.pid,
+            pid = record.id.pid,
             "a registry record of a process that is gone holds this node id: taking it over"
         );
         return Ok(());
@@ -78,10 +78,10 @@ pub async fn ensure_unique<C: ConnectionLike + Send>(
     let now_ms = crate::clock::now_ms();
     Err(NodeError::DuplicateId(DuplicateId {
         node_id: node_id.to_string(),
-        http_addr: record.http_addr.clone(),
-        pid: record.pid,
-        host: record.host.clone(),
-        state: record.state.clone(),
+        http_addr: record.id.http_addr.clone(),
+        pid: record.id.pid,
+        host: record.id.host.clone(),
+        state: record.id.state.clone(),
         age_ms: now_ms.saturating_sub(record.heartbeat_at_ms),
         ttl_left_ms,
     }))

@@ -133,9 +133,9 @@ impl LiveActions {
             .read_all(&mut coord)
             .await
             .map_err(|e| format!("cannot read the node registry: {e}"))?;
-        let live = entries
-            .iter()
-            .any(|e| matches!(e, RegistryEntry::Live { record, .. } if record.node_id == holder));
+        let live = entries.iter().any(
+            |e| matches!(e, RegistryEntry::Live { record, .. } if record.id.node_id == holder),
+        );
         if live {
             return Err(format!(
                 "{holder} is a live node: its lease is not freed (stop the node instead)"

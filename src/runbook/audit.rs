@@ -5,79 +5,31 @@
 use super::backup::BackupRecord;
 use super::backups::{ActionKind, BackupAction};
 use super::cluster::Actor;
-use super::journal::{self, Entry, Event, JournalError, RunEnd, StepResult};
-use super::operator::{Decision, PromptKind};
-use super::plan::StepKind;
+use super::fold::{DecisionTaken, Interruption, RunHead, RunSummary, StepEnded, unknown_line};
+use super::journal::{self, Entry, JournalError, RunEnd, StepResult};
 use crate::clock::datetime;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-/// One decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditDecision {
-    /// Unix ms.
-    pub at_ms: u64,
-    /// Step asking.
-    pub step: StepKind,
-    /// Why it asked.
-    pub prompt: PromptKind,
-    /// The answer.
-    pub decision: Decision,
-    /// Who answered.
-    pub by: Actor,
-}
-
-/// How one step ended (each attempt).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditStep {
-    /// Unix ms.
-    pub at_ms: u64,
-    /// Step.
-    pub step: StepKind,
-    /// Result.
-    pub result: StepResult,
-}
-
-/// One interruption of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditInterruption {
-    /// Unix ms.
-    pub at_ms: u64,
-    /// The step running or about to run.
-    pub step: Option<StepKind>,
-    /// What interrupted it (`SIGINT`, …).
-    pub reason: String,
-    /// Who ran the interrupted runbook.
-    pub by: Actor,
-}
 
 /// One run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRun {
     /// The journal it was read from.
     pub journal: PathBuf,
-    /// Cluster.
-    pub cluster: String,
-    /// Run id.
-    pub run_id: String,
-    /// Target version.
-    pub target_version: String,
-    /// Previous version.
-    pub previous_version: Option<String>,
-    /// Who started it.
-    pub started_by: Actor,
-    /// When.
-    pub started_at_ms: u64,
+    /// Who started it, where, from which version to which (flattened).
+    #[serde(flatten)]
+    pub head: RunHead,
     /// Resumes: who and when.
     pub resumed: Vec<(Actor, u64)>,
     /// Interruptions (Ctrl-C, a signal, the console): who, when, why, at
     /// which step.
-    pub interrupted: Vec<AuditInterruption>,
+    pub interrupted: Vec<Interruption>,
     /// Step results in order.
-    pub steps: Vec<AuditStep>,
+    pub steps: Vec<StepEnded>,
     /// Decisions in order.
-    pub decisions: Vec<AuditDecision>,
+    pub decisions: Vec<DecisionTaken>,
     /// The backup.
     pub backup: Option<BackupRecord>,
     /// Why the rollback started.
@@ -86,6 +38,27 @@ pub struct AuditRun {
     pub outcome: Option<RunEnd>,
     /// Who ended it and when.
     pub finished: Option<(Actor, u64)>,
+    /// Events this version does not know, by name, and how many.
+    pub unknown_events: BTreeMap<String, u32>,
+}
+
+impl AuditRun {
+    /// The audit of one folded run, read from `journal`.
+    pub fn new(journal: &Path, s: RunSummary) -> Self {
+        AuditRun {
+            journal: journal.to_path_buf(),
+            head: s.head,
+            resumed: s.resumed,
+            interrupted: s.interruptions,
+            steps: s.step_results,
+            decisions: s.decisions,
+            backup: s.backup,
+            rollback: s.rollback,
+            outcome: s.outcome,
+            finished: s.finished,
+            unknown_events: s.unknown_events,
+        }
+    }
 }
 
 /// Every run found, oldest first, and notes about the files read.
@@ -105,11 +78,11 @@ impl Audit {
     /// its backup), only the `last` most recent runs (and actions).
     pub fn filter(mut self, cluster: Option<&str>, run: Option<&str>, last: Option<usize>) -> Self {
         if let Some(c) = cluster {
-            self.runs.retain(|r| r.cluster == c);
+            self.runs.retain(|r| r.head.cluster == c);
             self.backup_actions.retain(|a| a.cluster == c);
         }
         if let Some(id) = run {
-            self.runs.retain(|r| r.run_id == id);
+            self.runs.retain(|r| r.head.run_id == id);
             self.backup_actions
                 .retain(|a| a.run_id.as_deref() == Some(id));
         }
@@ -165,79 +138,16 @@ pub fn read(state_dir: &Path) -> Result<Audit, JournalError> {
         }
         audit.runs.extend(runs(&path, &entries));
     }
-    audit.runs.sort_by_key(|r| r.started_at_ms);
+    audit.runs.sort_by_key(|r| r.head.started_at_ms);
     Ok(audit)
 }
 
-/// Group one journal's entries into runs.
+/// Group one journal's entries into runs (the journal's fold).
 pub fn runs(path: &Path, entries: &[Entry]) -> Vec<AuditRun> {
-    let mut out: Vec<AuditRun> = Vec::new();
-    for e in entries {
-        if let Event::RunStarted {
-            cluster,
-            target_version,
-            previous_version,
-            by,
-            ..
-        } = &e.event
-        {
-            out.push(AuditRun {
-                journal: path.to_path_buf(),
-                cluster: cluster.clone(),
-                run_id: e.run_id.clone(),
-                target_version: target_version.clone(),
-                previous_version: previous_version.clone(),
-                started_by: by.clone(),
-                started_at_ms: e.at_ms,
-                resumed: Vec::new(),
-                interrupted: Vec::new(),
-                steps: Vec::new(),
-                decisions: Vec::new(),
-                backup: None,
-                rollback: None,
-                outcome: None,
-                finished: None,
-            });
-            continue;
-        }
-        let Some(run) = out.iter_mut().rev().find(|r| r.run_id == e.run_id) else {
-            continue;
-        };
-        match &e.event {
-            Event::RunResumed { by } => run.resumed.push((by.clone(), e.at_ms)),
-            Event::RunInterrupted { step, reason, by } => run.interrupted.push(AuditInterruption {
-                at_ms: e.at_ms,
-                step: *step,
-                reason: reason.clone(),
-                by: by.clone(),
-            }),
-            Event::StepFinished { step, result } => run.steps.push(AuditStep {
-                at_ms: e.at_ms,
-                step: *step,
-                result: result.clone(),
-            }),
-            Event::Decision {
-                step,
-                prompt,
-                decision,
-                by,
-            } => run.decisions.push(AuditDecision {
-                at_ms: e.at_ms,
-                step: *step,
-                prompt: *prompt,
-                decision: *decision,
-                by: by.clone(),
-            }),
-            Event::Backup { record } => run.backup = Some(record.clone()),
-            Event::RollbackStarted { reason } => run.rollback = Some(reason.clone()),
-            Event::RunFinished { outcome, by } => {
-                run.outcome = Some(*outcome);
-                run.finished = Some((by.clone(), e.at_ms));
-            }
-            _ => {}
-        }
-    }
-    out
+    RunSummary::fold_all(entries)
+        .into_iter()
+        .map(|run| AuditRun::new(path, run))
+        .collect()
 }
 
 /// The audit as text, one block per run.
@@ -256,16 +166,16 @@ pub fn format(audit: &Audit) -> String {
         let _ = writeln!(
             s,
             "run {} on cluster {}: {} -> {}: {outcome}",
-            r.run_id,
-            r.cluster,
-            r.previous_version.as_deref().unwrap_or("?"),
-            r.target_version
+            r.head.run_id,
+            r.head.cluster,
+            r.head.previous_version.as_deref().unwrap_or("?"),
+            r.head.target_version
         );
         let _ = writeln!(
             s,
             "  started  {} by {}",
-            datetime(r.started_at_ms),
-            r.started_by
+            datetime(r.head.started_at_ms),
+            r.head.started_by
         );
         for (by, at) in &r.resumed {
             let _ = writeln!(s, "  resumed  {} by {by}", datetime(*at));
@@ -320,6 +230,9 @@ pub fn format(audit: &Audit) -> String {
         }
         if let Some((by, at)) = &r.finished {
             let _ = writeln!(s, "  ended    {} by {by}: {outcome}", datetime(*at));
+        }
+        if let Some(line) = unknown_line(&r.unknown_events) {
+            let _ = writeln!(s, "  unknown  {line}");
         }
         s.push('\n');
     }

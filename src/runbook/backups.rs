@@ -100,9 +100,9 @@ fn describe(file: PathBuf, bytes: u64, modified_ms: u64, audit: &Audit) -> Backu
     BackupFile {
         bytes,
         modified_ms,
-        run_id: run.map(|r| r.run_id.clone()),
-        target_version: run.map(|r| r.target_version.clone()),
-        previous_version: run.and_then(|r| r.previous_version.clone()),
+        run_id: run.map(|r| r.head.run_id.clone()),
+        target_version: run.map(|r| r.head.target_version.clone()),
+        previous_version: run.and_then(|r| r.head.previous_version.clone()),
         run_unfinished: run.is_some_and(|r| r.outcome.is_none()),
         record: run.and_then(|r| r.backup.clone()),
         file,

@@ -5,6 +5,7 @@
 //! adapter; tests implement it on a test namespace.
 
 use crate::inspect::CheckResult;
+use crate::node::identity::NodeIdentity;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -19,23 +20,6 @@ impl ClusterError {
     pub fn new(msg: impl Into<String>) -> Self {
         Self(msg.into())
     }
-}
-
-/// One live node as the registry and its heartbeat describe it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeReport {
-    /// Node id.
-    pub node_id: String,
-    /// `starting`, `running`, `maintenance`, `draining` or `error`.
-    pub state: String,
-    /// App version the node runs.
-    pub app_version: String,
-    /// Schema version the node found in the database.
-    pub schema_version: Option<String>,
-    /// Worker ID held.
-    pub worker_id: Option<u16>,
-    /// `host:port` of its HTTP server (health check and `/api/status`).
-    pub http_addr: String,
 }
 
 /// A worker-ID lease that is still held.
@@ -172,8 +156,9 @@ pub trait ClusterOps: Send + Sync {
     /// Whether the maintenance flag is set now.
     async fn maintenance_set(&self) -> Result<bool, ClusterError>;
 
-    /// Every live node in the registry (expired records are left out).
-    async fn node_states(&self) -> Result<Vec<NodeReport>, ClusterError>;
+    /// Every live node in the registry, as its last heartbeat describes it
+    /// (expired records are left out).
+    async fn node_states(&self) -> Result<Vec<NodeIdentity>, ClusterError>;
 
     /// Worker-ID leases still held (empty: all free).
     async fn leases_held(&self) -> Result<Vec<HeldLease>, ClusterError>;

@@ -32,6 +32,17 @@ pub enum StepResult {
     Skipped,
 }
 
+impl std::fmt::Display for StepResult {
+    /// `succeeded`, `failed: {error}` or `skipped`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepResult::Succeeded => f.write_str("succeeded"),
+            StepResult::Failed { error } => write!(f, "failed: {error}"),
+            StepResult::Skipped => f.write_str("skipped"),
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -42,6 +53,28 @@ pub enum RunEnd {
     RolledBack,
     /// Stopped by the operator; the cluster stays as the last step left it.
     Aborted,
+}
+
+/// A step begins: journaled ([`Event::StepStarted`]) and shown
+/// ([`super::operator::Progress::StepStarted`]) alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStart {
+    /// Step.
+    pub step: StepKind,
+    /// Attempt, from 1.
+    pub attempt: u32,
+    /// What it will do.
+    pub description: String,
+}
+
+/// One line of a step's output: journaled ([`Event::Output`]) and shown
+/// ([`super::operator::Progress::Output`]) alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLine {
+    /// Step.
+    pub step: StepKind,
+    /// The line.
+    pub line: String,
 }
 
 /// One event.
@@ -67,21 +100,9 @@ pub enum Event {
         by: Actor,
     },
     /// A step begins.
-    StepStarted {
-        /// Step.
-        step: StepKind,
-        /// Attempt, from 1.
-        attempt: u32,
-        /// What it will do.
-        description: String,
-    },
+    StepStarted(StepStart),
     /// One line of a step's output.
-    Output {
-        /// Step.
-        step: StepKind,
-        /// The line.
-        line: String,
-    },
+    Output(StepLine),
     /// A step ended.
     StepFinished {
         /// Step.
@@ -135,10 +156,63 @@ pub enum Event {
         /// Who (or what) ended it.
         by: Actor,
     },
+    /// An event this version does not know (written by a newer one), kept
+    /// as it was read: the fold counts and names it. Read only through
+    /// [`Entry`] (an `event` name not in [`Event::NAMES`]); written back
+    /// as it was.
+    #[serde(untagged, skip_deserializing)]
+    Unknown(UnknownEvent),
 }
 
-/// One journal line.
+/// An event of another version: its name and its other fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownEvent {
+    /// Its `event` name.
+    pub event: String,
+    /// Its other fields, as read.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Event {
+    /// The `event` names this version knows.
+    pub const NAMES: [&'static str; 11] = [
+        "run_started",
+        "run_resumed",
+        "step_started",
+        "output",
+        "step_finished",
+        "decision",
+        "backup",
+        "rollback_started",
+        "run_interrupted",
+        "run_paused",
+        "run_finished",
+    ];
+
+    /// The `event` name it is written with.
+    pub fn name(&self) -> &str {
+        match self {
+            Event::RunStarted { .. } => Self::NAMES[0],
+            Event::RunResumed { .. } => Self::NAMES[1],
+            Event::StepStarted(_) => Self::NAMES[2],
+            Event::Output(_) => Self::NAMES[3],
+            Event::StepFinished { .. } => Self::NAMES[4],
+            Event::Decision { .. } => Self::NAMES[5],
+            Event::Backup { .. } => Self::NAMES[6],
+            Event::RollbackStarted { .. } => Self::NAMES[7],
+            Event::RunInterrupted { .. } => Self::NAMES[8],
+            Event::RunPaused { .. } => Self::NAMES[9],
+            Event::RunFinished { .. } => Self::NAMES[10],
+            Event::Unknown(u) => &u.event,
+        }
+    }
+}
+
+/// One journal line. Read through [`super::journal_read::RawEntry`], so
+/// that an event this version does not know reads as [`Event::Unknown`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "super::journal_read::RawEntry")]
 pub struct Entry {
     /// Position in the file, from 1.
     pub seq: u64,

@@ -200,10 +200,10 @@ mod tests {
     use crate::runbook::plan::StepKind;
 
     fn output(line: &str) -> Event {
-        Event::Output {
+        Event::Output(crate::runbook::journal::StepLine {
             step: StepKind::Preflight,
             line: line.to_string(),
-        }
+        })
     }
 
     #[test]

@@ -7,8 +7,7 @@
 //! coordination Redis (`Config::coordination_redis`).
 
 use super::cluster::{
-    ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, NodeReport,
-    RunbookLockGuard,
+    ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, RunbookLockGuard,
 };
 use super::journal;
 use crate::adapters::lock::{self, LockBackend, LockGuard, RedisLock};
@@ -17,6 +16,7 @@ use crate::adapters::redis_conn::SharedConn;
 use crate::adapters::worker_id::{self, SlotLease};
 use crate::config::{Config, SecretUrl};
 use crate::inspect::{CheckResult, Inspector, checks};
+use crate::node::identity::NodeIdentity;
 use crate::node::maintenance::{self, MaintenanceFlag, MaintenanceRead};
 use crate::node::registry::{Registry, RegistryEntry};
 use std::time::Duration;
@@ -98,7 +98,7 @@ impl ClusterOps for RedisClusterOps {
         Ok(!matches!(read, MaintenanceRead::Clear))
     }
 
-    async fn node_states(&self) -> Result<Vec<NodeReport>, ClusterError> {
+    async fn node_states(&self) -> Result<Vec<NodeIdentity>, ClusterError> {
         // The TTL only matters for writing heartbeats; this only reads.
         let registry = Registry::new(self.config.namespace.clone(), Duration::from_secs(1));
         let entries = registry
@@ -108,14 +108,7 @@ impl ClusterOps for RedisClusterOps {
         let mut out = Vec::new();
         for e in entries {
             match e {
-                RegistryEntry::Live { record, .. } => out.push(NodeReport {
-                    node_id: record.node_id,
-                    state: record.state,
-                    app_version: record.app_version,
-                    schema_version: record.schema_version,
-                    worker_id: record.worker_id,
-                    http_addr: record.http_addr,
-                }),
+                RegistryEntry::Live { record, .. } => out.push(record.id),
                 RegistryEntry::Unreadable { key, reason } => {
                     tracing::warn!(key, reason, "unreadable registry record ignored");
                 }

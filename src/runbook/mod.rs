@@ -33,7 +33,7 @@ mod config_executor;
 pub mod config_ranges;
 mod engine;
 pub mod executor;
-mod fold;
+pub mod fold;
 pub mod interrupt;
 pub mod journal;
 mod journal_read;
@@ -47,8 +47,7 @@ pub mod terminal;
 pub mod view;
 
 pub use cluster::{
-    Actor, ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, NodeReport,
-    RunbookLockGuard,
+    Actor, ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, RunbookLockGuard,
 };
 pub use config::RunbookConfig;
 pub use executor::{ExecError, Executor, NodeSlot, StepIo};

@@ -2,6 +2,7 @@
 //! progress. The terminal, the console and tests each implement
 //! [`Operator`]; [`AutoOperator`] is `--yes`.
 
+pub use super::journal::{StepLine, StepResult, StepStart};
 use super::plan::StepKind;
 use serde::{Deserialize, Serialize};
 
@@ -67,21 +68,9 @@ pub struct Prompt {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Progress {
     /// A step starts; the description says what it will do.
-    StepStarted {
-        /// Step.
-        step: StepKind,
-        /// Attempt, from 1.
-        attempt: u32,
-        /// What it will do.
-        description: String,
-    },
+    StepStarted(StepStart),
     /// One line of a step's output.
-    Output {
-        /// Step.
-        step: StepKind,
-        /// The line.
-        line: String,
-    },
+    Output(StepLine),
     /// Backup bytes written so far.
     Bytes {
         /// Step.
@@ -93,8 +82,8 @@ pub enum Progress {
     StepFinished {
         /// Step.
         step: StepKind,
-        /// `succeeded`, `failed: …` or `skipped`.
-        result: String,
+        /// How (shown as `succeeded`, `failed: …` or `skipped`).
+        result: StepResult,
     },
     /// A note from the engine (journal mirror failures, lock, resume).
     Note {
@@ -174,11 +163,11 @@ pub fn say(text: impl std::fmt::Display) {
 /// One line for a terminal.
 pub fn format_progress(event: &Progress) -> String {
     match event {
-        Progress::StepStarted {
+        Progress::StepStarted(StepStart {
             step,
             attempt,
             description,
-        } => {
+        }) => {
             let again = if *attempt > 1 {
                 format!(" (attempt {attempt})")
             } else {
@@ -190,7 +179,7 @@ pub fn format_progress(event: &Progress) -> String {
                 description.lines().next().unwrap_or("")
             )
         }
-        Progress::Output { line, .. } => format!("   {line}"),
+        Progress::Output(StepLine { line, .. }) => format!("   {line}"),
         Progress::Bytes { written, .. } => format!("   {written} bytes written"),
         Progress::StepFinished { step, result } => format!("-- {}: {result}", step.title()),
         Progress::Note { text } => format!("note: {text}"),

@@ -3,7 +3,7 @@
 //! the health check through the load balancer.
 
 use super::config::SmokeCheck;
-use serde::Deserialize;
+use crate::node::identity::NodeIdentity;
 use std::time::Duration;
 
 /// Timeout of one request.
@@ -17,47 +17,6 @@ pub fn client() -> reqwest::Client {
         .no_proxy()
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
-}
-
-/// The fields of a node's `/api/status` the runbook reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct NodeStatus {
-    /// Node id.
-    pub node_id: String,
-    /// App version.
-    pub app_version: String,
-    /// Schema version in the database.
-    #[serde(default)]
-    pub schema_version: Option<String>,
-    /// Worker ID held.
-    #[serde(default)]
-    pub worker_id: Option<u16>,
-    /// `starting`, `running`, `maintenance`, `draining` or `error`.
-    pub state: String,
-    /// Why.
-    #[serde(default)]
-    pub state_reason: String,
-}
-
-impl NodeStatus {
-    /// Serving, or ready to serve once maintenance is cleared.
-    pub fn is_up(&self) -> bool {
-        matches!(self.state.as_str(), "running" | "maintenance")
-    }
-
-    /// One line.
-    pub fn summary(&self) -> String {
-        format!(
-            "{}: state {}, app {}, schema {}, worker ID {}",
-            self.node_id,
-            self.state,
-            self.app_version,
-            self.schema_version.as_deref().unwrap_or("none"),
-            self.worker_id
-                .map(|w| w.to_string())
-                .unwrap_or_else(|| "none".to_string())
-        )
-    }
 }
 
 /// Whether two versions are the same: `v2`, `2` and `2.0.0` are.
@@ -74,8 +33,9 @@ pub fn same_version(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-/// `GET http://{addr}/api/status`.
-pub async fn status(client: &reqwest::Client, addr: &str) -> Result<NodeStatus, String> {
+/// `GET http://{addr}/api/status`: the node's identity and state (the
+/// report's other fields are not read).
+pub async fn status(client: &reqwest::Client, addr: &str) -> Result<NodeIdentity, String> {
     let url = format!("http://{addr}/api/status");
     let resp = client
         .get(&url)

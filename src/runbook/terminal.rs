@@ -77,10 +77,10 @@ impl Operator for TerminalOperator {
 
     fn progress(&self, event: &Progress) {
         match event {
-            Progress::StepStarted { description, .. } => {
+            Progress::StepStarted(start) => {
                 say("");
                 say(format_args!("{}", format_progress(event)));
-                for line in description.lines().skip(1) {
+                for line in start.description.lines().skip(1) {
                     say(format_args!("   {line}"));
                 }
             }

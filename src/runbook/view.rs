@@ -1,80 +1,24 @@
 //! A run as a console shows it: who started it, every step with what it
 //! does, its result, its output, and when it started and ended, how the run
 //! ended (or that it was interrupted or paused) and what to do next --
-//! rebuilt from journal entries (the local file, or the Redis mirror read
-//! elsewhere).
+//! derived from the journal's fold ([`super::fold::RunSummary`]) of its
+//! entries (the local file, or the Redis mirror read elsewhere).
 
 use super::backup::BackupRecord;
 use super::cluster::Actor;
-use super::journal::{Entry, Event, RunEnd, StepResult};
-use super::operator::{Decision, PromptKind};
+pub use super::fold::{DecisionTaken, Interruption, RunHead, StepView};
+use super::fold::{RunSummary, unknown_line};
+use super::journal::{Entry, RunEnd, StepResult};
 use super::plan::StepKind;
 use serde::Serialize;
-
-/// One step of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StepView {
-    /// Which step.
-    pub kind: StepKind,
-    /// What it does (from its last start).
-    pub description: String,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// Unix ms of its last start.
-    pub started_at_ms: Option<u64>,
-    /// Unix ms of its last end.
-    pub ended_at_ms: Option<u64>,
-    /// Its last result; `None` while not ended.
-    pub result: Option<StepResult>,
-    /// Its output lines, over all attempts.
-    pub output: Vec<String>,
-}
-
-/// An interruption that has not been resumed yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InterruptionView {
-    /// Unix ms.
-    pub at_ms: u64,
-    /// The step that was running or about to run.
-    pub step: Option<StepKind>,
-    /// What interrupted it.
-    pub reason: String,
-    /// Who ran the interrupted runbook.
-    pub by: Actor,
-}
-
-/// The last decision taken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DecisionView {
-    /// Unix ms.
-    pub at_ms: u64,
-    /// Step asking.
-    pub step: StepKind,
-    /// Why it asked.
-    pub prompt: PromptKind,
-    /// The answer.
-    pub decision: Decision,
-    /// Who answered.
-    pub by: Actor,
-}
+use std::collections::BTreeMap;
 
 /// One run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunView {
-    /// Run id.
-    pub run_id: String,
-    /// Cluster.
-    pub cluster: String,
-    /// Executor kind.
-    pub executor: String,
-    /// Target version.
-    pub target_version: String,
-    /// Previous version.
-    pub previous_version: Option<String>,
-    /// Who started it.
-    pub started_by: Actor,
-    /// Unix ms when it started.
-    pub started_at_ms: u64,
+    /// Who started it, where, from which version to which (flattened).
+    #[serde(flatten)]
+    pub head: RunHead,
     /// The last resume: who and when.
     pub resumed: Option<(Actor, u64)>,
     /// The upgrade steps, then the rollback steps once it started.
@@ -82,7 +26,7 @@ pub struct RunView {
     /// The step running now (started, not ended), if any.
     pub running: Option<StepKind>,
     /// Interrupted and not resumed since.
-    pub interrupted: Option<InterruptionView>,
+    pub interrupted: Option<Interruption>,
     /// Paused after this step and not resumed since.
     pub paused_after: Option<StepKind>,
     /// Why the rollback started, if it did.
@@ -90,7 +34,7 @@ pub struct RunView {
     /// The backup, once recorded.
     pub backup: Option<BackupRecord>,
     /// The last decision.
-    pub last_decision: Option<DecisionView>,
+    pub last_decision: Option<DecisionTaken>,
     /// How it ended.
     pub finished: Option<RunEnd>,
     /// Who ended it and when.
@@ -99,6 +43,67 @@ pub struct RunView {
     pub last_at_ms: u64,
     /// Number of entries of this run.
     pub entries: usize,
+    /// Events this version does not know, by name, and how many.
+    pub unknown_events: BTreeMap<String, u32>,
+}
+
+impl From<RunSummary> for RunView {
+    fn from(s: RunSummary) -> Self {
+        RunView {
+            head: s.head,
+            resumed: s.resumed.last().cloned(),
+            steps: s.steps,
+            running: s.running,
+            interrupted: s.interrupted,
+            paused_after: s.paused_after,
+            rollback: s.rollback,
+            backup: s.backup,
+            last_decision: s.decisions.last().cloned(),
+            finished: s.outcome,
+            finished_by: s.finished,
+            last_at_ms: s.last_at_ms,
+            entries: s.entries,
+            unknown_events: s.unknown_events,
+        }
+    }
+}
+
+/// Where one step stands, in one word for the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// Ended well.
+    Succeeded,
+    /// Ended with an error.
+    Failed,
+    /// Skipped on the operator's decision.
+    Skipped,
+    /// Running now.
+    Running,
+    /// Started, and the run was interrupted during it.
+    Interrupted,
+    /// Started, not ended, and the run has not ended either.
+    Stopped,
+    /// Started and never ended, in a run that has ended.
+    NotEnded,
+    /// Not started.
+    Pending,
+}
+
+impl StepState {
+    /// The word on the screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "FAILED",
+            StepState::Skipped => "skipped",
+            StepState::Running => "running",
+            StepState::Interrupted => "interrupted",
+            StepState::Stopped => "stopped",
+            StepState::NotEnded => "not ended",
+            StepState::Pending => "pending",
+        }
+    }
 }
 
 /// Where a run stands, in one word for the screen.
@@ -134,6 +139,31 @@ impl RunStatus {
 }
 
 impl RunView {
+    /// Where `step` (one of [`RunView::steps`]) stands.
+    pub fn step_state(&self, step: &StepView) -> StepState {
+        let started = step.started_at_ms.is_some();
+        match &step.result {
+            Some(StepResult::Succeeded) => StepState::Succeeded,
+            Some(StepResult::Failed { .. }) => StepState::Failed,
+            Some(StepResult::Skipped) => StepState::Skipped,
+            None if self.running == Some(step.kind) => StepState::Running,
+            None if started
+                && self.interrupted.as_ref().and_then(|i| i.step) == Some(step.kind) =>
+            {
+                StepState::Interrupted
+            }
+            None if started && self.finished.is_none() => StepState::Stopped,
+            None if started => StepState::NotEnded,
+            None => StepState::Pending,
+        }
+    }
+
+    /// `N event(s) this version does not know: name (count), …`, when the
+    /// journal held any.
+    pub fn unknown_line(&self) -> Option<String> {
+        unknown_line(&self.unknown_events)
+    }
+
     /// Where the run stands.
     pub fn status(&self) -> RunStatus {
         match (self.finished, &self.interrupted, self.paused_after) {
@@ -149,13 +179,14 @@ impl RunView {
     /// What the operator can do next, in one short line.
     pub fn next(&self) -> String {
         let prev = self
+            .head
             .previous_version
             .as_deref()
             .unwrap_or("the previous version");
         match self.status() {
             RunStatus::Completed => format!(
                 "nothing: every node runs {} and traffic is restored",
-                self.target_version
+                self.head.target_version
             ),
             RunStatus::RolledBack => {
                 format!("the nodes run {prev} on the backup's data; see why in clusterops audit")
@@ -176,142 +207,5 @@ impl RunView {
 
 /// The last run in `entries`.
 pub fn last_run(entries: &[Entry]) -> Option<RunView> {
-    let start = entries
-        .iter()
-        .rposition(|e| matches!(e.event, Event::RunStarted { .. }))?;
-    let first = &entries[start];
-    let Event::RunStarted {
-        cluster,
-        target_version,
-        previous_version,
-        executor,
-        by,
-    } = &first.event
-    else {
-        return None;
-    };
-    let blank = |kind| StepView {
-        kind,
-        description: String::new(),
-        attempts: 0,
-        started_at_ms: None,
-        ended_at_ms: None,
-        result: None,
-        output: Vec::new(),
-    };
-    let mut view = RunView {
-        run_id: first.run_id.clone(),
-        cluster: cluster.clone(),
-        executor: executor.clone(),
-        target_version: target_version.clone(),
-        previous_version: previous_version.clone(),
-        started_by: by.clone(),
-        started_at_ms: first.at_ms,
-        resumed: None,
-        steps: StepKind::UPGRADE.iter().map(|k| blank(*k)).collect(),
-        running: None,
-        interrupted: None,
-        paused_after: None,
-        rollback: None,
-        backup: None,
-        last_decision: None,
-        finished: None,
-        finished_by: None,
-        last_at_ms: first.at_ms,
-        entries: 1,
-    };
-    let run_id = first.run_id.clone();
-    for e in entries[start + 1..].iter().filter(|e| e.run_id == run_id) {
-        view.last_at_ms = view.last_at_ms.max(e.at_ms);
-        view.entries += 1;
-        apply(&mut view, e, &blank);
-    }
-    Some(view)
-}
-
-fn step_of(view: &mut RunView, kind: StepKind, blank: &dyn Fn(StepKind) -> StepView) -> usize {
-    match view.steps.iter().position(|s| s.kind == kind) {
-        Some(i) => i,
-        None => {
-            view.steps.push(blank(kind));
-            view.steps.len() - 1
-        }
-    }
-}
-
-fn apply(view: &mut RunView, e: &Entry, blank: &dyn Fn(StepKind) -> StepView) {
-    match &e.event {
-        Event::StepStarted {
-            step,
-            attempt,
-            description,
-        } => {
-            let i = step_of(view, *step, blank);
-            let s = &mut view.steps[i];
-            s.description = description.clone();
-            s.attempts = *attempt;
-            s.started_at_ms = Some(e.at_ms);
-            s.ended_at_ms = None;
-            s.result = None;
-            view.running = Some(*step);
-        }
-        Event::Output { step, line } => {
-            let i = step_of(view, *step, blank);
-            view.steps[i].output.push(line.clone());
-        }
-        Event::StepFinished { step, result } => {
-            let i = step_of(view, *step, blank);
-            view.steps[i].ended_at_ms = Some(e.at_ms);
-            view.steps[i].result = Some(result.clone());
-            if view.running == Some(*step) {
-                view.running = None;
-            }
-        }
-        Event::RollbackStarted { reason } => {
-            view.rollback = Some(reason.clone());
-            for k in StepKind::ROLLBACK {
-                step_of(view, k, blank);
-            }
-        }
-        Event::RunResumed { by } => {
-            view.resumed = Some((by.clone(), e.at_ms));
-            view.interrupted = None;
-            view.paused_after = None;
-            view.running = None;
-        }
-        Event::RunInterrupted { step, reason, by } => {
-            view.interrupted = Some(InterruptionView {
-                at_ms: e.at_ms,
-                step: *step,
-                reason: reason.clone(),
-                by: by.clone(),
-            });
-            view.running = None;
-        }
-        Event::RunPaused { after } => {
-            view.paused_after = Some(*after);
-            view.running = None;
-        }
-        Event::Decision {
-            step,
-            prompt,
-            decision,
-            by,
-        } => {
-            view.last_decision = Some(DecisionView {
-                at_ms: e.at_ms,
-                step: *step,
-                prompt: *prompt,
-                decision: *decision,
-                by: by.clone(),
-            });
-        }
-        Event::Backup { record } => view.backup = Some(record.clone()),
-        Event::RunFinished { outcome, by } => {
-            view.finished = Some(*outcome);
-            view.finished_by = Some((by.clone(), e.at_ms));
-            view.running = None;
-        }
-        Event::RunStarted { .. } => {}
-    }
+    RunSummary::last(entries).map(RunView::from)
 }

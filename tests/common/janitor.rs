@@ -5,8 +5,10 @@
 use clusterops::adapters::queue::{MessageQueue, QueueOptions, REDIS_GROUP, RedisQueue, handler};
 use clusterops::adapters::redis_conn::{self, SharedConn};
 use clusterops::config::{Namespace, parse_redis_url};
+use clusterops::node::identity::NodeIdentity;
 use clusterops::node::janitor::JanitorOptions;
 use clusterops::node::registry::{NodeRecord, Registry};
+use clusterops::node::state::NodeState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,16 +25,18 @@ pub use clusterops::clock::now_ms;
 pub async fn register(conn: &mut SharedConn, ns: &Namespace, id: &str) {
     let now = now_ms();
     let record = NodeRecord {
-        node_id: id.into(),
-        host: "h".into(),
-        http_addr: "127.0.0.1:1".into(),
-        pid: 1,
-        app_version: "1".into(),
-        schema_version: None,
-        worker_id: None,
-        state: "running".into(),
-        state_reason: "ready".into(),
-        started_at_ms: now,
+        id: NodeIdentity {
+            node_id: id.into(),
+            host: "h".into(),
+            http_addr: "127.0.0.1:1".into(),
+            pid: 1,
+            app_version: "1".into(),
+            schema_version: None,
+            worker_id: None,
+            state: NodeState::Running,
+            state_reason: "ready".into(),
+            started_at_ms: now,
+        },
         heartbeat_at_ms: now,
         config_fingerprint: "f".into(),
         config_parts: Default::default(),

@@ -35,9 +35,14 @@ async fn the_demo_source_shows_three_serving_nodes_locks_queue_traffic_and_dead_
     );
     let snap = source.fetch().await.unwrap();
     let nodes = snap.nodes.ok().unwrap();
-    let ids: Vec<&str> = nodes.iter().map(|n| n.node_id.as_str()).collect();
+    let ids: Vec<&str> = nodes.iter().map(|n| n.id.node_id.as_str()).collect();
     assert_eq!(ids, ["demo-a", "demo-b", "demo-c"]);
-    assert!(nodes.iter().all(|n| n.state == "running"), "{nodes:?}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n.id.state == clusterops::inspect::NodeState::Running),
+        "{nodes:?}"
+    );
     let held = snap.leases.ok().unwrap();
     assert_eq!(held.len(), 32);
     assert!(held.iter().filter(|l| l.holder.is_some()).count() >= 1);

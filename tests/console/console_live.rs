@@ -94,7 +94,7 @@ async fn a_read_only_console_reads_every_source_as_a_read_only_acl_user() {
         assert!(ok, "{name} reads ok as {}: {snap:#?}", user.name);
     }
     assert!(snap.servers.iter().all(|s| s.error.is_none()), "{snap:#?}");
-    assert_eq!(snap.nodes.ok().unwrap()[0].node_id, "lva");
+    assert_eq!(snap.nodes.ok().unwrap()[0].id.node_id, "lva");
 
     // Key presses on the components: no action is offered, the dead-letter
     // list (a read) works as the ACL user.

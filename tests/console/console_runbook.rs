@@ -11,7 +11,7 @@ use clusterops::console::app::App;
 use clusterops::console::run_feed::RunPane;
 use clusterops::console::sample;
 use clusterops::runbook::backup::{BackupRecord, DbKind};
-use clusterops::runbook::journal::{Entry, Event, RunEnd, StepResult};
+use clusterops::runbook::journal::{Entry, Event, RunEnd, StepLine, StepResult, StepStart};
 use clusterops::runbook::view::last_run;
 use clusterops::runbook::{Actor, Decision, PromptKind, StepKind};
 use console_support::*;
@@ -68,16 +68,16 @@ impl Script {
             }
             _ => "",
         };
-        self.push(Event::StepStarted {
+        self.push(Event::StepStarted(StepStart {
             step,
             attempt: 1,
             description: description.into(),
-        });
+        }));
         for l in lines {
-            self.push(Event::Output {
+            self.push(Event::Output(StepLine {
                 step,
                 line: (*l).into(),
-            });
+            }));
         }
         if let Some(result) = result {
             self.push(Event::StepFinished { step, result });

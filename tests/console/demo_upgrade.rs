@@ -165,7 +165,13 @@ impl Demo {
             .ok()
             .unwrap()
             .iter()
-            .map(|n| (n.node_id.clone(), n.app_version.clone(), n.state.clone()))
+            .map(|n| {
+                (
+                    n.id.node_id.clone(),
+                    n.id.app_version.clone(),
+                    n.id.state.to_string(),
+                )
+            })
             .collect()
     }
 
@@ -176,7 +182,7 @@ impl Demo {
         let mut codes = Vec::new();
         for n in snap.nodes.ok().unwrap() {
             let r = http
-                .get(format!("http://{}/api/records/{id}", n.http_addr))
+                .get(format!("http://{}/api/records/{id}", n.id.http_addr))
                 .send()
                 .await
                 .unwrap();
@@ -257,9 +263,9 @@ async fn u_upgrades_the_demo_nodes_to_the_version_offered_with_a_backup_in_the_j
     // The journal: the completed run, every step succeeded, the backup.
     let run = d.journal_run();
     assert_eq!(run.status(), RunStatus::Completed);
-    assert_eq!(run.previous_version.as_deref(), Some(DEMO_VERSION));
-    assert_eq!(run.target_version, "1.5.0");
-    assert_eq!(run.executor, "in-process");
+    assert_eq!(run.head.previous_version.as_deref(), Some(DEMO_VERSION));
+    assert_eq!(run.head.target_version, "1.5.0");
+    assert_eq!(run.head.executor, "in-process");
     assert_eq!(run.steps.len(), 8);
     for s in &run.steps {
         assert_eq!(s.result, Some(StepResult::Succeeded), "{:?}: {s:?}", s.kind);

@@ -59,8 +59,8 @@ async fn the_console_follows_a_real_run_from_the_mirror_stream_as_a_read_only_us
     };
     assert_eq!(rig.wait_runbook(i, Duration::from_secs(30)).await, 0);
     assert_eq!(run.status(), RunStatus::Completed);
-    assert_eq!(run.target_version, "2");
-    assert_eq!(run.previous_version.as_deref(), Some("1"));
+    assert_eq!(run.head.target_version, "2");
+    assert_eq!(run.head.previous_version.as_deref(), Some("1"));
     assert_eq!(run.steps.len(), 8);
     for s in &run.steps {
         assert_eq!(

@@ -89,7 +89,7 @@ pub fn with_history(snap: Snapshot) -> Vec<Snapshot> {
         {
             for l in leases
                 .iter_mut()
-                .filter(|l| l.holder.as_deref() == Some(last.node_id.as_str()))
+                .filter(|l| l.holder.as_deref() == Some(last.id.node_id.as_str()))
             {
                 (l.holder, l.holder_live, l.ttl_left_ms, l.acquired_at_ms) =
                     (None, false, None, None);

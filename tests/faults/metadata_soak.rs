@@ -20,9 +20,11 @@ use clusterops::adapters::pubsub::{
 use clusterops::adapters::queue::{self, MessageQueue, QueueOptions, RedisQueue};
 use clusterops::adapters::redis_conn::{self, SharedConn};
 use clusterops::config::{Namespace, SecretUrl, parse_redis_url};
+use clusterops::node::identity::NodeIdentity;
 use clusterops::node::janitor::{Janitor, JanitorOptions};
 use clusterops::node::metrics::Metrics;
 use clusterops::node::registry::{NodeRecord, Registry};
+use clusterops::node::state::NodeState;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -96,16 +98,18 @@ fn heartbeat(mut conn: SharedConn, ns: Namespace, id: String) -> JoinHandle<()> 
         let started = now_ms();
         loop {
             let record = NodeRecord {
-                node_id: id.clone(),
-                host: "soak".into(),
-                http_addr: "127.0.0.1:9".into(),
-                pid: std::process::id(),
-                app_version: "1".into(),
-                schema_version: None,
-                worker_id: None,
-                state: "running".into(),
-                state_reason: "ready".into(),
-                started_at_ms: started,
+                id: NodeIdentity {
+                    node_id: id.clone(),
+                    host: "soak".into(),
+                    http_addr: "127.0.0.1:9".into(),
+                    pid: std::process::id(),
+                    app_version: "1".into(),
+                    schema_version: None,
+                    worker_id: None,
+                    state: NodeState::Running,
+                    state_reason: "ready".into(),
+                    started_at_ms: started,
+                },
                 heartbeat_at_ms: now_ms(),
                 config_fingerprint: "soak".into(),
                 config_parts: Default::default(),

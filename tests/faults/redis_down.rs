@@ -117,7 +117,7 @@ async fn registry(
     Ok(entries
         .into_iter()
         .filter_map(|e| match e {
-            RegistryEntry::Live { record, .. } => Some((record.node_id, record.worker_id)),
+            RegistryEntry::Live { record, .. } => Some((record.id.node_id, record.id.worker_id)),
             _ => None,
         })
         .collect())

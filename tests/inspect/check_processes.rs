@@ -9,7 +9,9 @@ use crate::common;
 use clusterops::adapters::redis_conn;
 use clusterops::clock::now_ms;
 use clusterops::config::{WorkerMode, parse_redis_url};
+use clusterops::node::identity::NodeIdentity;
 use clusterops::node::registry::{NodeRecord, Registry};
+use clusterops::node::state::NodeState;
 use clusterops::node::supervisor::ProcessSlot;
 use common::{TestNs, status_cli};
 use std::time::Duration;
@@ -17,16 +19,18 @@ use std::time::Duration;
 fn record(id: &str, host: &str, slot: Option<(u16, u16)>, mode: WorkerMode) -> NodeRecord {
     let now = now_ms();
     NodeRecord {
-        node_id: id.into(),
-        host: host.into(),
-        http_addr: "127.0.0.1:9".into(),
-        pid: 1,
-        app_version: "2".into(),
-        schema_version: None,
-        worker_id: None,
-        state: "running".into(),
-        state_reason: "ready".into(),
-        started_at_ms: now,
+        id: NodeIdentity {
+            node_id: id.into(),
+            host: host.into(),
+            http_addr: "127.0.0.1:9".into(),
+            pid: 1,
+            app_version: "2".into(),
+            schema_version: None,
+            worker_id: None,
+            state: NodeState::Running,
+            state_reason: "ready".into(),
+            started_at_ms: now,
+        },
         heartbeat_at_ms: now,
         config_fingerprint: "f".into(),
         config_parts: Default::default(),

@@ -13,7 +13,9 @@ use clusterops::adapters::worker_id;
 use clusterops::clock::now_ms;
 use clusterops::config::{Config, Namespace, parse_redis_url};
 use clusterops::inspect::{CheckResult, CheckStatus, Inspector, Snapshot, Source, checks};
+use clusterops::node::identity::NodeIdentity;
 use clusterops::node::registry::{NodeRecord, Registry};
+use clusterops::node::state::NodeState;
 use common::cluster::RedisCluster;
 use common::status_cli;
 use serde_json::Value;
@@ -58,16 +60,18 @@ async fn seed(conn: &mut SharedConn, ns: &Namespace) -> usize {
     }
     let registry = Registry::new(ns.clone(), Duration::from_secs(600));
     let record = NodeRecord {
-        node_id: "node-3".into(),
-        host: "t".into(),
-        http_addr: "127.0.0.1:9".into(),
-        pid: 1,
-        app_version: "1".into(),
-        schema_version: None,
-        worker_id: Some(3),
-        state: "running".into(),
-        state_reason: "ready".into(),
-        started_at_ms: now,
+        id: NodeIdentity {
+            node_id: "node-3".into(),
+            host: "t".into(),
+            http_addr: "127.0.0.1:9".into(),
+            pid: 1,
+            app_version: "1".into(),
+            schema_version: None,
+            worker_id: Some(3),
+            state: NodeState::Running,
+            state_reason: "ready".into(),
+            started_at_ms: now,
+        },
         heartbeat_at_ms: now,
         config_fingerprint: "f".into(),
         config_parts: Default::default(),

@@ -28,7 +28,7 @@ async fn live_ids(c: &TestCluster) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter_map(|e| match e {
-            RegistryEntry::Live { record, .. } => Some(record.node_id),
+            RegistryEntry::Live { record, .. } => Some(record.id.node_id),
             _ => None,
         })
         .collect()

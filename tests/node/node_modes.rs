@@ -11,6 +11,7 @@ use crate::common;
 use clusterops::adapters::redis_conn::{self, SharedConn};
 use clusterops::config::parse_redis_url;
 use clusterops::node::registry::{NodeRecord, Registry, RegistryEntry};
+use clusterops::node::state::NodeState;
 use common::nodes::{TestCluster, eventually};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -70,16 +71,16 @@ async fn two_running(
     http: &reqwest::Client,
 ) -> Option<Vec<NodeRecord>> {
     let mut found = records(conn, registry).await;
-    found.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    found.sort_by(|a, b| a.id.node_id.cmp(&b.id.node_id));
     if found.len() != 2
         || found
             .iter()
-            .any(|r| r.state != "running" || r.worker_id.is_none())
+            .any(|r| r.id.state != NodeState::Running || r.id.worker_id.is_none())
     {
         return None;
     }
     for r in &found {
-        if health_of(http, &r.http_addr).await != Some(200) {
+        if health_of(http, &r.id.http_addr).await != Some(200) {
             return None;
         }
     }
@@ -100,12 +101,18 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
     let first = until(Duration::from_secs(40), probe).await;
     let first =
         first.unwrap_or_else(|| panic!("two processes running; log:\n{}", supervisor.log_text()));
-    let ids: Vec<&str> = first.iter().map(|r| r.node_id.as_str()).collect();
+    let ids: Vec<&str> = first.iter().map(|r| r.id.node_id.as_str()).collect();
     assert_eq!(ids, ["web-0", "web-1"]);
-    assert_eq!(first[0].host, first[1].host, "one host");
-    assert_ne!(first[0].worker_id, first[1].worker_id, "a worker ID each");
-    assert_ne!(first[0].http_addr, first[1].http_addr, "an address each");
-    assert_ne!(first[0].pid, first[1].pid);
+    assert_eq!(first[0].id.host, first[1].id.host, "one host");
+    assert_ne!(
+        first[0].id.worker_id, first[1].id.worker_id,
+        "a worker ID each"
+    );
+    assert_ne!(
+        first[0].id.http_addr, first[1].id.http_addr,
+        "an address each"
+    );
+    assert_ne!(first[0].id.pid, first[1].id.pid);
     for (i, r) in first.iter().enumerate() {
         let slot = r.process.as_ref().expect("a process slot in the record");
         assert_eq!((usize::from(slot.index), slot.count), (i, 2));
@@ -124,7 +131,7 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
 
     // Kill process 0: the supervisor starts it again, as a new process
     // with a new record (pid) and a worker-ID lease.
-    let killed = first[0].pid;
+    let killed = first[0].id.pid;
     let killed_at = std::time::Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(killed as i32),
@@ -136,7 +143,7 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
         async move {
             two_running(&mut conn, &registry, &http)
                 .await
-                .filter(|r| r[0].pid != killed)
+                .filter(|r| r[0].id.pid != killed)
         }
     };
     let again = until(Duration::from_secs(40), probe).await;
@@ -146,8 +153,8 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
         "CLUSTER_MODE: process 0 killed, running again with a worker ID and answering 200 after {} ms",
         killed_at.elapsed().as_millis()
     );
-    assert_eq!(again[1].pid, first[1].pid, "process 1 kept running");
-    assert_ne!(again[0].worker_id, again[1].worker_id);
+    assert_eq!(again[1].id.pid, first[1].id.pid, "process 1 kept running");
+    assert_ne!(again[0].id.worker_id, again[1].id.worker_id);
     let log = supervisor.log_text();
     assert!(
         log.contains("process died (killed by signal 9); restarting it"),
@@ -156,7 +163,7 @@ async fn cluster_mode_runs_processes_with_their_own_records_and_restarts_a_kille
     assert!(log.contains("process restarted"), "{log}");
 
     // SIGTERM: every process drains and removes its record; exit 0.
-    let pids = [again[0].pid, again[1].pid];
+    let pids = [again[0].id.pid, again[1].id.pid];
     assert_eq!(supervisor.terminate(), Some(0), "{}", supervisor.log_text());
     assert!(
         records(&mut conn, &registry).await.is_empty(),
@@ -189,7 +196,7 @@ async fn processes_stop_when_their_supervisor_is_killed() {
     supervisor.kill9();
     let gone = eventually(Duration::from_secs(10), || async {
         up.iter()
-            .all(|r| !std::path::Path::new(&format!("/proc/{}", r.pid)).exists())
+            .all(|r| !std::path::Path::new(&format!("/proc/{}", r.id.pid)).exists())
     })
     .await;
     assert!(

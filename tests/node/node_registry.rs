@@ -2,23 +2,27 @@
 
 use crate::common;
 
+use clusterops::node::identity::NodeIdentity;
 use clusterops::node::maintenance::{self, MaintenanceFlag, MaintenanceRead};
 use clusterops::node::registry::{NodeRecord, Registry, RegistryEntry};
+use clusterops::node::state::NodeState;
 use common::TestNs;
 use std::time::Duration;
 
 fn record(id: &str, now: u64) -> NodeRecord {
     NodeRecord {
-        node_id: id.into(),
-        host: "h".into(),
-        http_addr: "127.0.0.1:1".into(),
-        pid: 1,
-        app_version: "1".into(),
-        schema_version: Some("1".into()),
-        worker_id: Some(3),
-        state: "running".into(),
-        state_reason: "ready".into(),
-        started_at_ms: now,
+        id: NodeIdentity {
+            node_id: id.into(),
+            host: "h".into(),
+            http_addr: "127.0.0.1:1".into(),
+            pid: 1,
+            app_version: "1".into(),
+            schema_version: Some("1".into()),
+            worker_id: Some(3),
+            state: NodeState::Running,
+            state_reason: "ready".into(),
+            started_at_ms: now,
+        },
         heartbeat_at_ms: now,
         config_fingerprint: "abc".into(),
         config_parts: Default::default(),
@@ -53,7 +57,7 @@ async fn a_node_without_heartbeats_disappears_after_its_ttl() {
             record,
             ttl_left_ms,
         } => {
-            assert_eq!(record.worker_id, Some(3));
+            assert_eq!(record.id.worker_id, Some(3));
             assert!(*ttl_left_ms > 0 && *ttl_left_ms <= 400);
         }
         other => panic!("{other:?}"),
@@ -151,4 +155,84 @@ async fn the_maintenance_flag_is_set_read_and_cleared() {
         maintenance::read(&mut c, &n).await.unwrap(),
         MaintenanceRead::Unreadable { .. }
     ));
+}
+
+/// The record's JSON keeps the flat shape every version reads and writes:
+/// the identity is not nested under a key of its own.
+#[test]
+fn the_record_is_one_flat_json_object_with_the_state_as_its_word() {
+    let json = serde_json::to_value(record("a", 7)).unwrap();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "app_version",
+            "clock_offset",
+            "config_fingerprint",
+            "config_parts",
+            "heartbeat_at_ms",
+            "host",
+            "http_addr",
+            "node_id",
+            "pid",
+            "schema_version",
+            "started_at_ms",
+            "state",
+            "state_reason",
+            "storage_reason",
+            "storage_shared",
+            "worker_id",
+            "worker_mode",
+        ]
+    );
+    assert_eq!(json["state"], "running");
+}
+
+/// A record written by another version, with a state this one does not
+/// know, reads as a live node in that state (not as an unreadable key), and
+/// is written back with the same word.
+#[tokio::test]
+async fn a_state_written_by_another_version_reads_and_round_trips() {
+    let ns = TestNs::new("registry-unknown-state");
+    let mut c = conn(&ns).await;
+    let reg = Registry::new(ns.namespace(), Duration::from_secs(5));
+    let now = clusterops::clock::now_ms();
+    let mut newer = serde_json::to_value(record("newer", now)).unwrap();
+    newer["state"] = "warming_up".into();
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(reg.record_key("newer"))
+        .arg(newer.to_string())
+        .arg("PX")
+        .arg(5000)
+        .cmd("ZADD")
+        .arg(reg.index_key())
+        .arg(now)
+        .arg("newer")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+
+    let entries = reg.read_all(&mut c).await.unwrap();
+    let [RegistryEntry::Live { record: read, .. }] = entries.as_slice() else {
+        panic!("one live record expected: {entries:?}");
+    };
+    assert_eq!(read.id.state, NodeState::Unknown("warming_up".into()));
+    assert_eq!(read.id.state.to_string(), "warming_up");
+
+    reg.heartbeat(&mut c, read).await.unwrap();
+    let raw: String = redis::cmd("GET")
+        .arg(reg.record_key("newer"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw["state"], "warming_up", "{raw}");
+    assert_eq!(raw, newer, "written back as it was read");
 }

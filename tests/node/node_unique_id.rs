@@ -4,7 +4,9 @@
 
 use crate::common;
 
+use clusterops::node::identity::NodeIdentity;
 use clusterops::node::registry::{NodeRecord, Registry};
+use clusterops::node::state::NodeState;
 use common::nodes::TestCluster;
 use std::time::{Duration, Instant};
 
@@ -89,16 +91,18 @@ async fn a_second_node_with_a_live_nodes_id_exits_2_and_the_first_keeps_its_mark
 fn record(id: &str, host: &str, pid: u32) -> NodeRecord {
     let now = clusterops::clock::now_ms();
     NodeRecord {
-        node_id: id.into(),
-        host: host.into(),
-        http_addr: "127.0.0.1:9".into(),
-        pid,
-        app_version: "2".into(),
-        schema_version: Some("2".into()),
-        worker_id: None,
-        state: "running".into(),
-        state_reason: "ready".into(),
-        started_at_ms: now,
+        id: NodeIdentity {
+            node_id: id.into(),
+            host: host.into(),
+            http_addr: "127.0.0.1:9".into(),
+            pid,
+            app_version: "2".into(),
+            schema_version: Some("2".into()),
+            worker_id: None,
+            state: NodeState::Running,
+            state_reason: "ready".into(),
+            started_at_ms: now,
+        },
         heartbeat_at_ms: now,
         config_fingerprint: "x".into(),
         config_parts: Default::default(),

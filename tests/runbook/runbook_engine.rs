@@ -239,7 +239,7 @@ fn decisions(entries: &[Entry]) -> Vec<(StepKind, PromptKind, Decision)> {
 fn started_count(entries: &[Entry], kind: StepKind) -> usize {
     entries
         .iter()
-        .filter(|e| matches!(&e.event, Event::StepStarted { step, .. } if *step == kind))
+        .filter(|e| matches!(&e.event, Event::StepStarted(s) if s.step == kind))
         .count()
 }
 
@@ -247,7 +247,7 @@ fn outputs(entries: &[Entry]) -> String {
     entries
         .iter()
         .filter_map(|e| match &e.event {
-            Event::Output { line, .. } => Some(line.as_str()),
+            Event::Output(out) => Some(out.line.as_str()),
             _ => None,
         })
         .collect::<Vec<_>>()

@@ -8,7 +8,7 @@ use crate::common;
 use clusterops::runbook::audit;
 use clusterops::runbook::backup::{BackupRecord, DbKind};
 use clusterops::runbook::journal::{
-    self, Event, Journal, JournalError, RunEnd, RunState, StepResult,
+    self, Event, Journal, JournalError, RunEnd, RunState, StepResult, StepStart,
 };
 use clusterops::runbook::{Actor, Decision, PromptKind, StepKind};
 use common::TestNs;
@@ -46,11 +46,11 @@ fn appended_events_read_back_in_order_and_survive_reopening() {
     j.append("r1", started("2")).unwrap();
     j.append(
         "r1",
-        Event::StepStarted {
+        Event::StepStarted(StepStart {
             step: StepKind::Preflight,
             attempt: 1,
             description: "checks".to_string(),
-        },
+        }),
     )
     .unwrap();
     j.append("r1", finished(StepKind::Preflight)).unwrap();
@@ -94,11 +94,11 @@ fn the_resume_point_is_the_first_step_not_done_and_follows_the_rollback() {
     }
     j.append(
         "r2",
-        Event::StepStarted {
+        Event::StepStarted(StepStart {
             step: StepKind::Backup,
             attempt: 1,
             description: String::new(),
-        },
+        }),
     )
     .unwrap();
     let st = RunState::last(&journal::read(&path).unwrap()).unwrap();
@@ -460,4 +460,72 @@ fn audit_filters_by_cluster_run_and_last() {
     );
     assert!(!text.contains("run r2"), "{text}");
     assert!(audit(&["--run", "nope"]).contains("match the filter"));
+}
+
+/// A journal written by a newer version, with an event this one does not
+/// know between known ones: it reads, the known events fold as before, and
+/// the unknown one is counted and named in the resume state, the audit
+/// (text and JSON) and the console's run view. A known event with a wrong
+/// field is still a damaged line.
+#[test]
+fn an_unknown_event_is_read_counted_and_named_while_the_known_ones_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = journal::journal_path(dir.path(), "shop");
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append("r1", started("2")).unwrap();
+    j.append("r1", finished(StepKind::Preflight)).unwrap();
+    drop(j);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(
+        r#"{"seq":3,"at_ms":1700000000000,"run_id":"r1","event":"canary_checked","share":5,"ok":true}"#,
+    );
+    text.push('\n');
+    std::fs::write(&path, &text).unwrap();
+    let (j, entries) = Journal::open(&path).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2].event.name(), "canary_checked");
+    j.append("r1", finished(StepKind::Drain)).unwrap();
+    drop(j);
+
+    let entries = journal::read(&path).unwrap();
+    let st = RunState::last(&entries).unwrap();
+    assert!(st.is_done(StepKind::Preflight) && st.is_done(StepKind::Drain));
+    assert_eq!(st.next_step(), Some(StepKind::StopNodes));
+    assert_eq!(st.unknown_events.get("canary_checked"), Some(&1));
+
+    let view = clusterops::runbook::view::last_run(&entries).unwrap();
+    assert_eq!(view.entries, 4);
+    assert_eq!(
+        view.unknown_line().as_deref(),
+        Some("1 event(s) this version does not know: canary_checked (1)")
+    );
+
+    let a = audit::read(dir.path()).unwrap();
+    assert_eq!(a.runs[0].steps.len(), 2, "{:?}", a.runs[0].steps);
+    let out = audit::format(&a);
+    assert!(
+        out.contains("unknown  1 event(s) this version does not know: canary_checked (1)"),
+        "{out}"
+    );
+    let json = serde_json::to_value(&a).unwrap();
+    assert_eq!(json["runs"][0]["unknown_events"]["canary_checked"], 1);
+    assert_eq!(json["runs"][0]["run_id"], "r1", "the run's head stays flat");
+
+    // Written back (e.g. re-encoded), the unknown event keeps its name and fields.
+    let again = serde_json::to_string(&entries[2]).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["event"], "canary_checked");
+    assert_eq!(again["share"], 5);
+
+    // A known event with a field of the wrong type is damage, not news.
+    text.push_str(
+        r#"{"seq":5,"at_ms":1700000000001,"run_id":"r1","event":"step_started","step":"drain","attempt":"one","description":""}"#,
+    );
+    text.push('\n');
+    std::fs::write(&path, &text).unwrap();
+    let err = journal::read(&path).unwrap_err();
+    assert!(
+        matches!(err, JournalError::Garbage { line: 4, .. }),
+        "{err:?}"
+    );
 }

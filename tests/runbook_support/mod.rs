@@ -6,6 +6,7 @@
 
 use clusterops::config::Namespace;
 use clusterops::inspect::{CheckResult, CheckStatus};
+use clusterops::node::identity::NodeIdentity;
 use clusterops::runbook::executor::process::ProcessExecutor;
 use clusterops::runbook::journal;
 use clusterops::runbook::*;
@@ -327,18 +328,13 @@ impl ClusterOps for TestCluster {
         Ok(n == 1)
     }
 
-    async fn node_states(&self) -> Result<Vec<NodeReport>, ClusterError> {
+    async fn node_states(&self) -> Result<Vec<NodeIdentity>, ClusterError> {
         let mut out = Vec::new();
         for n in &self.nodes {
             if let Some(v) = self.status_of(&n.name) {
-                out.push(NodeReport {
-                    node_id: n.name.clone(),
-                    state: v["state"].as_str().unwrap_or("").to_string(),
-                    app_version: v["app_version"].as_str().unwrap_or("").to_string(),
-                    schema_version: v["schema_version"].as_str().map(str::to_string),
-                    worker_id: v["worker_id"].as_u64().map(|w| w as u16),
-                    http_addr: n.addr.clone(),
-                });
+                // What the registry record says: the status's identity
+                // (no host, pid or start time: they read as empty).
+                out.push(serde_json::from_value(v).map_err(|e| ClusterError::new(e.to_string()))?);
             }
         }
         Ok(out)

@@ -10,7 +10,7 @@ use crate::console::action::Action;
 use crate::console::format;
 use crate::console::theme::Theme;
 use crate::inspect::checks_clock::{CLOCK_WARN, MAX_CLOCK_WAIT};
-use crate::inspect::{ClockOffset, NodeView, Snapshot};
+use crate::inspect::{ClockOffset, NodeState, NodeView, Snapshot};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -48,12 +48,13 @@ impl Nodes {
         nodes
             .iter()
             .filter(|n| {
+                let id = &n.id;
                 self.nav.matches(&[
-                    &n.node_id,
-                    &n.host,
-                    &n.http_addr,
-                    &n.state,
-                    &n.app_version,
+                    &id.node_id,
+                    &id.host,
+                    &id.http_addr,
+                    id.state.as_str(),
+                    &id.app_version,
                     n.worker_mode.short(),
                 ])
             })
@@ -80,7 +81,7 @@ impl View for Nodes {
         let rows = self.rows(snap);
         if key.code == KeyCode::Enter {
             self.nav.clamp(rows.len());
-            self.detail = rows.get(self.nav.selected).map(|n| n.node_id.clone());
+            self.detail = rows.get(self.nav.selected).map(|n| n.id.node_id.clone());
             return self.detail.as_ref().map(|_| Action::Render);
         }
         self.nav
@@ -96,8 +97,8 @@ impl View for Nodes {
         let t = ctx.theme;
         let title = table::title("Nodes", &self.nav, rows.len(), all.len(), t);
         let mut cols = COLS;
-        cols[0] = cols[0].wanting(table::longest(rows.iter().map(|n| n.node_id.as_str())));
-        cols[9] = cols[9].wanting(table::longest(rows.iter().map(|n| n.http_addr.as_str())));
+        cols[0] = cols[0].wanting(table::longest(rows.iter().map(|n| n.id.node_id.as_str())));
+        cols[9] = cols[9].wanting(table::longest(rows.iter().map(|n| n.id.http_addr.as_str())));
         let spec = TableSpec {
             title,
             cols: &cols,
@@ -107,8 +108,9 @@ impl View for Nodes {
         };
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
             let n = rows[i];
-            let drift = snap.drift.fingerprint.contains(&n.node_id) || !n.config_drift.is_empty();
-            let version_drift = snap.drift.version.contains(&n.node_id);
+            let drift =
+                snap.drift.fingerprint.contains(&n.id.node_id) || !n.config_drift.is_empty();
+            let version_drift = snap.drift.version.contains(&n.id.node_id);
             let health = match n.health.http_status {
                 Some(200) => Cell::from("200 ok").style(t.ok),
                 Some(s) => Cell::from(s.to_string()).style(t.bad),
@@ -121,8 +123,8 @@ impl View for Nodes {
                 Cell::from(format!(" {}", fp6(&n.config_fingerprint))).style(t.dim)
             };
             let cells = vec![
-                Cell::from(n.node_id.clone()),
-                Cell::from(n.state.clone()).style(if n.state == "running" {
+                Cell::from(n.id.node_id.clone()),
+                Cell::from(n.id.state.to_string()).style(if n.id.state == NodeState::Running {
                     t.text
                 } else {
                     t.warn
@@ -133,8 +135,8 @@ impl View for Nodes {
                     Some(c) => Cell::from(format::offset(c.offset_us)).style(clock_style(&c, t)),
                     None => Cell::from("?").style(t.dim),
                 },
-                Cell::from(n.worker_id.map_or("-".into(), |w| w.to_string())),
-                Cell::from(n.app_version.clone()).style(if version_drift {
+                Cell::from(n.id.worker_id.map_or("-".into(), |w| w.to_string())),
+                Cell::from(n.id.app_version.clone()).style(if version_drift {
                     t.warn
                 } else {
                     t.text
@@ -145,20 +147,20 @@ impl View for Nodes {
                 } else {
                     t.text
                 }),
-                Cell::from(n.http_addr.clone()),
-                Cell::from(n.host.clone()),
+                Cell::from(n.id.http_addr.clone()),
+                Cell::from(n.id.host.clone()),
                 Cell::from(format!("{}ms", n.health.latency_ms)),
             ];
             (cells, t.text)
         });
         if let Some(id) = &self.detail
-            && let Some(n) = all.iter().find(|n| &n.node_id == id)
+            && let Some(n) = all.iter().find(|n| &n.id.node_id == id)
         {
             let lines = details(n, snap, ctx);
             popup::draw_lines(
                 frame,
                 area,
-                &format!("Node {}", n.node_id),
+                &format!("Node {}", n.id.node_id),
                 "Esc close",
                 lines,
                 100,
@@ -199,19 +201,19 @@ fn fp6(fp: &str) -> String {
 fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
     let t = ctx.theme;
     let w = 16;
-    let drifted = snap.drift.fingerprint.contains(&n.node_id) || !n.config_drift.is_empty();
+    let drifted = snap.drift.fingerprint.contains(&n.id.node_id) || !n.config_drift.is_empty();
     let mut lines = vec![
-        field("host", w, n.host.clone(), t),
-        field("address", w, n.http_addr.clone(), t),
+        field("host", w, n.id.host.clone(), t),
+        field("address", w, n.id.http_addr.clone(), t),
         field(
             "pid",
             w,
             match &n.process {
                 Some(p) => format!(
                     "{} (process #{} of {} on {}, CLUSTER_MODE)",
-                    n.pid, p.index, p.count, p.shared_addr
+                    n.id.pid, p.index, p.count, p.shared_addr
                 ),
-                None => n.pid.to_string(),
+                None => n.id.pid.to_string(),
             },
             t,
         ),
@@ -220,26 +222,31 @@ fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
             w,
             format!(
                 "{} (schema {})",
-                n.app_version,
-                n.schema_version.as_deref().unwrap_or("-")
+                n.id.app_version,
+                n.id.schema_version.as_deref().unwrap_or("-")
             ),
             t,
         ),
         field(
             "worker ID",
             w,
-            n.worker_id.map_or("none".into(), |w| w.to_string()),
+            n.id.worker_id.map_or("none".into(), |w| w.to_string()),
             t,
         ),
-        field("state", w, format!("{}: {}", n.state, n.state_reason), t),
+        field(
+            "state",
+            w,
+            format!("{}: {}", n.id.state, n.id.state_reason),
+            t,
+        ),
         field("mode", w, n.worker_mode.describe(), t),
         field(
             "started",
             w,
             format!(
                 "{} (up {})",
-                crate::clock::datetime(n.started_at_ms),
-                format::age(snap.taken_at_ms.saturating_sub(n.started_at_ms))
+                crate::clock::datetime(n.id.started_at_ms),
+                format::age(snap.taken_at_ms.saturating_sub(n.id.started_at_ms))
             ),
             t,
         ),

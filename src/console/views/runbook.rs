@@ -13,7 +13,7 @@ use crate::console::runbook_driver::RunbookOp;
 use crate::console::theme::Theme;
 use crate::inspect::Snapshot;
 use crate::runbook::journal::StepResult;
-use crate::runbook::view::{RunStatus, RunView, StepView};
+use crate::runbook::view::{RunStatus, RunView, StepState, StepView};
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -52,31 +52,15 @@ const COLS: [Col; 8] = [
 /// Rows of the summary block (4 lines and the border).
 const SUMMARY_H: u16 = 6;
 
-/// A step's state in one word.
-pub fn step_state(run: &RunView, step: &StepView) -> &'static str {
-    match &step.result {
-        Some(StepResult::Succeeded) => "succeeded",
-        Some(StepResult::Failed { .. }) => "FAILED",
-        Some(StepResult::Skipped) => "skipped",
-        None if run.running == Some(step.kind) => "running",
-        None if step.started_at_ms.is_some()
-            && run.interrupted.as_ref().and_then(|i| i.step) == Some(step.kind) =>
-        {
-            "interrupted"
-        }
-        None if step.started_at_ms.is_some() && run.finished.is_none() => "stopped",
-        None if step.started_at_ms.is_some() => "not ended",
-        None => "pending",
-    }
-}
-
-fn state_style(state: &str, t: &Theme) -> Style {
+fn state_style(state: StepState, t: &Theme) -> Style {
     match state {
-        "succeeded" => t.ok,
-        "FAILED" => t.bad,
-        "skipped" | "interrupted" | "stopped" | "not ended" => t.warn,
-        "running" => t.accent,
-        _ => t.dim,
+        StepState::Succeeded => t.ok,
+        StepState::Failed => t.bad,
+        StepState::Skipped | StepState::Interrupted | StepState::Stopped | StepState::NotEnded => {
+            t.warn
+        }
+        StepState::Running => t.accent,
+        StepState::Pending => t.dim,
     }
 }
 
@@ -150,14 +134,14 @@ impl Runbook {
     fn summary<'a>(run: &RunView, pane: &RunPane, ctx: &Ctx) -> Vec<Line<'a>> {
         let t = ctx.theme;
         let (word, style) = status_word(run.status(), t);
-        let prev = run.previous_version.as_deref().unwrap_or("?");
+        let prev = run.head.previous_version.as_deref().unwrap_or("?");
         let l1 = Line::from(vec![
             Span::styled("upgrade ", t.dim),
-            Span::styled(format!("{prev} → {}", run.target_version), t.header),
+            Span::styled(format!("{prev} → {}", run.head.target_version), t.header),
             Span::styled("  cluster ", t.dim),
-            Span::raw(run.cluster.clone()),
+            Span::raw(run.head.cluster.clone()),
             Span::styled("  executor ", t.dim),
-            Span::raw(run.executor.clone()),
+            Span::raw(run.head.executor.clone()),
             Span::raw("  "),
             Span::styled(
                 format!(" {word} "),
@@ -166,9 +150,9 @@ impl Runbook {
         ]);
         let mut l2 = vec![
             Span::styled("started ", t.dim),
-            Span::raw(format::clock(run.started_at_ms)),
+            Span::raw(format::clock(run.head.started_at_ms)),
             Span::styled(" by ", t.dim),
-            Span::raw(run.started_by.to_string()),
+            Span::raw(run.head.started_by.to_string()),
         ];
         if let Some((by, at)) = &run.resumed {
             l2.push(Span::styled(" · resumed ", t.dim));
@@ -183,6 +167,9 @@ impl Runbook {
             ),
             t.dim,
         ));
+        if let Some(unknown) = run.unknown_line() {
+            l2.push(Span::styled(format!(" · {unknown}"), t.warn));
+        }
         let l3 = if let Some(i) = &run.interrupted {
             Line::from(vec![
                 Span::styled("interrupted ", t.warn),
@@ -385,7 +372,7 @@ impl View for Runbook {
 
         let title = Line::from(vec![
             Span::styled(" Runbook ", t.header),
-            Span::styled(format!("run {} ", run.run_id), t.dim),
+            Span::styled(format!("run {} ", run.head.run_id), t.dim),
         ]);
         let mut summary_block = Block::bordered().border_style(t.border).title(title);
         if let Some(hint) = ctx.runbook_hint.filter(|_| run.finished.is_some()) {
@@ -425,7 +412,7 @@ impl View for Runbook {
         let now = ctx.now_ms;
         table::draw_table(frame, steps_area, spec, &mut self.nav, t, |i| {
             let s = &run.steps[i];
-            let state = step_state(run, s);
+            let state = run.step_state(s);
             let number = if s.kind.is_rollback() {
                 format!("R{}", i + 1 - crate::runbook::StepKind::UPGRADE.len())
             } else {
@@ -434,7 +421,7 @@ impl View for Runbook {
             let cells = vec![
                 Cell::from(number).style(t.dim),
                 Cell::from(s.kind.title()),
-                Cell::from(state).style(state_style(state, t)),
+                Cell::from(state.as_str()).style(state_style(state, t)),
                 Cell::from(if s.attempts == 0 {
                     String::new()
                 } else {
@@ -442,7 +429,7 @@ impl View for Runbook {
                 }),
                 Cell::from(opt_clock(s.started_at_ms)).style(t.dim),
                 Cell::from(opt_clock(s.ended_at_ms)).style(t.dim),
-                Cell::from(took(s, now, state == "running")),
+                Cell::from(took(s, now, state == StepState::Running)),
                 Cell::from(s.description.lines().next().unwrap_or("").to_string()).style(t.dim),
             ];
             (cells, t.text)

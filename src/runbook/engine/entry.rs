@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::runbook::config_ranges;
-use crate::runbook::journal::{self, Event, Journal, RunEnd, RunState};
+use crate::runbook::journal::{self, Event, Journal, RunEnd, RunState, StepLine};
 use crate::runbook::operator::Progress;
 use crate::runbook::plan::StepKind;
 use crate::runbook::{RunOutcome, Runbook, RunbookError};
@@ -138,10 +138,10 @@ impl<'r> Engine<'r> {
              already up on the version is not started again",
             step.title()
         );
-        self.record(Event::Output {
+        self.record(Event::Output(StepLine {
             step,
             line: line.clone(),
-        });
+        }));
         self.note(line);
     }
 
@@ -171,10 +171,10 @@ impl<'r> Engine<'r> {
             return Err(e);
         }
         let at = state.next_step();
-        engine.record(Event::Output {
+        engine.record(Event::Output(StepLine {
             step: at.unwrap_or(StepKind::RestoreTraffic),
             line: format!("aborted by {}: {reason}", rb.actor),
-        });
+        }));
         engine.record(Event::RunFinished {
             outcome: RunEnd::Aborted,
             by: rb.actor.clone(),

@@ -6,7 +6,7 @@
 use super::backup::BackupRecord;
 use super::cluster::{Actor, LockRequest, RunbookLockGuard};
 use super::executor::StepIo;
-use super::journal::{self, Event, Journal, RunEnd, RunState, StepResult};
+use super::journal::{self, Event, Journal, RunEnd, RunState, StepLine, StepResult, StepStart};
 use super::operator::{Decision, Progress, Prompt, PromptKind};
 use super::plan::{Plan, StepKind};
 use super::{RunOutcome, Runbook, RunbookError};
@@ -206,16 +206,14 @@ impl<'r> Engine<'r> {
     }
 
     fn finish(&self, step: StepKind, result: StepResult) {
-        let text = match &result {
-            StepResult::Succeeded => "succeeded".to_string(),
-            StepResult::Failed { error } => format!("failed: {error}"),
-            StepResult::Skipped => "skipped".to_string(),
-        };
         self.results.lock().insert(step, result.clone());
-        self.record(Event::StepFinished { step, result });
+        self.record(Event::StepFinished {
+            step,
+            result: result.clone(),
+        });
         self.rb
             .operator
-            .progress(&Progress::StepFinished { step, result: text });
+            .progress(&Progress::StepFinished { step, result });
     }
 
     fn end(&self, outcome: RunEnd) -> RunOutcome {
@@ -313,16 +311,13 @@ impl<'r> Engine<'r> {
                     };
                     let description = self.plan.describe(step).to_string();
                     *self.current_step.lock() = Some(step);
-                    self.record(Event::StepStarted {
-                        step,
-                        attempt,
-                        description: description.clone(),
-                    });
-                    self.rb.operator.progress(&Progress::StepStarted {
+                    let start = StepStart {
                         step,
                         attempt,
                         description,
-                    });
+                    };
+                    self.record(Event::StepStarted(start.clone()));
+                    self.rb.operator.progress(&Progress::StepStarted(start));
                     self.journal_failed()?;
                     let io = EngineIo { engine: self, step };
                     // The safe point: the step stops at its next await (a
@@ -451,15 +446,12 @@ impl StepIo for EngineIo<'_, '_> {
     }
 
     fn line(&self, line: &str) {
-        let line = journal::clip(line);
-        self.engine.record(Event::Output {
+        let line = StepLine {
             step: self.step,
-            line: line.clone(),
-        });
-        self.engine.rb.operator.progress(&Progress::Output {
-            step: self.step,
-            line,
-        });
+            line: journal::clip(line),
+        };
+        self.engine.record(Event::Output(line.clone()));
+        self.engine.rb.operator.progress(&Progress::Output(line));
     }
 
     fn bytes(&self, written: u64) {

@@ -2,11 +2,13 @@
 //! roll out, and start the previous version in a rollback.
 
 use super::{StepResult, e2s};
+use crate::node::identity::NodeIdentity;
+use crate::node::state::NodeState;
 use crate::runbook::config_ranges::deadline_in;
 use crate::runbook::engine::{Engine, EngineIo, Flow};
 use crate::runbook::executor::{NodeSlot, StepIo};
 use crate::runbook::operator::{Decision, PromptKind};
-use crate::runbook::probe::{self, NodeStatus};
+use crate::runbook::probe;
 use std::time::Instant;
 
 impl Engine<'_> {
@@ -20,19 +22,19 @@ impl Engine<'_> {
         schema: bool,
         worker_id: bool,
         (timeout_key, timeout_s): (&str, u64),
-    ) -> Result<NodeStatus, String> {
+    ) -> Result<NodeIdentity, String> {
         let http = probe::client();
         let want = slot.index + 1;
         let deadline = deadline_in(timeout_s, timeout_key)?;
         let mut last = String::new();
         loop {
             let nodes = self.rb.cluster.node_states().await.map_err(e2s)?;
-            let mut ready: Vec<NodeStatus> = Vec::new();
+            let mut ready: Vec<NodeIdentity> = Vec::new();
             let mut seen: Vec<String> = Vec::new();
             for n in &nodes {
                 match probe::status(&http, &n.http_addr).await {
                     Ok(st) => {
-                        if st.state == "error"
+                        if st.state == NodeState::Error
                             && slot.node_id.as_deref() == Some(st.node_id.as_str())
                         {
                             return Err(format!(
@@ -40,7 +42,7 @@ impl Engine<'_> {
                                 st.node_id, st.state_reason
                             ));
                         }
-                        let ok = st.is_up()
+                        let ok = st.state.is_up()
                             && probe::same_version(&st.app_version, version)
                             && (!schema
                                 || st
@@ -91,7 +93,12 @@ impl Engine<'_> {
     /// Check first, so a step repeated on resume does not run a node's
     /// start again: `slot`'s node (by registry id) already runs `version`,
     /// up (and migrated to it when `schema`), as its `/api/status` says.
-    async fn already_up(&self, slot: &NodeSlot, version: &str, schema: bool) -> Option<NodeStatus> {
+    async fn already_up(
+        &self,
+        slot: &NodeSlot,
+        version: &str,
+        schema: bool,
+    ) -> Option<NodeIdentity> {
         let id = slot.node_id.as_deref()?;
         let nodes = self.rb.cluster.node_states().await.ok()?;
         let node = nodes.iter().find(|n| n.node_id == id)?;
@@ -99,7 +106,7 @@ impl Engine<'_> {
             .await
             .ok()?;
         let up = st.node_id == id
-            && st.is_up()
+            && st.state.is_up()
             && probe::same_version(&st.app_version, version)
             && (!schema
                 || st
@@ -167,10 +174,8 @@ impl Engine<'_> {
         let http = probe::client();
         let health = crate::inspect::health::check(&http, &node.http_addr).await;
         let maintenance = self.rb.cluster.maintenance_set().await.map_err(e2s)?;
-        let health_ok = health.http_status == Some(200)
-            || (maintenance
-                && health.http_status == Some(503)
-                && health.detail.starts_with("maintenance"));
+        let health_ok =
+            health.is_healthy() || (maintenance && health.refused_in(&NodeState::Maintenance));
         io.line(&format!(
             "health check of {} ({}): {} {}",
             node.node_id,
@@ -189,7 +194,7 @@ impl Engine<'_> {
         }
         let st = probe::status(&http, &node.http_addr).await?;
         io.line(&format!("status: {}", st.summary()));
-        if !st.is_up() || !probe::same_version(&st.app_version, &self.target) {
+        if !st.state.is_up() || !probe::same_version(&st.app_version, &self.target) {
             return Err(format!("unexpected status: {}", st.summary()));
         }
         let cfg = &self.rb.config.verify;

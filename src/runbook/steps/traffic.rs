@@ -2,6 +2,7 @@
 
 use super::{StepResult, e2s};
 use crate::inspect::CheckStatus;
+use crate::node::state::NodeState;
 use crate::runbook::config_ranges::deadline_in;
 use crate::runbook::engine::{Engine, EngineIo, Flow};
 use crate::runbook::executor::StepIo;
@@ -75,7 +76,7 @@ impl Engine<'_> {
             let nodes = self.rb.cluster.node_states().await.map_err(e2s)?;
             let waiting: Vec<String> = nodes
                 .iter()
-                .filter(|n| !matches!(n.state.as_str(), "maintenance" | "draining"))
+                .filter(|n| !matches!(n.state, NodeState::Maintenance | NodeState::Draining))
                 .map(|n| format!("{} ({})", n.node_id, n.state))
                 .collect();
             let summary = format!(
@@ -161,7 +162,7 @@ impl Engine<'_> {
             let running = nodes
                 .iter()
                 .filter(|n| {
-                    n.state == "running"
+                    n.state == NodeState::Running
                         && (version.is_empty() || probe::same_version(&n.app_version, version))
                 })
                 .count();
