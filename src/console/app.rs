@@ -145,6 +145,8 @@ impl App {
     /// (the demo's: the prefilled version, the version that fails).
     pub fn set_runbook_hint(&mut self, hint: impl Into<String>) {
         self.runbook_hint = Some(hint.into());
+    }
+
     /// Show several clusters, switched with `:ctx`: the first context is
     /// shown; its configuration's checks run on its snapshots.
     pub fn set_contexts(&mut self, contexts: crate::console::contexts::Contexts) {
