@@ -25,6 +25,6 @@ mod console_live;
 mod console_queues;
 mod console_render;
 mod console_runbook;
-mod demo_upgrade;
 mod console_servers;
+mod demo_upgrade;
 mod upgrade_console;
