@@ -10,6 +10,8 @@
 //! Prometheus.
 
 pub mod adapters;
+pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod demo;

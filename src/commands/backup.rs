@@ -6,9 +6,9 @@
 
 use super::EnvArgs;
 use super::upgrade::{resolve_backup_url, state_dir};
+use clusterops::clock::{datetime, now_ms};
 use clusterops::runbook::backup::Database;
 use clusterops::runbook::backups::{self, BackupFile, BackupsError, Verdict};
-use clusterops::runbook::journal::{format_ms, now_ms};
 use clusterops::runbook::live::RedisClusterOps;
 use clusterops::runbook::{Actor, RunbookConfig, audit};
 use color_eyre::eyre::Result;
@@ -133,7 +133,7 @@ fn describe(b: &BackupFile) -> String {
         "{}  {} bytes  {}  {run}  {sum}",
         b.file.display(),
         b.bytes,
-        format_ms(b.modified_ms)
+        datetime(b.modified_ms)
     )
 }
 

@@ -45,9 +45,7 @@ pub struct DemoArgs {
 
 /// A new state directory for one demo: `<temp>/clusterops-demo-<time>-<random>`.
 fn new_state_dir() -> std::io::Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let stamp = clusterops::clock::now_secs();
     let dir = std::env::temp_dir().join(format!(
         "clusterops-demo-{stamp}-{:04x}",
         rand::random::<u16>()

@@ -5,10 +5,11 @@
 
 use super::EnvArgs;
 use clusterops::adapters::redis_conn;
+use clusterops::clock::datetime;
+use clusterops::clock::now_ms;
 use clusterops::config::Config;
-use clusterops::console::format::{age, datetime};
+use clusterops::console::format::age;
 use clusterops::node::maintenance::{self, MaintenanceRead};
-use clusterops::node::shared::now_ms;
 use clusterops::operate::{ClusterActions, LiveActions, default_audit_path, operator};
 use color_eyre::eyre::Result;
 use std::path::PathBuf;

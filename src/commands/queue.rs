@@ -6,10 +6,10 @@
 
 use super::EnvArgs;
 use clusterops::adapters::queue::{self, MessageQueue, PauseFlag};
+use clusterops::clock::{datetime, now_ms};
 use clusterops::config::{Config, QueueAdapter};
-use clusterops::console::format::{age, datetime};
+use clusterops::console::format::age;
 use clusterops::inspect::{Inspector, Source};
-use clusterops::node::shared::now_ms;
 use clusterops::operate::{ClusterActions, LiveActions, default_audit_path, operator};
 use color_eyre::eyre::Result;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 
 use super::EnvArgs;
 use clusterops::config::{Config, WorkerMode};
-use clusterops::console::format::{bytes, offset};
+use clusterops::console::format::{age, bytes, offset};
 use clusterops::inspect::{
     ClusterView, Inspector, ReplicaLink, Snapshot, Source, TopologyView, checks,
 };
@@ -47,14 +47,6 @@ pub async fn run(args: StatusArgs) -> Result<i32> {
                 }
             }
         }
-    }
-}
-
-fn age(ms: u64) -> String {
-    match ms {
-        0..=999 => format!("{ms}ms"),
-        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
-        _ => format!("{}m{}s", ms / 60_000, (ms / 1000) % 60),
     }
 }
 

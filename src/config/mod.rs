@@ -86,6 +86,17 @@ pub const VARIABLES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Namespace(String);
 
+/// Whether `name` is 1 to `max_len` of `A-Z a-z 0-9 _ . -`: the names of
+/// namespaces, queues and Bloom filters (safe in keys, queue names and SCAN
+/// patterns).
+pub(crate) fn is_plain_name(name: &str, max_len: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max_len
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 impl Namespace {
     /// A namespace from a validated name (see [`Namespace::validate`]).
     pub fn new(name: &str) -> Result<Self, String> {
@@ -96,13 +107,7 @@ impl Namespace {
     /// Accepted: 1 to 64 of `A-Z a-z 0-9 _ . -`, starting with a letter or
     /// digit. No `:` (the separator) and no glob characters (SCAN patterns).
     pub fn validate(name: &str) -> Result<(), String> {
-        let ok = !name.is_empty()
-            && name.len() <= 64
-            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if ok {
+        if is_plain_name(name, 64) && name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             Ok(())
         } else {
             Err("1 to 64 of A-Z a-z 0-9 _ . - starting with a letter or digit".to_string())

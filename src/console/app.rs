@@ -2,6 +2,7 @@
 //! snapshots, operation outcomes, ticks) and redraws after each, from the
 //! last snapshot received; nothing here waits on the network.
 
+use crate::clock::now_ms;
 use crate::console::action::Action;
 use crate::console::changes::{self, Event as ClusterEvent, EventLog, Level};
 use crate::console::history::History;
@@ -64,6 +65,8 @@ pub struct App {
     pub(crate) views: Vec<Box<dyn View>>,
     pub(crate) mode: Mode,
     pub(crate) snapshot: Option<Snapshot>,
+    /// Bumped with each snapshot received (views key their caches on it).
+    pub(crate) snapshot_seq: u64,
     pub(crate) assessment: Assessment,
     pub(crate) history: History,
     pub(crate) backlog: crate::console::backlog::BacklogHistory,
@@ -89,13 +92,6 @@ pub struct App {
     quit: bool,
 }
 
-/// Unix ms now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl App {
     /// A console on no data yet. `actions` is `None` in snapshot mode; with
     /// `options.read_only` it is used only to look (the dead-letter list).
@@ -112,6 +108,7 @@ impl App {
             views: views::all_views(),
             mode: Mode::Normal,
             snapshot: None,
+            snapshot_seq: 0,
             assessment: Assessment {
                 verdict: Verdict::Down,
                 problems: vec![],
@@ -259,6 +256,7 @@ impl App {
             let ctx = Ctx {
                 theme: &self.options.theme,
                 now_ms: self.now_ms,
+                snapshot_seq: self.snapshot_seq,
                 history: &self.history,
                 backlog: &self.backlog,
                 events: &self.events,
@@ -385,6 +383,7 @@ impl App {
         self.backlog.push(&snap);
         self.assessment = verdict::assess_with(self.checks_config.as_ref(), &snap);
         self.snapshot = Some(snap);
+        self.snapshot_seq = self.snapshot_seq.wrapping_add(1);
     }
 
     pub(crate) fn log(&mut self, at_ms: u64, level: Level, text: String) {

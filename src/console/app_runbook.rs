@@ -3,8 +3,9 @@
 //! the engine's questions and progress, the run's end) applied to the
 //! [`App`].
 
+use crate::clock::now_ms;
 use crate::console::action::Action;
-use crate::console::app::{App, Mode, now_ms};
+use crate::console::app::{App, Mode};
 use crate::console::changes::Level;
 use crate::console::runbook_driver::{RunDriver, RunbookOp};
 use crate::console::views::ViewId;

@@ -6,9 +6,9 @@
 
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
+use crate::clock::now_ms;
 use crate::config::{Config, Namespace, SecretUrl};
 use crate::console::action::Action;
-use crate::console::app::now_ms;
 use crate::runbook::journal::{self, Entry, Event};
 use crate::runbook::view::{RunView, last_run};
 use std::path::PathBuf;

@@ -6,8 +6,8 @@
 //! with the console user as its author (the runbook's audit); each action
 //! and answer is also appended to the console's audit file.
 
+use crate::clock::now_ms;
 use crate::console::action::Action;
-use crate::console::app::now_ms;
 use crate::operate::{AuditRecord, append_json_line};
 use crate::runbook::backup_store::StoreBackup;
 use crate::runbook::{

@@ -342,6 +342,12 @@ pub fn redis_down() -> Snapshot {
 /// 32 nodes, all 32 worker IDs held, 1,000 locks, 10 streams read by every
 /// node, 10 queues: the render benchmark's input.
 pub fn large() -> Snapshot {
+    large_with_locks(1000)
+}
+
+/// [`large`] with `locks` held locks instead of 1,000 (`clusterops bench
+/// render --locks`).
+pub fn large_with_locks(locks: u64) -> Snapshot {
     let ids: Vec<String> = (0..32).map(|i| format!("node-{i:02}")).collect();
     let mut s = base(ids.iter().enumerate().map(|(i, id)| node(i, id)).collect());
     let holders: Vec<(u8, &str, bool)> = ids
@@ -351,7 +357,7 @@ pub fn large() -> Snapshot {
         .collect();
     s.leases = Source::Ok(leases(&holders));
     s.locks = Source::Ok(
-        (0..1000u64)
+        (0..locks)
             .map(|i| {
                 lock(
                     &format!("record:{i:04}"),

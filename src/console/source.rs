@@ -4,8 +4,9 @@
 //! own task at the refresh interval, backing off on errors, so the screen
 //! never waits on the network.
 
+use crate::backoff::Backoff;
+use crate::clock::now_ms;
 use crate::console::action::Action;
-use crate::console::app::now_ms;
 use crate::inspect::Snapshot;
 pub use crate::inspect::source::SnapshotSource;
 use std::path::{Path, PathBuf};
@@ -61,8 +62,8 @@ impl SnapshotSource for FileSource {
 /// The delay before the next fetch: the refresh interval, doubled for each
 /// failure in a row, at most [`BACKOFF_CAP`] (or the interval, if longer).
 pub fn backoff(every: Duration, failures: u32) -> Duration {
-    let cap = every.max(BACKOFF_CAP);
-    every.saturating_mul(1u32 << failures.min(16)).min(cap)
+    // No jitter: one console polls, there is no crowd to spread out.
+    Backoff::steady(every, every.max(BACKOFF_CAP)).delay(failures)
 }
 
 /// The longest wait between fetches after failures: a console left open

@@ -81,6 +81,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
     let ctx = Ctx {
         theme: &app.options.theme,
         now_ms: app.now_ms,
+        snapshot_seq: app.snapshot_seq,
         history: &app.history,
         backlog: &app.backlog,
         events: &app.events,
@@ -118,7 +119,7 @@ fn draw_header(app: &App, frame: &mut Frame, area: Rect) {
     if let Some(snap) = &app.snapshot {
         let age_ms = app.now_ms.saturating_sub(snap.taken_at_ms);
         let at = if age_ms >= 86_400_000 {
-            format::datetime(snap.taken_at_ms)
+            crate::clock::datetime(snap.taken_at_ms)
         } else {
             format::clock(snap.taken_at_ms)
         };
@@ -255,15 +256,8 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             t,
         ),
         Mode::Confirm(op) => {
-            let mut lines: Vec<Line> = op.describe().into_iter().map(Line::from).collect();
-            lines.push(Line::from(""));
-            lines.push(Line::from(vec![
-                Span::styled("y", t.accent),
-                Span::raw(" do it    "),
-                Span::styled("n / Esc", t.accent),
-                Span::raw(" cancel"),
-            ]));
-            popup::draw_lines(frame, body, op.title(), "confirm", lines, 76, t);
+            let lines: Vec<Line> = op.describe().into_iter().map(Line::from).collect();
+            confirm(frame, body, op.title(), lines, t);
         }
         Mode::Version(text) => text_input(
             frame,
@@ -275,19 +269,12 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
             t,
         ),
         Mode::RunbookConfirm(op, describe) => {
-            let mut lines: Vec<Line> = describe
+            let lines: Vec<Line> = describe
                 .iter()
                 .flat_map(|l| wrap(l, DIALOG_TEXT))
                 .map(Line::from)
                 .collect();
-            lines.push(Line::from(""));
-            lines.push(Line::from(vec![
-                Span::styled("y", t.accent),
-                Span::raw(" do it    "),
-                Span::styled("n / Esc", t.accent),
-                Span::raw(" cancel"),
-            ]));
-            popup::draw_lines(frame, body, op.title(), "confirm", lines, 76, t);
+            confirm(frame, body, op.title(), lines, t);
         }
         Mode::RunbookPrompt(p) => {
             let mut lines: Vec<Line> = p
@@ -321,6 +308,24 @@ fn draw_overlay(app: &App, frame: &mut Frame, body: Rect) {
 
 /// Text width inside the runbook's dialogs (76 wide with border and margin).
 const DIALOG_TEXT: usize = 70;
+
+/// A confirmation dialog: `lines`, then the keys that answer it.
+fn confirm(
+    frame: &mut Frame,
+    body: Rect,
+    title: &str,
+    mut lines: Vec<Line>,
+    t: &crate::console::theme::Theme,
+) {
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled("y", t.accent),
+        Span::raw(" do it    "),
+        Span::styled("n / Esc", t.accent),
+        Span::raw(" cancel"),
+    ]));
+    popup::draw_lines(frame, body, title, "confirm", lines, 76, t);
+}
 
 /// A one-line text input in a popup: the question, then `label` and the text
 /// typed so far with a cursor block.

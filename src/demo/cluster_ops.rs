@@ -7,10 +7,10 @@
 
 use super::nodes::Shared;
 use super::source::DemoSource;
+use crate::clock::now_ms;
 use crate::inspect::source::SnapshotSource;
 use crate::inspect::{CheckResult, checks, checks_clock};
 use crate::node::maintenance::{MaintenanceFlag, MaintenanceRead};
-use crate::node::shared::now_ms;
 use crate::runbook::probe;
 use crate::runbook::{
     ClusterError, ClusterOps, HeldLease, LockAcquireError, LockRequest, NodeReport,

@@ -96,7 +96,7 @@ impl Inspector {
     /// [`server_read`]).
     pub async fn snapshot(&self) -> Snapshot {
         let started = Instant::now();
-        let taken_at_ms = crate::node::shared::now_ms();
+        let taken_at_ms = crate::clock::now_ms();
         let requests = Arc::new(Requests::default());
         let c = &self.config;
         let coordination = c.coordination_redis();

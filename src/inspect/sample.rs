@@ -1,17 +1,18 @@
 //! A synthetic cluster state written into a namespace, in the formats the
-//! adapters and nodes write: [`NODES`] registered nodes holding a worker ID
-//! each, [`LOCKS`] held locks, [`STREAMS`] sync-signal streams of 20 entries
-//! with a cursor per node, and [`QUEUES`] Redis queues of 20 waiting
-//! messages. `clusterops bench status` times snapshots of it, and the
-//! request-count tests read it.
+//! adapters and nodes write: by default ([`SampleSize::DEFAULT`]) [`NODES`]
+//! registered nodes holding a worker ID each, [`LOCKS`] held locks,
+//! [`STREAMS`] sync-signal streams of 20 entries with a cursor per node, and
+//! [`QUEUES`] Redis queues of 20 waiting messages; other sizes for the
+//! curve of `clusterops bench status`. The bench times snapshots of it, and
+//! the request-count tests read it.
 
 use crate::adapters::lock::{fence_key, lock_key};
 use crate::adapters::pubsub::keys::{cursors_key, seq_key, stream_key};
 use crate::adapters::queue::{MessageQueue, QueueError, QueueOptions, RedisQueue};
 use crate::adapters::worker_id::lease_key;
+use crate::clock::now_ms;
 use crate::config::{Namespace, SecretUrl};
 use crate::node::registry::{NodeRecord, Registry};
-use crate::node::shared::now_ms;
 use redis::aio::ConnectionLike;
 use std::time::Duration;
 
@@ -24,6 +25,35 @@ pub const LOCKS: usize = 1000;
 pub const STREAMS: usize = 10;
 /// Redis queues (`queue-0` ...).
 pub const QUEUES: usize = 10;
+
+/// How much state [`write_sample_sized`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleSize {
+    /// Registered nodes; the first 32 hold a worker ID each.
+    pub nodes: usize,
+    /// Held locks.
+    pub locks: usize,
+    /// Sync-signal streams (20 entries, a cursor per node).
+    pub streams: usize,
+    /// Redis queues (20 waiting messages).
+    pub queues: usize,
+}
+
+impl SampleSize {
+    /// [`NODES`], [`LOCKS`], [`STREAMS`], [`QUEUES`].
+    pub const DEFAULT: Self = Self {
+        nodes: NODES,
+        locks: LOCKS,
+        streams: STREAMS,
+        queues: QUEUES,
+    };
+
+    /// Nodes that hold a worker-ID lease (at most one per worker ID).
+    pub fn leases(&self) -> usize {
+        self.nodes
+            .min(usize::from(crate::adapters::worker_id::WORKER_IDS))
+    }
+}
 
 /// The id of sample node `i`.
 pub fn node_id(i: usize) -> String {
@@ -56,18 +86,30 @@ pub enum SampleError {
     Queue(#[from] QueueError),
 }
 
-/// Write the sample state under `ns` (its keys live 10 minutes, or until the
-/// namespace is cleaned), through `conn` and a queue connection to `url`.
+/// Write the default sample state ([`SampleSize::DEFAULT`]) under `ns` (its
+/// keys live 10 minutes, or until the namespace is cleaned), through `conn`
+/// and a queue connection to `url`.
 pub async fn write_sample<C: ConnectionLike + Send>(
     url: &SecretUrl,
     ns: &Namespace,
     conn: &mut C,
 ) -> Result<(), SampleError> {
+    write_sample_sized(url, ns, conn, SampleSize::DEFAULT).await
+}
+
+/// Write a sample state of `size` under `ns`, as [`write_sample`] does.
+pub async fn write_sample_sized<C: ConnectionLike + Send>(
+    url: &SecretUrl,
+    ns: &Namespace,
+    conn: &mut C,
+    size: SampleSize,
+) -> Result<(), SampleError> {
     let now = now_ms();
     let registry = Registry::new(ns.clone(), Duration::from_secs(600));
     let mut pipe = redis::pipe();
-    for i in 0..NODES {
+    for i in 0..size.nodes {
         let node = node_id(i);
+        let leased = i < size.leases();
         let record = NodeRecord {
             node_id: node.clone(),
             host: "bench".into(),
@@ -76,7 +118,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             pid: 1,
             app_version: "2".into(),
             schema_version: Some("2".into()),
-            worker_id: Some(i as u16),
+            worker_id: leased.then_some(i as u16),
             state: "running".into(),
             state_reason: "ready".into(),
             started_at_ms: now,
@@ -90,6 +132,9 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             process: None,
         };
         registry.heartbeat(conn, &record).await?;
+        if !leased {
+            continue;
+        }
         pipe.cmd("SET")
             .arg(lease_key(ns, i as u8))
             .arg(format!(r#"{{"node":"{node}","pid":1,"host":"bench","acquired_at_ms":{now},"token":"t{i}"}}"#))
@@ -97,10 +142,15 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             .arg(600_000)
             .ignore();
     }
-    for i in 0..LOCKS {
+    for i in 0..size.locks {
         pipe.cmd("SET")
             .arg(lock_key(ns, &lock_name(i)))
-            .arg(format!("{}|{now}|{:016x}|{}", i + 1, i, node_id(i % NODES)))
+            .arg(format!(
+                "{}|{now}|{:016x}|{}",
+                i + 1,
+                i,
+                node_id(i % size.nodes.max(1))
+            ))
             .arg("PX")
             .arg(600_000)
             .ignore();
@@ -109,7 +159,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             .arg(i + 1)
             .ignore();
     }
-    for s in 0..STREAMS {
+    for s in 0..size.streams {
         let key = stream_key(ns, &channel_name(s));
         for m in 0..20 {
             pipe.cmd("XADD")
@@ -127,7 +177,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
             .arg(seq_key(ns, &channel_name(s)))
             .arg(20)
             .ignore();
-        for n in 0..NODES {
+        for n in 0..size.nodes {
             pipe.cmd("HSET")
                 .arg(cursors_key(ns, &channel_name(s)))
                 .arg(node_id(n))
@@ -137,7 +187,7 @@ pub async fn write_sample<C: ConnectionLike + Send>(
     }
     pipe.query_async::<()>(conn).await?;
     let queue = RedisQueue::connect(url, ns.clone(), "bench", QueueOptions::default()).await?;
-    for q in 0..QUEUES {
+    for q in 0..size.queues {
         for m in 0..20 {
             queue
                 .publish(&queue_name(q), format!("{m}").as_bytes())

@@ -159,7 +159,7 @@ async fn read_with<C: ConnectionLike + Send>(
         let now = (out.info.as_ref())
             .and_then(|i| i.as_deref().ok())
             .and_then(server_time_ms)
-            .unwrap_or_else(crate::node::shared::now_ms);
+            .unwrap_or_else(crate::clock::now_ms);
         crate::adapters::pubsub::add_oldest_unhandled(conn, streams, now).await;
     }
     Ok(out)
@@ -213,7 +213,7 @@ async fn read_parts<C: ConnectionLike + Send>(
             return Ok(out);
         }
     };
-    let clock = crate::node::shared::now_ms();
+    let clock = crate::clock::now_ms();
     let pre = |at: &Range<usize>| -> &[Value] { first.get(at.clone()).unwrap_or(&[]) };
     if keys == plan.keys {
         // The usual case: the same keys as last time, all read already.
@@ -344,7 +344,7 @@ pub async fn read_registry<C: ConnectionLike + Send>(
     // The records of the nodes the last snapshot saw, read now: when the
     // index names the same nodes, no second request is needed.
     registry.add_record_reads(&mut pipe, known_ids);
-    let sent = crate::node::clock::now_unix_us();
+    let sent = crate::clock::now_us();
     let started = std::time::Instant::now();
     let first = run(conn, &pipe).await?;
     let rtt = started.elapsed();

@@ -7,7 +7,7 @@
 
 use redis::aio::ConnectionLike;
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// One measurement of a clock against Redis `TIME`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,14 +80,6 @@ fn short_us(us: u64) -> String {
     }
 }
 
-/// Unix time in microseconds on this machine's wall clock.
-pub fn now_unix_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Redis `TIME` (`[seconds, microseconds]`) as unix microseconds.
 pub fn parse_time(reply: &redis::Value) -> Result<i64, String> {
     let parts: Vec<i64> = match reply {
@@ -109,7 +101,7 @@ pub fn parse_time(reply: &redis::Value) -> Result<i64, String> {
 /// Measure this machine's clock against the Redis behind `conn` (one
 /// `TIME`, one round trip).
 pub async fn measure<C: ConnectionLike + Send>(conn: &mut C) -> redis::RedisResult<ClockOffset> {
-    let sent = now_unix_us();
+    let sent = crate::clock::now_us();
     let started = Instant::now();
     let reply: redis::Value = redis::cmd("TIME").query_async(conn).await?;
     let rtt = started.elapsed();

@@ -133,7 +133,7 @@ fn redis_reached(node: &NodeShared) {
     if let Some(trouble) = node.redis_ok() {
         tracing::info!(
             node = %node.node_id,
-            outage_ms = super::shared::now_ms().saturating_sub(trouble.since_ms),
+            outage_ms = crate::clock::now_ms().saturating_sub(trouble.since_ms),
             "coordination Redis reachable again"
         );
     }

@@ -153,8 +153,8 @@ pub fn validate_node_id(id: &str) -> Result<(), NodeError> {
 
 /// A node id from the host name and a random suffix.
 pub fn generated_node_id() -> String {
-    let host: String = gethostname::gethostname()
-        .to_string_lossy()
+    let host: String = crate::clock::hostname()
+        .unwrap_or_default()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -190,7 +190,7 @@ pub async fn run(
         .unwrap_or_else(|| APP_VERSION.to_string());
     let app_version = AppVersion::parse(&version_text)
         .map_err(|e| NodeError::Option(format!("--app-version: {e}")))?;
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host = crate::clock::hostname().unwrap_or_default();
     // Refuse a node id a live node holds, before anything is written.
     let mut early_conn = None;
     if let Some((_, url)) = config.coordination_redis() {

@@ -6,6 +6,7 @@ use super::metrics::Metrics;
 use super::state::{NodeState, StateCell};
 use super::version::AppVersion;
 use crate::adapters::worker_id::WorkerLease;
+use crate::clock::now_ms;
 use crate::config::{Config, WorkerMode};
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -13,15 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use std::time::Instant;
 
 /// Identity, state and facts of one node.
 #[derive(Debug)]

@@ -75,7 +75,7 @@ pub async fn ensure_unique<C: ConnectionLike + Send>(
         );
         return Ok(());
     }
-    let now_ms = crate::node::shared::now_ms();
+    let now_ms = crate::clock::now_ms();
     Err(NodeError::DuplicateId(DuplicateId {
         node_id: node_id.to_string(),
         http_addr: record.http_addr.clone(),

@@ -54,7 +54,8 @@ pub fn operator() -> String {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "unknown".to_string());
-    format!("{user}@{}", gethostname::gethostname().to_string_lossy())
+    let host = crate::clock::hostname().unwrap_or_default();
+    format!("{user}@{host}")
 }
 
 /// Append `value` as one JSON line to `path`, creating its folder.

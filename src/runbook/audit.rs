@@ -5,9 +5,10 @@
 use super::backup::BackupRecord;
 use super::backups::{ActionKind, BackupAction};
 use super::cluster::Actor;
-use super::journal::{self, Entry, Event, JournalError, RunEnd, StepResult, format_ms};
+use super::journal::{self, Entry, Event, JournalError, RunEnd, StepResult};
 use super::operator::{Decision, PromptKind};
 use super::plan::StepKind;
+use crate::clock::datetime;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -263,17 +264,17 @@ pub fn format(audit: &Audit) -> String {
         let _ = writeln!(
             s,
             "  started  {} by {}",
-            format_ms(r.started_at_ms),
+            datetime(r.started_at_ms),
             r.started_by
         );
         for (by, at) in &r.resumed {
-            let _ = writeln!(s, "  resumed  {} by {by}", format_ms(*at));
+            let _ = writeln!(s, "  resumed  {} by {by}", datetime(*at));
         }
         for i in &r.interrupted {
             let _ = writeln!(
                 s,
                 "  interrupted {} ({}) by {}{}",
-                format_ms(i.at_ms),
+                datetime(i.at_ms),
                 i.reason,
                 i.by,
                 i.step
@@ -290,7 +291,7 @@ pub fn format(audit: &Audit) -> String {
             let _ = writeln!(
                 s,
                 "  {}  {:<40} {result}",
-                format_ms(st.at_ms),
+                datetime(st.at_ms),
                 st.step.title()
             );
         }
@@ -298,7 +299,7 @@ pub fn format(audit: &Audit) -> String {
             let _ = writeln!(
                 s,
                 "  decision {} by {}: {} at {} ({:?})",
-                format_ms(d.at_ms),
+                datetime(d.at_ms),
                 d.by,
                 d.decision.as_str(),
                 d.step.title(),
@@ -318,7 +319,7 @@ pub fn format(audit: &Audit) -> String {
             let _ = writeln!(s, "  rollback {reason}");
         }
         if let Some((by, at)) = &r.finished {
-            let _ = writeln!(s, "  ended    {} by {by}: {outcome}", format_ms(*at));
+            let _ = writeln!(s, "  ended    {} by {by}: {outcome}", datetime(*at));
         }
         s.push('\n');
     }
@@ -330,7 +331,7 @@ pub fn format(audit: &Audit) -> String {
         let _ = writeln!(
             s,
             "backup {what} {} by {} on cluster {}: {} ({} bytes{}) {}",
-            format_ms(a.at_ms),
+            datetime(a.at_ms),
             a.by,
             a.cluster,
             a.file.display(),

@@ -70,10 +70,7 @@ impl Actor {
                     .map(|u| u.name)
             })
             .unwrap_or_else(|| format!("uid-{}", nix::unistd::getuid()));
-        let host = nix::unistd::gethostname()
-            .ok()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "unknown-host".to_string());
+        let host = crate::clock::hostname().unwrap_or_else(|| "unknown-host".to_string());
         Self { user, host }
     }
 }
@@ -129,7 +126,7 @@ impl LockAcquireError {
         LockAcquireError::Refused {
             holder: holder.into(),
             since_ms,
-            since: super::journal::format_ms(since_ms),
+            since: crate::clock::datetime(since_ms),
         }
     }
 }

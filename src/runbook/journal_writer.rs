@@ -7,7 +7,8 @@
 //! threads (a crash of the machine may lose the last second of output,
 //! never a step event).
 
-use super::journal::{Entry, Event, JournalError, io, now_ms, read};
+use super::journal::{Entry, Event, JournalError, io, read};
+use crate::clock::now_ms;
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -77,7 +77,7 @@ impl ClusterOps for RedisClusterOps {
         let flag = MaintenanceFlag {
             by: by.to_string(),
             reason: reason.to_string(),
-            since_ms: journal::now_ms(),
+            since_ms: crate::clock::now_ms(),
         };
         maintenance::set(&mut self.conn.clone(), &self.config.namespace, &flag)
             .await

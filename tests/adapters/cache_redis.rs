@@ -201,6 +201,60 @@ async fn two_nodes_share_entries_and_bloom_filters() {
     assert_eq!(a.get("shared").await.unwrap(), None);
 }
 
+/// `bloom_exists` of a filter it has seen reads the bits without Lua
+/// (one transaction that also reads the meta hash): the same answers as the
+/// script, and a filter re-reserved elsewhere with another size, or whose
+/// data went missing, is noticed (the script answers, its errors name the
+/// key).
+#[tokio::test]
+async fn bloom_exists_without_lua_notices_a_filter_changed_by_another_node() {
+    let ns = TestNs::new("cache");
+    let a = redis_cache(&ns, "node-a").await;
+    let b = redis_cache(&ns, "node-b").await;
+    a.bloom_reserve("f", 0.01, 1000).await.unwrap();
+    let added: Vec<String> = (0..300).map(|i| format!("in-{i}")).collect();
+    let refs: Vec<&[u8]> = added.iter().map(|s| s.as_bytes()).collect();
+    a.bloom_add_many("f", &refs).await.unwrap();
+    // The first call goes through the script and learns the shape; the
+    // next ones are the transaction. Both find every added item.
+    for _ in 0..2 {
+        assert!(
+            b.bloom_exists_many("f", &refs)
+                .await
+                .unwrap()
+                .iter()
+                .all(|x| *x)
+        );
+    }
+    let absent: Vec<String> = (0..300).map(|i| format!("out-{i}")).collect();
+    let refs_out: Vec<&[u8]> = absent.iter().map(|s| s.as_bytes()).collect();
+    let false_positives = b
+        .bloom_exists_many("f", &refs_out)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|x| **x)
+        .count();
+    assert!(false_positives < 15, "{false_positives} of 300");
+    // Node a deletes it and reserves it again 100 times larger: b's
+    // remembered size is stale, and its answer must still be right.
+    a.bloom_delete("f").await.unwrap();
+    a.bloom_reserve("f", 0.01, 100_000).await.unwrap();
+    a.bloom_add("f", b"new").await.unwrap();
+    assert!(b.bloom_exists("f", b"new").await.unwrap());
+    assert!(b.bloom_exists("f", b"new").await.unwrap());
+    // The data key lost: the error names it, on the first call and after.
+    let (data, _) = b.bloom_keys("f");
+    let _: () = redis::cmd("DEL").arg(&data).query(&mut raw(&ns)).unwrap();
+    for _ in 0..2 {
+        let err = b.bloom_exists("f", b"new").await.unwrap_err();
+        assert!(
+            matches!(err, CacheError::Corrupt { ref key, .. } if *key == data),
+            "{err}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn from_config_picks_the_configured_store() {
     let ns = TestNs::new("cache");

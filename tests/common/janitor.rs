@@ -17,12 +17,7 @@ pub async fn connect(url: &str) -> SharedConn {
         .expect("Redis reachable")
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use clusterops::clock::now_ms;
 
 /// Write a live registry record for `id` (what a node's heartbeat writes).
 pub async fn register(conn: &mut SharedConn, ns: &Namespace, id: &str) {

@@ -87,12 +87,7 @@ pub fn run(budget: &Budget, report: &mut Report) -> Result<(), String> {
     })
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use clusterops::clock::now_ms;
 
 /// Heartbeat `id` into the registry (TTL three heartbeats) until aborted.
 fn heartbeat(mut conn: SharedConn, ns: Namespace, id: String) -> JoinHandle<()> {

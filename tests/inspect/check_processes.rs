@@ -7,9 +7,9 @@
 use crate::common;
 
 use clusterops::adapters::redis_conn;
+use clusterops::clock::now_ms;
 use clusterops::config::{WorkerMode, parse_redis_url};
 use clusterops::node::registry::{NodeRecord, Registry};
-use clusterops::node::shared::now_ms;
 use clusterops::node::supervisor::ProcessSlot;
 use common::{TestNs, status_cli};
 use std::time::Duration;

@@ -10,10 +10,10 @@ use crate::common;
 
 use clusterops::adapters::redis_conn::{self, SharedConn};
 use clusterops::adapters::worker_id;
+use clusterops::clock::now_ms;
 use clusterops::config::{Config, Namespace, parse_redis_url};
 use clusterops::inspect::{CheckResult, CheckStatus, Inspector, Snapshot, Source, checks};
 use clusterops::node::registry::{NodeRecord, Registry};
-use clusterops::node::shared::now_ms;
 use common::cluster::RedisCluster;
 use common::status_cli;
 use serde_json::Value;

@@ -7,10 +7,10 @@
 use crate::common;
 
 use clusterops::adapters::lock::lock_key;
+use clusterops::clock::now_ms;
 use clusterops::config::{Config, Namespace, SecretUrl};
 use clusterops::inspect::server_read::SCAN_COUNT;
 use clusterops::inspect::{Inspector, RequestCount, Snapshot};
-use clusterops::node::shared::now_ms;
 use common::PrivateRedis;
 
 use clusterops::inspect::sample::{self, LOCKS, NODES, QUEUES, STREAMS};

@@ -57,6 +57,30 @@ async fn status_reports_nodes_leases_locks_lag_backlog_and_dead_letters() {
         .await
         .unwrap()
         .unwrap();
+    // Another client waits for it: the snapshot counts the waiter.
+    let other = RedisLock::connect(&url(&c), ns.clone(), "batch-job-2")
+        .await
+        .unwrap();
+    let waiter = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            other
+                .acquire(
+                    "nightly-report",
+                    Duration::from_secs(30),
+                    Duration::from_secs(60),
+                )
+                .await
+        })
+    };
+    let queued = eventually(Duration::from_secs(10), || async {
+        lock::read_waiters(&mut other.connection(), &ns, "nightly-report")
+            .await
+            .unwrap_or(0)
+            == 1
+    })
+    .await;
+    assert!(queued, "the waiter joined the lock's queue");
     // A dead node's stale lease.
     let mut conn = redis::Client::open(c.ns.url.as_str())
         .unwrap()
@@ -155,6 +179,8 @@ async fn status_reports_nodes_leases_locks_lag_backlog_and_dead_letters() {
         Some(guard.fencing_token())
     );
     assert!(report["ttl_left_ms"].as_i64().unwrap() > 20_000);
+    assert_eq!(report["waiters"], 1, "{report}");
+    waiter.abort();
     let streams = snap["streams"]["data"].as_array().unwrap();
     let reports = streams.iter().find(|s| s["channel"] == "reports").unwrap();
     assert_eq!(reports["length"], 5);

@@ -43,7 +43,7 @@ async fn a_node_without_heartbeats_disappears_after_its_ttl() {
     let ns = TestNs::new("registry");
     let mut c = conn(&ns).await;
     let reg = Registry::new(ns.namespace(), Duration::from_millis(400));
-    let now = clusterops::node::shared::now_ms();
+    let now = clusterops::clock::now_ms();
     reg.heartbeat(&mut c, &record("a", now)).await.unwrap();
     reg.heartbeat(&mut c, &record("b", now)).await.unwrap();
     let entries = reg.read_all(&mut c).await.unwrap();
@@ -59,7 +59,7 @@ async fn a_node_without_heartbeats_disappears_after_its_ttl() {
         other => panic!("{other:?}"),
     }
     tokio::time::sleep(Duration::from_millis(250)).await;
-    reg.heartbeat(&mut c, &record("b", clusterops::node::shared::now_ms()))
+    reg.heartbeat(&mut c, &record("b", clusterops::clock::now_ms()))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -74,7 +74,7 @@ async fn garbage_in_a_registry_key_is_reported_unreadable() {
     let ns = TestNs::new("registry-garbage");
     let mut c = conn(&ns).await;
     let reg = Registry::new(ns.namespace(), Duration::from_secs(5));
-    let now = clusterops::node::shared::now_ms();
+    let now = clusterops::clock::now_ms();
     reg.heartbeat(&mut c, &record("good", now)).await.unwrap();
     let _: () = redis::cmd("ZADD")
         .arg(reg.index_key())

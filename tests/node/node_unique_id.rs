@@ -87,7 +87,7 @@ async fn a_second_node_with_a_live_nodes_id_exits_2_and_the_first_keeps_its_mark
 }
 
 fn record(id: &str, host: &str, pid: u32) -> NodeRecord {
-    let now = clusterops::node::shared::now_ms();
+    let now = clusterops::clock::now_ms();
     NodeRecord {
         node_id: id.into(),
         host: host.into(),
@@ -119,7 +119,7 @@ async fn a_record_left_by_a_dead_process_on_this_host_does_not_block_a_restart()
         .await
         .unwrap();
     let registry = Registry::new(c.ns.namespace(), Duration::from_secs(60));
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host = clusterops::clock::hostname().unwrap_or_default();
     // A pid that is surely gone: a child that has exited and been reaped.
     let mut gone = std::process::Command::new("true").spawn().unwrap();
     gone.wait().unwrap();

@@ -400,7 +400,7 @@ async fn restore_brings_back_a_dropped_table_and_refuses_without_confirmation() 
         .unwrap();
     let _: () = redis::cmd("ZADD")
         .arg(&index)
-        .arg(clusterops::runbook::journal::now_ms())
+        .arg(clusterops::clock::now_ms())
         .arg("app1")
         .query(&mut c)
         .unwrap();

@@ -613,7 +613,7 @@ async fn a_second_operator_is_refused_with_the_holder_and_since_when() {
     let s = setup("rblock", 1, None).await;
     let client = redis::Client::open(s.ns.url.as_str()).unwrap();
     let mut c = client.get_connection().unwrap();
-    let since = journal::now_ms() - 60_000;
+    let since = clusterops::clock::now_ms() - 60_000;
     let held = serde_json::json!({"holder": "runbook 20240101-000000-beef by bob@ops2", "run_id": "other", "since_ms": since});
     redis::cmd("SET")
         .arg(s.cluster.lock_key())
@@ -637,7 +637,7 @@ async fn a_second_operator_is_refused_with_the_holder_and_since_when() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("bob@ops2") && msg.contains(&journal::format_ms(since)),
+        msg.contains("bob@ops2") && msg.contains(&clusterops::clock::datetime(since)),
         "{msg}"
     );
     assert!(s.journal().is_empty(), "nothing was journaled");

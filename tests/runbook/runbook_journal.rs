@@ -373,9 +373,9 @@ fn the_audit_lists_who_decided_what_and_how_each_run_ended() {
 
 #[test]
 fn dates_are_printed_in_utc() {
-    assert_eq!(journal::format_ms(0), "1970-01-01 00:00:00 UTC");
+    assert_eq!(clusterops::clock::datetime(0), "1970-01-01 00:00:00 UTC");
     assert_eq!(
-        journal::format_ms(1_709_528_767_000),
+        clusterops::clock::datetime(1_709_528_767_000),
         "2024-03-04 05:06:07 UTC"
     );
 }

@@ -297,7 +297,7 @@ impl ClusterOps for TestCluster {
     }
 
     async fn set_maintenance(&self, by: &str, reason: &str) -> Result<(), ClusterError> {
-        let flag = serde_json::json!({"by": by, "reason": reason, "since_ms": journal::now_ms()});
+        let flag = serde_json::json!({"by": by, "reason": reason, "since_ms": clusterops::clock::now_ms()});
         let mut c = self.conn.clone();
         redis::cmd("SET")
             .arg(self.maintenance_key())
@@ -362,7 +362,7 @@ impl ClusterOps for TestCluster {
         request: &LockRequest,
     ) -> Result<Box<dyn RunbookLockGuard>, LockAcquireError> {
         let mut c = self.conn.clone();
-        let value = serde_json::json!({"holder": request.holder(), "run_id": request.run_id, "since_ms": journal::now_ms()}).to_string();
+        let value = serde_json::json!({"holder": request.holder(), "run_id": request.run_id, "since_ms": clusterops::clock::now_ms()}).to_string();
         let fail =
             |e: redis::RedisError| LockAcquireError::Failed(ClusterError::new(e.to_string()));
         let set: Option<String> = redis::cmd("SET")

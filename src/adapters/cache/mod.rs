@@ -16,6 +16,7 @@ mod memory;
 mod memory_entries;
 mod redis;
 mod redis_bloom;
+mod redis_bloom_read;
 mod single_flight;
 
 pub use bloom::{BloomParams, MAX_BLOOM_BITS};
@@ -285,12 +286,7 @@ pub(crate) fn validate_ttl(ttl: Option<Duration>) -> Result<Option<u64>, CacheEr
 
 /// Bloom names: 1 to [`MAX_BLOOM_NAME_LEN`] of `A-Z a-z 0-9 _ . -`.
 pub(crate) fn validate_bloom_name(name: &str) -> Result<(), CacheError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_BLOOM_NAME_LEN
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
+    if crate::config::is_plain_name(name, MAX_BLOOM_NAME_LEN) {
         Ok(())
     } else {
         Err(CacheError::InvalidBloom {

@@ -2,9 +2,12 @@
 //! detected once) a filter is a native BF key; without it (plain Redis 7) it
 //! is a bitmap set with SETBIT at k positions computed from client-side
 //! hashes. Either way a meta hash records the parameters so that every node
-//! uses the same ones, and every call is one Lua script (atomic).
+//! uses the same ones, and every call is one Lua script (atomic), except
+//! `exists` on a bitmap filter already seen: one transaction without Lua
+//! (`redis_bloom_read`).
 
 use super::bloom::{BloomParams, HASH_SCHEME, MAX_BLOOM_BITS, MAX_BLOOM_HASHES, item_hashes};
+use super::redis_bloom_read::{ShapeCache, answers, read_pipe, shape_of};
 use super::{CacheError, validate_bloom_name};
 use crate::adapters::hash_tag::tag;
 use crate::adapters::redis_conn::SharedConn;
@@ -130,6 +133,7 @@ pub(crate) struct RedisBlooms {
     reserve: Script,
     bitmap_ops: Script,
     module_ops: Script,
+    shapes: ShapeCache,
 }
 
 /// `<ns>:bloom:{<name>}`: a Bloom filter's data (bitmap or RedisBloom).
@@ -154,6 +158,7 @@ impl RedisBlooms {
             reserve: Script::new(RESERVE_LUA),
             bitmap_ops: Script::new(&format!("{CHECK_LUA}{BITMAP_OPS_LUA}")),
             module_ops: Script::new(&format!("{CHECK_LUA}{MODULE_OPS_LUA}")),
+            shapes: ShapeCache::default(),
         }
     }
 
@@ -296,6 +301,12 @@ impl RedisBlooms {
         validate_bloom_name(name)?;
         let imp = self.implementation().await?;
         let (data, meta) = self.keys(name);
+        if op == "exists"
+            && imp == BloomImpl::Bitmap
+            && let Some(found) = self.fast_exists(name, &data, &meta, items).await?
+        {
+            return Ok(found);
+        }
         let mut inv = match imp {
             BloomImpl::Bitmap => {
                 let mut inv = self.bitmap_ops.prepare_invoke();
@@ -346,12 +357,73 @@ impl RedisBlooms {
                 ),
             });
         }
+        if imp == BloomImpl::Bitmap && self.shapes.get(name).is_none() {
+            self.learn_shape(name, &meta).await;
+        }
         Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// `exists` without Lua, when the filter's shape is known and still
+    /// holds; `None`: ask the checking script.
+    async fn fast_exists(
+        &self,
+        name: &str,
+        data: &str,
+        meta: &str,
+        items: &[&[u8]],
+    ) -> Result<Option<Vec<bool>>, CacheError> {
+        let Some(shape) = self.shapes.get(name) else {
+            return Ok(None);
+        };
+        let pipe = read_pipe(data, meta, shape, items);
+        match pipe
+            .query_async::<Vec<redis::Value>>(&mut self.conn.clone())
+            .await
+        {
+            Ok(replies) => {
+                let found = answers(&replies, shape, items.len());
+                if found.is_none() {
+                    self.shapes.forget(name);
+                }
+                Ok(found)
+            }
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                Err(CacheError::redis("bloom exists", data.to_string(), e))
+            }
+            Err(e) => {
+                if e.to_string()
+                    .to_ascii_lowercase()
+                    .contains("unknown command")
+                {
+                    tracing::debug!("BITFIELD_RO refused ({e}): Bloom reads use the script");
+                    self.shapes.give_up();
+                }
+                self.shapes.forget(name);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Remember the shape of a bitmap filter the script just used (one
+    /// `HMGET`, once per filter); a failure only leaves the fast path off.
+    async fn learn_shape(&self, name: &str, meta: &str) {
+        let reply: redis::RedisResult<redis::Value> = redis::cmd("HMGET")
+            .arg(meta)
+            .arg("impl")
+            .arg("bits")
+            .arg("hashes")
+            .arg("hash")
+            .query_async(&mut self.conn.clone())
+            .await;
+        if let Some(shape) = reply.ok().as_ref().and_then(shape_of) {
+            self.shapes.remember(name, shape);
+        }
     }
 
     pub(crate) async fn delete(&self, name: &str) -> Result<bool, CacheError> {
         validate_bloom_name(name)?;
         let (data, meta) = self.keys(name);
+        self.shapes.forget(name);
         let n: u64 = redis::cmd("UNLINK")
             .arg(&data)
             .arg(&meta)

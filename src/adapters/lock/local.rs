@@ -4,11 +4,9 @@
 
 use super::guard::Lease;
 use super::inspect::LockHolderInfo;
-use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
+use super::waiters::{Acquirer, Attempt, Waiters};
 use super::watchdog::Watchdogs;
-use super::{
-    LockBackend, LockError, LockGuard, unix_ms, validate_name, validate_node_id, validate_ttl,
-};
+use super::{LockError, LockGuard, validate_node_id};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -100,6 +98,12 @@ impl LocalLock {
 }
 
 impl Acquirer for LocalLock {
+    const KIND: &'static str = "local";
+
+    fn acquiring_node(&self) -> &str {
+        &self.inner.node_id
+    }
+
     async fn attempt(
         &self,
         name: &str,
@@ -132,7 +136,7 @@ impl Acquirer for LocalLock {
                 guard_id,
                 token: slot.last_token,
                 expires: now + ttl,
-                acquired_at_ms: unix_ms(),
+                acquired_at_ms: crate::clock::now_ms(),
             });
             slot.last_token
         };
@@ -188,37 +192,6 @@ impl Acquirer for LocalLock {
 
     fn waiters(&self) -> &Arc<Waiters> {
         &self.inner.waiters
-    }
-}
-
-#[async_trait::async_trait]
-impl LockBackend for LocalLock {
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-
-    fn node_id(&self) -> &str {
-        &self.inner.node_id
-    }
-
-    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError> {
-        validate_name(name)?;
-        validate_ttl(ttl)?;
-        Ok(match self.attempt(name, ttl, None).await? {
-            Attempt::Acquired(guard) => Some(guard),
-            Attempt::Held { .. } => None,
-        })
-    }
-
-    async fn acquire(
-        &self,
-        name: &str,
-        ttl: Duration,
-        wait: Duration,
-    ) -> Result<LockGuard, LockError> {
-        validate_name(name)?;
-        validate_ttl(ttl)?;
-        acquire_waiting(self, name, ttl, wait).await
     }
 }
 

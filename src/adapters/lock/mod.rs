@@ -278,14 +278,6 @@ pub(crate) fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Unix time in milliseconds by this node's clock (0 if before 1970).
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// A random 64-bit guard id as 16 lowercase hex digits.
 pub(crate) fn new_guard_id() -> String {
     format!("{:016x}", rand::random::<u64>())

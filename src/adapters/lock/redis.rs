@@ -11,12 +11,9 @@ use super::guard::Lease;
 use super::inspect::{self, ForceReleaseOutcome, LockHolderInfo, LockInspection};
 use super::keys::{fence_key, lock_key, release_channel, wait_key, wait_until_key, wake_channel};
 use super::scripts::{ACQUIRE, LEAVE, RELEASE, RENEW};
-use super::waiters::{Acquirer, Attempt, Waiters, acquire_waiting};
+use super::waiters::{Acquirer, Attempt, Waiters};
 use super::watchdog::Watchdogs;
-use super::{
-    LockBackend, LockError, LockGuard, new_guard_id, ttl_ms, unix_ms, validate_name,
-    validate_node_id, validate_ttl,
-};
+use super::{LockError, LockGuard, new_guard_id, ttl_ms, validate_node_id};
 use crate::adapters::redis_conn::SharedConn;
 use crate::adapters::redis_conn::{self, CONNECT_TIMEOUT};
 use crate::config::{Namespace, SecretUrl};
@@ -223,6 +220,12 @@ async fn listen(
 }
 
 impl Acquirer for RedisLock {
+    const KIND: &'static str = "redis";
+
+    fn acquiring_node(&self) -> &str {
+        &self.inner.node_id
+    }
+
     async fn attempt(
         &self,
         name: &str,
@@ -231,7 +234,12 @@ impl Acquirer for RedisLock {
     ) -> Result<Attempt, LockError> {
         let ns = &self.inner.namespace;
         let key = lock_key(ns, name);
-        let suffix = format!("|{}|{}|{}", unix_ms(), new_guard_id(), self.inner.node_id);
+        let suffix = format!(
+            "|{}|{}|{}",
+            crate::clock::now_ms(),
+            new_guard_id(),
+            self.inner.node_id
+        );
         let mut conn = self.inner.conn.clone();
         self.inner.attempts.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
@@ -344,37 +352,6 @@ fn unexpected(key: &str, script: &str) -> LockError {
     LockError::Unreadable {
         key: key.to_string(),
         reason: format!("unexpected reply to the {script} script"),
-    }
-}
-
-#[async_trait::async_trait]
-impl LockBackend for RedisLock {
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
-    fn node_id(&self) -> &str {
-        &self.inner.node_id
-    }
-
-    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError> {
-        validate_name(name)?;
-        validate_ttl(ttl)?;
-        Ok(match self.attempt(name, ttl, None).await? {
-            Attempt::Acquired(guard) => Some(guard),
-            Attempt::Held { .. } => None,
-        })
-    }
-
-    async fn acquire(
-        &self,
-        name: &str,
-        ttl: Duration,
-        wait: Duration,
-    ) -> Result<LockGuard, LockError> {
-        validate_name(name)?;
-        validate_ttl(ttl)?;
-        acquire_waiting(self, name, ttl, wait).await
     }
 }
 

@@ -4,7 +4,7 @@
 //! share (join the queue, wait for a wake-up or a jittered poll, try again,
 //! until the deadline; leave the queue when giving up or dropped).
 
-use super::{LockError, LockGuard};
+use super::{LockBackend, LockError, LockGuard, validate_name, validate_ttl};
 use parking_lot::Mutex;
 use rand::Rng;
 use std::collections::HashMap;
@@ -38,6 +38,12 @@ pub(crate) enum Attempt {
 
 /// What the shared waiting loop needs from a backend.
 pub(crate) trait Acquirer: Send + Sync {
+    /// [`LockBackend::kind`]: `"local"` or `"redis"`.
+    const KIND: &'static str;
+
+    /// [`LockBackend::node_id`]: the node id this instance acquires as.
+    fn acquiring_node(&self) -> &str;
+
     /// One atomic attempt. `waiter` `Some(id)`: take the lock if it is free
     /// and nobody is queued before `id`, else join (or stay in) its FIFO
     /// queue and refresh the keep-alive. `None` (`try_acquire`, a zero
@@ -118,6 +124,40 @@ impl<A: Acquirer> Drop for Place<'_, A> {
         if self.queued {
             self.backend.leave_later(self.name, &self.id);
         }
+    }
+}
+
+/// Every backend's [`LockBackend`]: the arguments checked the same way,
+/// then one attempt ([`LockBackend::try_acquire`]) or the shared waiting
+/// loop ([`acquire_waiting`]) over the backend's [`Acquirer`].
+#[async_trait::async_trait]
+impl<A: Acquirer + 'static> LockBackend for A {
+    fn kind(&self) -> &'static str {
+        A::KIND
+    }
+
+    fn node_id(&self) -> &str {
+        self.acquiring_node()
+    }
+
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<LockGuard>, LockError> {
+        validate_name(name)?;
+        validate_ttl(ttl)?;
+        Ok(match self.attempt(name, ttl, None).await? {
+            Attempt::Acquired(guard) => Some(guard),
+            Attempt::Held { .. } => None,
+        })
+    }
+
+    async fn acquire(
+        &self,
+        name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<LockGuard, LockError> {
+        validate_name(name)?;
+        validate_ttl(ttl)?;
+        acquire_waiting(self, name, ttl, wait).await
     }
 }
 

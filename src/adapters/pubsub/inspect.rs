@@ -6,10 +6,11 @@
 //! a key that does not match docs/redis-keys.md is reported as unreadable.
 //! Also [`forget_node`], the one writing helper: drop a dead node's cursors.
 
+use super::PubsubError;
 use super::envelope::decode_cursor;
 use super::keys::{Role, SIGNAL_FAMILY, cursors_pattern, parse_key, stream_key};
 use super::reply::{self, bytes, text};
-use super::{PubsubError, now_ms};
+use crate::clock::now_ms;
 use crate::config::Namespace;
 use ::redis::Value;
 use ::redis::aio::ConnectionLike;

@@ -9,8 +9,9 @@
 use super::subscription::{SubSender, Tracker, pair};
 use super::{
     Payload, PubsubError, Signal, SubscribeOptions, Subscription, SyncSignals, check_node_id,
-    now_ms, validate_channel,
+    validate_channel,
 };
+use crate::clock::now_ms;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -210,11 +210,3 @@ pub(crate) fn check_node_id(node: String) -> Result<String, PubsubError> {
         Ok(node)
     }
 }
-
-/// Unix time in milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

@@ -9,10 +9,11 @@
 //! compare-and-delete script on the one `:cursors` key (one slot of a
 //! Redis Cluster): a cursor rewritten since it was read is kept.
 
+use super::PubsubError;
 use super::envelope::decode_cursor_seen;
 use super::keys::{Role, cursors_pattern, parse_key};
 use super::reply;
-use super::{PubsubError, now_ms};
+use crate::clock::now_ms;
 use crate::config::Namespace;
 use ::redis::aio::ConnectionLike;
 use ::redis::{Script, Value};

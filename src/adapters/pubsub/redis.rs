@@ -25,11 +25,12 @@ use super::envelope::{EntryId, Position, encode_envelope};
 use super::redis_reader::Lane;
 use super::subscription::{SubSender, Tracker, pair};
 use super::{
-    Payload, PubsubError, SubscribeOptions, Subscription, SyncSignals, check_node_id, now_ms,
+    Payload, PubsubError, SubscribeOptions, Subscription, SyncSignals, check_node_id,
     validate_channel,
 };
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
+use crate::clock::now_ms;
 use crate::config::{Namespace, SecretUrl};
 use ::redis::Script;
 use parking_lot::Mutex;

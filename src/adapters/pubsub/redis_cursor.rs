@@ -10,9 +10,9 @@
 
 use super::PubsubError;
 use super::envelope::{EntryId, Position, decode_cursor, encode_cursor};
-use super::now_ms;
 use super::redis::{CURSOR_REFRESH, Inner, Written, cursors_key, seq_key, stream_key};
 use super::reply::{self, RawEntry};
+use crate::clock::now_ms;
 use ::redis::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -29,6 +29,7 @@ use super::envelope::{EntryId, Position, decode_entry};
 use super::redis::Inner;
 use super::reply;
 use crate::adapters::redis_conn;
+use crate::backoff::Backoff;
 use ::redis::Value;
 use ::redis::aio::MultiplexedConnection;
 use parking_lot::Mutex;
@@ -124,12 +125,10 @@ async fn open(inner: &Inner, lane: &Lane, key: &str) -> Result<MultiplexedConnec
     Ok(conn)
 }
 
+/// The wait after `failures` failures in a row: from 50 ms doubling, at most
+/// 1.25 s, with jitter so that nodes do not reconnect in lockstep.
 fn backoff(failures: u32) -> Duration {
-    let exp = BACKOFF_MIN.saturating_mul(1 << failures.min(10));
-    let base = exp.min(BACKOFF_MAX);
-    // Up to 25 % jitter so that nodes do not reconnect in lockstep.
-    let jitter = base.mul_f64(rand::random::<f64>() * 0.25);
-    base + jitter
+    Backoff::jittered(BACKOFF_MIN, BACKOFF_MAX + BACKOFF_MAX / 4).delay(failures)
 }
 
 /// The reader task of `lane`: runs until the adapter shuts down.
@@ -203,14 +202,21 @@ pub(crate) async fn run(inner: Arc<Inner>, lane: Arc<Lane>) {
             conn = None;
         }
         match result {
-            Ok(Ok(value)) => {
-                if let Err(e) = dispatch(&inner, &targets, value) {
+            Ok(Ok(value)) => match dispatch(&inner, &targets, value) {
+                // Let the subscriptions just woken run on this worker
+                // before the next read is sent: sending it wakes the
+                // connection's task, which would push them to the back of
+                // the queue (or to another worker thread, which on a busy
+                // host may wait milliseconds for a CPU).
+                Ok(true) => tokio::task::yield_now().await,
+                Ok(false) => {}
+                Err(e) => {
                     tracing::warn!(url = %inner.url, "unexpected XREAD reply ({e}); reading again");
                     if sleep_or_stop(&mut shutdown, BACKOFF_MAX).await {
                         break;
                     }
                 }
-            }
+            },
             Ok(Err(e)) if e.code() == Some("WRONGTYPE") => {
                 // A stream key was replaced by another type: stop reading
                 // that channel for a while, keep reading the others.
@@ -293,9 +299,11 @@ async fn sleep_or_stop(shutdown: &mut tokio::sync::watch::Receiver<bool>, d: Dur
 }
 
 /// Hand the entries of one XREAD reply to the subscriptions, and move each
-/// channel's read position past them (unreadable entries included).
-fn dispatch(inner: &Inner, targets: &[Target], value: Value) -> Result<(), String> {
+/// channel's read position past them (unreadable entries included); true
+/// when a subscription was given a message.
+fn dispatch(inner: &Inner, targets: &[Target], value: Value) -> Result<bool, String> {
     let streams = reply::xread(value)?;
+    let mut delivered = false;
     let mut st = inner.state.lock();
     for (key, entries) in streams {
         let Some(target) = targets.iter().find(|t| t.key == key) else {
@@ -326,7 +334,9 @@ fn dispatch(inner: &Inner, targets: &[Target], value: Value) -> Result<(), Strin
                         }
                         let mut pending = sub.pending.lock();
                         pending.push_back(pos);
-                        if !sub.sender.send(signal.clone()) {
+                        if sub.sender.send(signal.clone()) {
+                            delivered = true;
+                        } else {
                             pending.pop_back();
                         }
                     }
@@ -343,5 +353,5 @@ fn dispatch(inner: &Inner, targets: &[Target], value: Value) -> Result<(), Strin
             }
         }
     }
-    Ok(())
+    Ok(delivered)
 }

@@ -5,9 +5,9 @@
 use super::subscription::{Stop, drain, reap, run_handler};
 use super::{
     DeadLetter, Handler, Message, MessageQueue, PauseFlag, PauseState, QueueError, QueueOptions,
-    QueueStats, Requeue, Subscription, new_message_id, now_ms, validate_concurrency,
-    validate_queue_name,
+    QueueStats, Requeue, Subscription, new_message_id, validate_concurrency, validate_queue_name,
 };
+use crate::clock::now_ms;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -18,6 +18,7 @@ mod rabbitmq_admin;
 mod rabbitmq_consumer;
 mod rabbitmq_topology;
 mod redis;
+mod redis_acks;
 mod redis_consumer;
 mod redis_entries;
 mod redis_janitor;
@@ -37,6 +38,7 @@ pub use redis_janitor::{QueueSweep, RemovedConsumer, consumer_node, sweep_queues
 pub use redis_stats::{QueueReads, read_queue_stats};
 pub use subscription::Subscription;
 
+use crate::clock::now_ms;
 pub use crate::config::RabbitQueueType;
 use crate::config::{Config, QueueAdapter};
 use futures::future::BoxFuture;
@@ -380,12 +382,8 @@ pub async fn from_config_with(
 /// starting with a letter or digit (no `:`, which separates key parts, and
 /// no `{` or `}`: the name is the hash tag of its keys, `<ns>:queue:{<queue>}`).
 pub fn validate_queue_name(name: &str) -> Result<(), QueueError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_QUEUE_NAME_LEN
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok = crate::config::is_plain_name(name, MAX_QUEUE_NAME_LEN)
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -404,14 +402,6 @@ fn validate_concurrency(concurrency: usize) -> Result<(), QueueError> {
 /// A new message id: milliseconds since the epoch and 64 random bits, hex.
 pub(crate) fn new_message_id() -> String {
     format!("{:011x}-{:016x}", now_ms(), rand::random::<u64>())
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// `Instant::now() + d` for a caller's timeout (`QueueOptions`): a `d` the

@@ -7,7 +7,7 @@
 use super::rabbitmq_admin as admin;
 use super::rabbitmq_consumer::{self, ConsumerCtx};
 pub(crate) use super::rabbitmq_topology::{Topology, declare};
-use super::subscription::{Backoff, Stop};
+use super::subscription::{Stop, retrying};
 use super::{
     DeadLetter, Handler, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue, Subscription,
     new_message_id, validate_concurrency, validate_queue_name,
@@ -18,7 +18,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Header: the attempt number of the delivery (1 on the first).
 pub(crate) const H_ATTEMPT: &str = "x-attempt";
@@ -228,36 +228,37 @@ impl RabbitQueue {
 
     /// Run an operation on the publishing session, reconnecting and retrying
     /// while the broker is unreachable (at most `reconnect_timeout`).
-    async fn retrying<T, F, Fut>(
-        &self,
-        topology: Option<&Topology>,
-        mut op: F,
-    ) -> Result<T, QueueError>
+    async fn retrying<T, F, Fut>(&self, topology: Option<&Topology>, op: F) -> Result<T, QueueError>
     where
-        F: FnMut(Arc<Connection>, Channel) -> Fut,
+        F: Fn(Arc<Connection>, Channel) -> Fut,
         Fut: std::future::Future<Output = Result<T, QueueError>>,
     {
-        let deadline = super::instant_after(self.inner.options.reconnect_timeout);
-        let mut backoff = Backoff::new();
-        loop {
+        // What the failed try left to clean before the next one: 1 = its
+        // topology may be half declared, 2 = that and a channel that nacked.
+        let left = AtomicU8::new(0);
+        let (op, left) = (&op, &left);
+        let attempt = || async move {
+            let cleanup = left.swap(0, Ordering::Relaxed);
+            if cleanup > 0
+                && let Some(t) = topology
+            {
+                self.forget_declared(&t.main).await;
+            }
+            if cleanup > 1 {
+                self.close_channel().await;
+            }
             let result = match self.session(topology).await {
                 Ok((conn, channel)) => op(conn, channel).await,
                 Err(e) => Err(e),
             };
-            match result {
-                Err(e) if Instant::now() < deadline && retryable(&e) => {
-                    tracing::debug!(error = %e, "queue: RabbitMQ operation failed, retrying");
-                    if let Some(t) = topology {
-                        self.forget_declared(&t.main).await;
-                    }
-                    if matches!(e, QueueError::NotConfirmed { .. }) {
-                        self.close_channel().await;
-                    }
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                other => return other,
+            if let Err(e) = &result {
+                let nacked = matches!(e, QueueError::NotConfirmed { .. });
+                left.store(if nacked { 2 } else { 1 }, Ordering::Relaxed);
             }
-        }
+            result
+        };
+        let timeout = self.inner.options.reconnect_timeout;
+        retrying(timeout, "RabbitMQ", attempt, retryable).await
     }
 }
 

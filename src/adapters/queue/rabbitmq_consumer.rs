@@ -8,8 +8,9 @@ use super::rabbitmq::{
     declare, open, properties, publish_confirmed,
 };
 use super::rabbitmq_admin::{attempt_of, id_of};
-use super::subscription::{Backoff, Stop, drain, reap, run_handler};
-use super::{Handler, Message, QueueError, now_ms};
+use super::subscription::{Stop, drain, reap, reconnect_backoff, run_handler};
+use super::{Handler, Message, QueueError};
+use crate::clock::now_ms;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -66,7 +67,7 @@ async fn open_session(ctx: &ConsumerCtx) -> Result<Session, QueueError> {
 
 pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let mut tasks = JoinSet::new();
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     let options = ctx.inner.options;
     'connect: loop {
         reap(&mut tasks);

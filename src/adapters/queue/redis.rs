@@ -5,7 +5,7 @@
 use super::redis_consumer::{self, ConsumerCtx};
 use super::redis_entries::{GROUP, Keys, dead_from, is_transient, parse_entries};
 use super::redis_stats::stats_for;
-use super::subscription::{Backoff, Stop};
+use super::subscription::{Stop, retrying};
 use super::{
     DeadLetter, Handler, MessageQueue, PauseFlag, QueueError, QueueOptions, QueueStats, Requeue,
     Subscription, new_message_id, validate_concurrency, validate_queue_name,
@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use redis::{AsyncCommands, RedisError, Script};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// With Sentinel, how long `publish` waits for a replica to confirm.
 pub const REPLICA_WAIT: Duration = Duration::from_millis(1000);
@@ -107,19 +107,14 @@ impl RedisQueue {
         F: FnMut(SharedConn) -> Fut,
         Fut: std::future::Future<Output = Result<T, QueueError>>,
     {
-        let deadline = super::instant_after(self.inner.options.reconnect_timeout);
-        let mut backoff = Backoff::new();
-        loop {
-            match op(self.inner.conn.clone()).await {
-                Err(QueueError::Redis { source, .. })
-                    if is_transient(&source) && Instant::now() < deadline =>
-                {
-                    tracing::debug!(error = %source, "queue: Redis unavailable, retrying");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                other => return other,
-            }
-        }
+        let timeout = self.inner.options.reconnect_timeout;
+        retrying(
+            timeout,
+            "Redis",
+            || op(self.inner.conn.clone()),
+            |e| matches!(e, QueueError::Redis { source, .. } if is_transient(source)),
+        )
+        .await
     }
 
     /// Create the consumer group (from the start of the stream, creating the

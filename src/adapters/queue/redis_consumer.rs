@@ -1,25 +1,27 @@
 //! One Redis consumer: reads its own pending entries first, then new ones
 //! with XREADGROUP BLOCK on a dedicated connection, reclaims entries of dead
 //! consumers with XAUTOCLAIM, keeps its in-flight entries fresh (XCLAIM
-//! JUSTID) so nobody reclaims them, and settles each message: XACK+XDEL,
-//! re-XADD for a retry, or XADD to the dead-letter stream.
+//! JUSTID) so nobody reclaims them, and settles each message: XACK+XDEL
+//! (in batches, sent with the next read: `redis_acks`), re-XADD for a
+//! retry, or XADD to the dead-letter stream.
 
 use super::pause::PauseWatch;
 use super::redis::{Inner, RedisQueue};
+use super::redis_acks::{AckQueue, acker, add_acks, release};
 use super::redis_entries::{
     Entry, GROUP, Keys, is_nogroup, is_transient, message_from, parse_autoclaim, parse_xread,
 };
 use super::redis_poison::{count_deliveries, exhausted};
-use super::subscription::{Backoff, Stop, drain, reap, run_handler};
-use super::{Handler, HandlerResult, Message, now_ms, poison_error};
+use super::subscription::{Stop, drain, reap, reconnect_backoff, run_handler};
+use super::{Handler, HandlerResult, Message, poison_error};
 use crate::adapters::redis_conn::SharedConn;
+use crate::clock::now_ms;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, Script};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -48,7 +50,7 @@ pub(crate) struct ConsumerCtx {
 
 /// Entry ids this consumer holds (handler running, retry waiting, or
 /// acknowledgement under way).
-type Held = Arc<Mutex<HashSet<String>>>;
+pub(crate) type Held = Arc<Mutex<HashSet<String>>>;
 
 /// A helper task of the consumer, aborted when the consumer is dropped
 /// (aborted) and awaited on a clean stop.
@@ -70,8 +72,9 @@ impl Drop for Child {
     }
 }
 
-/// Entry ids whose handler succeeded, for the acker.
-type Acks = mpsc::UnboundedSender<String>;
+/// Entry ids whose handler succeeded, for the reader's next read or the
+/// acker.
+type Acks = Arc<AckQueue>;
 
 /// Where the next read comes from.
 enum Source {
@@ -86,11 +89,11 @@ enum Source {
 pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let held: Held = Arc::default();
     let _heartbeat = Child(Some(tokio::spawn(heartbeat(ctx.clone(), held.clone()))));
-    let (acks, acks_rx) = mpsc::unbounded_channel();
+    let acks: Acks = Arc::default();
     let acker = Child(Some(tokio::spawn(acker(
         ctx.clone(),
         held.clone(),
-        acks_rx,
+        acks.clone(),
     ))));
     let slots = Arc::new(Semaphore::new(ctx.concurrency));
     let mut tasks = JoinSet::new();
@@ -99,7 +102,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     let mut history = Some("0".to_string());
     let mut claim_cursor = "0-0".to_string();
     let mut next_claim = Instant::now();
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     let options = ctx.inner.options;
     let reclaim_every = (options.visibility_timeout / 2).max(Duration::from_millis(50));
     let mut pause = PauseWatch::new(options.poll_interval);
@@ -161,7 +164,17 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
             None => Source::New,
         };
         let count = permits.len();
-        let result = read(conn, &ctx, &source, count, &claim_cursor).await;
+        // Acknowledgements ride along with a read of new entries.
+        let batch = match source {
+            Source::New => acks.take(),
+            _ => Vec::new(),
+        };
+        let result = read(conn, &ctx, &source, count, &claim_cursor, &batch).await;
+        if result.is_ok() {
+            release(&held, &batch);
+        } else {
+            acks.put_back(batch);
+        }
         let entries = match result {
             Ok((entries, cursor)) => {
                 backoff.reset();
@@ -220,7 +233,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
         }
     }
     let abandoned = drain(&mut tasks, options.shutdown_timeout).await;
-    drop(acks);
+    acks.close();
     acker.join().await;
     if abandoned > 0 {
         tracing::warn!(queue = %ctx.queue, abandoned, "queue consumer stopped with unfinished handlers; their messages will be redelivered");
@@ -243,6 +256,7 @@ async fn read(
     source: &Source,
     count: usize,
     claim_cursor: &str,
+    acks: &[String],
 ) -> Result<(Vec<Entry>, Option<String>), ReadError> {
     let options = &ctx.inner.options;
     let mut cmd = match source {
@@ -278,7 +292,15 @@ async fn read(
         Source::New => cmd.arg(">"),
         Source::Reclaim => &mut cmd,
     };
-    let v: redis::Value = cmd.query_async(conn).await.map_err(ReadError::Redis)?;
+    let v: redis::Value = if acks.is_empty() {
+        cmd.query_async(conn).await.map_err(ReadError::Redis)?
+    } else {
+        let mut pipe = redis::pipe();
+        add_acks(&mut pipe, &ctx.keys.stream, acks);
+        pipe.add_command(cmd);
+        let (v,): (redis::Value,) = pipe.query_async(conn).await.map_err(ReadError::Redis)?;
+        v
+    };
     let (mut entries, cursor) = match source {
         Source::New => return Ok((parse_xread(v).map_err(ReadError::Garbage)?, None)),
         Source::History(_) => (parse_xread(v).map_err(ReadError::Garbage)?, None),
@@ -318,7 +340,7 @@ fn dispatch(
             // from the group.
             None => {
                 drop(permit);
-                let _ = acks.send(entry_id);
+                acks.push(entry_id);
                 return;
             }
             Some(fields) => match message_from(&ctx.queue, &entry_id, &fields) {
@@ -329,11 +351,18 @@ fn dispatch(
                 }
                 Ok(msg) => {
                     let result = run_handler(&ctx.handler, msg.clone()).await;
+                    if result.is_ok() {
+                        // Queued before the slot is free, so the read the
+                        // free slot starts carries it. Whoever sends it
+                        // removes it from `held`.
+                        acks.push(entry_id);
+                        drop(permit);
+                        return;
+                    }
                     drop(permit);
                     match outcome(&ctx, msg, result, &mut stop).await {
-                        // The acker removes it from `held` once sent.
                         Settle::Ack => {
-                            let _ = acks.send(entry_id);
+                            acks.push(entry_id);
                             return;
                         }
                         other => settle(&ctx, &entry_id, other).await,
@@ -435,9 +464,9 @@ async fn settle(ctx: &ConsumerCtx, entry_id: &str, how: Settle) {
 /// Run a settling MULTI, retrying while Redis is unreachable (at most
 /// `reconnect_timeout`); after that the entries stay pending and are
 /// redelivered.
-async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
+pub(crate) async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
     let deadline = super::instant_after(ctx.inner.options.reconnect_timeout);
-    let mut backoff = Backoff::new();
+    let mut backoff = reconnect_backoff();
     loop {
         let mut conn = ctx.conn.clone();
         match pipe.query_async::<()>(&mut conn).await {
@@ -449,33 +478,6 @@ async fn run_settle(ctx: &ConsumerCtx, pipe: &redis::Pipeline, entry_id: &str) {
                 tracing::warn!(queue = %ctx.queue, entry = entry_id, error = %e, "queue consumer could not settle a message; it will be redelivered");
                 return;
             }
-        }
-    }
-}
-
-/// Acknowledge successful messages in batches: whatever has accumulated
-/// while the previous batch was on the wire goes in one MULTI (XACK ids…,
-/// XDEL ids…). An entry leaves `held` once its acknowledgement is sent (or
-/// given up, and then redelivered).
-async fn acker(ctx: Arc<ConsumerCtx>, held: Held, mut rx: mpsc::UnboundedReceiver<String>) {
-    let key = &ctx.keys.stream;
-    let mut batch: Vec<String> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < 1000 {
-            match rx.try_recv() {
-                Ok(id) => batch.push(id),
-                Err(_) => break,
-            }
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("XACK").arg(key).arg(GROUP).arg(&batch).ignore();
-        pipe.cmd("XDEL").arg(key).arg(&batch).ignore();
-        run_settle(&ctx, &pipe, &batch[0]).await;
-        let mut h = held.lock();
-        for id in batch.drain(..) {
-            h.remove(&id);
         }
     }
 }

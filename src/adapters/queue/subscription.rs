@@ -4,6 +4,8 @@
 //! bounded wait for in-flight handlers.
 
 use super::{Handler, HandlerResult, Message, PauseState, QueueError};
+use crate::backoff::{Backoff, Retries};
+use backon::Retryable;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -176,23 +178,58 @@ pub(crate) fn reap(tasks: &mut JoinSet<()>) {
     while tasks.try_join_next().is_some() {}
 }
 
-/// Exponential backoff for reconnect loops: 50 ms doubling to 2 s.
-#[derive(Debug)]
-pub(crate) struct Backoff(Duration);
+/// The backoff of the queue's reconnect loops (consumers and publishers):
+/// from 50 ms doubling, at most 2 s, with jitter so that the consumers of
+/// every node come back spread out after a Redis or RabbitMQ restart, not
+/// all in the same instant.
+pub(crate) fn reconnect_backoff() -> Retries {
+    RECONNECT.start()
+}
 
-impl Backoff {
-    pub(crate) fn new() -> Self {
-        Self(Duration::from_millis(50))
-    }
+const RECONNECT: Backoff = Backoff::jittered(Duration::from_millis(50), Duration::from_secs(2));
 
-    /// The next delay.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(2));
-        d
-    }
+/// Run `op` again while it fails with an error `transient` accepts, for at
+/// most `timeout` (`QueueOptions::reconnect_timeout`), waiting the
+/// reconnect backoff between tries: the publishers' and acknowledgements'
+/// retry loop on every backend. `server` names what was unreachable in the
+/// debug log.
+pub(crate) async fn retrying<T, F, Fut>(
+    timeout: Duration,
+    server: &'static str,
+    op: F,
+    transient: impl Fn(&QueueError) -> bool,
+) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueueError>>,
+{
+    let deadline = super::instant_after(timeout);
+    op.retry(RECONNECT.policy())
+        .sleep(tokio::time::sleep)
+        .when(|e| transient(e) && std::time::Instant::now() < deadline)
+        .notify(|e, _| tracing::debug!(error = %e, "queue: {server} unavailable, retrying"))
+        .await
+}
 
-    pub(crate) fn reset(&mut self) {
-        self.0 = Duration::from_millis(50);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_consumers_reconnect_after_different_delays() {
+        // Two consumers that lost the same Redis at the same moment: with
+        // jitter their waits differ, so they do not all come back at once.
+        let (mut a, mut b) = (reconnect_backoff(), reconnect_backoff());
+        let a: Vec<Duration> = (0..8).map(|_| a.next_delay()).collect();
+        let b: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
+        assert_ne!(a, b);
+        let differing = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        assert!(differing >= 6, "{a:?} vs {b:?}");
+        for d in a.iter().chain(&b) {
+            assert!(
+                *d >= Duration::from_millis(50) && *d <= Duration::from_secs(2),
+                "{d:?}"
+            );
+        }
     }
 }

@@ -120,15 +120,8 @@ impl Endpoint {
             ));
         };
         let fail = |e: String| ConnectError::new(self.masked(), e);
-        let seed = connection_info(
-            &target.tls,
-            host,
-            *port,
-            0,
-            target.username.clone(),
-            target.password.as_ref().map(|p| p.0.clone()),
-        )
-        .map_err(fail)?;
+        let seed =
+            connection_info(&target.tls, Server::data(target, host, *port, 0)).map_err(fail)?;
         let mut builder = ClusterClientBuilder::new(vec![seed])
             .connection_timeout(super::CONNECT_TIMEOUT)
             .response_timeout(super::RESPONSE_TIMEOUT)
@@ -163,33 +156,48 @@ impl Endpoint {
             } => (username.clone(), password.as_ref().map(|p| p.0.clone())),
             Topology::Direct { .. } => (None, None),
         };
-        build(&self.inner.target.tls, host, port, 0, username, password)
-            .map_err(|e| ConnectError::new(self.masked(), e))
+        let sentinel = Server {
+            host,
+            port,
+            db: 0,
+            username,
+            password,
+        };
+        build(&self.inner.target.tls, sentinel).map_err(|e| ConnectError::new(self.masked(), e))
     }
 }
 
 /// A client for the data node `host:port` in database `db`, with the URL's
 /// credentials and TLS.
 fn data_client(target: &RedisTarget, host: &str, port: u16, db: i64) -> Result<Client, String> {
-    build(
-        &target.tls,
-        host,
-        port,
-        db,
-        target.username.clone(),
-        target.password.as_ref().map(|p| p.0.clone()),
-    )
+    build(&target.tls, Server::data(target, host, port, db))
 }
 
-fn build(
-    tls: &Option<TlsSettings>,
-    host: &str,
+/// One server to connect to: its address, database and credentials.
+struct Server<'a> {
+    host: &'a str,
     port: u16,
     db: i64,
     username: Option<String>,
     password: Option<String>,
-) -> Result<Client, String> {
-    let info = connection_info(tls, host, port, db, username, password)?;
+}
+
+impl<'a> Server<'a> {
+    /// A data node of `target` (Redis itself, not a sentinel): the URL's
+    /// credentials.
+    fn data(target: &RedisTarget, host: &'a str, port: u16, db: i64) -> Self {
+        Self {
+            host,
+            port,
+            db,
+            username: target.username.clone(),
+            password: target.password.as_ref().map(|p| p.0.clone()),
+        }
+    }
+}
+
+fn build(tls: &Option<TlsSettings>, server: Server<'_>) -> Result<Client, String> {
+    let info = connection_info(tls, server)?;
     match tls.as_ref().map(tls_certificates).transpose()?.flatten() {
         Some(certs) => Client::build_with_tls(info, certs).map_err(|e| e.to_string()),
         None => Client::open(info).map_err(|e| e.to_string()),
@@ -199,12 +207,15 @@ fn build(
 /// The address, credentials and database of one server.
 fn connection_info(
     tls: &Option<TlsSettings>,
-    host: &str,
-    port: u16,
-    db: i64,
-    username: Option<String>,
-    password: Option<String>,
+    server: Server<'_>,
 ) -> Result<ConnectionInfo, String> {
+    let Server {
+        host,
+        port,
+        db,
+        username,
+        password,
+    } = server;
     let addr = match tls {
         None => ConnectionAddr::Tcp(host.to_string(), port),
         Some(t) => ConnectionAddr::TcpTls {

@@ -2,6 +2,7 @@
 //! `(unix seconds - 1605024000) << 21 | worker_id << 16 | sequence`,
 //! always below 2^53 so JavaScript numbers hold it exactly.
 
+use crate::clock::rfc3339;
 use serde::Serialize;
 
 /// The epoch, unix seconds: 1605024000 = 2020-11-10T16:00:00Z (midnight of
@@ -88,34 +89,6 @@ pub fn decode_str(input: &str) -> Result<DecodedId, DecodeError> {
         // Only digits: the only failure left is overflow of u128.
         Err(_) => Err(DecodeError::TooLarge(u128::MAX)),
     }
-}
-
-/// A unix second as RFC 3339 UTC, `YYYY-MM-DDThh:mm:ssZ`.
-pub fn rfc3339(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
-    let rem = unix_seconds % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the era to start on 0000-03-01 so leap days fall at year end.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

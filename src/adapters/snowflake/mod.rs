@@ -9,13 +9,14 @@ mod tests;
 
 pub use layout::{
     DecodeError, DecodedId, EPOCH_UNIX_SECONDS, LAST_UNIX_SECOND, MAX_ID, MAX_OFFSET_SECONDS,
-    MAX_SEQUENCE, SEQUENCE_BITS, TIMESTAMP_BITS, WORKER_BITS, compose, decode, decode_str, rfc3339,
+    MAX_SEQUENCE, SEQUENCE_BITS, TIMESTAMP_BITS, WORKER_BITS, compose, decode, decode_str,
 };
 
 use crate::adapters::worker_id::WorkerLease;
+use crate::clock::rfc3339;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The longest the generator waits for its clock (a step back, or a reused
 /// worker ID's `last_ts`); beyond it, it refuses.
@@ -34,9 +35,7 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Duration {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
+        crate::clock::since_epoch()
     }
 }
 

@@ -60,14 +60,11 @@ pub struct HolderInfo {
 impl HolderInfo {
     /// A new holder value for `node` in this process.
     pub fn for_this_process(node: &str) -> Self {
-        let acquired_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
+        let acquired_at_ms = crate::clock::now_ms();
         Self {
             node: node.to_string(),
             pid: std::process::id(),
-            host: host_name(),
+            host: crate::clock::hostname().unwrap_or_else(|| "unknown".to_string()),
             acquired_at_ms,
             token: format!("{:016x}", rand::random::<u64>()),
         }
@@ -83,15 +80,6 @@ impl HolderInfo {
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// What went wrong with a worker-ID lease.

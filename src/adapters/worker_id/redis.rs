@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use redis::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -249,13 +249,6 @@ async fn renew_loop(shared: Arc<Shared>) {
     }
 }
 
-fn unix_secs_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -270,7 +263,7 @@ impl Shared {
     /// The `last_ts` this holder asks to persist: a second no ID issued
     /// before the lease is next renewed (or fenced) can exceed.
     fn cap_now(&self) -> u64 {
-        unix_secs_now() + ceil_secs(self.ttl)
+        crate::clock::now_secs() + ceil_secs(self.ttl)
     }
 
     fn ttl_ms(&self) -> u64 {
@@ -371,7 +364,7 @@ impl Shared {
         self.lease.install(id, floor, cap, self.deadline(sent));
         self.lease.set_unconfirmed(false);
         *self.held.lock() = Some(Held { id, value });
-        if floor >= unix_secs_now() {
+        if floor >= crate::clock::now_secs() {
             tracing::info!(
                 node = %self.node,
                 worker_id = id,

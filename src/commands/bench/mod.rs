@@ -30,7 +30,8 @@ pub enum BenchCommand {
     /// Message queue: messages/s end to end through the adapter vs. the raw client.
     Queue(queue::QueueBenchArgs),
     /// One inspector snapshot of 32 nodes / 1,000 locks / 10 streams / 10
-    /// queues vs a raw pipelined read of the same keys.
+    /// queues (or the sizes given, a curve) vs a raw pipelined read of the
+    /// same keys.
     Status(status::StatusBenchArgs),
     /// The reference node's cached read path (GET /api/records/{id}) on a
     /// three-node cluster vs. the nodes' bare health check.

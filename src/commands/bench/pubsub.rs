@@ -9,7 +9,7 @@ use clusterops::adapters::redis_conn;
 use clusterops::config::{Namespace, SecretUrl};
 use color_eyre::eyre::{Result, eyre};
 use serde_json::json;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const CHANNEL: &str = "bench";
 const WARMUP: usize = 200;
@@ -26,10 +26,7 @@ pub struct PubsubArgs {
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    u64::try_from(clusterops::clock::since_epoch().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Latency percentiles (µs) and throughput of one variant.

@@ -1,7 +1,8 @@
 //! `clusterops bench render`: the time to draw each console view at 160x48
-//! into ratatui's TestBackend from a large snapshot (32 nodes, 1,000 locks,
-//! 10 streams read by every node, 10 queues). Baseline: a frame that only
-//! fills the same screen with one paragraph, measured in the same run.
+//! into ratatui's TestBackend from a large snapshot (32 nodes, 1,000 locks
+//! or `--locks`, 10 streams read by every node, 10 queues). Baseline: a
+//! frame that only fills the same screen with one paragraph, measured in the
+//! same run.
 
 use clusterops::console::action::Action;
 use clusterops::console::app::{App, AppOptions};
@@ -20,6 +21,9 @@ pub struct RenderArgs {
     /// Frames drawn per view.
     #[arg(long, default_value_t = 2000)]
     frames: u32,
+    /// Held locks in the snapshot.
+    #[arg(long, default_value_t = 1000)]
+    locks: u64,
 }
 
 fn time(frames: u32, mut draw: impl FnMut()) -> f64 {
@@ -44,7 +48,7 @@ pub fn run(args: RenderArgs) -> Result<i32> {
         refresh: Duration::from_secs(2),
     };
     let mut app = App::new(options, None, tx, Default::default());
-    let large = sample::large();
+    let large = sample::large_with_locks(args.locks);
     for i in (0..60u64).rev() {
         let mut s = large.clone();
         s.taken_at_ms -= i * 2_000;
@@ -82,7 +86,7 @@ pub fn run(args: RenderArgs) -> Result<i32> {
     let out = serde_json::json!({
         "bench": "render",
         "screen": format!("{w}x{h}"),
-        "snapshot": { "nodes": 32, "locks": 1000, "streams": 10, "readers_per_stream": 32, "queues": 10 },
+        "snapshot": { "nodes": 32, "locks": args.locks, "streams": 10, "readers_per_stream": 32, "queues": 10 },
         "frames_per_view": frames,
         "us_per_frame": per_view,
         "worst_us_per_frame": (worst * 10.0).round() / 10.0,

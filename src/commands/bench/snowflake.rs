@@ -11,7 +11,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, clap::Args)]
 pub struct SnowflakeArgs {
@@ -35,15 +35,9 @@ pub struct SnowflakeArgs {
     saturation_secs: u64,
 }
 
-fn unix_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 /// Sleep until just after the next second boundary; return that second.
 async fn next_second() -> u64 {
-    let now = unix_now();
+    let now = clusterops::clock::since_epoch();
     let next = now.as_secs() + 1;
     tokio::time::sleep(Duration::from_secs(next) - now + Duration::from_millis(2)).await;
     next

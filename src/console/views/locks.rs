@@ -1,6 +1,8 @@
 //! Locks: every held lock, longest-held first (holder, age, TTL left,
 //! fencing token, waiters); long-held locks and dead holders highlighted.
-//! `X` asks to force-release the selected lock.
+//! `X` asks to force-release the selected lock. The sorted, filtered row
+//! order is kept until the next snapshot or filter, so a frame of a cluster
+//! with 10,000 locks costs only its visible rows.
 
 use super::table::{self, Col, TableNav, TableSpec};
 use super::{Ctx, View};
@@ -18,6 +20,17 @@ use ratatui::widgets::Cell;
 #[derive(Debug, Default)]
 pub struct Locks {
     nav: TableNav,
+    rows: Option<Rows>,
+}
+
+/// The rows of one snapshot under one filter: indices into its locks,
+/// longest-held first, and the longest name among them.
+#[derive(Debug)]
+struct Rows {
+    seq: u64,
+    filter: String,
+    order: Vec<usize>,
+    longest_name: usize,
 }
 
 const COLS: [Col; 6] = [
@@ -30,26 +43,47 @@ const COLS: [Col; 6] = [
 ];
 
 impl Locks {
-    /// Matching locks, longest-held first.
-    fn rows<'s>(&self, snap: &'s Snapshot) -> Vec<&'s LockView> {
-        let Some(locks) = snap.locks.ok() else {
-            return vec![];
-        };
-        let mut rows: Vec<&LockView> = locks
-            .iter()
-            .filter(|l| self.nav.matches(&[&l.name, &l.holder]))
+    /// Matching locks (indices into the snapshot's locks), longest-held
+    /// first; computed once per snapshot (`seq`) and filter.
+    fn rows(&mut self, snap: &Snapshot, seq: u64) -> &Rows {
+        let stale = self
+            .rows
+            .as_ref()
+            .is_none_or(|r| r.seq != seq || r.filter != self.nav.filter);
+        if stale {
+            self.rows = None;
+        }
+        self.rows
+            .get_or_insert_with(|| Self::compute(&self.nav, snap, seq))
+    }
+
+    fn compute(nav: &TableNav, snap: &Snapshot, seq: u64) -> Rows {
+        let locks: &[LockView] = snap.locks.ok().map_or(&[], Vec::as_slice);
+        let mut order: Vec<usize> = (0..locks.len())
+            .filter(|&i| nav.matches(&[&locks[i].name, &locks[i].holder]))
             .collect();
-        rows.sort_by(|a, b| b.age_ms.cmp(&a.age_ms).then_with(|| a.name.cmp(&b.name)));
-        rows
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (&locks[a], &locks[b]);
+            b.age_ms.cmp(&a.age_ms).then_with(|| a.name.cmp(&b.name))
+        });
+        let longest_name = table::longest(order.iter().map(|&i| locks[i].name.as_str()));
+        Rows {
+            seq,
+            filter: nav.filter.clone(),
+            order,
+            longest_name,
+        }
     }
 }
 
 impl View for Locks {
     fn handle_key(&mut self, key: KeyEvent, snap: &Snapshot, ctx: &Ctx) -> Option<Action> {
-        let rows = self.rows(snap);
+        let len = self.rows(snap, ctx.snapshot_seq).order.len();
         if key.code == KeyCode::Char('X') && ctx.actions_enabled {
-            self.nav.clamp(rows.len());
-            let l = rows.get(self.nav.selected)?;
+            self.nav.clamp(len);
+            let selected = self.nav.selected;
+            let i = *self.rows(snap, ctx.snapshot_seq).order.get(selected)?;
+            let l = snap.locks.ok()?.get(i)?;
             return Some(Action::Ask(Operation::ForceReleaseLock {
                 name: l.name.clone(),
                 holder: l.holder.clone(),
@@ -58,29 +92,31 @@ impl View for Locks {
                 age_ms: l.age_ms,
             }));
         }
-        self.nav
-            .handle(&key, rows.len(), 10)
-            .then_some(Action::Render)
+        self.nav.handle(&key, len, 10).then_some(Action::Render)
     }
 
     fn draw(&mut self, frame: &mut Frame, area: Rect, snap: &Snapshot, ctx: &Ctx) {
         let Some(all) = table::data_or_message(frame, area, "Locks", &snap.locks, ctx.theme) else {
             return;
         };
-        let rows = self.rows(snap);
+        let seq = ctx.snapshot_seq;
+        self.rows(snap, seq);
+        let Some(rows) = self.rows.as_ref() else {
+            return;
+        };
         let t = ctx.theme;
-        let title = table::title("Locks", &self.nav, rows.len(), all.len(), t);
+        let title = table::title("Locks", &self.nav, rows.order.len(), all.len(), t);
         let mut cols = COLS;
-        cols[0] = cols[0].wanting(table::longest(rows.iter().map(|l| l.name.as_str())));
+        cols[0] = cols[0].wanting(rows.longest_name);
         let spec = TableSpec {
             title,
             cols: &cols,
-            len: rows.len(),
+            len: rows.order.len(),
             empty: "no lock is held",
             focused: true,
         };
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
-            let l = rows[i];
+            let l = &all[rows.order[i]];
             let long = l.age_ms >= LONG_HELD_LOCK_MS;
             let holder = if l.holder_live {
                 Cell::from(l.holder.clone())

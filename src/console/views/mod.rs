@@ -147,6 +147,10 @@ pub struct Ctx<'a> {
     pub theme: &'a Theme,
     /// Now, unix ms (for "ago").
     pub now_ms: u64,
+    /// Which snapshot this is: bumped with each one received, so a view
+    /// may keep what it derived from the snapshot (sorted rows) until the
+    /// next one.
+    pub snapshot_seq: u64,
     /// Totals of recent snapshots.
     pub history: &'a History,
     /// Per queue and stream backlogs of the last minute (trend, drain).

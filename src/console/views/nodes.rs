@@ -238,7 +238,7 @@ fn details<'a>(n: &NodeView, snap: &Snapshot, ctx: &Ctx) -> Vec<Line<'a>> {
             w,
             format!(
                 "{} (up {})",
-                format::datetime(n.started_at_ms),
+                crate::clock::datetime(n.started_at_ms),
                 format::age(snap.taken_at_ms.saturating_sub(n.started_at_ms))
             ),
             t,

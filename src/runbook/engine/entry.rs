@@ -9,7 +9,7 @@ use crate::runbook::plan::StepKind;
 use crate::runbook::{RunOutcome, Runbook, RunbookError};
 
 fn new_run_id() -> String {
-    let stamp: String = journal::format_ms(journal::now_ms())
+    let stamp: String = crate::clock::datetime(crate::clock::now_ms())
         .chars()
         .filter(|c| c.is_ascii_digit())
         .collect();

@@ -192,7 +192,7 @@ impl Processes {
         let pf = PidFile {
             pid,
             version: version.to_string(),
-            started_at_ms: crate::runbook::journal::now_ms(),
+            started_at_ms: crate::clock::now_ms(),
             proc_start: proc_start(pid),
         };
         let json = serde_json::to_string(&pf).map_err(|e| fail(e.to_string()))?;
