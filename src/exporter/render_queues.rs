@@ -3,6 +3,7 @@
 //! servers (reachable, version, warnings). Pure, like [`super::render`].
 
 use super::text::{Exposition, Kind};
+use crate::inspect::instances;
 use crate::inspect::server_warnings::server_warnings;
 use crate::inspect::{Snapshot, Source};
 
@@ -123,15 +124,17 @@ pub(super) fn servers(e: &mut Exposition, snap: &Snapshot) {
             1.0,
         );
     }
+    // Per server process, not per URL: one Redis used through five
+    // databases has its warnings once.
     let mut f = e.family(
         "clusterops_server_warnings",
         Kind::Gauge,
-        "What to fix on each server (eviction policy, no bloom filters, Sentinel or Redis Cluster not whole), as the console's Servers view lists it.",
+        "What to fix on each server instance (eviction policy, no bloom filters, Sentinel or Redis Cluster not whole), as the console's Servers view lists it.",
     );
-    for s in &snap.servers {
+    for i in instances::group(&snap.servers) {
         f.count(
-            &[("kind", &s.kind), ("server", &s.url)],
-            server_warnings(s).len() as u64,
+            &[("kind", i.kind), ("instance", &i.address)],
+            server_warnings(i.facts()).len() as u64,
         );
     }
     type Get = fn(&crate::inspect::ServerView) -> Option<u64>;

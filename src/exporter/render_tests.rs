@@ -216,7 +216,7 @@ fn a_snapshot_becomes_one_gauge_per_fact_an_operator_alerts_on() {
     let s = "{kind=\"redis\",server=\"redis://:***@10.0.0.5:6379/0\"}";
     assert_eq!(v(&format!("clusterops_server_up{s}")), 1.0);
     assert_eq!(
-        v(&format!("clusterops_server_warnings{s}")),
+        v("clusterops_server_warnings{kind=\"redis\",instance=\"10.0.0.5:6379\"}"),
         1.0,
         "allkeys-lru"
     );
