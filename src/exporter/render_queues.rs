@@ -41,6 +41,18 @@ pub(super) fn streams(e: &mut Exposition, snap: &Snapshot) {
             }
         }
     }
+    let mut f = e.family(
+        "clusterops_stream_reader_oldest_unhandled_age_seconds",
+        Kind::Gauge,
+        "Age of the oldest entry a lagging reader has not handled (its lag as time); absent when caught up.",
+    );
+    for s in streams {
+        for r in &s.readers {
+            if let Some(age) = r.oldest_unhandled_age_ms {
+                f.millis(&[("channel", &s.channel), ("node", &r.node_id)], age);
+            }
+        }
+    }
 }
 
 pub(super) fn queues(e: &mut Exposition, snap: &Snapshot) {
@@ -85,6 +97,27 @@ pub(super) fn queues(e: &mut Exposition, snap: &Snapshot) {
         if let Some(age) = q.oldest_in_flight_age_ms {
             f.millis(&[("queue", &q.name), ("backend", &q.backend)], age);
         }
+    }
+    let mut f = e.family(
+        "clusterops_queue_oldest_unhandled_age_seconds",
+        Kind::Gauge,
+        "Age of the oldest message not yet acknowledged, waiting or in flight (the backlog as time); absent when empty or unknown.",
+    );
+    for q in queues {
+        if let Some(age) = q.oldest_age_ms {
+            f.millis(&[("queue", &q.name), ("backend", &q.backend)], age);
+        }
+    }
+    let mut f = e.family(
+        "clusterops_queue_paused",
+        Kind::Gauge,
+        "1 while the queue's consumers are paused on every node (clusterops queue pause), else 0.",
+    );
+    for q in queues {
+        f.count(
+            &[("queue", &q.name), ("backend", &q.backend)],
+            u64::from(q.paused.is_some()),
+        );
     }
     let mut f = e.family(
         "clusterops_queue_acks_per_second",

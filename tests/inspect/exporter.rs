@@ -252,6 +252,14 @@ async fn the_exporter_serves_a_live_cluster_and_promtool_accepts_it() {
     let q = "{queue=\"exports\",backend=\"redis\"}";
     assert_eq!(v(&format!("clusterops_queue_waiting{q}")), 5.0);
     assert_eq!(v(&format!("clusterops_queue_dead_letters{q}")), 0.0);
+    // The backlog as time: the oldest of the 5 waiting jobs, published
+    // during this test; and the queue is not paused.
+    let oldest = v(&format!("clusterops_queue_oldest_unhandled_age_seconds{q}"));
+    assert!(
+        (0.0..600.0).contains(&oldest),
+        "oldest unhandled age {oldest}"
+    );
+    assert_eq!(v(&format!("clusterops_queue_paused{q}")), 0.0);
     assert_eq!(v("clusterops_verdict{verdict=\"degraded\"}"), 1.0);
     assert!(
         body.contains(&format!("server=\"redis://{}:***@", user.name)),
