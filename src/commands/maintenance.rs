@@ -3,14 +3,14 @@
 //! `redis-cli`), changed through [`clusterops::operate::LiveActions`] and
 //! recorded in the same audit file as the console's actions.
 
-use super::EnvArgs;
+use super::{EnvArgs, audited};
 use clusterops::adapters::redis_conn;
 use clusterops::clock::datetime;
 use clusterops::clock::now_ms;
 use clusterops::config::Config;
 use clusterops::console::format::age;
 use clusterops::node::maintenance::{self, MaintenanceRead};
-use clusterops::operate::{ClusterActions, LiveActions, default_audit_path, operator};
+use clusterops::operate::ClusterActions;
 use color_eyre::eyre::Result;
 use std::path::PathBuf;
 
@@ -118,14 +118,6 @@ fn describe(flag: &MaintenanceRead, now: u64) -> String {
     }
 }
 
-fn actions(config: Config, audit_file: Option<PathBuf>) -> LiveActions {
-    LiveActions::new(
-        config,
-        operator(),
-        audit_file.unwrap_or_else(default_audit_path),
-    )
-}
-
 async fn on(args: OnArgs) -> Result<i32> {
     let reason = args.reason.trim();
     if reason.is_empty() || reason.contains('\n') {
@@ -143,9 +135,9 @@ async fn on(args: OnArgs) -> Result<i32> {
         );
         return Ok(0);
     }
-    let live = actions(config, args.audit_file);
+    let live = audited::live_actions(config, args.audit_file);
     let outcome = live.set_maintenance(reason).await;
-    Ok(report(&live, outcome))
+    Ok(audited::report("maintenance", &live, outcome))
 }
 
 async fn off(args: OffArgs) -> Result<i32> {
@@ -158,24 +150,9 @@ async fn off(args: OffArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("was {}", describe(&flag, now_ms()));
-    let live = actions(config, args.audit_file);
+    let live = audited::live_actions(config, args.audit_file);
     let outcome = live.clear_maintenance().await;
-    Ok(report(&live, outcome))
-}
-
-/// Print a change's outcome (and where it was recorded); the exit code.
-fn report(live: &LiveActions, outcome: std::result::Result<String, String>) -> i32 {
-    match outcome {
-        Ok(done) => {
-            println!("{done}");
-            println!("audit: {}", live.audit_path().display());
-            0
-        }
-        Err(why) => {
-            eprintln!("error: maintenance: {why}");
-            1
-        }
-    }
+    Ok(audited::report("maintenance", &live, outcome))
 }
 
 async fn status(args: StatusArgs) -> Result<i32> {

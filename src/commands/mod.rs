@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand. Each returns the process
 //! exit code; errors are reported by `color-eyre` at the edge.
 
+mod audited;
 mod backup;
 mod bench;
 mod check;

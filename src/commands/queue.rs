@@ -4,13 +4,13 @@
 //! changed through [`clusterops::operate::LiveActions`] and recorded in the
 //! same audit file as the console's actions.
 
-use super::EnvArgs;
+use super::{EnvArgs, audited};
 use clusterops::adapters::queue::{self, MessageQueue, PauseFlag};
 use clusterops::clock::{datetime, now_ms};
 use clusterops::config::{Config, QueueAdapter};
 use clusterops::console::format::age;
 use clusterops::inspect::{Inspector, Source};
-use clusterops::operate::{ClusterActions, LiveActions, default_audit_path, operator};
+use clusterops::operate::ClusterActions;
 use color_eyre::eyre::Result;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,28 +126,6 @@ fn describe(name: &str, flag: &Option<PauseFlag>, now: u64) -> String {
     }
 }
 
-fn actions(config: Config, audit_file: Option<PathBuf>) -> LiveActions {
-    LiveActions::new(
-        config,
-        operator(),
-        audit_file.unwrap_or_else(default_audit_path),
-    )
-}
-
-fn report(live: &LiveActions, outcome: std::result::Result<String, String>) -> i32 {
-    match outcome {
-        Ok(done) => {
-            println!("{done}");
-            println!("audit: {}", live.audit_path().display());
-            0
-        }
-        Err(why) => {
-            eprintln!("error: queue: {why}");
-            1
-        }
-    }
-}
-
 async fn pause(args: PauseArgs) -> Result<i32> {
     let reason = args.reason.trim();
     if reason.is_empty() || reason.contains('\n') {
@@ -158,9 +136,9 @@ async fn pause(args: PauseArgs) -> Result<i32> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let live = actions(config, args.audit_file);
+    let live = audited::live_actions(config, args.audit_file);
     let outcome = live.pause_queue(&args.name, reason).await;
-    Ok(report(&live, outcome))
+    Ok(audited::report("queue", &live, outcome))
 }
 
 async fn resume(args: ResumeArgs) -> Result<i32> {
@@ -184,9 +162,9 @@ async fn resume(args: ResumeArgs) -> Result<i32> {
         // An unreadable flag pauses the consumers: resuming deletes it.
         Err(e) => println!("was paused (unreadable flag: {e})"),
     }
-    let live = actions(config, args.audit_file);
+    let live = audited::live_actions(config, args.audit_file);
     let outcome = live.resume_queue(&args.name).await;
-    Ok(report(&live, outcome))
+    Ok(audited::report("queue", &live, outcome))
 }
 
 async fn status(args: StatusArgs) -> Result<i32> {
