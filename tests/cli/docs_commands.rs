@@ -314,3 +314,44 @@ fn list_the_commands_found() {
         }
     }
 }
+
+/// The operator guide says how many checks `clusterops check` runs, in
+/// words; it must be the number the binary knows.
+#[test]
+fn the_operator_guide_counts_the_checks_there_are() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(root.join("docs/operator-guide.md")).unwrap();
+    let flat = guide.split_whitespace().collect::<Vec<_>>().join(" ");
+    let marker = "the deployment guide's preflight: ";
+    let at = flat.find(marker).expect("the check command's paragraph") + marker.len();
+    let said = flat[at..].split(" checks").next().unwrap();
+    let units = [
+        "", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let number = |n: usize| match n {
+        10..=19 => [
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ][n - 10]
+            .to_string(),
+        20..=29 if n.is_multiple_of(10) => "twenty".to_string(),
+        20..=29 => format!("twenty-{}", units[n % 10]),
+        30..=39 if n.is_multiple_of(10) => "thirty".to_string(),
+        30..=39 => format!("thirty-{}", units[n % 10]),
+        n => n.to_string(),
+    };
+    let known = clusterops::inspect::check_allow::CHECK_IDS.len();
+    assert_eq!(
+        said,
+        number(known),
+        "docs/operator-guide.md says {said} checks; the binary has {known}"
+    );
+}
