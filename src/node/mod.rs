@@ -12,6 +12,7 @@ pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod migrations;
+pub mod options;
 pub mod pg;
 pub mod registry;
 pub mod routes;
