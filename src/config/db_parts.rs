@@ -16,15 +16,12 @@ const PART: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// The parts' variables, in the order the guide lists them.
-pub const DB_PART_VARIABLES: &[&str] = &[
-    "DB_DIALECT",
-    "DB_HOST",
-    "DB_PORT",
-    "DB_DATABASE",
-    "DB_USER",
-    "DB_PASSWORD",
-];
+/// The parts' variables, in the order the guide lists them: the six that
+/// follow `DB_URL` in [`super::VARIABLES`] (one list of names, not two).
+pub const DB_PART_VARIABLES: &[&str] = super::VARIABLES.split_at(DB_PARTS_AT).1.split_at(6).0;
+
+/// Where `DB_DIALECT` stands in [`super::VARIABLES`].
+const DB_PARTS_AT: usize = 16;
 
 /// A database URL made from the parts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +131,14 @@ pub fn db_url_from_parts<'a>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_part_variables_are_the_six_after_db_url() {
+        let all = super::super::VARIABLES;
+        assert_eq!(all[super::DB_PARTS_AT - 1], "DB_URL");
+        assert_eq!(super::DB_PART_VARIABLES.first(), Some(&"DB_DIALECT"));
+        assert_eq!(super::DB_PART_VARIABLES.last(), Some(&"DB_PASSWORD"));
+    }
+
     use super::*;
     use std::collections::BTreeMap;
 

@@ -57,6 +57,18 @@ pub struct ConsoleOptions {
     pub config: Option<crate::config::Config>,
 }
 
+impl ConsoleOptions {
+    /// What the app needs of these options.
+    fn app_options(&self) -> AppOptions {
+        AppOptions {
+            read_only: self.read_only,
+            theme: self.theme.clone(),
+            source_label: self.source_label.clone(),
+            refresh: self.refresh,
+        }
+    }
+}
+
 /// Optional parts of a console.
 #[derive(Default)]
 pub struct Extras {
@@ -96,17 +108,7 @@ pub async fn run_contexts(
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let refresh = Arc::new(Notify::new());
     let poller = source::spawn_poller(contexts.source(), options.refresh, snap_tx, refresh.clone());
-    let mut app = App::new(
-        AppOptions {
-            read_only: options.read_only,
-            theme: options.theme,
-            source_label: options.source_label,
-            refresh: options.refresh,
-        },
-        contexts.actions(),
-        out_tx,
-        refresh,
-    );
+    let mut app = App::new(options.app_options(), contexts.actions(), out_tx, refresh);
     app.set_contexts(contexts);
     tracing::info!(
         read_only = options.read_only,
@@ -134,17 +136,7 @@ pub async fn run_with(
         .map(|feed| run_feed::spawn_run_poller(feed, run_refresh(options.refresh), out_tx.clone()));
     let refresh = Arc::new(Notify::new());
     let poller = source::spawn_poller(source, options.refresh, snap_tx, refresh.clone());
-    let mut app = App::new(
-        AppOptions {
-            read_only: options.read_only,
-            theme: options.theme,
-            source_label: options.source_label,
-            refresh: options.refresh,
-        },
-        actions,
-        out_tx,
-        refresh,
-    );
+    let mut app = App::new(options.app_options(), actions, out_tx, refresh);
     if let Some(config) = options.config {
         app.set_checks_config(config);
     }

@@ -7,6 +7,7 @@ use super::workload::{Counters, NODE_IDS, NodeControl, Workload, workload};
 use crate::adapters::lock::{LockBackend, RedisLock};
 use crate::adapters::pubsub::{RedisSignals, SyncSignals};
 use crate::adapters::queue::{MessageQueue, QueueOptions, RedisQueue, RetryPolicy};
+use crate::adapters::redis_conn::scan_page;
 use crate::config::Config;
 use parking_lot::Mutex;
 use std::path::PathBuf;
@@ -184,15 +185,7 @@ impl RedisDemo {
             let pattern = self.config.namespace.pattern("*");
             let mut cursor = 0u64;
             loop {
-                let Ok((next, keys)): redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await
-                else {
+                let Ok((next, keys)) = scan_page(&mut conn, cursor, &pattern, 1000).await else {
                     break;
                 };
                 if !keys.is_empty() {

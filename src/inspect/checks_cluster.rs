@@ -226,19 +226,11 @@ mod tests {
     fn a_healthy_cluster_passes_and_a_master_without_replica_warns() {
         let s = snap(true);
         let st = cluster_state(&s);
-        assert_eq!(st.status, CheckStatus::Pass, "{}", st.reason);
-        assert!(
-            st.reason.contains("16384/16384 slots ok on 3 masters"),
-            "{}",
-            st.reason
-        );
+        st.assert_reason_contains(CheckStatus::Pass, "16384/16384 slots ok on 3 masters");
         let r = cluster_replicas(&s);
-        assert_eq!(r.status, CheckStatus::Warn, "{}", r.reason);
-        assert!(
-            r.reason
-                .contains("master 10.0.0.33:6379 (slots 10923-16383) has no replica"),
-            "{}",
-            r.reason
+        r.assert_reason_contains(
+            CheckStatus::Warn,
+            "master 10.0.0.33:6379 (slots 10923-16383) has no replica",
         );
     }
 
@@ -272,12 +264,7 @@ mod tests {
     fn adapters_sharing_a_clusters_only_database_are_not_warned_about() {
         let config = crate::config::Config::all_redis("redis://10.0.0.31:6379/0", "c").unwrap();
         let r = crate::inspect::checks::separate_redis_databases(&config, &snap(true));
-        assert_eq!(r.status, CheckStatus::Pass, "{}", r.reason);
-        assert!(
-            r.reason.starts_with("5 adapter URL(s) on a Redis Cluster"),
-            "{}",
-            r.reason
-        );
+        r.assert_reason_starts(CheckStatus::Pass, "5 adapter URL(s) on a Redis Cluster");
         let r = crate::inspect::checks::separate_redis_databases(&config, &snap(false));
         assert_eq!(r.status, CheckStatus::Warn, "{}", r.reason);
     }

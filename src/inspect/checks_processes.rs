@@ -95,12 +95,9 @@ mod tests {
     #[test]
     fn single_process_hosts_pass_with_the_count() {
         let r = process_capacity(&snap(vec![on("a", "a1", None), on("b", "b1", None)]));
-        assert_eq!(r.status, CheckStatus::Pass, "{}", r.reason);
-        assert!(
-            r.reason
-                .starts_with("2 host(s) × up to 1 process(es) = 2 of 32"),
-            "{}",
-            r.reason
+        r.assert_reason_starts(
+            CheckStatus::Pass,
+            "2 host(s) × up to 1 process(es) = 2 of 32",
         );
     }
 
@@ -114,12 +111,9 @@ mod tests {
             on("other", "o1", None),
         ];
         let r = process_capacity(&snap(nodes));
-        assert_eq!(r.status, CheckStatus::Warn, "{}", r.reason);
-        assert!(
-            r.reason
-                .starts_with("3 host(s) × up to 12 processes (big) = 36 nodes"),
-            "{}",
-            r.reason
+        r.assert_reason_starts(
+            CheckStatus::Warn,
+            "3 host(s) × up to 12 processes (big) = 36 nodes",
         );
         // Exactly 32 is fine.
         let nodes = vec![on("a", "a-0", Some(16)), on("b", "b-0", Some(16))];
@@ -132,12 +126,7 @@ mod tests {
         nodes.extend((0..4).map(|i| on(&format!("h{i}"), &format!("h{i}"), None)));
         assert_eq!(processes_per_host(&nodes).get("a"), Some(&9));
         let r = process_capacity(&snap(nodes));
-        assert_eq!(r.status, CheckStatus::Warn, "{}", r.reason);
-        assert!(
-            r.reason.contains("5 host(s) × up to 9 processes (a) = 45"),
-            "{}",
-            r.reason
-        );
+        r.assert_reason_contains(CheckStatus::Warn, "5 host(s) × up to 9 processes (a) = 45");
     }
 
     #[test]

@@ -495,6 +495,21 @@ pub struct CheckResult {
     pub reason: String,
 }
 
+#[cfg(test)]
+impl CheckResult {
+    /// Test helper: the status is `status` and the reason starts with `prefix`.
+    pub(crate) fn assert_reason_starts(&self, status: CheckStatus, prefix: &str) {
+        assert_eq!(self.status, status, "{}", self.reason);
+        assert!(self.reason.starts_with(prefix), "{}", self.reason);
+    }
+
+    /// Test helper: the status is `status` and the reason contains `part`.
+    pub(crate) fn assert_reason_contains(&self, status: CheckStatus, part: &str) {
+        assert_eq!(self.status, status, "{}", self.reason);
+        assert!(self.reason.contains(part), "{}", self.reason);
+    }
+}
+
 /// The cluster at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

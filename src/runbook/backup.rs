@@ -199,12 +199,7 @@ pub async fn backup(
         stderr: String::new(),
     })?;
     // The dump holds every row of the database: readable by its owner only.
-    let mut out = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&part)
+    let mut out = super::backup_store::create_private(&part)
         .await
         .map_err(io(&part, "create it"))?;
     let mut hasher = Sha256::new();

@@ -51,12 +51,7 @@ pub async fn backup(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(io_err(dir, "create the folder"))?;
-    let mut out = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&part)
+    let mut out = create_private(&part)
         .await
         .map_err(io_err(&part, "create it"))?;
     out.write_all(&bytes)
@@ -116,4 +111,16 @@ pub async fn verify_file(file: &Path) -> Result<String, BackupError> {
             reason: format!("not JSON: {e}"),
         }),
     }
+}
+
+/// Create (or empty) `path` for writing, readable by its owner only: a
+/// backup holds every row of the database.
+pub(super) async fn create_private(path: &Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await
 }

@@ -99,13 +99,7 @@ impl RedisCache {
         let mut cursor: u64 = 0;
         let mut deleted: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
+            let (next, keys) = redis_conn::scan_page(&mut conn, cursor, &pattern, SCAN_COUNT)
                 .await
                 .map_err(|e| CacheError::redis("SCAN", &pattern, e))?;
             if !keys.is_empty() {

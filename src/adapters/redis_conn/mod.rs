@@ -59,6 +59,24 @@ impl ConnectError {
     }
 }
 
+/// One page of `SCAN cursor MATCH pattern COUNT count`: the next cursor (0
+/// when the scan is done) and this page's keys.
+pub async fn scan_page(
+    conn: &mut impl redis::aio::ConnectionLike,
+    cursor: u64,
+    pattern: &str,
+    count: usize,
+) -> redis::RedisResult<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await
+}
+
 /// One line for a client error, with a hint for TLS certificate problems.
 pub fn describe(e: &RedisError) -> String {
     let text = e.to_string().replace('\n', " ");

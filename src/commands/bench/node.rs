@@ -9,6 +9,7 @@
 //! node processes.
 
 use super::node_load::{self, LoadReport, Target};
+use clusterops::adapters::redis_conn::scan_page;
 use clusterops::config::{Namespace, SecretUrl};
 use clusterops::node::pg::pg_error_text as pg_error;
 use serde_json::json;
@@ -472,13 +473,7 @@ impl Resources {
         let pattern = self.ns.pattern("*");
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
+            let (next, keys) = scan_page(&mut conn, cursor, &pattern, 1000)
                 .await
                 .map_err(|e| format!("SCAN {pattern}: {e}"))?;
             if !keys.is_empty() {

@@ -56,13 +56,7 @@ impl View for Events {
         let t = ctx.theme;
         let title = table::title("Events", &self.nav, rows.len(), ctx.events.len(), t);
         let empty = "no change noticed yet (events appear as snapshots arrive and actions finish)";
-        let spec = TableSpec {
-            title,
-            cols: &COLS,
-            len: rows.len(),
-            empty,
-            focused: true,
-        };
+        let spec = TableSpec::focused(title, &COLS, rows.len(), empty);
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
             let e = rows[i];
             let style = match e.level {

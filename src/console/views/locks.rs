@@ -108,13 +108,7 @@ impl View for Locks {
         let title = table::title("Locks", &self.nav, rows.order.len(), all.len(), t);
         let mut cols = COLS;
         cols[0] = cols[0].wanting(rows.longest_name);
-        let spec = TableSpec {
-            title,
-            cols: &cols,
-            len: rows.order.len(),
-            empty: "no lock is held",
-            focused: true,
-        };
+        let spec = TableSpec::focused(title, &cols, rows.order.len(), "no lock is held");
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
             let l = &all[rows.order[i]];
             let long = l.age_ms >= LONG_HELD_LOCK_MS;

@@ -69,14 +69,8 @@ impl Nodes {
 
 impl View for Nodes {
     fn handle_key(&mut self, key: KeyEvent, snap: &Snapshot, _ctx: &Ctx) -> Option<Action> {
-        if self.detail.is_some() {
-            return match key.code {
-                KeyCode::Esc | KeyCode::Enter => {
-                    self.detail = None;
-                    Some(Action::Render)
-                }
-                _ => None,
-            };
+        if let Some(outcome) = table::close_overlay(&mut self.detail, &key) {
+            return outcome;
         }
         let rows = self.rows(snap);
         if key.code == KeyCode::Enter {
@@ -99,13 +93,7 @@ impl View for Nodes {
         let mut cols = COLS;
         cols[0] = cols[0].wanting(table::longest(rows.iter().map(|n| n.id.node_id.as_str())));
         cols[9] = cols[9].wanting(table::longest(rows.iter().map(|n| n.id.http_addr.as_str())));
-        let spec = TableSpec {
-            title,
-            cols: &cols,
-            len: rows.len(),
-            empty: "no node is registered",
-            focused: true,
-        };
+        let spec = TableSpec::focused(title, &cols, rows.len(), "no node is registered");
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
             let n = rows[i];
             let drift =

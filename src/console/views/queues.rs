@@ -73,14 +73,8 @@ impl Queues {
 
 impl View for Queues {
     fn handle_key(&mut self, key: KeyEvent, snap: &Snapshot, ctx: &Ctx) -> Option<Action> {
-        if self.dead.is_some() {
-            return match key.code {
-                KeyCode::Esc | KeyCode::Enter => {
-                    self.dead = None;
-                    Some(Action::Render)
-                }
-                _ => None,
-            };
+        if let Some(outcome) = table::close_overlay(&mut self.dead, &key) {
+            return outcome;
         }
         let rows = self.rows(snap);
         self.nav.clamp(rows.len());
@@ -155,13 +149,7 @@ impl View for Queues {
         let title = table::title("Queues", &self.nav, rows.len(), all.len(), t);
         let mut cols = COLS;
         cols[0] = cols[0].wanting(table::longest(rows.iter().map(|q| q.name.as_str())));
-        let spec = TableSpec {
-            title,
-            cols: &cols,
-            len: rows.len(),
-            empty: "no queue",
-            focused: true,
-        };
+        let spec = TableSpec::focused(title, &cols, rows.len(), "no queue");
         table::draw_table(frame, area, spec, &mut self.nav, t, |i| {
             let q = rows[i];
             let starving = q.consumers == 0 && q.waiting > 0;

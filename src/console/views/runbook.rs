@@ -402,13 +402,7 @@ impl View for Runbook {
             COLS[7],
         ];
         let steps_title = table::title("Steps", &self.nav, run.steps.len(), run.steps.len(), t);
-        let spec = TableSpec {
-            title: steps_title,
-            cols: &cols,
-            len: run.steps.len(),
-            empty: "no step",
-            focused: true,
-        };
+        let spec = TableSpec::focused(steps_title, &cols, run.steps.len(), "no step");
         let now = ctx.now_ms;
         table::draw_table(frame, steps_area, spec, &mut self.nav, t, |i| {
             let s = &run.steps[i];

@@ -67,13 +67,12 @@ impl View for Servers {
         let title = table::title("Servers", &self.nav, rows.len(), total, t);
         let mut cols = COLS;
         cols[1] = cols[1].wanting(table::longest(rows.iter().map(|i| i.address.as_str())));
-        let spec = TableSpec {
+        let spec = TableSpec::focused(
             title,
-            cols: &cols,
-            len: rows.len(),
-            empty: "no shared server (memory/local adapters only)",
-            focused: true,
-        };
+            &cols,
+            rows.len(),
+            "no shared server (memory/local adapters only)",
+        );
         table::draw_table(frame, top, spec, &mut self.nav, t, |i| {
             let inst = &rows[i];
             let s = inst.facts();

@@ -85,13 +85,7 @@ impl View for Streams {
         let mut channel_cols = CHANNEL_COLS;
         channel_cols[0] =
             channel_cols[0].wanting(table::longest(rows.iter().map(|s| s.channel.as_str())));
-        let spec = TableSpec {
-            title,
-            cols: &channel_cols,
-            len: rows.len(),
-            empty: "no sync-signal stream",
-            focused: true,
-        };
+        let spec = TableSpec::focused(title, &channel_cols, rows.len(), "no sync-signal stream");
         table::draw_table(frame, top, spec, &mut self.nav, t, |i| {
             let s = rows[i];
             let max_lag = s

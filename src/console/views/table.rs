@@ -2,6 +2,7 @@
 //! match the `/` filter, columns that drop out (least important first) when
 //! the terminal is narrow, and the message shown when a source is unreadable.
 
+use crate::console::action::Action;
 use crate::console::theme::Theme;
 use crate::inspect::Source;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -191,6 +192,33 @@ pub struct TableSpec<'a> {
     pub empty: &'a str,
     /// Whether the selected row is highlighted.
     pub focused: bool,
+}
+
+impl<'a> TableSpec<'a> {
+    /// A table whose selected row is highlighted (the usual case).
+    pub fn focused(title: Line<'a>, cols: &'a [Col], len: usize, empty: &'a str) -> Self {
+        TableSpec {
+            title,
+            cols,
+            len,
+            empty,
+            focused: true,
+        }
+    }
+}
+
+/// While an overlay is open, Esc or Enter closes it and every other key is
+/// ignored: `Some(what the view returns)`. `None` when no overlay is open, so
+/// the view handles the key itself.
+pub fn close_overlay<T>(overlay: &mut Option<T>, key: &KeyEvent) -> Option<Option<Action>> {
+    overlay.as_ref()?;
+    Some(match key.code {
+        KeyCode::Esc | KeyCode::Enter => {
+            *overlay = None;
+            Some(Action::Render)
+        }
+        _ => None,
+    })
 }
 
 /// Draw a bordered table showing only the rows that fit; `row(i)` gives the
