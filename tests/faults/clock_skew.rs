@@ -187,8 +187,16 @@ fn step(
     offset: &str,
     within: Duration,
 ) -> Result<Option<(u64, u64, String)>, String> {
+    // Written beside it and renamed over it: libfaketime re-reads the file
+    // on every clock call (FAKETIME_NO_CACHE), and a plain write lets it
+    // read the truncated, empty file between the truncation and the write,
+    // a clock at offset 0 for a moment.
+    // A block that ended before this step is not this step's.
+    let _ = issuer.new_lines();
+    let fresh = file.with_extension("new");
+    std::fs::write(&fresh, offset).map_err(|e| format!("{}: {e}", fresh.display()))?;
     at_subsecond(200);
-    std::fs::write(file, offset).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::rename(&fresh, file).map_err(|e| format!("{}: {e}", file.display()))?;
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         for line in issuer.new_lines() {
