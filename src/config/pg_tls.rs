@@ -6,7 +6,7 @@
 
 use super::SecretUrl;
 use super::tls_files::{read_certs, read_key, read_roots, system_roots};
-use super::tls_verify::{AcceptAnyCert, ChainOnly, ring_provider};
+use super::tls_verify::{LibpqVerifier, ring_provider};
 use rustls::{ClientConfig, RootCertStore};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -259,11 +259,11 @@ fn build(url: &SecretUrl) -> Result<PgConnectConfig, PgTlsProblem> {
         Some(roots) if verified => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(
-                ChainOnly::new(Arc::new(roots), provider).map_err(PgTlsProblem::Url)?,
+                LibpqVerifier::chain_only(Arc::new(roots), provider).map_err(PgTlsProblem::Url)?,
             )),
         _ => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert::new(provider))),
+            .with_custom_certificate_verifier(Arc::new(LibpqVerifier::accept_any(provider))),
     };
     let tls = match client {
         Some((certs, key)) => {

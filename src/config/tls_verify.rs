@@ -1,7 +1,8 @@
 //! The two weaker server-certificate checks libpq offers and rustls does
-//! not: none at all (`sslmode=require`, `prefer`) and the chain without the
-//! host name (`sslmode=verify-ca`). Both still check the handshake
-//! signatures with the ring provider's algorithms.
+//! not, in one verifier ([`LibpqVerifier`]): none at all (`sslmode=require`,
+//! `prefer`) and the chain without the host name (`sslmode=verify-ca`).
+//! Both still check the handshake signatures with the ring provider's
+//! algorithms.
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -15,30 +16,63 @@ pub fn ring_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Accepts any server certificate: the connection is encrypted, not
-/// authenticated (libpq's `sslmode=require` without a root certificate).
+/// The server-certificate check of libpq's weaker modes: with no roots,
+/// any certificate is accepted (`sslmode=require` without a root
+/// certificate: the connection is encrypted, not authenticated); with
+/// roots, the chain is checked but not the host name (`sslmode=verify-ca`:
+/// the WebPKI verifier, with only a name mismatch forgiven). The handshake
+/// signatures are checked with `provider`'s algorithms either way.
 #[derive(Debug)]
-pub struct AcceptAnyCert {
+pub struct LibpqVerifier {
     provider: Arc<CryptoProvider>,
+    /// `None`: any certificate is accepted.
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-impl AcceptAnyCert {
-    /// With the signature algorithms of `provider`.
-    pub fn new(provider: Arc<CryptoProvider>) -> Self {
-        Self { provider }
+impl LibpqVerifier {
+    /// Accept any certificate, with the signature algorithms of `provider`.
+    pub fn accept_any(provider: Arc<CryptoProvider>) -> Self {
+        Self {
+            provider,
+            chain: None,
+        }
+    }
+
+    /// Verify the chain against `roots` with `provider`'s algorithms, not
+    /// the host name.
+    pub fn chain_only(
+        roots: Arc<RootCertStore>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, String> {
+        let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
+        Ok(Self {
+            provider,
+            chain: Some(chain),
+        })
     }
 }
 
-impl ServerCertVerifier for AcceptAnyCert {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            // The chain was verified before the name was looked at.
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -73,71 +107,6 @@ impl ServerCertVerifier for AcceptAnyCert {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// Checks the chain against the roots but not the host name (libpq's
-/// `sslmode=verify-ca`): the WebPKI verifier, with only a name mismatch
-/// forgiven.
-#[derive(Debug)]
-pub struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ChainOnly {
-    /// Verify against `roots` with `provider`'s algorithms.
-    pub fn new(roots: Arc<RootCertStore>, provider: Arc<CryptoProvider>) -> Result<Self, String> {
-        let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
-            .build()
-            .map_err(|e| format!("cannot build the certificate verifier: {e}"))?;
-        Ok(Self { inner })
-    }
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            // The chain was verified before the name was looked at.
-            Err(Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 
