@@ -1,9 +1,9 @@
 //! A Redis Cluster URL's part of a snapshot. First the shard map (`CLUSTER
 //! SLOTS`, one request through the cluster connection); then, all at once,
 //! every master on its own connection with the request a lone server gets
-//! ([`server_read::read_cluster_node`]: `INFO`, `CLUSTER INFO`, the `SCAN`
-//! of that master's own keys and the reads of the keys its last SCAN found,
-//! pipelined on that node, [`Prepared`] kept per master; one more request
+//! ([`server_read::read`] of a [`Target::cluster_node`]: `INFO`, `CLUSTER
+//! INFO`, the `SCAN` of that master's own keys and the reads of the keys its
+//! last SCAN found, pipelined on that node, [`Prepared`] kept per master; one more request
 //! when its keys changed). The 32 worker-ID leases, which share one slot,
 //! go in the request of that slot's master (were they spread over slots,
 //! they would be read through the cluster connection, which sends each
@@ -15,7 +15,7 @@ use super::cluster_merge;
 use super::cluster_view::ClusterView;
 use super::counted::{Counted, Requests};
 use super::plan::{Prepared, Roles};
-use super::server_read::{self, ServerRead};
+use super::server_read::{self, ServerRead, Target};
 use super::servers::unreachable_view;
 use super::types::ServerView;
 use crate::adapters::hash_tag::key_slot;
@@ -155,8 +155,12 @@ pub(super) async fn read(
         };
         let read = match node {
             Ok(mut node) => {
-                let read =
-                    server_read::read_cluster_node(&mut node, ns, node_roles, prepared).await;
+                let target = Target {
+                    ns,
+                    roles: node_roles,
+                    cluster_node: true,
+                };
+                let read = server_read::read(&mut node, target, prepared).await;
                 (read, Some(node))
             }
             Err(e) => (Err(e), None),

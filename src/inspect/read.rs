@@ -8,7 +8,7 @@
 use super::counted::{Counted, Requests};
 use super::persistence::Persistence;
 use super::plan::Prepared;
-use super::server_read::{self, Roles};
+use super::server_read::{self, Roles, Target};
 use super::topology::TopologyView;
 use super::types::*;
 use super::{cluster_read, convert, drift, health, servers, topology_read};
@@ -118,7 +118,12 @@ impl Inspector {
                     }
                     Ok(mut conn) => {
                         let prepared = self.prepared.lock().get(s.url.expose()).cloned();
-                        let read = server_read::read(&mut conn, ns, s.roles, prepared).await;
+                        let target = Target {
+                            ns,
+                            roles: s.roles,
+                            cluster_node: false,
+                        };
+                        let read = server_read::read(&mut conn, target, prepared).await;
                         (read, Some(conn.server()).filter(|a| !a.is_empty()), None)
                     }
                     Err(e) => (Err(e), None, None),

@@ -60,7 +60,7 @@ pub struct ServerRead {
     /// when the SCAN failed, so the next read starts afresh.
     pub next: Option<Arc<Prepared>>,
     /// The `CLUSTER INFO` text, on a master of a Redis Cluster
-    /// ([`read_cluster_node`]).
+    /// ([`Target::cluster_node`]).
     pub cluster_info: Option<Result<String, String>>,
 }
 
@@ -110,30 +110,17 @@ async fn scan_rest<C: ConnectionLike + Send>(
     Ok(keys)
 }
 
-/// Read everything `roles` says this server holds, for namespace `ns`,
-/// starting with `prepared` (the last read's [`ServerRead::next`]; `None`
-/// on a first read). `Err` only when the server cannot be read at all
-/// (down, timeout); a failing command or a garbage key is kept to its own
-/// role or entry.
-pub async fn read<C: ConnectionLike + Send>(
-    conn: &mut C,
-    ns: &Namespace,
-    roles: Roles,
-    prepared: Option<Arc<Prepared>>,
-) -> Result<ServerRead, String> {
-    read_with(conn, ns, roles, prepared, false).await
-}
-
-/// [`read`] on one master of a Redis Cluster, over a connection to that
-/// node alone: its SCAN finds its own keys, which are read there; the first
-/// request also asks `CLUSTER INFO` ([`ServerRead::cluster_info`]).
-pub async fn read_cluster_node<C: ConnectionLike + Send>(
-    conn: &mut C,
-    ns: &Namespace,
-    roles: Roles,
-    prepared: Option<Arc<Prepared>>,
-) -> Result<ServerRead, String> {
-    read_with(conn, ns, roles, prepared, true).await
+/// Which server a read is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The cluster's namespace.
+    pub ns: &'a Namespace,
+    /// What this server holds.
+    pub roles: Roles,
+    /// One master of a Redis Cluster, over a connection to that node
+    /// alone: its SCAN finds its own keys, which are read there; the first
+    /// request also asks `CLUSTER INFO` ([`ServerRead::cluster_info`]).
+    pub cluster_node: bool,
 }
 
 /// A text reply (`INFO`, `CLUSTER INFO`), or why not.
@@ -146,14 +133,16 @@ fn text_reply(what: &str, reply: &Value) -> Result<String, String> {
     }
 }
 
-async fn read_with<C: ConnectionLike + Send>(
+/// Read everything `target` says this server holds, starting with
+/// `prepared` (the last read's [`ServerRead::next`]; `None` on a first
+/// read). `Err` only when the server cannot be read at all (down, timeout);
+/// a failing command or a garbage key is kept to its own role or entry.
+pub async fn read<C: ConnectionLike + Send>(
     conn: &mut C,
-    ns: &Namespace,
-    roles: Roles,
+    target: Target<'_>,
     prepared: Option<Arc<Prepared>>,
-    cluster: bool,
 ) -> Result<ServerRead, String> {
-    let mut out = read_parts(conn, ns, roles, prepared, cluster).await?;
+    let mut out = read_parts(conn, target, prepared).await?;
     // A lagging reader's lag as time: one more request, only when one lags.
     if let Some(Ok(streams)) = &mut out.streams {
         let now = (out.info.as_ref())
@@ -167,21 +156,26 @@ async fn read_with<C: ConnectionLike + Send>(
 
 async fn read_parts<C: ConnectionLike + Send>(
     conn: &mut C,
-    ns: &Namespace,
-    roles: Roles,
+    target: Target<'_>,
     prepared: Option<Arc<Prepared>>,
-    cluster: bool,
 ) -> Result<ServerRead, String> {
+    let Target {
+        ns,
+        roles,
+        cluster_node,
+    } = target;
     let fresh = |keys: Vec<Vec<u8>>| {
         let plan = Prepared::new(ns, roles, keys);
-        if cluster {
+        if cluster_node {
             plan.with_cluster_info()
         } else {
             plan
         }
     };
     let plan = match prepared {
-        Some(plan) if plan.fits(ns, roles) && plan.cluster_info_at.is_some() == cluster => plan,
+        Some(plan) if plan.fits(ns, roles) && plan.cluster_info_at.is_some() == cluster_node => {
+            plan
+        }
         _ => Arc::new(fresh(Vec::new())),
     };
     // Request 1: the fixed keys, INFO, the first SCAN and the known keys.
