@@ -250,26 +250,35 @@ impl App {
         }
     }
 
-    fn normal_key(&mut self, key: KeyEvent) -> Option<Action> {
+    /// Call `f` with the view shown, the snapshot and what every view reads
+    /// besides it; `None` before the first snapshot.
+    pub(crate) fn with_view<R>(
+        &mut self,
+        f: impl FnOnce(&mut dyn View, &Snapshot, &Ctx) -> R,
+    ) -> Option<R> {
         let actions_enabled = self.actions_enabled();
-        if let Some(snap) = &self.snapshot {
-            let ctx = Ctx {
-                theme: &self.options.theme,
-                now_ms: self.now_ms,
-                snapshot_seq: self.snapshot_seq,
-                history: &self.history,
-                backlog: &self.backlog,
-                events: &self.events,
-                assessment: &self.assessment,
-                actions_enabled,
-                lookups_enabled: self.actions.is_some(),
-                run: self.run.as_ref(),
-                runbook_enabled: self.runbook_enabled(),
-                runbook_hint: self.runbook_hint.as_deref(),
-            };
-            if let Some(a) = self.views[self.view.index()].handle_key(key, snap, &ctx) {
-                return Some(a);
-            }
+        let runbook_enabled = self.runbook_enabled();
+        let snap = self.snapshot.as_ref()?;
+        let ctx = Ctx {
+            theme: &self.options.theme,
+            now_ms: self.now_ms,
+            snapshot_seq: self.snapshot_seq,
+            history: &self.history,
+            backlog: &self.backlog,
+            events: &self.events,
+            assessment: &self.assessment,
+            actions_enabled,
+            lookups_enabled: self.actions.is_some(),
+            run: self.run.as_ref(),
+            runbook_enabled,
+            runbook_hint: self.runbook_hint.as_deref(),
+        };
+        Some(f(self.views[self.view.index()].as_mut(), snap, &ctx))
+    }
+
+    fn normal_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if let Some(Some(a)) = self.with_view(|view, snap, ctx| view.handle_key(key, snap, ctx)) {
+            return Some(a);
         }
         let view = &mut self.views[self.view.index()];
         match key.code {

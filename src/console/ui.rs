@@ -5,9 +5,9 @@
 use crate::console::app::{App, Mode};
 use crate::console::format;
 use crate::console::keys;
+use crate::console::views::ViewId;
 use crate::console::views::overview::verdict_word;
 use crate::console::views::popup;
-use crate::console::views::{Ctx, ViewId};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
@@ -43,7 +43,7 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
     draw_footer(app, frame, footer);
 
     let t = &app.options.theme;
-    let Some(snap) = &app.snapshot else {
+    if app.snapshot.is_none() {
         let lines = match &app.fetch_error {
             Some((reason, at)) => vec![
                 Line::from(Span::styled("cannot read a snapshot", t.bad)),
@@ -69,30 +69,14 @@ pub(crate) fn draw(app: &mut App, frame: &mut Frame) {
         );
         draw_overlay(app, frame, body);
         return;
-    };
+    }
     if let Some(text) = banner_text {
         let banner_widget = Paragraph::new(text)
             .style(t.banner)
             .wrap(Wrap { trim: false });
         frame.render_widget(banner_widget, banner);
     }
-    let actions_enabled = app.actions_enabled();
-    let lookups_enabled = app.lookups_enabled();
-    let ctx = Ctx {
-        theme: &app.options.theme,
-        now_ms: app.now_ms,
-        snapshot_seq: app.snapshot_seq,
-        history: &app.history,
-        backlog: &app.backlog,
-        events: &app.events,
-        assessment: &app.assessment,
-        actions_enabled,
-        lookups_enabled,
-        run: app.run.as_ref(),
-        runbook_enabled: app.runbook_enabled(),
-        runbook_hint: app.runbook_hint.as_deref(),
-    };
-    app.views[app.view.index()].draw(frame, body, snap, &ctx);
+    app.with_view(|view, snap, ctx| view.draw(frame, body, snap, ctx));
     if app.fetch_error.is_some() {
         frame.buffer_mut().set_style(body, app.options.theme.stale);
     }
