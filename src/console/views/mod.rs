@@ -25,6 +25,7 @@ use crate::inspect::Snapshot;
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use table::TableNav;
 
 /// The nine views, in tab order (number keys 1-9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,12 +180,27 @@ pub trait View {
     fn handle_key(&mut self, key: KeyEvent, snap: &Snapshot, ctx: &Ctx) -> Option<Action>;
     /// Draw into `area`.
     fn draw(&mut self, frame: &mut Frame, area: Rect, snap: &Snapshot, ctx: &Ctx);
+    /// The selection and filter of the view's table, when it shows one:
+    /// [`View::filter`] and [`View::set_filter`] use it.
+    fn nav(&self) -> Option<&TableNav> {
+        None
+    }
+    /// [`View::nav`], to change.
+    fn nav_mut(&mut self) -> Option<&mut TableNav> {
+        None
+    }
     /// The current `/` filter.
     fn filter(&self) -> &str {
-        ""
+        self.nav().map_or("", |nav| nav.filter.as_str())
     }
-    /// Set the `/` filter (views without rows ignore it).
-    fn set_filter(&mut self, _filter: String) {}
+    /// Set the `/` filter and select the first row (views without rows
+    /// ignore it).
+    fn set_filter(&mut self, filter: String) {
+        if let Some(nav) = self.nav_mut() {
+            nav.filter = filter;
+            nav.selected = 0;
+        }
+    }
     /// Whether the view filters rows.
     fn filterable(&self) -> bool {
         true

@@ -193,12 +193,11 @@ impl View for Servers {
         );
     }
 
-    fn filter(&self) -> &str {
-        &self.nav.filter
+    fn nav(&self) -> Option<&TableNav> {
+        Some(&self.nav)
     }
 
-    fn set_filter(&mut self, filter: String) {
-        self.nav.filter = filter;
-        self.nav.selected = 0;
+    fn nav_mut(&mut self) -> Option<&mut TableNav> {
+        Some(&mut self.nav)
     }
 }
