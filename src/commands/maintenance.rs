@@ -3,7 +3,8 @@
 //! `redis-cli`), changed through [`clusterops::operate::LiveActions`] and
 //! recorded in the same audit file as the console's actions.
 
-use super::{EnvArgs, audited};
+use super::EnvArgs;
+use super::audited::{self, AuditedArgs};
 use clusterops::adapters::redis_conn;
 use clusterops::clock::datetime;
 use clusterops::clock::now_ms;
@@ -12,14 +13,13 @@ use clusterops::console::format::age;
 use clusterops::node::maintenance::{self, MaintenanceRead};
 use clusterops::operate::ClusterActions;
 use color_eyre::eyre::Result;
-use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum MaintenanceCommand {
     /// Set the flag: every node answers 503 until it is cleared.
     On(OnArgs),
     /// Clear the flag: the nodes serve again.
-    Off(OffArgs),
+    Off(AuditedArgs),
     /// Show the flag: who set it, why, since when.
     Status(StatusArgs),
 }
@@ -27,26 +27,13 @@ pub enum MaintenanceCommand {
 #[derive(Debug, clap::Args)]
 pub struct OnArgs {
     #[command(flatten)]
-    env: EnvArgs,
+    audited: AuditedArgs,
     /// Why, in one line: shown on the nodes' 503 answers and in `status`.
     #[arg(long, value_name = "TEXT")]
     reason: String,
     /// Replace a flag someone else set (its reason and owner are lost).
     #[arg(long)]
     replace: bool,
-    /// The audit file (default: the console's, `audit-console.jsonl` in
-    /// `$XDG_STATE_HOME/clusterops` or `~/.local/state/clusterops`).
-    #[arg(long, value_name = "PATH")]
-    audit_file: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-pub struct OffArgs {
-    #[command(flatten)]
-    env: EnvArgs,
-    /// The audit file (default: the console's).
-    #[arg(long, value_name = "PATH")]
-    audit_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -124,7 +111,7 @@ async fn on(args: OnArgs) -> Result<i32> {
         eprintln!("error: --reason: give one non-empty line (it is shown on the 503 answers)");
         return Ok(2);
     }
-    let (config, flag) = match read(&args.env).await? {
+    let (config, flag) = match read(&args.audited.env).await? {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
@@ -135,12 +122,12 @@ async fn on(args: OnArgs) -> Result<i32> {
         );
         return Ok(0);
     }
-    let live = audited::live_actions(config, args.audit_file);
+    let live = args.audited.live_actions(config);
     let outcome = live.set_maintenance(reason).await;
     Ok(audited::report("maintenance", &live, outcome))
 }
 
-async fn off(args: OffArgs) -> Result<i32> {
+async fn off(args: AuditedArgs) -> Result<i32> {
     let (config, flag) = match read(&args.env).await? {
         Ok(found) => found,
         Err(code) => return Ok(code),
@@ -150,7 +137,7 @@ async fn off(args: OffArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("was {}", describe(&flag, now_ms()));
-    let live = audited::live_actions(config, args.audit_file);
+    let live = args.live_actions(config);
     let outcome = live.clear_maintenance().await;
     Ok(audited::report("maintenance", &live, outcome))
 }

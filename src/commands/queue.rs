@@ -4,7 +4,8 @@
 //! changed through [`clusterops::operate::LiveActions`] and recorded in the
 //! same audit file as the console's actions.
 
-use super::{EnvArgs, audited};
+use super::EnvArgs;
+use super::audited::{self, AuditedArgs};
 use clusterops::adapters::queue::{self, MessageQueue, PauseFlag};
 use clusterops::clock::{datetime, now_ms};
 use clusterops::config::{Config, QueueAdapter};
@@ -12,7 +13,6 @@ use clusterops::console::format::age;
 use clusterops::inspect::{Inspector, Source};
 use clusterops::operate::ClusterActions;
 use color_eyre::eyre::Result;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,29 +30,22 @@ pub enum QueueCommand {
 #[derive(Debug, clap::Args)]
 pub struct PauseArgs {
     #[command(flatten)]
-    env: EnvArgs,
+    audited: AuditedArgs,
     /// The queue.
     #[arg(value_name = "NAME")]
     name: String,
     /// Why, in one line: shown in `queue status`, the console and the audit.
     #[arg(long, value_name = "TEXT")]
     reason: String,
-    /// The audit file (default: the console's, `audit-console.jsonl` in
-    /// `$XDG_STATE_HOME/clusterops` or `~/.local/state/clusterops`).
-    #[arg(long, value_name = "PATH")]
-    audit_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
     #[command(flatten)]
-    env: EnvArgs,
+    audited: AuditedArgs,
     /// The queue.
     #[arg(value_name = "NAME")]
     name: String,
-    /// The audit file (default: the console's).
-    #[arg(long, value_name = "PATH")]
-    audit_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,17 +125,17 @@ async fn pause(args: PauseArgs) -> Result<i32> {
         eprintln!("error: --reason: give one non-empty line (it is shown wherever the pause is)");
         return Ok(2);
     }
-    let config = match load(&args.env, &args.name) {
+    let config = match load(&args.audited.env, &args.name) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let live = audited::live_actions(config, args.audit_file);
+    let live = args.audited.live_actions(config);
     let outcome = live.pause_queue(&args.name, reason).await;
     Ok(audited::report("queue", &live, outcome))
 }
 
 async fn resume(args: ResumeArgs) -> Result<i32> {
-    let config = match load(&args.env, &args.name) {
+    let config = match load(&args.audited.env, &args.name) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -162,7 +155,7 @@ async fn resume(args: ResumeArgs) -> Result<i32> {
         // An unreadable flag pauses the consumers: resuming deletes it.
         Err(e) => println!("was paused (unreadable flag: {e})"),
     }
-    let live = audited::live_actions(config, args.audit_file);
+    let live = args.audited.live_actions(config);
     let outcome = live.resume_queue(&args.name).await;
     Ok(audited::report("queue", &live, outcome))
 }
