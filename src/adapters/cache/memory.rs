@@ -4,10 +4,11 @@
 //! least recently used goes first; memory_entries.rs), and in-process Bloom
 //! filters.
 
+use super::CacheError;
 use super::bloom::{BitBloom, BloomParams};
 use super::memory_entries::Entries;
 use super::single_flight::SingleFlight;
-use super::{Cache, CacheError, Compute, validate_bloom_name, validate_key, validate_ttl};
+use super::store::Store;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -69,21 +70,19 @@ impl MemoryCache {
     }
 }
 
-#[async_trait::async_trait]
-impl Cache for MemoryCache {
-    fn backend(&self) -> &'static str {
-        "memory"
+impl Store for MemoryCache {
+    const BACKEND: &'static str = "memory";
+
+    fn flights(&self) -> &SingleFlight {
+        &self.flights
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        validate_key(key, "key")?;
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let now = Instant::now();
         Ok(self.entries.lock().get(key, now))
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-        validate_key(key, "key")?;
-        let ttl_ms = validate_ttl(ttl)?;
+    async fn write(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), CacheError> {
         let now = Instant::now();
         let expires_at = ttl_ms.and_then(|ms| now.checked_add(Duration::from_millis(ms)));
         let mut entries = self.entries.lock();
@@ -100,42 +99,24 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        validate_key(key, "key")?;
+    async fn remove(&self, key: &str) -> Result<bool, CacheError> {
         let now = Instant::now();
         Ok(self.entries.lock().remove(key).is_some_and(|e| e.live(now)))
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
-        validate_key(prefix, "prefix")?;
+    async fn remove_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
         Ok(self.delete_matching(prefix))
     }
 
-    async fn clear(&self) -> Result<u64, CacheError> {
+    async fn remove_all(&self) -> Result<u64, CacheError> {
         Ok(self.delete_matching(""))
     }
 
-    async fn get_or_compute(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        compute: Compute,
-    ) -> Result<Vec<u8>, CacheError> {
-        self.flights.run(self, key, ttl, compute).await
-    }
-
-    async fn bloom_reserve(
-        &self,
-        name: &str,
-        error_rate: f64,
-        capacity: u64,
-    ) -> Result<bool, CacheError> {
-        validate_bloom_name(name)?;
-        let params = BloomParams::new(name, error_rate, capacity)?;
+    async fn bloom_create(&self, name: &str, params: BloomParams) -> Result<bool, CacheError> {
         let mut blooms = self.blooms.lock();
         if let Some(existing) = blooms.get(name) {
-            let same = existing.params.capacity == capacity
-                && existing.params.error_rate.to_string() == error_rate.to_string();
+            let same = existing.params.capacity == params.capacity
+                && existing.params.error_rate.to_string() == params.error_rate.to_string();
             return if same {
                 Ok(false)
             } else {
@@ -150,8 +131,7 @@ impl Cache for MemoryCache {
         Ok(true)
     }
 
-    async fn bloom_add_many(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
-        validate_bloom_name(name)?;
+    async fn bloom_insert(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
         let mut blooms = self.blooms.lock();
         let bloom = blooms
             .get_mut(name)
@@ -161,12 +141,7 @@ impl Cache for MemoryCache {
         Ok(items.iter().map(|item| bloom.add(item)).collect())
     }
 
-    async fn bloom_exists_many(
-        &self,
-        name: &str,
-        items: &[&[u8]],
-    ) -> Result<Vec<bool>, CacheError> {
-        validate_bloom_name(name)?;
+    async fn bloom_check(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
         let blooms = self.blooms.lock();
         let bloom = blooms
             .get(name)
@@ -176,8 +151,7 @@ impl Cache for MemoryCache {
         Ok(items.iter().map(|item| bloom.contains(item)).collect())
     }
 
-    async fn bloom_delete(&self, name: &str) -> Result<bool, CacheError> {
-        validate_bloom_name(name)?;
+    async fn bloom_remove(&self, name: &str) -> Result<bool, CacheError> {
         Ok(self.blooms.lock().remove(name).is_some())
     }
 }
@@ -185,6 +159,7 @@ impl Cache for MemoryCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::cache::Cache;
 
     #[tokio::test]
     async fn a_bounded_cache_keeps_its_most_recently_used_entries() {

@@ -2,6 +2,9 @@
 //! single-flight get-or-compute and Bloom filters, over an in-process map
 //! or a shared Redis, behind one object-safe trait [`Cache`].
 //!
+//! Both backends get their [`Cache`] from one implementation (store.rs)
+//! that checks every argument once; each backend implements the rest.
+//!
 //! Typed (serde JSON) helpers live in the [`CacheJsonExt`] extension trait,
 //! implemented for every `Cache` (including `dyn Cache`).
 //!
@@ -18,6 +21,7 @@ mod redis;
 mod redis_bloom;
 mod redis_bloom_read;
 mod single_flight;
+mod store;
 
 pub use bloom::{BloomParams, MAX_BLOOM_BITS};
 pub use json::CacheJsonExt;

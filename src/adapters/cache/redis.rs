@@ -2,14 +2,15 @@
 //! with `PX`; delete by prefix walks `SCAN MATCH` (glob-escaped prefix) and
 //! `UNLINK`s in batches. Bloom filters are in `redis_bloom`.
 
+use super::CacheError;
+use super::bloom::BloomParams;
 use super::redis_bloom::{BloomImpl, RedisBlooms};
 use super::single_flight::SingleFlight;
-use super::{Cache, CacheError, Compute, validate_key, validate_ttl};
+use super::store::Store;
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// `COUNT` hint of each SCAN step of a prefix delete.
 const SCAN_COUNT: usize = 500;
@@ -125,14 +126,14 @@ impl RedisCache {
     }
 }
 
-#[async_trait::async_trait]
-impl Cache for RedisCache {
-    fn backend(&self) -> &'static str {
-        "redis"
+impl Store for RedisCache {
+    const BACKEND: &'static str = "redis";
+
+    fn flights(&self) -> &SingleFlight {
+        &self.flights
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        validate_key(key, "key")?;
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let rkey = self.redis_key(key);
         redis::cmd("GET")
             .arg(&rkey)
@@ -141,9 +142,7 @@ impl Cache for RedisCache {
             .map_err(|e| CacheError::redis("GET", rkey, e))
     }
 
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-        validate_key(key, "key")?;
-        let ttl_ms = validate_ttl(ttl)?;
+    async fn write(&self, key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), CacheError> {
         let rkey = self.redis_key(key);
         let mut cmd = redis::cmd("SET");
         cmd.arg(&rkey).arg(value);
@@ -155,8 +154,7 @@ impl Cache for RedisCache {
             .map_err(|e| CacheError::redis("SET", rkey, e))
     }
 
-    async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        validate_key(key, "key")?;
+    async fn remove(&self, key: &str) -> Result<bool, CacheError> {
         let rkey = self.redis_key(key);
         let n: u64 = redis::cmd("UNLINK")
             .arg(&rkey)
@@ -166,46 +164,27 @@ impl Cache for RedisCache {
         Ok(n > 0)
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
-        validate_key(prefix, "prefix")?;
+    async fn remove_prefix(&self, prefix: &str) -> Result<u64, CacheError> {
         self.unlink_matching(&escape_glob(prefix)).await
     }
 
-    async fn clear(&self) -> Result<u64, CacheError> {
+    async fn remove_all(&self) -> Result<u64, CacheError> {
         self.unlink_matching("").await
     }
 
-    async fn get_or_compute(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        compute: Compute,
-    ) -> Result<Vec<u8>, CacheError> {
-        self.flights.run(self, key, ttl, compute).await
+    async fn bloom_create(&self, name: &str, params: BloomParams) -> Result<bool, CacheError> {
+        self.blooms.reserve(name, params).await
     }
 
-    async fn bloom_reserve(
-        &self,
-        name: &str,
-        error_rate: f64,
-        capacity: u64,
-    ) -> Result<bool, CacheError> {
-        self.blooms.reserve(name, error_rate, capacity).await
-    }
-
-    async fn bloom_add_many(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
+    async fn bloom_insert(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
         self.blooms.add_many(name, items).await
     }
 
-    async fn bloom_exists_many(
-        &self,
-        name: &str,
-        items: &[&[u8]],
-    ) -> Result<Vec<bool>, CacheError> {
+    async fn bloom_check(&self, name: &str, items: &[&[u8]]) -> Result<Vec<bool>, CacheError> {
         self.blooms.exists_many(name, items).await
     }
 
-    async fn bloom_delete(&self, name: &str) -> Result<bool, CacheError> {
+    async fn bloom_remove(&self, name: &str) -> Result<bool, CacheError> {
         self.blooms.delete(name).await
     }
 }

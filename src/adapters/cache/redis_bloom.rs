@@ -6,9 +6,9 @@
 //! `exists` on a bitmap filter already seen: one transaction without Lua
 //! (`redis_bloom_read`).
 
+use super::CacheError;
 use super::bloom::{BloomParams, HASH_SCHEME, MAX_BLOOM_BITS, MAX_BLOOM_HASHES, item_hashes};
 use super::redis_bloom_read::{ShapeCache, answers, read_pipe, shape_of};
-use super::{CacheError, validate_bloom_name};
 use crate::adapters::hash_tag::tag;
 use crate::adapters::redis_conn::SharedConn;
 use crate::config::Namespace;
@@ -245,11 +245,8 @@ impl RedisBlooms {
     pub(crate) async fn reserve(
         &self,
         name: &str,
-        error_rate: f64,
-        capacity: u64,
+        params: BloomParams,
     ) -> Result<bool, CacheError> {
-        validate_bloom_name(name)?;
-        let params = BloomParams::new(name, error_rate, capacity)?;
         let imp = self.implementation().await?;
         let (data, meta) = self.keys(name);
         let created: i64 = self
@@ -298,7 +295,6 @@ impl RedisBlooms {
         op: &'static str,
         items: &[&[u8]],
     ) -> Result<Vec<bool>, CacheError> {
-        validate_bloom_name(name)?;
         let imp = self.implementation().await?;
         let (data, meta) = self.keys(name);
         if op == "exists"
@@ -421,7 +417,6 @@ impl RedisBlooms {
     }
 
     pub(crate) async fn delete(&self, name: &str) -> Result<bool, CacheError> {
-        validate_bloom_name(name)?;
         let (data, meta) = self.keys(name);
         self.shapes.forget(name);
         let n: u64 = redis::cmd("UNLINK")

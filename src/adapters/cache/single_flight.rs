@@ -2,11 +2,11 @@
 //! key (the leader) computes; concurrent callers of that key wait for its
 //! outcome. If the leader is cancelled or panics, a waiter takes over.
 
-use super::{Cache, CacheError, Compute};
+use super::store::Store;
+use super::{CacheError, Compute};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 use tokio::sync::watch;
 
 type Outcome = Option<Result<Vec<u8>, CacheError>>;
@@ -45,19 +45,16 @@ impl SingleFlight {
         self.inflight.lock().len()
     }
 
-    /// The cached value of `key`, or one shared computation of it.
-    pub(crate) async fn run<C: Cache + ?Sized>(
+    /// After `key` was not found in `store`: one shared computation of its
+    /// value (stored for `ttl_ms`), or the value a flight that landed in
+    /// the meantime stored. `key` and `ttl_ms` are checked.
+    pub(crate) async fn run<S: Store>(
         &self,
-        cache: &C,
+        store: &S,
         key: &str,
-        ttl: Option<Duration>,
+        ttl_ms: Option<u64>,
         compute: Compute,
     ) -> Result<Vec<u8>, CacheError> {
-        super::validate_key(key, "key")?;
-        super::validate_ttl(ttl)?;
-        if let Some(v) = cache.get(key).await? {
-            return Ok(v);
-        }
         loop {
             let role = {
                 let mut map = self.inflight.lock();
@@ -89,7 +86,7 @@ impl SingleFlight {
                         key,
                         id,
                     };
-                    let result = lead(cache, key, ttl, compute).await;
+                    let result = lead(store, key, ttl_ms, compute).await;
                     // Send before removing the entry so no waiter misses it.
                     tx.send_replace(Some(result.clone()));
                     drop(landing);
@@ -100,21 +97,21 @@ impl SingleFlight {
     }
 }
 
-async fn lead<C: Cache + ?Sized>(
-    cache: &C,
+async fn lead<S: Store>(
+    store: &S,
     key: &str,
-    ttl: Option<Duration>,
+    ttl_ms: Option<u64>,
     compute: Compute,
 ) -> Result<Vec<u8>, CacheError> {
-    // A flight that just landed may have stored the value after our first
-    // read: look again before computing.
-    if let Some(v) = cache.get(key).await? {
+    // A flight that just landed may have stored the value after the
+    // caller's miss: look again before computing.
+    if let Some(v) = store.read(key).await? {
         return Ok(v);
     }
     let value = compute().await.map_err(|e| CacheError::Compute {
         key: key.to_string(),
         source: e.into(),
     })?;
-    cache.set(key, &value, ttl).await?;
+    store.write(key, &value, ttl_ms).await?;
     Ok(value)
 }
