@@ -2,10 +2,11 @@
 //! shared backends (at-least-once, retries with backoff, dead letters,
 //! bounded concurrency), with everything kept in this process's memory.
 
+use super::backend::{Backend, Consumers, Started};
 use super::subscription::{Stop, drain, reap, run_handler};
 use super::{
-    DeadLetter, Handler, Message, MessageQueue, PauseFlag, PauseState, QueueError, QueueOptions,
-    QueueStats, Requeue, Subscription, new_message_id, validate_concurrency, validate_queue_name,
+    DeadLetter, Message, PauseFlag, PauseState, QueueError, QueueOptions, QueueStats, Requeue,
+    new_message_id,
 };
 use crate::clock::now_ms;
 use parking_lot::Mutex;
@@ -140,15 +141,13 @@ async fn next_message(
     }
 }
 
-async fn consume(
-    state: State,
-    queue: String,
-    concurrency: usize,
-    handler: Handler,
-    options: QueueOptions,
-    mut stop: Stop,
-    pause: PauseState,
-) {
+async fn run_consumers(state: State, queue: String, c: Consumers, options: QueueOptions) {
+    let Consumers {
+        concurrency,
+        handler,
+        mut stop,
+        pause,
+    } = c;
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     loop {
@@ -178,14 +177,14 @@ async fn consume(
     }
 }
 
-#[async_trait::async_trait]
-impl MessageQueue for MemoryQueue {
-    fn backend(&self) -> &'static str {
-        "memory"
+impl Backend for MemoryQueue {
+    const KIND: &'static str = "memory";
+
+    fn options(&self) -> &QueueOptions {
+        &self.options
     }
 
-    async fn publish(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
-        validate_queue_name(queue)?;
+    async fn put(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
         let id = new_message_id();
         push_ready(
             &self.state,
@@ -199,39 +198,23 @@ impl MessageQueue for MemoryQueue {
         Ok(id)
     }
 
-    async fn subscribe(
-        &self,
-        queue: &str,
-        concurrency: usize,
-        handler: Handler,
-    ) -> Result<Subscription, QueueError> {
-        validate_queue_name(queue)?;
-        validate_concurrency(concurrency)?;
+    async fn consume(&self, queue: &str, c: Consumers) -> Result<Started, QueueError> {
         let consumer = {
             let mut s = self.state.lock();
             let q = s.entry(queue.to_string()).or_default();
             q.consumers += 1;
             format!("memory-{}", q.consumers)
         };
-        let (tx, stop) = Stop::new();
-        let pause = PauseState::default();
-        let task = tokio::spawn(consume(
+        let task = tokio::spawn(run_consumers(
             self.state.clone(),
             queue.to_string(),
-            concurrency,
-            handler,
+            c,
             self.options,
-            stop,
-            pause.clone(),
         ));
-        Ok(
-            Subscription::new(queue, consumer, tx, task, self.options.shutdown_timeout)
-                .with_pause_state(pause),
-        )
+        Ok((consumer, task))
     }
 
-    async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
-        validate_queue_name(queue)?;
+    async fn counts(&self, queue: &str) -> Result<QueueStats, QueueError> {
         let s = self.state.lock();
         let mut stats = QueueStats {
             queue: queue.to_string(),
@@ -258,8 +241,7 @@ impl MessageQueue for MemoryQueue {
         Ok(stats)
     }
 
-    async fn dead_letter_count(&self, queue: &str) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_count(&self, queue: &str) -> Result<u64, QueueError> {
         Ok(self
             .state
             .lock()
@@ -267,8 +249,7 @@ impl MessageQueue for MemoryQueue {
             .map_or(0, |q| q.dead.len() as u64))
     }
 
-    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_list(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         Ok(self
             .state
             .lock()
@@ -277,8 +258,7 @@ impl MessageQueue for MemoryQueue {
             .unwrap_or_default())
     }
 
-    async fn requeue_dead_letters(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_requeue(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
         let mut s = self.state.lock();
         let Some(q) = s.get_mut(queue) else {
             return Ok(0);
@@ -304,15 +284,13 @@ impl MessageQueue for MemoryQueue {
         Ok(n)
     }
 
-    async fn purge_dead_letters(&self, queue: &str) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_purge(&self, queue: &str) -> Result<u64, QueueError> {
         let mut s = self.state.lock();
         Ok(s.get_mut(queue)
             .map_or(0, |q| std::mem::take(&mut q.dead).len() as u64))
     }
 
-    async fn delete_queue(&self, queue: &str) -> Result<(), QueueError> {
-        validate_queue_name(queue)?;
+    async fn remove(&self, queue: &str) -> Result<(), QueueError> {
         let mut s = self.state.lock();
         if let Some(q) = s.get_mut(queue) {
             q.ready.clear();
@@ -322,15 +300,13 @@ impl MessageQueue for MemoryQueue {
         Ok(())
     }
 
-    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
-        validate_queue_name(queue)?;
+    async fn set_pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
         let mut s = self.state.lock();
         s.entry(queue.to_string()).or_default().paused = Some(flag.clone());
         Ok(())
     }
 
-    async fn resume(&self, queue: &str) -> Result<bool, QueueError> {
-        validate_queue_name(queue)?;
+    async fn clear_pause(&self, queue: &str) -> Result<bool, QueueError> {
         let mut s = self.state.lock();
         let q = s.entry(queue.to_string()).or_default();
         let was = q.paused.take().is_some();
@@ -339,8 +315,7 @@ impl MessageQueue for MemoryQueue {
         Ok(was)
     }
 
-    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
-        validate_queue_name(queue)?;
+    async fn read_pause(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
         Ok(self.state.lock().get(queue).and_then(|q| q.paused.clone()))
     }
 }

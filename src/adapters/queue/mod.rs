@@ -6,9 +6,12 @@
 //! [`RetryPolicy::max_attempts`] failed attempts the message becomes a dead
 //! letter that keeps its payload, the last error and the attempt count, and
 //! that an operator can count, list, requeue or purge through this API.
-//! See `docs/queue.md` for the delivery semantics of each backend.
+//! Every backend gets its [`MessageQueue`] from one implementation
+//! (backend.rs) that checks the arguments once. See `docs/queue.md` for
+//! the delivery semantics of each backend.
 
 mod amqp_connect;
+mod backend;
 mod error;
 mod keys;
 mod memory;
@@ -312,29 +315,15 @@ pub trait MessageQueue: Send + Sync + 'static {
 
     /// Pause every consumer of `queue`, on every node: no new message is
     /// taken until [`MessageQueue::resume`] (running handlers finish).
-    /// Replaces a flag already set.
-    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
-        let _ = (queue, flag);
-        Err(QueueError::PauseUnsupported {
-            backend: self.backend(),
-        })
-    }
+    /// Replaces a flag already set. [`QueueError::PauseUnsupported`] on a
+    /// backend without pausing (RabbitMQ).
+    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError>;
 
     /// Clear the pause flag of `queue`; false when it was not set.
-    async fn resume(&self, queue: &str) -> Result<bool, QueueError> {
-        let _ = queue;
-        Err(QueueError::PauseUnsupported {
-            backend: self.backend(),
-        })
-    }
+    async fn resume(&self, queue: &str) -> Result<bool, QueueError>;
 
     /// The pause flag of `queue`, when set.
-    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
-        let _ = queue;
-        Err(QueueError::PauseUnsupported {
-            backend: self.backend(),
-        })
-    }
+    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError>;
 }
 
 impl dyn MessageQueue {

@@ -4,14 +4,12 @@
 //! in `rabbitmq_topology`, the dead-letter and stats
 //! operations in `rabbitmq_admin`. Topology and retry design: `docs/queue.md`.
 
+use super::backend::{Backend, Consumers, Started};
 use super::rabbitmq_admin as admin;
 use super::rabbitmq_consumer::{self, ConsumerCtx};
 pub(crate) use super::rabbitmq_topology::{Topology, declare};
-use super::subscription::{Stop, retrying};
-use super::{
-    DeadLetter, Handler, MessageQueue, QueueError, QueueOptions, QueueStats, Requeue, Subscription,
-    new_message_id, validate_concurrency, validate_queue_name,
-};
+use super::subscription::retrying;
+use super::{DeadLetter, QueueError, QueueOptions, QueueStats, Requeue, new_message_id};
 use crate::config::{Namespace, SecretUrl};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -272,14 +270,14 @@ fn retryable(e: &QueueError) -> bool {
     )
 }
 
-#[async_trait::async_trait]
-impl MessageQueue for RabbitQueue {
-    fn backend(&self) -> &'static str {
-        "rabbitmq"
+impl Backend for RabbitQueue {
+    const KIND: &'static str = "rabbitmq";
+
+    fn options(&self) -> &QueueOptions {
+        &self.inner.options
     }
 
-    async fn publish(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
-        validate_queue_name(queue)?;
+    async fn put(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
         let t = self.topology(queue);
         let id = new_message_id();
         let mut headers = FieldTable::default();
@@ -293,14 +291,7 @@ impl MessageQueue for RabbitQueue {
         Ok(id)
     }
 
-    async fn subscribe(
-        &self,
-        queue: &str,
-        concurrency: usize,
-        handler: Handler,
-    ) -> Result<Subscription, QueueError> {
-        validate_queue_name(queue)?;
-        validate_concurrency(concurrency)?;
+    async fn consume(&self, queue: &str, c: Consumers) -> Result<Started, QueueError> {
         let topology = self.topology(queue);
         self.retrying(Some(&topology), |_, _| async { Ok(()) })
             .await?;
@@ -312,27 +303,19 @@ impl MessageQueue for RabbitQueue {
             n
         };
         let tag = format!("{}-{number}", self.inner.node_id);
-        let (tx, stop): (_, Stop) = Stop::new();
         let ctx = ConsumerCtx {
             inner: self.inner.clone(),
             topology,
             tag: tag.clone(),
             number,
-            handler,
-            concurrency,
+            handler: c.handler,
+            concurrency: c.concurrency,
         };
-        let task = tokio::spawn(rabbitmq_consumer::run(Arc::new(ctx), stop));
-        Ok(Subscription::new(
-            queue,
-            tag,
-            tx,
-            task,
-            self.inner.options.shutdown_timeout,
-        ))
+        let task = tokio::spawn(rabbitmq_consumer::run(Arc::new(ctx), c.stop));
+        Ok((tag, task))
     }
 
-    async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
-        validate_queue_name(queue)?;
+    async fn counts(&self, queue: &str) -> Result<QueueStats, QueueError> {
         let t = self.topology(queue);
         self.retrying(None, |conn, _| {
             let t = t.clone();
@@ -341,8 +324,7 @@ impl MessageQueue for RabbitQueue {
         .await
     }
 
-    async fn dead_letter_count(&self, queue: &str) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_count(&self, queue: &str) -> Result<u64, QueueError> {
         let t = self.topology(queue);
         self.retrying(None, |conn, _| {
             let dead = t.dead.clone();
@@ -355,8 +337,7 @@ impl MessageQueue for RabbitQueue {
         .await
     }
 
-    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_list(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let t = self.topology(queue);
         self.retrying(None, |conn, _| {
             let t = t.clone();
@@ -365,8 +346,7 @@ impl MessageQueue for RabbitQueue {
         .await
     }
 
-    async fn requeue_dead_letters(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_requeue(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
         let t = self.topology(queue);
         // Not retried as a whole: a partial run already moved some; the
         // caller sees the error and can run it again.
@@ -374,8 +354,7 @@ impl MessageQueue for RabbitQueue {
         admin::requeue_dead(&conn, &t, &which).await
     }
 
-    async fn purge_dead_letters(&self, queue: &str) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_purge(&self, queue: &str) -> Result<u64, QueueError> {
         let t = self.topology(queue);
         self.retrying(None, |conn, _| {
             let dead = t.dead.clone();
@@ -384,8 +363,7 @@ impl MessageQueue for RabbitQueue {
         .await
     }
 
-    async fn delete_queue(&self, queue: &str) -> Result<(), QueueError> {
-        validate_queue_name(queue)?;
+    async fn remove(&self, queue: &str) -> Result<(), QueueError> {
         let t = self.topology(queue);
         self.forget_declared(&t.main).await;
         self.retrying(None, |conn, _| {

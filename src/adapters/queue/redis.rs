@@ -2,14 +2,12 @@
 //! loop is in `redis_consumer`), stats and the dead-letter operations.
 //! The layout is in `docs/redis-keys.md` ("Message queue").
 
+use super::backend::{Backend, Consumers, Started};
 use super::redis_consumer::{self, ConsumerCtx};
 use super::redis_entries::{GROUP, Keys, dead_from, is_transient, parse_entries};
 use super::redis_stats::stats_for;
-use super::subscription::{Stop, retrying};
-use super::{
-    DeadLetter, Handler, MessageQueue, PauseFlag, QueueError, QueueOptions, QueueStats, Requeue,
-    Subscription, new_message_id, validate_concurrency, validate_queue_name,
-};
+use super::subscription::retrying;
+use super::{DeadLetter, PauseFlag, QueueError, QueueOptions, QueueStats, Requeue, new_message_id};
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
@@ -171,14 +169,14 @@ async fn query<T: redis::FromRedisValue>(
         })
 }
 
-#[async_trait::async_trait]
-impl MessageQueue for RedisQueue {
-    fn backend(&self) -> &'static str {
-        "redis"
+impl Backend for RedisQueue {
+    const KIND: &'static str = "redis";
+
+    fn options(&self) -> &QueueOptions {
+        &self.inner.options
     }
 
-    async fn publish(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
-        validate_queue_name(queue)?;
+    async fn put(&self, queue: &str, payload: &[u8]) -> Result<String, QueueError> {
         let key = self.stream_key(queue);
         let id = new_message_id();
         let mut cmd = redis::cmd("XADD");
@@ -225,14 +223,7 @@ impl MessageQueue for RedisQueue {
         Ok(id)
     }
 
-    async fn subscribe(
-        &self,
-        queue: &str,
-        concurrency: usize,
-        handler: Handler,
-    ) -> Result<Subscription, QueueError> {
-        validate_queue_name(queue)?;
-        validate_concurrency(concurrency)?;
+    async fn consume(&self, queue: &str, c: Consumers) -> Result<Started, QueueError> {
         let keys = Keys::new(&self.inner.ns, queue);
         self.retrying(|mut c| {
             let key = keys.stream.clone();
@@ -248,7 +239,6 @@ impl MessageQueue for RedisQueue {
             n
         };
         let consumer = format!("{}-{number}", self.inner.node_id);
-        let (tx, stop) = Stop::new();
         let ctx = ConsumerCtx {
             inner: self.inner.clone(),
             conn,
@@ -256,24 +246,15 @@ impl MessageQueue for RedisQueue {
             keys,
             consumer: consumer.clone(),
             number,
-            handler,
-            concurrency,
-            pause_state: super::PauseState::default(),
+            handler: c.handler,
+            concurrency: c.concurrency,
+            pause_state: c.pause,
         };
-        let pause_state = ctx.pause_state.clone();
-        let task = tokio::spawn(redis_consumer::run(Arc::new(ctx), stop));
-        Ok(Subscription::new(
-            queue,
-            consumer,
-            tx,
-            task,
-            self.inner.options.shutdown_timeout,
-        )
-        .with_pause_state(pause_state))
+        let task = tokio::spawn(redis_consumer::run(Arc::new(ctx), c.stop));
+        Ok((consumer, task))
     }
 
-    async fn stats(&self, queue: &str) -> Result<QueueStats, QueueError> {
-        validate_queue_name(queue)?;
+    async fn counts(&self, queue: &str) -> Result<QueueStats, QueueError> {
         let mut all = self
             .retrying(|mut c| {
                 let ns = self.inner.ns.clone();
@@ -295,8 +276,7 @@ impl MessageQueue for RedisQueue {
         }
     }
 
-    async fn dead_letter_count(&self, queue: &str) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_count(&self, queue: &str) -> Result<u64, QueueError> {
         let key = Keys::new(&self.inner.ns, queue).dead;
         let mut cmd = redis::cmd("XLEN");
         cmd.arg(&key);
@@ -304,8 +284,7 @@ impl MessageQueue for RedisQueue {
             .await
     }
 
-    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_list(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let key = Keys::new(&self.inner.ns, queue).dead;
         if limit == 0 {
             return Ok(Vec::new());
@@ -327,8 +306,7 @@ impl MessageQueue for RedisQueue {
             .collect()
     }
 
-    async fn requeue_dead_letters(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_requeue(&self, queue: &str, which: Requeue) -> Result<u64, QueueError> {
         let keys = Keys::new(&self.inner.ns, queue);
         let script = Script::new(REQUEUE_DEAD);
         let mut start = "-".to_string();
@@ -371,8 +349,7 @@ impl MessageQueue for RedisQueue {
         Ok(moved)
     }
 
-    async fn purge_dead_letters(&self, queue: &str) -> Result<u64, QueueError> {
-        validate_queue_name(queue)?;
+    async fn dead_purge(&self, queue: &str) -> Result<u64, QueueError> {
         let key = Keys::new(&self.inner.ns, queue).dead;
         let mut pipe = redis::pipe();
         pipe.atomic().xlen(&key).del(&key).ignore();
@@ -389,8 +366,7 @@ impl MessageQueue for RedisQueue {
         Ok(len)
     }
 
-    async fn pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
-        validate_queue_name(queue)?;
+    async fn set_pause(&self, queue: &str, flag: &PauseFlag) -> Result<(), QueueError> {
         let keys = Keys::new(&self.inner.ns, queue);
         let json = serde_json::to_string(flag)?;
         let mut cmd = redis::cmd("SET");
@@ -399,8 +375,7 @@ impl MessageQueue for RedisQueue {
             .await
     }
 
-    async fn resume(&self, queue: &str) -> Result<bool, QueueError> {
-        validate_queue_name(queue)?;
+    async fn clear_pause(&self, queue: &str) -> Result<bool, QueueError> {
         let keys = Keys::new(&self.inner.ns, queue);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&keys.paused);
@@ -410,8 +385,7 @@ impl MessageQueue for RedisQueue {
         Ok(n > 0)
     }
 
-    async fn paused(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
-        validate_queue_name(queue)?;
+    async fn read_pause(&self, queue: &str) -> Result<Option<PauseFlag>, QueueError> {
         let keys = Keys::new(&self.inner.ns, queue);
         let mut cmd = redis::cmd("GET");
         cmd.arg(&keys.paused);
@@ -424,8 +398,7 @@ impl MessageQueue for RedisQueue {
         })
     }
 
-    async fn delete_queue(&self, queue: &str) -> Result<(), QueueError> {
-        validate_queue_name(queue)?;
+    async fn remove(&self, queue: &str) -> Result<(), QueueError> {
         let keys = Keys::new(&self.inner.ns, queue);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&keys.stream).arg(&keys.dead).arg(&keys.paused);
