@@ -6,11 +6,9 @@
 //! loses a message, its backlog grows (and is logged, see
 //! [`super::BACKLOG_WARN_EVERY`]). Nothing is persisted.
 
+use super::backend::Backend;
 use super::subscription::{SubSender, Tracker, pair};
-use super::{
-    Payload, PubsubError, Signal, SubscribeOptions, Subscription, SyncSignals, check_node_id,
-    validate_channel,
-};
+use super::{Payload, PubsubError, Signal, SubscribeOptions, Subscription, check_node_id};
 use crate::clock::now_ms;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -113,14 +111,12 @@ impl Tracker for MemoryTracker {
     }
 }
 
-#[async_trait::async_trait]
-impl SyncSignals for MemorySignals {
-    fn node_id(&self) -> &str {
+impl Backend for MemorySignals {
+    fn node(&self) -> &str {
         &self.node
     }
 
-    async fn publish(&self, channel: &str, payload: Payload) -> Result<String, PubsubError> {
-        validate_channel(channel)?;
+    async fn send(&self, channel: &str, payload: Payload) -> Result<String, PubsubError> {
         self.check_live()?;
         let sent_at_ms = now_ms();
         let mut channels = self.hub.channels.lock();
@@ -144,12 +140,11 @@ impl SyncSignals for MemorySignals {
         Ok(id)
     }
 
-    async fn subscribe(
+    async fn attach(
         &self,
         channel: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription, PubsubError> {
-        validate_channel(channel)?;
         self.check_live()?;
         let mut channels = self.hub.channels.lock();
         let ch = channels.entry(channel.to_string()).or_default();
@@ -171,7 +166,7 @@ impl SyncSignals for MemorySignals {
         Ok(subscription)
     }
 
-    async fn shutdown(&self) {
+    async fn close(&self) {
         self.shut_down.store(true, Ordering::Release);
         self.hub.remove_owner(self.instance);
     }

@@ -4,7 +4,9 @@
 //!
 //! Backends: [`memory::MemorySignals`] (in-process, one node) and
 //! [`redis::RedisSignals`] (one Redis stream per channel, read by every node
-//! with its own XREAD). [`from_config`] picks one from `Config.pubsub`.
+//! with its own XREAD), both getting their [`SyncSignals`] from one
+//! implementation that checks the channel name once (backend.rs).
+//! [`from_config`] picks one from `Config.pubsub`.
 //! [`inspect`] reads the streams and the per-node cursors for the console;
 //! [`reap`] removes the cursors of dead nodes (the node's janitor).
 //!
@@ -20,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backend;
 mod envelope;
 pub mod inspect;
 pub mod keys;

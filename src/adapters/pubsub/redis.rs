@@ -21,13 +21,11 @@
 
 pub use super::keys::{cursors_key, seq_key, stream_key};
 
+use super::backend::Backend;
 use super::envelope::{EntryId, Position, encode_envelope};
 use super::redis_reader::Lane;
 use super::subscription::{SubSender, Tracker, pair};
-use super::{
-    Payload, PubsubError, SubscribeOptions, Subscription, SyncSignals, check_node_id,
-    validate_channel,
-};
+use super::{Payload, PubsubError, SubscribeOptions, Subscription, check_node_id};
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use crate::clock::now_ms;
@@ -378,14 +376,12 @@ impl RedisSignals {
     }
 }
 
-#[async_trait::async_trait]
-impl SyncSignals for RedisSignals {
-    fn node_id(&self) -> &str {
+impl Backend for RedisSignals {
+    fn node(&self) -> &str {
         &self.inner.node
     }
 
-    async fn publish(&self, channel: &str, payload: Payload) -> Result<String, PubsubError> {
-        validate_channel(channel)?;
+    async fn send(&self, channel: &str, payload: Payload) -> Result<String, PubsubError> {
         let inner = &self.inner;
         if inner.closed() {
             return Err(PubsubError::ShutDown);
@@ -404,12 +400,11 @@ impl SyncSignals for RedisSignals {
             .map_err(|source| PubsubError::Redis { key, source })
     }
 
-    async fn subscribe(
+    async fn attach(
         &self,
         channel: &str,
         options: SubscribeOptions,
     ) -> Result<Subscription, PubsubError> {
-        validate_channel(channel)?;
         let inner = &self.inner;
         let known = {
             let st = inner.state.lock();
@@ -471,7 +466,7 @@ impl SyncSignals for RedisSignals {
         Ok(subscription)
     }
 
-    async fn shutdown(&self) {
+    async fn close(&self) {
         let _ = self.inner.shutdown.send_replace(true);
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
         for task in tasks {
