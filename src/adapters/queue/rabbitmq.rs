@@ -8,13 +8,13 @@ use super::backend::{Backend, Consumers, Started};
 use super::rabbitmq_admin as admin;
 use super::rabbitmq_consumer::{self, ConsumerCtx};
 pub(crate) use super::rabbitmq_topology::{Topology, declare};
-use super::subscription::retrying;
+use super::subscription::{ConsumerNumbers, retrying};
 use super::{DeadLetter, QueueError, QueueOptions, QueueStats, Requeue, new_message_id};
 use crate::config::{Namespace, SecretUrl};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -114,7 +114,7 @@ pub(crate) struct Inner {
     pub node_id: String,
     pub options: QueueOptions,
     publisher: tokio::sync::Mutex<Option<Publisher>>,
-    pub active: parking_lot::Mutex<HashMap<String, BTreeSet<u32>>>,
+    pub numbers: ConsumerNumbers,
 }
 
 /// The queue on RabbitMQ.
@@ -139,7 +139,7 @@ impl RabbitQueue {
                 node_id: node_id.into(),
                 options,
                 publisher: tokio::sync::Mutex::new(None),
-                active: parking_lot::Mutex::new(HashMap::new()),
+                numbers: ConsumerNumbers::default(),
             }),
         };
         me.session(None).await?;
@@ -295,13 +295,7 @@ impl Backend for RabbitQueue {
         let topology = self.topology(queue);
         self.retrying(Some(&topology), |_, _| async { Ok(()) })
             .await?;
-        let number = {
-            let mut active = self.inner.active.lock();
-            let used = active.entry(queue.to_string()).or_default();
-            let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
-            used.insert(n);
-            n
-        };
+        let number = self.inner.numbers.claim(queue);
         let tag = format!("{}-{number}", self.inner.node_id);
         let ctx = ConsumerCtx {
             inner: self.inner.clone(),

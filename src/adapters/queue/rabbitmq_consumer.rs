@@ -125,9 +125,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     // Stopped while disconnected: let handlers of the lost channel finish
     // (their messages were already returned to the queue by the broker).
     drain(&mut tasks, options.shutdown_timeout).await;
-    if let Some(used) = ctx.inner.active.lock().get_mut(&ctx.topology.queue) {
-        used.remove(&ctx.number);
-    }
+    ctx.inner.numbers.release(&ctx.topology.queue, ctx.number);
 }
 
 fn text(s: &str) -> AMQPValue {

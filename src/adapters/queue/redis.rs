@@ -6,14 +6,12 @@ use super::backend::{Backend, Consumers, Started};
 use super::redis_consumer::{self, ConsumerCtx};
 use super::redis_entries::{GROUP, Keys, dead_from, is_transient, parse_entries};
 use super::redis_stats::stats_for;
-use super::subscription::retrying;
+use super::subscription::{ConsumerNumbers, retrying};
 use super::{DeadLetter, PauseFlag, QueueError, QueueOptions, QueueStats, Requeue, new_message_id};
 use crate::adapters::redis_conn;
 use crate::adapters::redis_conn::SharedConn;
 use crate::config::{Namespace, SecretUrl};
-use parking_lot::Mutex;
 use redis::{AsyncCommands, RedisError, Script};
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,10 +54,7 @@ pub(crate) struct Inner {
     pub node_id: String,
     pub options: QueueOptions,
     pub conn: SharedConn,
-    /// Consumer numbers in use, per queue, so names are stable
-    /// (`{node_id}-0`, `-1`, …) and a restarted node finds its own pending
-    /// messages under the same name.
-    pub active: Mutex<HashMap<String, BTreeSet<u32>>>,
+    pub numbers: ConsumerNumbers,
 }
 
 pub(crate) fn redis_err(command: &'static str, key: &str) -> impl FnOnce(RedisError) -> QueueError {
@@ -88,7 +83,7 @@ impl RedisQueue {
                 node_id: node_id.into(),
                 options,
                 conn,
-                active: Mutex::new(HashMap::new()),
+                numbers: ConsumerNumbers::default(),
             }),
         })
     }
@@ -231,13 +226,7 @@ impl Backend for RedisQueue {
         })
         .await?;
         let conn = redis_conn::connect(&self.inner.url).await?;
-        let number = {
-            let mut active = self.inner.active.lock();
-            let used = active.entry(queue.to_string()).or_default();
-            let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
-            used.insert(n);
-            n
-        };
+        let number = self.inner.numbers.claim(queue);
         let consumer = format!("{}-{number}", self.inner.node_id);
         let ctx = ConsumerCtx {
             inner: self.inner.clone(),

@@ -240,9 +240,7 @@ pub(crate) async fn run(ctx: Arc<ConsumerCtx>, mut stop: Stop) {
     } else {
         forget_consumer(&ctx).await;
     }
-    if let Some(used) = ctx.inner.active.lock().get_mut(&ctx.queue) {
-        used.remove(&ctx.number);
-    }
+    ctx.inner.numbers.release(&ctx.queue, ctx.number);
 }
 
 enum ReadError {

@@ -1,12 +1,15 @@
 //! The handle of a running subscription (graceful stop on `shutdown` or
 //! drop, hard stop on `abort`) and the pieces every backend's consumer loop
-//! shares: the stop signal, running a handler with panics caught, and the
-//! bounded wait for in-flight handlers.
+//! shares: the stop signal, running a handler with panics caught, the
+//! bounded wait for in-flight handlers, and (Redis, RabbitMQ) the consumer
+//! numbers in use.
 
 use super::{Handler, HandlerResult, Message, PauseState, QueueError};
 use crate::backoff::{Backoff, Retries};
 use backon::Retryable;
 use futures::FutureExt;
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -134,6 +137,30 @@ impl Stop {
         tokio::select! {
             _ = tokio::time::sleep(d) => true,
             _ = self.wait() => false,
+        }
+    }
+}
+
+/// Consumer numbers in use, per queue, so consumer names are stable
+/// (`{node_id}-0`, `-1`, …) and a restarted node finds its own pending
+/// messages under the same name.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerNumbers(Mutex<HashMap<String, BTreeSet<u32>>>);
+
+impl ConsumerNumbers {
+    /// The lowest number not in use on `queue`, now in use.
+    pub(crate) fn claim(&self, queue: &str) -> u32 {
+        let mut active = self.0.lock();
+        let used = active.entry(queue.to_string()).or_default();
+        let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
+        used.insert(n);
+        n
+    }
+
+    /// `number` is no longer in use on `queue`.
+    pub(crate) fn release(&self, queue: &str, number: u32) {
+        if let Some(used) = self.0.lock().get_mut(queue) {
+            used.remove(&number);
         }
     }
 }
