@@ -59,6 +59,10 @@ pub fn child_command(role: &str) -> std::process::Command {
 struct Options {
     soak: Option<Duration>,
     filters: Vec<String>,
+    /// `--skip NAME`: leave out the scenarios whose name contains it (as
+    /// libtest does); `scripts/test` runs the longest scenario in a lane
+    /// of its own this way.
+    skips: Vec<String>,
     exact: bool,
     list: bool,
 }
@@ -67,6 +71,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut opts = Options {
         soak: None,
         filters: Vec::new(),
+        skips: Vec::new(),
         exact: false,
         list: false,
     };
@@ -89,7 +94,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
             // Options cargo test and nextest may pass to every test binary.
             "--nocapture" | "--quiet" | "-q" | "--ignored" | "--include-ignored"
             | "--show-output" => {}
-            "--format" | "--test-threads" | "--color" | "--logfile" | "--skip" => {
+            "--skip" => {
+                let name = it.next().ok_or("--skip needs a scenario name")?;
+                opts.skips.push(name.clone());
+            }
+            "--format" | "--test-threads" | "--color" | "--logfile" => {
                 it.next();
             }
             a if a.starts_with("--") => {}
@@ -124,6 +133,7 @@ pub fn main(scenarios: &[Scenario], children: &[Child]) -> ExitCode {
     };
     let chosen: Vec<&Scenario> = scenarios
         .iter()
+        .filter(|s| !opts.skips.iter().any(|k| s.name.contains(k.as_str())))
         .filter(|s| {
             opts.filters.is_empty()
                 || opts.filters.iter().any(|f| {
