@@ -5,7 +5,10 @@
 //! second (an acquire by another contender than the last holder), the
 //! hand-over latency (from the last holder's release call to the next
 //! holder's acquire returning), the wait of each acquire, and
-//! `starvation` = the longest wait over the mean wait. The baseline is the
+//! `starvation` = the longest wait over the mean wait, next to what explains
+//! it (the slowest hand-over, the hand-overs over 1 ms) and the fairness
+//! between contenders (the worst contender's mean wait over the mean, the
+//! fewest acquisitions over an equal share). The baseline is the
 //! uncontended rate: one client alone doing acquire+release on another
 //! lock, measured in blocks of 0.25 s alternating with the contended ones
 //! (both sides see the same background load on a shared machine).
@@ -31,6 +34,9 @@ const WARMUP: Duration = Duration::from_millis(500);
 /// The contended and the uncontended side alternate in blocks of about
 /// this long.
 const BLOCK: Duration = Duration::from_millis(250);
+/// A hand-over slower than this (µs) is counted: every waiter queued at
+/// that moment absorbs it, so the longest waits are made of these.
+const SLOW_HANDOVER_US: f64 = 1000.0;
 /// The goals at [`GOAL_AT`] contenders.
 const GOAL_AT: usize = 8;
 const GOAL_RATIO: f64 = 0.6;
@@ -51,6 +57,9 @@ struct Record {
     acquisitions: u64,
     /// Waits in µs of acquires that started inside the window.
     waits_us: Vec<f64>,
+    /// Per contender: acquisitions and the sum of their waits in µs
+    /// (acquires that started inside the window).
+    per: Vec<(u64, f64)>,
     timeouts: u64,
 }
 
@@ -132,7 +141,12 @@ async fn contender(
             {
                 let mut r = record.lock();
                 if measured {
-                    r.waits_us.push((got - asked).as_secs_f64() * 1e6);
+                    let wait = (got - asked).as_secs_f64() * 1e6;
+                    r.waits_us.push(wait);
+                    if let Some(mine) = r.per.get_mut(me) {
+                        mine.0 += 1;
+                        mine.1 += wait;
+                    }
                 }
                 if measuring.load(Ordering::Acquire) {
                     r.acquisitions += 1;
@@ -156,7 +170,10 @@ async fn contender(
 async fn point(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_json::Value> {
     let ns = bench_ns()?;
     let alone = RedisLock::connect(url, ns.clone(), "bench-alone").await?;
-    let record = Arc::new(Mutex::new(Record::default()));
+    let record = Arc::new(Mutex::new(Record {
+        per: vec![(0, 0.0); n],
+        ..Record::default()
+    }));
     let measuring = Arc::new(AtomicBool::new(false));
     let (running, rx) = watch::channel(false);
     let mut tasks = Vec::with_capacity(n);
@@ -211,6 +228,24 @@ async fn point(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_json::
     let rate = r.handover_us.len() as f64 / window;
     let mean_wait = r.waits_us.iter().sum::<f64>() / (r.waits_us.len().max(1) as f64);
     let max_wait = r.waits_us.last().copied().unwrap_or(0.0);
+    // Fairness between contenders: the mean wait of the contender that
+    // waited most on average, over the mean wait of all (1.0: every
+    // contender waited alike), and the fewest acquisitions of any
+    // contender over an equal share.
+    let total: u64 = r.per.iter().map(|p| p.0).sum();
+    let worst_contender = r
+        .per
+        .iter()
+        .filter(|p| p.0 > 0)
+        .map(|p| p.1 / p.0 as f64)
+        .fold(0.0, f64::max);
+    let fewest = r.per.iter().map(|p| p.0).min().unwrap_or(0);
+    let fair_share = total as f64 / n.max(1) as f64;
+    let slow = r
+        .handover_us
+        .iter()
+        .filter(|h| **h > SLOW_HANDOVER_US)
+        .count();
     Ok(json!({
         "contenders": n,
         "handovers_per_sec": r1(rate),
@@ -223,6 +258,10 @@ async fn point(url: &SecretUrl, n: usize, secs: Duration) -> Result<serde_json::
         "wait_p99_us": r1(pct(&r.waits_us, 0.99)),
         "wait_max_us": r1(max_wait),
         "starvation": r3(if mean_wait > 0.0 { max_wait / mean_wait } else { 0.0 }),
+        "handover_max_us": r1(r.handover_us.last().copied().unwrap_or(0.0)),
+        "handovers_over_1ms": slow,
+        "worst_contender_wait_vs_mean": r3(if mean_wait > 0.0 { worst_contender / mean_wait } else { 0.0 }),
+        "fewest_acquisitions_vs_fair_share": r3(if fair_share > 0.0 { fewest as f64 / fair_share } else { 0.0 }),
         "timeouts": r.timeouts,
         "blocks_per_side": rounds,
     }))
