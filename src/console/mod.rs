@@ -26,6 +26,7 @@ pub mod ops;
 pub mod run_feed;
 pub mod runbook_driver;
 pub mod sample;
+mod sample_topology;
 pub mod source;
 pub mod theme;
 pub mod tui;

@@ -33,6 +33,7 @@ pub mod source;
 pub mod topology;
 pub mod topology_read;
 pub mod types;
+mod types_health;
 
 #[cfg(test)]
 mod parse_tests;

@@ -26,6 +26,7 @@ mod redis_consumer;
 mod redis_entries;
 mod redis_janitor;
 mod redis_poison;
+mod redis_settle;
 mod redis_stats;
 mod subscription;
 

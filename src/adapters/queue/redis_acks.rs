@@ -8,8 +8,9 @@
 //! held set once its acknowledgement is sent (or given up, and then it is
 //! redelivered).
 
-use super::redis_consumer::{ConsumerCtx, Held, run_settle};
+use super::redis_consumer::{ConsumerCtx, Held};
 use super::redis_entries::GROUP;
+use super::redis_settle::run_settle;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
