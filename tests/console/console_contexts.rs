@@ -43,6 +43,15 @@ fn context(name: &str, path: &Path, audit: &Path) -> Context {
     }
 }
 
+/// Contexts `a` and `b` on the two namespaces, sharing one audit file.
+fn contexts_a_b(dir: &Path, a_ns: &TestNs, b_ns: &TestNs, audit: &Path) -> Contexts {
+    Contexts::new(vec![
+        context("a", &env_file(dir, "a", a_ns), audit),
+        context("b", &env_file(dir, "b", b_ns), audit),
+    ])
+    .unwrap()
+}
+
 async fn fetch(app: &mut App, source: &Arc<dyn SnapshotSource>) {
     let snap = source.fetch().await.expect("a snapshot");
     app.dispatch(Some(Action::Fetched(Box::new(snap))));
@@ -73,11 +82,7 @@ async fn ctx_switches_between_two_clusters_each_with_its_own_source_and_actions(
 
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let contexts = Contexts::new(vec![
-        context("a", &env_file(dir.path(), "a", &a_ns), &audit),
-        context("b", &env_file(dir.path(), "b", &b_ns), &audit),
-    ])
-    .unwrap();
+    let contexts = contexts_a_b(dir.path(), &a_ns, &b_ns, &audit);
     let source = contexts.source();
     let (tx, mut outbox) = tokio::sync::mpsc::unbounded_channel();
     let mut app = App::new(
@@ -144,11 +149,7 @@ async fn read_only_holds_for_every_context() {
     let (a_ns, b_ns) = (TestNs::new("ctx-ro-a"), TestNs::new("ctx-ro-b"));
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let contexts = Contexts::new(vec![
-        context("a", &env_file(dir.path(), "a", &a_ns), &audit),
-        context("b", &env_file(dir.path(), "b", &b_ns), &audit),
-    ])
-    .unwrap();
+    let contexts = contexts_a_b(dir.path(), &a_ns, &b_ns, &audit);
     let source = contexts.source();
     let (tx, _outbox) = tokio::sync::mpsc::unbounded_channel();
     let mut app = App::new(

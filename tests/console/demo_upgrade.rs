@@ -4,6 +4,7 @@
 //! then what the demo nodes run, the journal and the backup. One upgrade
 //! completes; one to a `-broken` version fails verification and rolls back.
 
+use crate::console_support::{key, screen, type_str};
 use clusterops::console::action::Action;
 use clusterops::console::app::{App, AppOptions, Mode};
 use clusterops::console::run_feed::RunFeed;
@@ -17,34 +18,13 @@ use clusterops::runbook::backup::DbKind;
 use clusterops::runbook::journal::{self, StepResult};
 use clusterops::runbook::view::{RunStatus, RunView, last_run};
 use clusterops::runbook::{Actor, Decision, PromptKind, StepKind};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn press(app: &mut App, code: KeyCode) {
-    app.press(KeyEvent::new(code, KeyModifiers::NONE));
-}
-
-fn keys(app: &mut App, text: &str) {
-    for c in text.chars() {
-        press(app, KeyCode::Char(c));
-    }
-}
-
-fn screen(app: &mut App, width: u16, height: u16) -> String {
-    let mut term =
-        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
-    term.draw(|f| app.draw(f)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
+    app.press(key(code));
 }
 
 struct Demo {
@@ -132,7 +112,7 @@ impl Demo {
                 let text = screen(&mut self.app, 100, 30);
                 assert!(text.contains("the runbook waits"), "{text}");
                 asked.push((p.kind, p.step));
-                keys(&mut self.app, &answer(&p).to_string());
+                type_str(&mut self.app, &answer(&p).to_string());
             }
             let snap = self.snapshot().await;
             self.app.dispatch(Some(Action::Fetched(Box::new(snap))));
@@ -151,7 +131,7 @@ impl Demo {
     async fn show_run(&mut self) {
         let pane = self.feed.fetch().await;
         self.app.dispatch(Some(Action::RunFetched(Box::new(pane))));
-        keys(&mut self.app, "9");
+        type_str(&mut self.app, "9");
     }
 
     fn journal_run(&self) -> RunView {
@@ -211,11 +191,11 @@ fn backup_of(run: &RunView, state: &Path) -> clusterops::runbook::backup::Backup
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn u_upgrades_the_demo_nodes_to_the_version_offered_with_a_backup_in_the_journal() {
     let mut d = demo().await;
-    keys(&mut d.app, "9");
+    type_str(&mut d.app, "9");
     let text = screen(&mut d.app, 100, 30);
     assert!(text.contains("no upgrade run recorded yet"), "{text}");
     assert!(text.contains("one ending in -broken fails"), "{text}");
-    keys(&mut d.app, "U");
+    type_str(&mut d.app, "U");
     assert_eq!(d.app.mode(), &Mode::Version("1.5.0".into()), "prefilled");
     press(&mut d.app, KeyCode::Enter);
     assert!(
@@ -229,7 +209,7 @@ async fn u_upgrades_the_demo_nodes_to_the_version_offered_with_a_backup_in_the_j
         "{text}"
     );
     assert!(text.contains("in-process executor"), "{text}");
-    keys(&mut d.app, "y");
+    type_str(&mut d.app, "y");
 
     let (outcome, asked) = d
         .run_to_the_end(|p| {
@@ -252,7 +232,7 @@ async fn u_upgrades_the_demo_nodes_to_the_version_offered_with_a_backup_in_the_j
     assert!(all_on(&nodes, "1.5.0"), "{nodes:?}");
     let snap = d.snapshot().await;
     d.app.dispatch(Some(Action::Fetched(Box::new(snap))));
-    keys(&mut d.app, "2");
+    type_str(&mut d.app, "2");
     let text = screen(&mut d.app, 120, 30);
     for id in ["demo-a", "demo-b", "demo-c"] {
         let row = text.lines().find(|l| l.contains(id)).unwrap_or("");
@@ -295,10 +275,10 @@ async fn u_upgrades_the_demo_nodes_to_the_version_offered_with_a_backup_in_the_j
 async fn a_broken_version_fails_verification_and_the_rollback_restores_the_backup_and_the_old_version()
  {
     let mut d = demo().await;
-    keys(&mut d.app, "9U-broken");
+    type_str(&mut d.app, "9U-broken");
     assert_eq!(d.app.mode(), &Mode::Version("1.5.0-broken".into()));
     press(&mut d.app, KeyCode::Enter);
-    keys(&mut d.app, "y");
+    type_str(&mut d.app, "y");
     let (outcome, asked) = d
         .run_to_the_end(|p| match p.kind {
             PromptKind::Failure => {
@@ -426,7 +406,7 @@ fn the_demo_on_redis_says_the_upgrade_needs_the_in_process_demo() {
     app.set_runbook_hint(clusterops::demo::upgrade::REDIS_HINT);
     let snap = clusterops::console::sample::healthy();
     app.dispatch(Some(Action::Fetched(Box::new(snap))));
-    keys(&mut app, "9U");
+    type_str(&mut app, "9U");
     assert_eq!(app.mode(), &Mode::Normal, "no upgrade is offered");
     let text = screen(&mut app, 100, 30);
     assert!(

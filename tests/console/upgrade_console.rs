@@ -94,11 +94,12 @@ mod console_drive {
     //! Helpers to drive the console's components (no terminal): an app
     //! with a runbook driver, key presses, and the screen as text.
     use super::*;
+    use crate::console_support;
     use clusterops::console::action::Action;
     use clusterops::console::app::{App, AppOptions};
     use clusterops::console::runbook_driver::RunDriver;
     use clusterops::console::theme::Theme;
-    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use crossterm::event::KeyCode;
 
     pub fn console_app(
         driver: Arc<RunDriver>,
@@ -118,27 +119,15 @@ mod console_drive {
     }
 
     pub fn keys(app: &mut App, text: &str) {
-        for c in text.chars() {
-            app.press(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
-        }
+        console_support::type_str(app, text);
     }
 
     pub fn enter(app: &mut App) {
-        app.press(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        app.press(console_support::key(KeyCode::Enter));
     }
 
     pub fn screen(app: &mut App) -> String {
-        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).unwrap();
-        term.draw(|f| app.draw(f)).unwrap();
-        let buf = term.backend().buffer().clone();
-        let mut out = String::new();
-        for y in 0..buf.area.height {
-            for x in 0..buf.area.width {
-                out.push_str(buf[(x, y)].symbol());
-            }
-            out.push('\n');
-        }
-        out
+        console_support::screen(app, 100, 30)
     }
 }
 
