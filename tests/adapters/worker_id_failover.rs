@@ -35,6 +35,17 @@ async fn start(url: &str, ns: &Namespace, node: &str) -> RedisWorkerIds {
         .expect("the allocator starts")
 }
 
+/// Wait until `ids` holds a worker ID: `start` returns without one when no
+/// replica acknowledged the first acquisition in time (a master whose
+/// replica has just resynced after a failover, on a loaded machine), and
+/// acquires at the next renewal tick.
+async fn held_soon(ids: &RedisWorkerIds) {
+    eventually("a worker ID held", Duration::from_secs(10), || {
+        ids.lease().bounds().is_some()
+    })
+    .await;
+}
+
 /// Poll `f` every 10 ms until it is true; panics after `limit`.
 async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -164,6 +175,7 @@ async fn an_acquisition_on_a_new_master_waits_out_the_quarantine() {
 
     // A fresh namespace on a Sentinel master: its history is unknown too.
     let a = start(&url, &ns, "node-a").await;
+    held_soon(&a).await;
     let since_a: u64 = epoch_field(&set, old_master, &ns, "since")
         .parse()
         .expect("the epoch record's since");
@@ -184,6 +196,7 @@ async fn an_acquisition_on_a_new_master_waits_out_the_quarantine() {
     // A node acquiring on the new master: the record names another
     // replication ID, so the quarantine starts again from now.
     let b = start(&url, &ns, "node-b").await;
+    held_soon(&b).await;
     let since_b: u64 = epoch_field(&set, new_master, &ns, "since")
         .parse()
         .expect("the new master's epoch record");
